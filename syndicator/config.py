@@ -1,0 +1,454 @@
+"""TOML configuration -> typed, validated settings.
+
+Relative paths are resolved against the config file's folder. Secrets are never
+read from the file: `secret()` takes them from the environment as
+SYNDICATOR_<NAME>_<KEY>.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from syndicator.timeutil import parse_duration
+
+DEFAULT_CONFIG_NAME = "syndicator.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with every problem found (file, line, reason)."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class ConfigProblem:
+    file: str
+    line: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        pos = f"{self.file}:{self.line}" if self.line else self.file
+        where = f" [{self.where}]" if self.where else ""
+        return f"{pos}:{where} {self.message}"
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+Dur = Annotated[timedelta, BeforeValidator(_duration)]
+OptDur = Annotated[timedelta | None, BeforeValidator(lambda v: None if v is None else _duration(v))]
+
+
+class HostConfig(_Base):
+    name: str = ""
+    twitter: str = ""
+    mastodon: str = ""
+    bluesky: str = ""
+    website: str = ""
+    avatar: str = ""
+
+
+class PodcastConfig(_Base):
+    title: str = "Untitled podcast"
+    description: str = ""
+    link: str = ""
+    feed_url: str = ""
+    image: str = ""
+    language: str = "en"
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    categories: list[str] = Field(default_factory=list)
+    explicit: bool = False
+    timezone: str = "UTC"
+    type: Literal["episodic", "serial"] = "episodic"
+    copyright: str = ""
+    locked: bool = True
+    funding_url: str = ""
+    funding_text: str = ""
+    host: HostConfig = Field(default_factory=HostConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)") from exc
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseConfig(_Base):
+    url: str = "sqlite:///syndicator.db"
+    busy_timeout_ms: int = 10_000
+
+
+class _SourceBase(_Base):
+    name: str
+    every: Dur = timedelta(minutes=5)
+    cron: str | None = None  # a crontab expression instead of `every`
+    enabled: bool = True
+
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("use letters, digits, '-', '_' or '.' in a source name")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(v):
+                raise ValueError(f"invalid cron expression {v!r}")
+        return v
+
+
+class JekyllSourceConfig(_SourceBase):
+    type: Literal["jekyll"]
+    path: Path
+    categories: list[str] = Field(default_factory=lambda: ["podcast"])
+    episode_url: str = "{site.url}/{slug}"
+    enclosure_url: str = ""
+    enclosure_type: str = "audio/mpeg"
+    guid: str = "{site.url}/{slug}"
+    image_url: str = ""  # template for an episode image, e.g. "{site.url}/images/{guest_avatar}.jpg"
+    transcript_url: str = ""  # template; used only when `transcripts` has a file for the episode
+    transcripts: Path | None = None  # folder of "<number>.vtt|srt|txt" transcripts
+    max_file_bytes: int = 5 * 1024 * 1024
+
+
+class FeedSourceConfig(_SourceBase):
+    type: Literal["feed"]
+    url: str
+    every: Dur = timedelta(minutes=30)
+    timeout: Dur = timedelta(seconds=20)
+    max_bytes: int = 20 * 1024 * 1024
+    categories: list[str] = Field(default_factory=list)  # categories given to its episodes
+
+
+
+SourceConfig = Annotated[JekyllSourceConfig | FeedSourceConfig, Field(discriminator="type")]
+
+
+class FetchConfig(_Base):
+    user_agent: str = ""
+    max_per_host: int = 4
+    max_connections: int = 50
+    max_backoff: Dur = timedelta(hours=6)
+
+
+
+class AnnounceConfig(_Base):
+    window: Dur = timedelta(days=14)
+    at: str | None = None  # daily slot "HH:MM" in the podcast's time zone
+    hashtags: dict[str, str] = Field(default_factory=dict)  # tag -> hashtag ("" drops it)
+    max_hashtags: int = 5
+    templates: Path | None = None  # a folder whose files override the shipped templates
+    max_attempts: int = 8
+    lease: Dur = timedelta(minutes=2)
+
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("use HH:MM, e.g. 09:00")
+        return v
+
+
+class EvergreenConfig(_Base):
+    enabled: bool = False
+    every: Dur = timedelta(days=7)
+    template: str | None = None
+    min_days_between: int = 90
+    min_age: Dur = timedelta(days=30)
+
+
+
+ChannelType = Literal["twitter", "mastodon", "bluesky", "apprise"]
+
+
+class ChannelConfig(_Base):
+    name: str
+    type: ChannelType
+    enabled: bool = True
+    dry_run: bool = False
+    template: str | None = None
+    # filters
+    categories: list[str] = Field(default_factory=list)
+    tags_include: list[str] = Field(default_factory=list)
+    tags_exclude: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    max_age: OptDur = None
+    # pacing
+    min_interval: Dur = timedelta(seconds=0)
+    max_per_hour: int | None = None
+    quiet_hours: str | None = None  # "22:00-07:00" in the podcast's time zone
+    # endpoints (secrets come from the environment)
+    api_url: str = "https://api.x.com"
+    instance: str = ""
+    service: str = "https://bsky.social"
+    handle: str = ""  # Bluesky login handle (password from SYNDICATOR_<NAME>_APP_PASSWORD)
+    url: str = ""  # Apprise URL when it holds no secret; else SYNDICATOR_<NAME>_URL
+    limit: int | None = None  # override the network's length limit
+    timeout: Dur = timedelta(seconds=20)
+    max_attempts: int | None = None
+    on_unknown: Literal["hold", "resend"] = "hold"
+    evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
+
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v):
+            raise ValueError("use letters, digits, '-' or '_' in a channel name")
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{1,2}:\d\d-\d{1,2}:\d\d", v):
+            raise ValueError("use HH:MM-HH:MM, e.g. 22:00-07:00")
+        return v
+
+
+class FeedConfig(_Base):
+    """One published podcast feed (the show's own, or a network feed)."""
+
+    name: str = "main"
+    path: Path = Path("public/feed.xml")
+    url: str = ""  # defaults to podcast.feed_url
+    sources: list[str] = Field(default_factory=list)  # empty: every source
+    title: str | None = None
+    description: str | None = None
+    link: str | None = None
+    image: str | None = None
+    json_feed: Path | None = None
+    chapters_url: str = ""  # base URL where the chapters files beside the feed are served
+    hubs: list[str] = Field(default_factory=list)
+    podcast_index: bool = False
+    podcast_index_url: str = "https://api.podcastindex.org/api/1.0/hub/pubnotify"
+    limit: int | None = None  # newest N episodes only
+
+
+class WebConfig(_Base):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    password_hash: str = ""
+    secure_cookies: bool | None = None  # None: Secure when served over https
+
+
+class DaemonConfig(_Base):
+    heartbeat: Dur = timedelta(seconds=10)
+    leader_lease: Dur = timedelta(seconds=30)
+    jitter: Dur = timedelta(seconds=10)
+    misfire_grace: Dur = timedelta(minutes=5)
+    watch: bool = True
+
+    )
+
+
+class AlertsConfig(_Base):
+    url: str = ""  # Apprise URL; or SYNDICATOR_ALERTS_URL
+    source_errors: int = 3  # alert after this many consecutive poll errors
+
+
+class Settings(_Base):
+    podcast: PodcastConfig = Field(default_factory=PodcastConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
+    handles: dict[str, dict[str, str]] = Field(default_factory=dict)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    web: WebConfig = Field(default_factory=WebConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    # not from the file
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for kind, items in (("source", self.sources), ("channel", self.channels), ("feed", self.feeds)):
+            seen: set[str] = set()
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(f"two {kind}s are named {item.name!r}: names must be unique")
+                seen.add(item.name)
+        names = {s.name for s in self.sources}
+        for feed in self.feeds:
+            for s in feed.sources:
+                if s not in names:
+                    raise ValueError(f"feed {feed.name!r} lists unknown source {s!r}")
+        return self
+
+    def source(self, name: str) -> JekyllSourceConfig | FeedSourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def channel(self, name: str) -> ChannelConfig:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+
+def env_name(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def secret(owner: str, key: str, default: str | None = None) -> str | None:
+    """SYNDICATOR_<OWNER>_<KEY> from the environment (the only place secrets live)."""
+    return os.environ.get(f"SYNDICATOR_{env_name(owner)}_{env_name(key)}", default)
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("SYNDICATOR_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> None:
+    def fix(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    for s in settings.sources:
+        if isinstance(s, JekyllSourceConfig):
+            s.path = fix(s.path)  # type: ignore[assignment]
+            s.transcripts = fix(s.transcripts)
+    for f in settings.feeds:
+        f.path = fix(f.path)  # type: ignore[assignment]
+        f.json_feed = fix(f.json_feed)
+    settings.announce.templates = fix(settings.announce.templates)
+    url = settings.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            settings.database.url = "sqlite:///" + str((base / rel).resolve())
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Find the line in the TOML text where a validation error's location lives.
+
+    tomllib keeps no positions, so walk the table headers and keys by hand.
+    """
+    lines = text.splitlines()
+    parts = [p for p in loc if not (isinstance(p, str) and p in {"jekyll", "feed"})]
+    table: list[str] = []
+    counts: dict[str, int] = {}
+    best: int | None = None
+    # target header path and key
+    header: list[str] = []
+    index: int | None = None
+    key: str | None = None
+    i = 0
+    while i < len(parts):
+        p = parts[i]
+        if isinstance(p, int):
+            index = p
+        elif i == len(parts) - 1:
+            key = p
+        else:
+            header.append(p)
+        i += 1
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        m = re.match(r"^\[\[\s*([^\]]+?)\s*\]\]", line)
+        if m:
+            table = m.group(1).split(".")
+            counts[m.group(1)] = counts.get(m.group(1), -1) + 1
+            if table == header and (index is None or counts[m.group(1)] == index):
+                best = n
+            continue
+        m = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
+        if m:
+            table = m.group(1).split(".")
+            if table == header + ([key] if key else []):
+                best = n
+            continue
+        m = re.match(r'^"?([A-Za-z0-9_.-]+)"?\s*=', line)
+        if m and key and m.group(1) == key:
+            cur = ".".join(table)
+            want = ".".join(header)
+            in_array = index is None or counts.get(want, -1) == index
+            if cur == want and in_array:
+                return n
+            if not header and not table:
+                return n
+    return best
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """Read and validate the config; raise ConfigError listing every problem."""
+    cfg = Path(path) if path else default_config_path()
+    if not cfg.exists():
+        raise ConfigError(
+            [ConfigProblem(str(cfg), None, "", "no such file; run `syndicator init` to write an example")]
+        )
+    text = cfg.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            [ConfigProblem(str(cfg), int(m.group(1)) if m else None, "", f"invalid TOML: {exc}")]
+        ) from exc
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = ".".join(str(p) for p in loc if p not in ("jekyll", "feed"))
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(ConfigProblem(str(cfg), _line_of(text, loc), where, msg))
+        raise ConfigError(problems) from exc
+    settings.config_path = cfg.resolve()
+    _resolve_paths(settings, cfg.resolve().parent)
+    return settings
+
+
+def from_dict(data: dict[str, Any], base: Path) -> Settings:
+    """Build settings from a dict (tests, embedding), paths relative to `base`."""
+    settings = Settings.model_validate(data)
+    settings.config_path = base / DEFAULT_CONFIG_NAME
+    _resolve_paths(settings, base)
+    return settings

@@ -1,0 +1,134 @@
+"""Engine and sessions. SQLite runs in WAL mode with a busy timeout so the daemon,
+a cron pass and the web page can share one file; PostgreSQL uses the same code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+import syndicator
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def normalize_url(url: str) -> str:
+    # psycopg 3 is the driver we ship; accept the plain postgresql:// spelling.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            pool_pre_ping=False,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy own transactions; pysqlite's implicit BEGIN is deferred,
+            # so start write transactions with BEGIN IMMEDIATE (see `begin` below).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def get_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
+    """One engine per URL per process."""
+    key = normalize_url(url)
+    if key not in _ENGINES:
+        _ENGINES[key] = make_engine(url, busy_timeout_ms)
+    return _ENGINES[key]
+
+
+def dispose_all() -> None:
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
+@contextmanager
+def session(engine: Engine, write: bool = False) -> Iterator[Session]:
+    """A session in one transaction; commits on success.
+
+    `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE), so a
+    read-then-write transaction never dies of a lock upgrade deadlock.
+    """
+    with engine.connect() as conn:
+        if write:
+            conn.info["write"] = True
+        try:
+            with Session(bind=conn, expire_on_commit=False) as s:
+                yield s
+                s.commit()
+        finally:
+            conn.info.pop("write", None)
+
+
+def migrations_dir() -> Path:
+    pkg = Path(syndicator.__file__).parent
+    for candidate in (pkg / "_migrations", pkg.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise FileNotFoundError("the Alembic migrations folder is missing from this install")
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(url: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def upgrade(url: str, busy_timeout_ms: int = 10_000) -> Engine:
+    """Apply pending migrations (cheap when there are none) and return the engine."""
+    from alembic import command
+
+    engine = get_engine(url, busy_timeout_ms)
+    if current_revision(engine) != head_revision(url):
+        cfg = alembic_config(url)
+        with engine.connect() as conn:
+            conn.info["write"] = True
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+    return engine

@@ -1,0 +1,234 @@
+"""SQLModel tables. Every datetime is stored as naive UTC and read back as aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from syndicator.timeutil import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database (SQLite has no zones), aware UTC in Python."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Source(SQLModel, table=True):
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    type: str
+    url: str | None = None  # feeds: the current URL (a permanent redirect updates it)
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll_at: datetime | None = _ts()
+    last_ok_at: datetime | None = _ts()
+    next_due_at: datetime | None = _ts()
+    consecutive_errors: int = 0
+    last_error: str | None = None
+    disabled: bool = False
+    disabled_reason: str | None = None
+    first_pass_at: datetime | None = _ts()  # set after the first complete pass (backlog rule)
+    alerted: bool = False  # an alert for the current run of errors went out
+
+
+class Episode(SQLModel, table=True):
+    __tablename__ = "episodes"
+    __table_args__ = (sa.Index("ix_episodes_source_number", "source", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    guid: str = Field(unique=True, index=True)  # fixed at first sight
+    source: str = Field(index=True)
+    item_key: str | None = Field(default=None, index=True)  # feeds: guid, link or enclosure URL
+    number: int | None = None
+    slug: str | None = None
+    path: str | None = None  # current file (jekyll) relative to the site
+    title: str = ""
+    date: datetime | None = _ts(index=True)
+    url: str | None = None
+    guests: list[dict[str, Any]] = _json_list()
+    tags: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    enclosure_url: str | None = None
+    enclosure_length: int | None = None
+    enclosure_type: str | None = None
+    duration_seconds: int | None = None
+    description: str = ""
+    show_notes_html: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    chapters: list[dict[str, Any]] = _json_list()
+    image: str | None = None
+    transcript_url: str | None = None
+    transcript_type: str | None = None
+    explicit: bool | None = None
+    episode_type: str = "full"
+    content_hash: str = ""
+    first_seen_at: datetime | None = _ts(nullable=False)
+    last_changed_at: datetime | None = _ts(nullable=False)
+    withdrawn: bool = False
+    withdrawn_reason: str | None = None
+    backlog: bool = False  # seen on a source's first pass and older than the window
+
+
+class EpisodePath(SQLModel, table=True):
+    """Every path an episode's file has had: identity survives renames and moves."""
+
+    __tablename__ = "episode_paths"
+    __table_args__ = (sa.UniqueConstraint("source", "path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: int = Field(foreign_key="episodes.id", index=True)
+    source: str
+    path: str
+    first_seen_at: datetime | None = _ts(nullable=False)
+
+
+class SourceFile(SQLModel, table=True):
+    """Stat cache of the files a Jekyll source has now: unchanged files are not parsed again."""
+
+    __tablename__ = "source_files"
+    __table_args__ = (sa.UniqueConstraint("source", "path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    path: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    episode_id: int | None = None
+    ok: bool = True  # False: the file is broken; stat/hash still cached so it isn't re-reported
+
+
+class Problem(SQLModel, table=True):
+    __tablename__ = "problems"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)  # a source name, a channel, "feed:<name>", "config"
+    location: str  # a file path or URL
+    line: int | None = None
+    kind: str  # yaml, front-matter, liquid, http, xml, ...
+    message: str = Field(sa_column=Column(sa.Text, nullable=False))
+    severity: str = "error"  # error | warning
+    first_seen_at: datetime | None = _ts(nullable=False)
+    last_seen_at: datetime | None = _ts(nullable=False)
+    resolved_at: datetime | None = _ts(index=True)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per (episode, channel, kind), written before any network call."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+        sa.Index("ix_deliveries_episode", "episode_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # e.g. "announce:<episode id>:<channel>"
+    kind: str = "announce"  # announce | reshare | ping
+    episode_id: int | None = Field(default=None, foreign_key="episodes.id")
+    channel: str = Field(index=True)
+    target: str | None = None  # pings: the hub / endpoint URL
+    state: str = "planned"  # planned sending sent retrying unknown failed skipped
+    text: str = Field(default="", sa_column=Column(sa.Text, nullable=False))  # frozen
+    text_length: int | None = None
+    record_key: str | None = None  # Bluesky TID, frozen
+    idempotency_key: str | None = None  # Mastodon Idempotency-Key, frozen
+    frozen_at: datetime | None = _ts()  # createdAt sent to networks that take one
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attempts: int = 0
+    due_at: datetime | None = _ts()  # publish time (future-dated episodes, daily slot)
+    next_attempt_at: datetime | None = _ts()
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
+    remote_id: str | None = None
+    remote_url: str | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    skip_reason: str | None = None
+    planned_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts(nullable=False)
+    latency_seconds: float | None = None
+
+
+class FeedState(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    name: str = Field(primary_key=True)
+    podcast_guid: str  # stored once; kept when the URL changes
+    url: str = ""
+    path: str = ""
+    content_hash: str = ""
+    built_at: datetime | None = _ts()
+    changed_at: datetime | None = _ts()
+    size_bytes: int = 0
+    episode_count: int = 0
+    build_seconds: float = 0.0
+    check_problems: list[str] = _json_list()
+    last_error: str | None = None
+
+
+class Lease(SQLModel, table=True):
+    """Named leases (the daemon's leader lease)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True)
+    owner: str
+    until: datetime | None = _ts(nullable=False)
+    acquired_at: datetime | None = _ts(nullable=False)
+
+
+class Heartbeat(SQLModel, table=True):
+    __tablename__ = "heartbeats"
+
+    owner: str = Field(primary_key=True)  # host:pid:random
+    pid: int
+    host: str
+    role: str = "daemon"  # daemon | leader | follower
+    state: str = "idle"  # what it is doing now
+    detail: str | None = None
+    started_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False, index=True)
+    next_pass_at: datetime | None = _ts()
+    last_pass_at: datetime | None = _ts()
+
+
+class Meta(SQLModel, table=True):
+    """Small key/value facts (e.g. an alert's open incident)."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(sa.Text, nullable=False))
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+def now() -> datetime:
+    return utcnow()
