@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from syndicator.timeutil import parse_duration
 
@@ -93,8 +101,18 @@ class PodcastConfig(_Base):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)") from exc
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)"
+            ) from exc
         return v
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: list[str]) -> list[str]:
+        # Apple's list, with sub-categories; stored as "Category" or "Category > Sub".
+        from syndicator.directory.apple import normalize_category
+
+        return [normalize_category(c) for c in v]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -111,7 +129,6 @@ class _SourceBase(_Base):
     every: Dur = timedelta(minutes=5)
     cron: str | None = None  # a crontab expression instead of `every`
     enabled: bool = True
-
 
     @field_validator("name")
     @classmethod
@@ -139,7 +156,9 @@ class JekyllSourceConfig(_SourceBase):
     enclosure_url: str = ""
     enclosure_type: str = "audio/mpeg"
     guid: str = "{site.url}/{slug}"
-    image_url: str = ""  # template for an episode image, e.g. "{site.url}/images/{guest_avatar}.jpg"
+    image_url: str = (
+        ""  # template for an episode image, e.g. "{site.url}/images/{guest_avatar}.jpg"
+    )
     transcript_url: str = ""  # template; used only when `transcripts` has a file for the episode
     transcripts: Path | None = None  # folder of "<number>.vtt|srt|txt" transcripts
     max_file_bytes: int = 5 * 1024 * 1024
@@ -154,7 +173,6 @@ class FeedSourceConfig(_SourceBase):
     categories: list[str] = Field(default_factory=list)  # categories given to its episodes
 
 
-
 SourceConfig = Annotated[JekyllSourceConfig | FeedSourceConfig, Field(discriminator="type")]
 
 
@@ -165,7 +183,6 @@ class FetchConfig(_Base):
     max_backoff: Dur = timedelta(hours=6)
 
 
-
 class AnnounceConfig(_Base):
     window: Dur = timedelta(days=14)
     at: str | None = None  # daily slot "HH:MM" in the podcast's time zone
@@ -173,8 +190,9 @@ class AnnounceConfig(_Base):
     max_hashtags: int = 5
     templates: Path | None = None  # a folder whose files override the shipped templates
     max_attempts: int = 8
-    lease: Dur = timedelta(minutes=2)
-
+    lease: Dur = timedelta(minutes=2)  # how long a claimed delivery is held by one process
+    retry_base: Dur = timedelta(seconds=30)  # first back-off; doubles per attempt
+    retry_max: Dur = timedelta(hours=6)
 
     @field_validator("at")
     @classmethod
@@ -190,7 +208,6 @@ class EvergreenConfig(_Base):
     template: str | None = None
     min_days_between: int = 90
     min_age: Dur = timedelta(days=30)
-
 
 
 ChannelType = Literal["twitter", "mastodon", "bluesky", "apprise"]
@@ -224,8 +241,6 @@ class ChannelConfig(_Base):
     on_unknown: Literal["hold", "resend"] = "hold"
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
 
-    )
-
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
@@ -258,6 +273,13 @@ class FeedConfig(_Base):
     podcast_index: bool = False
     podcast_index_url: str = "https://api.podcastindex.org/api/1.0/hub/pubnotify"
     limit: int | None = None  # newest N episodes only
+    # directory/: additive fields
+    json_feed_url: str = ""  # URL of json_feed; default: beside the feed URL
+    podcast_guid: str = ""  # keep a podcast:guid the show already has; default: from the URL
+    # what an item's <description> holds: the show notes (like content:encoded) or the
+    # episode's short description ("summary")
+    item_description: Literal["notes", "summary"] = "notes"
+    avatar_url: str = ""  # guest img when an avatar is a bare name: "https://x/img/{avatar}.jpg"
 
 
 class WebConfig(_Base):
@@ -273,8 +295,6 @@ class DaemonConfig(_Base):
     jitter: Dur = timedelta(seconds=10)
     misfire_grace: Dur = timedelta(minutes=5)
     watch: bool = True
-
-    )
 
 
 class AlertsConfig(_Base):
@@ -300,7 +320,11 @@ class Settings(_Base):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
-        for kind, items in (("source", self.sources), ("channel", self.channels), ("feed", self.feeds)):
+        for kind, items in (
+            ("source", self.sources),
+            ("channel", self.channels),
+            ("feed", self.feeds),
+        ):
             seen: set[str] = set()
             for item in items:
                 if item.name in seen:
@@ -421,7 +445,11 @@ def load(path: Path | str | None = None) -> Settings:
     cfg = Path(path) if path else default_config_path()
     if not cfg.exists():
         raise ConfigError(
-            [ConfigProblem(str(cfg), None, "", "no such file; run `syndicator init` to write an example")]
+            [
+                ConfigProblem(
+                    str(cfg), None, "", "no such file; run `syndicator init` to write an example"
+                )
+            ]
         )
     text = cfg.read_text(encoding="utf-8")
     try:

@@ -46,6 +46,7 @@ class Source(SQLModel, table=True):
     name: str = Field(unique=True, index=True)
     type: str
     url: str | None = None  # feeds: the current URL (a permanent redirect updates it)
+    config_url: str | None = None  # the URL the config gave when `url` was set
     etag: str | None = None
     last_modified: str | None = None
     last_poll_at: datetime | None = _ts()
@@ -57,6 +58,8 @@ class Source(SQLModel, table=True):
     disabled_reason: str | None = None
     first_pass_at: datetime | None = _ts()  # set after the first complete pass (backlog rule)
     alerted: bool = False  # an alert for the current run of errors went out
+    polls: int = 0  # counters for /metrics
+    poll_errors: int = 0
 
 
 class Episode(SQLModel, table=True):

@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: b5998d62301c
+Revision ID: 5d3358a44615
 Revises: 
-Create Date: 2026-11-27 14:11:04.746956
+Create Date: 2026-11-27 14:17:04.039953
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import syndicator.store.models
 
 
-revision: str = 'b5998d62301c'
+revision: str = '5d3358a44615'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -144,6 +144,7 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('config_url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('etag', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('last_modified', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('last_poll_at', syndicator.store.models.UTCDateTime(), nullable=True),
@@ -155,6 +156,8 @@ def upgrade() -> None:
     sa.Column('disabled_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('first_pass_at', syndicator.store.models.UTCDateTime(), nullable=True),
     sa.Column('alerted', sa.Boolean(), nullable=False),
+    sa.Column('polls', sa.Integer(), nullable=False),
+    sa.Column('poll_errors', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sources', schema=None) as batch_op:

@@ -1,0 +1,30 @@
+"""Actions a person takes, shared by the CLI and the web page (one code path)."""
+
+from __future__ import annotations
+
+from syndicator.announce import outbox
+from syndicator.announce.outbox import ActionError
+from syndicator.config import Settings
+from syndicator.pipeline import build_channels, make_renderer, open_store
+from syndicator.store.db import session
+from syndicator.store.models import Delivery
+from syndicator.store.views import find_episode
+from syndicator.timeutil import utcnow
+
+__all__ = ["ActionError", "announce_episode"]
+
+
+def announce_episode(settings: Settings, ref: str, channel: str | None = None) -> list[Delivery]:
+    """Queue an episode on its channels now; the next pass (or the daemon at once) sends it."""
+    engine = open_store(settings)
+    now = utcnow()
+    with session(engine) as s:
+        ep = find_episode(s, ref)
+        if ep is None:
+            raise ActionError(f"no episode {ref!r}: give a guid, #id, number or slug")
+    if channel and channel not in {c.name for c in settings.channels}:
+        raise ActionError(f"no channel named {channel!r}")
+    _, limits = build_channels(settings, None, now)
+    return outbox.announce_now(
+        engine, settings, make_renderer(settings), limits, ep.id or 0, now, channel
+    )

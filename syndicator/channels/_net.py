@@ -1,0 +1,139 @@
+"""Shared by the channels: reading rate-limit headers and sorting transport failures.
+
+The one question every failure must answer is "could the server have received it?".
+A refused or unresolvable connection, or a connect timeout, means the request never
+left: retrying is safe (TransientError). A read timeout, a reset or a dropped answer
+after the request was written means it may have been acted on (UnknownOutcome).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import requests
+import urllib3.exceptions
+
+from syndicator.channels.base import SendError, TransientError, UnknownOutcome
+
+# Headers that carry "when may I try again", most specific first.
+_RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset")
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _reset_seconds(value: str, now: float) -> float | None:
+    """A reset header: epoch seconds (X, Bluesky), an ISO time (Mastodon) or delta seconds."""
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp() - now
+    if not math.isfinite(number):
+        return None
+    # Epoch seconds are huge; a small number is already a delay (some servers send that).
+    return number - now if number > 1_000_000_000 else number
+
+
+def retry_after(headers: Mapping[str, Any] | None, now: float | None = None) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or a rate-limit reset header."""
+    if not headers:
+        return None
+    now = time.time() if now is None else now
+    value = _header(headers, "retry-after")
+    if value is not None:
+        value = value.strip()
+        try:
+            seconds = float(value)
+            if math.isfinite(seconds):
+                return max(seconds, 0.0)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                return max(when.timestamp() - now, 0.0)
+    for name in _RESET_HEADERS:
+        value = _header(headers, name)
+        if value is not None:
+            seconds = _reset_seconds(value, now)
+            if seconds is not None:
+                return max(seconds, 0.0)
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and the reasons urllib3 wraps inside args."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if any(e is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(e)
+        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None)):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+    return seen
+
+
+_NOT_SENT = (
+    requests.exceptions.ConnectTimeout,
+    urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
+    urllib3.exceptions.ConnectTimeoutError,
+    ConnectionRefusedError,
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when the failure happened before a byte of the request could reach the server."""
+    return any(isinstance(e, _NOT_SENT) for e in _chain(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """A short, human reason for a transport failure."""
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError | urllib3.exceptions.NewConnectionError):
+            return "connection refused or host unreachable"
+    for e in chain:
+        if isinstance(
+            e, requests.exceptions.ConnectTimeout | httpx.ConnectTimeout | httpx.PoolTimeout
+        ):
+            return "timed out connecting"
+    for e in chain:
+        if isinstance(e, requests.exceptions.ReadTimeout | httpx.ReadTimeout | TimeoutError):
+            return "timed out waiting for the answer"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def transport_error(exc: BaseException, what: str) -> SendError:
+    """Map a transport failure during a write: Transient if it never left, else Unknown."""
+    reason = describe(exc)
+    if never_sent(exc):
+        return TransientError(f"{what}: {reason} (nothing was sent; will retry)")
+    return UnknownOutcome(f"{what}: {reason} (the request may have been received)")

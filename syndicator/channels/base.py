@@ -1,0 +1,87 @@
+"""One small interface every channel implements, and the three ways a send can fail.
+
+Channels know nothing of files, feeds or the store: they get a frozen `Post` and
+either return where it went or raise one of the errors below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class SendError(Exception):
+    """Base of the send errors; `message` keeps the API's own words."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientError(SendError):
+    """Not sent; try again later (rate limit, 429, connection refused before sending)."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after  # seconds, from Retry-After or a rate-limit reset header
+
+
+class PermanentError(SendError):
+    """Will never succeed as is (auth, validation, 4xx): the row becomes `failed`."""
+
+
+class UnknownOutcome(SendError):
+    """The request may have reached the network (timeout after sending, reset, 5xx)."""
+
+
+@dataclass(frozen=True)
+class Post:
+    """What a delivery row froze: the same bytes go out on every attempt."""
+
+    delivery_id: int
+    text: str
+    idempotency_key: str  # deterministic per delivery (Mastodon Idempotency-Key)
+    record_key: str  # a TID frozen on the row (Bluesky rkey)
+    created_at: datetime  # frozen createdAt (aware UTC)
+    kind: str = "announce"  # announce | reshare | ping
+    url: str | None = None  # the episode's page (link card)
+    title: str | None = None  # link card title
+    description: str | None = None  # link card description
+    image: str | None = None
+    target: str | None = None  # pings: the hub or endpoint URL
+    feed_url: str | None = None  # pings: the feed that changed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sent:
+    remote_id: str | None = None
+    remote_url: str | None = None
+
+
+class Channel(Protocol):
+    name: str
+    type: str
+    # "idempotent": resending is safe; "readback": can look for the post; "none": can't tell
+    unknown_policy: str
+
+    def limit(self) -> int:
+        """This network's length limit (the instance's own when it can be read)."""
+        ...
+
+    def send(self, post: Post) -> Sent:
+        """Publish; raise TransientError, PermanentError or UnknownOutcome."""
+        ...
+
+    def reconcile(self, post: Post) -> Sent | None:
+        """For an `unknown` row: the post if the network has it, None if it surely hasn't.
+
+        Raise UnknownOutcome when it still can't tell (the row stays `unknown`).
+        """
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,463 @@
+"""The `syndicator` command: flags in, calls the pipeline / store / web, prints.
+
+Exit codes: 0 success; 1 the pass ran but something needs attention; 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from syndicator import __version__, config
+from syndicator.config import ConfigError, Settings
+from syndicator.logs import setup_logging
+from syndicator.timeutil import parse_iso, utcnow
+
+app = typer.Typer(
+    name="syndicator",
+    help="Podcast feed aggregator and syndication bot: reads episode posts and feeds, "
+    "announces new episodes on X, Mastodon, Bluesky and chat targets, and publishes "
+    "the podcast feed.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+feed_app = typer.Typer(help="Build and check the published podcast feeds.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+delivery_app = typer.Typer(
+    help="Act on one delivery: retry, skip, or settle an unknown outcome.", no_args_is_help=True
+)
+web_app = typer.Typer(help="Admin web page settings.", no_args_is_help=True)
+app.add_typer(feed_app, name="feed")
+app.add_typer(db_app, name="db")
+app.add_typer(delivery_app, name="delivery")
+app.add_typer(web_app, name="web")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config_path: Path | None = None
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = config.load(self.config_path)
+            except ConfigError as exc:
+                for p in exc.problems:
+                    err.print(f"[red]error:[/red] {p}", highlight=False, markup=True)
+                raise typer.Exit(2) from None
+        return self._settings
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"syndicator {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file. Default: $SYNDICATOR_CONFIG or ./syndicator.toml.",
+            envvar="SYNDICATOR_CONFIG",
+            show_envvar=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(help="Log lines: 'text' (readable), 'json' (JSON lines) or 'auto'."),
+    ] = "auto",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    state.config_path = config_file
+    state._settings = None
+    setup_logging(log_format, log_level)
+
+
+def _now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        err.print(f"error: --now {value!r} is not ISO 8601 (e.g. 2026-11-27T09:00:00Z)")
+        raise typer.Exit(2) from None
+
+
+def _dump(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- init / check
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config to the config path."""
+    path = state.config_path or config.default_config_path()
+    if path.exists() and not force:
+        err.print(f"error: {path} exists; use --force to overwrite it")
+        raise typer.Exit(2)
+    example = Path(__file__).with_name("example.toml").read_text(encoding="utf-8")
+    path.write_text(example, encoding="utf-8")
+    out.print(f"wrote {path}; edit it, then run `syndicator check`")
+
+
+@app.command()
+def check() -> None:
+    """Validate the config and read every source without changing any state.
+
+    Prints every problem with its file and line. Exit 1 when a source has problems.
+    """
+    from syndicator.checks import check_all
+
+    settings = state.settings()
+    problems, notes = check_all(settings)
+    for n in notes:
+        out.print(n, highlight=False)
+    for p in problems:
+        err.print(f"[red]{p.severity}:[/red] {p}", highlight=False)
+    if any(p.severity == "error" for p in problems):
+        raise typer.Exit(1)
+    out.print("[green]config and sources OK[/green]")
+
+
+# ---------------------------------------------------------------- passes
+
+
+@app.command("run-once")
+def run_once(
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Render and print what would be sent; send nothing, change no delivery.",
+        ),
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the pass as if it were this time (ISO 8601, e.g. 2026-12-01T09:00Z)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Poll every feed now, due or not.")] = False,
+) -> None:
+    """Run one pass: poll sources, store episodes, announce what is due, rebuild feeds."""
+    from syndicator.pipeline import run_once as do_pass
+    from syndicator.progress import console_progress
+
+    settings = state.settings()
+    tty = sys.stdout.isatty()
+    with console_progress(out, enabled=tty) as progress:
+        report = do_pass(
+            settings, now=_now(now), dry_run=dry_run, progress=progress, force_poll=force
+        )
+    from syndicator.report import print_report
+
+    print_report(out, err, report, verbose=tty or dry_run)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def run(
+    web: Annotated[
+        bool, typer.Option("--web", help="Serve the admin page in the daemon too.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Web host (with --web).")] = None,
+    port: Annotated[int | None, typer.Option(help="Web port (with --web).")] = None,
+) -> None:
+    """Run as a daemon: passes on schedule, instant pickup of new posts, SIGHUP reloads."""
+    from syndicator.daemon import Daemon
+
+    settings = state.settings()
+    daemon = Daemon(settings, config_path=state.config_path, web=web, host=host, port=port)
+    raise typer.Exit(daemon.run())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default from [web]).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from [web]).")] = None,
+) -> None:
+    """Serve the admin status web page."""
+    from syndicator.web.server import serve as do_serve
+
+    settings = state.settings()
+    raise typer.Exit(do_serve(settings, host=host, port=port))
+
+
+# ---------------------------------------------------------------- views
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """Sources, deliveries per channel and state, feeds, open problems, the daemon."""
+    from syndicator.pipeline import open_store
+    from syndicator.store.views import status_dict
+
+    settings = state.settings()
+    engine = open_store(settings)
+    data = status_dict(engine, utcnow(), settings.daemon.heartbeat * 3)
+    if as_json:
+        _dump(data)
+        return
+    from syndicator.report import print_status
+
+    print_status(out, data, settings.podcast.tz)
+
+
+@app.command()
+def episodes(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """Every stored episode, newest first."""
+    from syndicator.pipeline import open_store
+    from syndicator.store.db import session
+    from syndicator.store.views import episode_dict, list_episodes
+
+    settings = state.settings()
+    with session(open_store(settings)) as s:
+        rows = [episode_dict(e) for e in list_episodes(s)]
+    if as_json:
+        _dump(rows)
+        return
+    table = Table("#", "date", "title", "guests", "source", "state")
+    tz = settings.podcast.tz
+    for r in rows:
+        date = parse_iso(r["date"]).astimezone(tz).strftime("%Y-%m-%d") if r["date"] else ""
+        table.add_row(
+            str(r["number"] if r["number"] is not None else ""),
+            date,
+            r["title"],
+            ", ".join(g["name"] for g in r["guests"]),
+            r["source"],
+            "withdrawn" if r["withdrawn"] else ("audio" if r["enclosure"] else "no audio"),
+        )
+    out.print(table)
+
+
+@app.command()
+def deliveries(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+    state_filter: Annotated[
+        str | None, typer.Option("--state", help="Only rows in this state.")
+    ] = None,
+) -> None:
+    """The outbox: one row per episode and channel (and per feed ping)."""
+    from syndicator.pipeline import open_store
+    from syndicator.store.db import session
+    from syndicator.store.views import delivery_dict, list_deliveries
+
+    settings = state.settings()
+    with session(open_store(settings)) as s:
+        rows = [delivery_dict(d, g) for d, g in list_deliveries(s)]
+    if state_filter:
+        rows = [r for r in rows if r["state"] == state_filter]
+    if as_json:
+        _dump(rows)
+        return
+    table = Table("id", "channel", "state", "tries", "episode", "detail")
+    for r in rows:
+        detail = r["remote_url"] or r["last_error"] or r["skip_reason"] or r["target"] or ""
+        table.add_row(
+            str(r["id"]), r["channel"], r["state"], str(r["attempts"]), r["episode"] or "",
+            detail,
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def preview(
+    episode: Annotated[
+        str | None, typer.Argument(help="Episode guid, #id, number, slug or path.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every episode.")] = False,
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """Show each channel's announcement text for an episode, and whether it fits."""
+    from syndicator.previews import PreviewError, previews
+
+    settings = state.settings()
+    if not episode and not all_:
+        err.print("error: name an EPISODE (guid, #id, number or slug) or use --all")
+        raise typer.Exit(2)
+    try:
+        rows = previews(settings, None if all_ else episode, channel)
+    except PreviewError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        _dump(rows)
+        return
+    for r in rows:
+        mark = "[green]fits[/green]" if r["fits"] else "[red]too long[/red]"
+        out.print(f"[bold]{r['channel']}[/bold] · {r['title']} · {r['length']}/{r['limit']} {mark}")
+        out.print(r["text"], markup=False, highlight=False)
+        out.print()
+
+
+# ---------------------------------------------------------------- delivery actions
+
+
+def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
+    from syndicator.announce.outbox import ActionError
+    from syndicator.pipeline import open_store
+
+    engine = open_store(state.settings())
+    try:
+        row = fn(engine, *args, utcnow(), **kwargs)
+    except ActionError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"delivery {row.id} on {row.channel}: {row.state}")
+
+
+@delivery_app.command("retry")
+def delivery_retry(delivery_id: int) -> None:
+    """Send a failed or skipped delivery again on the next pass."""
+    from syndicator.announce.outbox import retry
+
+    _action(retry, delivery_id)
+
+
+@delivery_app.command("skip")
+def delivery_skip(
+    delivery_id: int, reason: Annotated[str, typer.Option(help="Why.")] = "skipped by hand"
+) -> None:
+    """Never send this delivery."""
+    from syndicator.announce.outbox import skip
+
+    _action(skip, delivery_id, reason=reason)
+
+
+@delivery_app.command("mark-sent")
+def delivery_mark_sent(delivery_id: int) -> None:
+    """An `unknown` delivery did reach the network: record it as sent."""
+    from syndicator.announce.outbox import mark_unknown
+
+    _action(mark_unknown, delivery_id, was_sent=True)
+
+
+@delivery_app.command("mark-not-sent")
+def delivery_mark_not_sent(delivery_id: int) -> None:
+    """An `unknown` delivery did not reach the network: send it again."""
+    from syndicator.announce.outbox import mark_unknown
+
+    _action(mark_unknown, delivery_id, was_sent=False)
+
+
+@app.command()
+def announce(
+    episode: Annotated[str, typer.Argument(help="Episode guid, #id, number or slug.")],
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+) -> None:
+    """Queue an episode's announcement now (even a backlog or filtered one)."""
+    from syndicator.actions import ActionError, announce_episode
+
+    try:
+        rows = announce_episode(state.settings(), episode, channel)
+    except ActionError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(1) from None
+    for r in rows:
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it")
+
+
+# ---------------------------------------------------------------- feeds, db, backup
+
+
+@feed_app.command("build")
+def feed_build(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Validate without writing; print every problem.")
+    ] = False,
+) -> None:
+    """Build the configured feeds now (only changed ones are written)."""
+    from syndicator.directory.publish import publish_feeds
+    from syndicator.pipeline import open_store
+
+    settings = state.settings()
+    if not settings.feeds:
+        err.print("error: no [[feeds]] configured; add one (see `syndicator init`)")
+        raise typer.Exit(2)
+    outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
+    bad = False
+    for o in outcomes:
+        verb = "checked" if check_only else ("written" if o.changed else "unchanged")
+        out.print(f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)")
+        for p in o.problems:
+            bad = True
+            err.print(f"  [red]problem:[/red] {p}", highlight=False)
+    raise typer.Exit(1 if bad else 0)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending database migrations (a pass does this by itself too)."""
+    from syndicator.store.db import current_revision, upgrade
+
+    settings = state.settings()
+    engine = upgrade(settings.database.url, settings.database.busy_timeout_ms)
+    out.print(f"database at revision {current_revision(engine)}")
+
+
+@app.command()
+def backup(path: Annotated[Path, typer.Argument(help="Where to write the copy.")]) -> None:
+    """A consistent copy of the SQLite store, safe while the daemon runs."""
+    from syndicator.store.backup import BackupError, backup_sqlite
+
+    settings = state.settings()
+    try:
+        size = backup_sqlite(settings.database.url, path)
+    except BackupError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"backed up to {path} ({size} bytes)")
+
+
+@web_app.command("set-password")
+def web_set_password(
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Store an argon2 hash of the admin password in the config file."""
+    from syndicator.web.auth import write_password_hash
+
+    path = state.config_path or config.default_config_path()
+    write_password_hash(path, password)
+    out.print(f"password hash written to [web] in {path}")
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+"""The podcast RSS feed, built with feedgen plus our extensions (extensions.py).
+
+`build_rss(meta, episodes, last_build=...)` is pure: the same metadata and
+episodes give the same bytes, except `lastBuildDate` (see `content_hash`).
+Episodes are written in the order given (the caller sorts newest first) and
+with their stored guid, link and enclosure URL unchanged, so a site that had a
+feed before keeps its item identities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+
+from syndicator.config import FeedConfig, HostConfig, PodcastConfig
+from syndicator.directory import apple, chapters, extensions
+from syndicator.directory.extensions import Person, Transcript
+from syndicator.store.models import Episode
+
+# https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
+PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
+
+# What directories render in show notes (Apple: p, ol, ul, li, a; the rest is common
+# ground across apps). Everything else is stripped, keeping its text.
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "code",
+    "pre",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+# Characters XML 1.0 forbids (lxml refuses them); a stray one must not sink the whole feed.
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LAST_BUILD = re.compile(rb"<lastBuildDate>[^<]*</lastBuildDate>")
+
+TRANSCRIPT_TYPES = {
+    ".vtt": "text/vtt",
+    ".srt": "application/x-subrip",
+    ".txt": "text/plain",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".json": "application/json",
+}
+CAPTION_TYPES = {"text/vtt", "application/x-subrip", "application/srt"}
+
+
+def xml_text(value: Any) -> str:
+    """A string safe to put in XML (control characters dropped)."""
+    if value is None:
+        return ""
+    return _XML_BAD.sub("", str(value))
+
+
+def podcast_guid(feed_url: str) -> str:
+    """podcast:guid: UUIDv5 of the feed URL without its scheme and trailing slashes."""
+    bare = _SCHEME.sub("", feed_url.strip()).rstrip("/")
+    return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
+
+
+def content_hash(xml: bytes) -> str:
+    """Hash of a feed's bytes ignoring `lastBuildDate` (a rebuild with no change is equal)."""
+    return hashlib.sha256(_LAST_BUILD.sub(b"", xml)).hexdigest()
+
+
+def _is_http(url: str | None) -> bool:
+    return bool(url) and urlsplit(str(url)).scheme in ("http", "https")
+
+
+def absolute_url(url: str | None, base: str | None) -> str | None:
+    """`url` made absolute against `base`; None when it can't be (a bare name, no base)."""
+    if not url:
+        return None
+    url = str(url).strip()
+    if _is_http(url):
+        return url
+    if base and _is_http(base) and (url.startswith("/") or url.startswith("./")):
+        return urljoin(base, url)
+    return None
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Show notes reduced to the tags directories allow; relative links made absolute
+    against `base_url` (the episode's page), since apps show notes away from the site."""
+
+    def fix(tag: str, attr: str, value: str) -> str | None:
+        if tag == "a" and attr == "href":
+            if base_url and not _SCHEME.match(value) and not value.startswith("mailto:"):
+                return urljoin(base_url, value)
+        return value
+
+    cleaned = nh3.clean(
+        xml_text(html),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=fix,
+        url_schemes=URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )
+    # "]]>" would end the CDATA section early; nh3 escapes ">" in text, this is belt and braces.
+    return cleaned.replace("]]>", "]]&gt;").strip()
+
+
+def _plain_to_html(text: str) -> str:
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{nh3.clean_text(p)}</p>" for p in paras)
+
+
+def transcript_type(url: str, given: str | None) -> str:
+    if given:
+        return given
+    path = urlsplit(url).path.lower()
+    for ext, mime in TRANSCRIPT_TYPES.items():
+        if path.endswith(ext):
+            return mime
+    return "text/plain"
+
+
+def enclosure_type(url: str, given: str | None) -> str:
+    if given:
+        return given
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed or "audio/mpeg"
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    """Everything a feed shows besides its episodes, resolved from the config."""
+
+    name: str
+    feed_url: str
+    podcast_guid: str
+    title: str
+    link: str
+    description: str
+    image: str | None
+    language: str
+    author: str
+    owner_name: str
+    owner_email: str
+    categories: tuple[tuple[str, tuple[str, ...]], ...]
+    explicit: bool
+    type: str
+    copyright: str
+    locked: bool
+    funding_url: str
+    funding_text: str
+    host: HostConfig
+    hubs: tuple[str, ...]
+    chapters_base_url: str  # ends with "/"
+    item_description: str = "notes"  # "notes" | "summary" (see FeedConfig.item_description)
+    avatar_url: str = ""  # template for a guest's img when the avatar is a bare name
+    problems: tuple[str, ...] = field(default=())  # config problems found while resolving
+
+    def chapters_url(self, name: str) -> str:
+        return self.chapters_base_url + name
+
+
+def resolve_feed_url(podcast: PodcastConfig, feed: FeedConfig) -> str:
+    return (feed.url or podcast.feed_url or "").strip()
+
+
+def chapters_base_url(feed: FeedConfig, feed_url: str) -> str:
+    base = feed.chapters_url.strip() or urljoin(feed_url, chapters.CHAPTERS_DIR + "/")
+    return base if base.endswith("/") else base + "/"
+
+
+def group_categories(values: Sequence[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Config categories -> [(category, [sub, ...])] in order, and the problems."""
+    grouped: dict[str, list[str]] = {}
+    problems = []
+    for value in values:
+        try:
+            top, sub = apple.parse_category(value)
+        except ValueError as exc:
+            problems.append(f"podcast.categories: {exc}")
+            continue
+        subs = grouped.setdefault(top, [])
+        if sub and sub not in subs:
+            subs.append(sub)
+    return list(grouped.items()), problems
+
+
+def feed_meta(podcast: PodcastConfig, feed: FeedConfig, *, guid: str | None = None) -> FeedMeta:
+    """Resolve a feed's metadata: FeedConfig overrides, else podcast.*.
+
+    `guid` is the stored podcast:guid (None: computed from the URL). Raises
+    ValueError when the feed has no URL at all.
+    """
+    url = resolve_feed_url(podcast, feed)
+    if not url:
+        raise ValueError(
+            f"feed {feed.name!r} has no URL: set url in its [[feeds]] table or podcast.feed_url"
+        )
+    problems: list[str] = []
+    title = xml_text(feed.title or podcast.title).strip()
+    link = (feed.link or podcast.link or "").strip()
+    if not link:
+        problems.append(f"feed {feed.name!r}: podcast.link is empty; using the feed URL as link")
+        link = url
+    description = xml_text(feed.description or podcast.description).strip()
+    if not description:
+        problems.append(
+            f"feed {feed.name!r}: the show has no description (set podcast.description); "
+            "Apple requires one"
+        )
+        description = title
+    image_raw = feed.image or podcast.image
+    image = absolute_url(image_raw, link)
+    if image_raw and not image:
+        problems.append(f"feed {feed.name!r}: image {image_raw!r} is not a URL (use https://...)")
+    cats, cat_problems = group_categories(podcast.categories)
+    problems += cat_problems
+    return FeedMeta(
+        name=feed.name,
+        feed_url=url,
+        podcast_guid=feed.podcast_guid or guid or podcast_guid(url),
+        title=title,
+        link=link,
+        description=description,
+        image=image,
+        language=podcast.language,
+        author=xml_text(podcast.author),
+        owner_name=xml_text(podcast.owner_name),
+        owner_email=podcast.owner_email,
+        categories=tuple((top, tuple(subs)) for top, subs in cats),
+        explicit=podcast.explicit,
+        type=podcast.type,
+        copyright=xml_text(podcast.copyright),
+        locked=podcast.locked,
+        funding_url=podcast.funding_url,
+        funding_text=xml_text(podcast.funding_text),
+        host=podcast.host,
+        hubs=tuple(feed.hubs),
+        chapters_base_url=chapters_base_url(feed, url),
+        item_description=feed.item_description,
+        avatar_url=feed.avatar_url,
+        problems=tuple(problems),
+    )
+
+
+def _guest_img(avatar: str | None, meta: FeedMeta) -> str | None:
+    if not avatar:
+        return None
+    url = absolute_url(avatar, meta.link)
+    if url:
+        return url
+    if meta.avatar_url and re.fullmatch(r"[\w.-]+", avatar):
+        return meta.avatar_url.replace("{avatar}", avatar)
+    return None
+
+
+def _persons(guests: Sequence[dict[str, Any]], meta: FeedMeta) -> list[Person]:
+    out = []
+    for g in guests or []:
+        name = xml_text(g.get("name")).strip()
+        if not name:
+            continue
+        website = g.get("website")
+        out.append(
+            Person(
+                name=name,
+                role="guest",
+                href=website if _is_http(website) else None,
+                img=_guest_img(g.get("avatar"), meta),
+            )
+        )
+    return out
+
+
+def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
+    fg = FeedGenerator()
+    extensions.register(fg)
+    fg.title(meta.title)
+    # feedgen's RSS <link> is the last link given: the self link first, the site last.
+    fg.link(href=meta.feed_url, rel="self", type="application/rss+xml")
+    fg.link(href=meta.link, rel="alternate")
+    fg.description(meta.description)
+    fg.language(meta.language)
+    if meta.copyright:
+        fg.copyright(meta.copyright)
+    fg.generator("syndicator")
+    fg.lastBuildDate(last_build)
+    if meta.image:
+        fg.image(url=meta.image, title=meta.title, link=meta.link)
+
+    it: extensions.ItunesExtension = fg.itunes  # type: ignore[attr-defined]
+    it.image = meta.image
+    it.categories = [(top, list(subs)) for top, subs in meta.categories]
+    it.explicit = meta.explicit
+    it.author = meta.author or None
+    it.owner_name = meta.owner_name or None
+    it.owner_email = meta.owner_email or None
+    it.type = meta.type
+
+    pc: extensions.PodcastNsExtension = fg.podcast  # type: ignore[attr-defined]
+    pc.guid = meta.podcast_guid
+    pc.locked = meta.locked
+    pc.locked_owner = meta.owner_email or None
+    host = meta.host
+    if host.name:
+        pc.persons = [
+            Person(
+                name=xml_text(host.name),
+                role="host",
+                href=host.website if _is_http(host.website) else None,
+                img=absolute_url(host.avatar, meta.link),
+            )
+        ]
+    if meta.funding_url:
+        pc.funding = [(meta.funding_url, meta.funding_text or "Support the show")]
+
+    hub: extensions.HubExtension = fg.hub  # type: ignore[attr-defined]
+    hub.hubs = list(meta.hubs)
+    return fg
+
+
+def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -> None:
+    title = xml_text(ep.title).strip() or "Untitled episode"
+    fe.title(title)
+    link = ep.url or None
+    if link:
+        fe.link(href=link)
+    guid = xml_text(ep.guid)
+    # isPermaLink="true" promises the guid is the episode's page; only say so when it is.
+    fe.guid(guid, permalink=bool(link) and guid == link)
+    fe.pubDate(ep.date or ep.first_seen_at or fallback_date)
+
+    notes = sanitize_html(ep.show_notes_html or "", link)
+    summary = xml_text(ep.description).strip()
+    if not notes and summary:
+        notes = _plain_to_html(summary)
+    if meta.item_description == "summary" and summary:
+        description = summary
+    else:
+        description = notes or title
+    fe.description(description)
+    if notes:
+        fe.content(notes, type="CDATA")
+
+    url = str(ep.enclosure_url)
+    fe.enclosure(
+        url=url,
+        length=str(int(ep.enclosure_length or 0)),
+        type=enclosure_type(url, ep.enclosure_type),
+    )
+
+    it: extensions.ItunesEntryExtension = fe.itunes  # type: ignore[attr-defined]
+    if ep.duration_seconds is not None and ep.duration_seconds >= 0:
+        it.duration = int(ep.duration_seconds)
+    if ep.number is not None and ep.number > 0:  # Apple: a non-zero integer
+        it.episode = int(ep.number)
+    it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
+    it.image = absolute_url(ep.image, link or meta.link) if ep.image else None
+    it.explicit = ep.explicit
+
+    pc: extensions.PodcastNsEntryExtension = fe.podcast  # type: ignore[attr-defined]
+    pc.persons = _persons(ep.guests, meta)
+    if ep.chapters:
+        psc = chapters.psc_chapters(ep.chapters)
+        if psc:
+            name = chapters.chapter_file_name(ep.id, ep.guid)
+            pc.chapters_url = meta.chapters_url(name)
+            fe.psc.chapters = [(s, xml_text(t)) for s, t in psc]  # type: ignore[attr-defined]
+    if ep.transcript_url:
+        ttype = transcript_type(ep.transcript_url, ep.transcript_type)
+        pc.transcripts = [
+            Transcript(
+                url=ep.transcript_url,
+                type=ttype,
+                rel="captions" if ttype in CAPTION_TYPES else None,
+            )
+        ]
+    fe.rssx.cdata_description = True  # type: ignore[attr-defined]
+
+
+def build_rss(
+    meta: FeedMeta,
+    episodes: Sequence[Episode],
+    *,
+    last_build: datetime,
+    on_error: Callable[[Episode, Exception], None] | None = None,
+) -> bytes:
+    """The feed's bytes. Episodes without audio are skipped (the query leaves them out).
+
+    An episode that can't be written (on_error given) is reported and left out, so one
+    bad row doesn't stop the feed; without on_error the exception propagates.
+    """
+    fg = _new_generator(meta, last_build)
+    for ep in episodes:
+        if not ep.enclosure_url:
+            continue
+        fe = fg.add_entry(order="append")
+        try:
+            _item(fe, ep, meta, last_build)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            fg.remove_entry(fe)
+            on_error(ep, exc)
+    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)

@@ -1,0 +1,369 @@
+"""One pass: poll due sources -> store -> plan the outbox -> send -> rebuild feeds -> ping.
+
+The daemon, `run-once` and the web page's "run a pass now" all call `run_once`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from syndicator.announce import outbox
+from syndicator.announce.outbox import PlannedRow, SendStats
+from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
+from syndicator.sources.base import ProblemData
+from syndicator.store import problems as problem_store
+from syndicator.store.db import session, upgrade
+from syndicator.store.ingest import apply_poll, apply_scan, ensure_source, known_stamps
+from syndicator.store.models import Delivery, Problem, Source
+from syndicator.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    def step(self, description: str, total: int | None = None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class _NoProgress:
+    def step(self, description: str, total: int | None = None) -> None:
+        log.debug("%s", description)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
+
+
+@dataclass
+class SourceOutcome:
+    name: str
+    type: str
+    status: str  # ok, not-modified, error, gone, skipped (not due), disabled
+    new: int = 0
+    changed: int = 0
+    withdrawn: int = 0
+    problems: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PassReport:
+    now: datetime
+    dry_run: bool
+    sources: list[SourceOutcome] = field(default_factory=list)
+    planned: list[PlannedRow] = field(default_factory=list)
+    would_send: list[dict[str, Any]] = field(default_factory=list)  # dry-run
+    sends: SendStats = field(default_factory=SendStats)
+    feeds: list[Any] = field(default_factory=list)  # directory.publish.FeedOutcome
+    pings_planned: int = 0
+    channel_errors: list[str] = field(default_factory=list)
+    attention: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.attention else 0
+
+
+def make_clock(now: datetime | None) -> Callable[[], datetime]:
+    """Real time, or a chosen `--now` that still moves forward during the pass."""
+    if now is None:
+        return utcnow
+    start = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - start)
+
+
+def open_store(settings: Settings) -> Engine:
+    return upgrade(settings.database.url, settings.database.busy_timeout_ms)
+
+
+def _sync_sources(engine: Engine, settings: Settings) -> None:
+    with session(engine, write=True) as s:
+        for src in settings.sources:
+            ensure_source(s, src.name, src.type, getattr(src, "url", None))
+
+
+def poll_sources(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    names: list[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[SourceOutcome]:
+    """Read every due source and store what it holds. Bad input becomes problems."""
+    from syndicator.sources import jekyll, remote
+
+    progress = progress or _NoProgress()
+    out: list[SourceOutcome] = []
+    window = settings.announce.window
+    tz = settings.podcast.tz
+    _sync_sources(engine, settings)
+    wanted = [s for s in settings.sources if s.enabled and (names is None or s.name in names)]
+
+    for src in wanted:
+        if not isinstance(src, JekyllSourceConfig):
+            continue
+        progress.step(f"reading {src.name} ({src.path})")
+        with session(engine) as s:
+            known = known_stamps(s, src.name)
+        try:
+            result = jekyll.scan(src, known, tz=tz)
+        except Exception as exc:  # a source must never take the pass down
+            log.exception("source %s failed", src.name)
+            result = None
+            err = f"{type(exc).__name__}: {exc}"
+        with session(engine, write=True) as s:
+            row = s.exec(select(Source).where(Source.name == src.name)).one()
+            if result is None:
+                problem_store.record(s, src.name, ProblemData(str(src.path), "crash", err), now)
+                out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
+                continue
+            stats = apply_scan(s, row, result, known, now, window)
+            row.next_due_at = now + src.every
+            if not result.complete:
+                row.consecutive_errors += 1
+                row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+            else:
+                row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+        out.append(
+            SourceOutcome(
+                src.name, "jekyll", "ok" if result.complete else "error",
+                len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
+                None if result.complete else "posts folder unreadable",
+            )
+        )  # fmt: skip
+        progress.advance()
+
+    feeds = [s for s in wanted if isinstance(s, FeedSourceConfig)]
+    if feeds:
+        requests = []
+        by_name: dict[str, FeedSourceConfig] = {}
+        with session(engine) as s:
+            for src in feeds:
+                row = s.exec(select(Source).where(Source.name == src.name)).one()
+                if row.disabled:
+                    out.append(
+                        SourceOutcome(src.name, "feed", "disabled", error=row.disabled_reason)
+                    )
+                    continue
+                if not force and row.next_due_at is not None and row.next_due_at > now:
+                    out.append(SourceOutcome(src.name, "feed", "skipped"))
+                    continue
+                requests.append(
+                    remote.PollRequest(src, row.url or src.url, row.etag, row.last_modified)
+                )
+                by_name[src.name] = src
+        if requests:
+            progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
+            results = remote.poll_feeds_sync(
+                requests, settings.fetch, tz=tz, progress=lambda r: progress.advance()
+            )
+            with session(engine, write=True) as s:
+                for req, res in zip(requests, results, strict=True):
+                    src = by_name[req.source.name]
+                    row = s.exec(select(Source).where(Source.name == src.name)).one()
+                    stats = apply_poll(
+                        s, row, res, now, window, src.every, settings.fetch.max_backoff
+                    )
+                    out.append(
+                        SourceOutcome(
+                            src.name, "feed", res.status, len(stats.new), len(stats.changed),
+                            0, stats.problems, res.error,
+                        )
+                    )  # fmt: skip
+    return out
+
+
+def build_channels(
+    settings: Settings, engine: Engine | None, now: datetime, report: PassReport | None = None
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Live channel objects (not dry-run ones) and each channel's length limit.
+
+    A channel that can't be made (a missing secret) is reported; the others go on.
+    """
+    from syndicator.announce.fit import default_limit
+    from syndicator.channels.registry import make_channel
+
+    live: dict[str, Any] = {}
+    limits: dict[str, int] = {}
+    for ch in settings.channels:
+        if not ch.enabled:
+            continue
+        limits[ch.name] = ch.limit or default_limit(ch.type)
+        if ch.dry_run:
+            continue
+        try:
+            channel = make_channel(ch)
+            limits[ch.name] = channel.limit()
+            live[ch.name] = channel
+        except Exception as exc:
+            msg = f"channel {ch.name}: {getattr(exc, 'message', None) or exc}"
+            if report is not None:
+                report.channel_errors.append(msg)
+            if engine is not None:
+                with session(engine, write=True) as s:
+                    problem_store.record(
+                        s, f"channel:{ch.name}", ProblemData(ch.name, "channel", msg), now
+                    )
+            continue
+        if engine is not None:
+            with session(engine, write=True) as s:
+                problem_store.resolve(s, f"channel:{ch.name}", ch.name, now)
+    return live, limits
+
+
+def make_renderer(settings: Settings) -> Any:
+    from syndicator.announce.render import Renderer
+
+    return Renderer(settings)
+
+
+def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> list[dict[str, Any]]:
+    """What a real pass would send now: rows already due plus those it would plan."""
+    rows: list[dict[str, Any]] = []
+    with session(engine) as s:
+        due = s.exec(
+            select(Delivery).where(
+                Delivery.state.in_([outbox.PLANNED, outbox.RETRYING])  # type: ignore[attr-defined]
+            )
+        ).all()
+        for d in due:
+            if (d.due_at is None or d.due_at <= now) and (
+                d.next_attempt_at is None or d.next_attempt_at <= now
+            ):
+                rows.append({"channel": d.channel, "episode_id": d.episode_id, "text": d.text})
+    for p in planned:
+        if p.state == outbox.PLANNED and (p.due_at is None or p.due_at <= now):
+            rows.append({"channel": p.channel, "episode_id": p.episode.id, "text": p.text})
+    return rows
+
+
+def publish(
+    engine: Engine, settings: Settings, now: datetime, report: PassReport, *, dry_run: bool
+) -> None:
+    """Rebuild the feeds whose episodes changed; plan a ping per changed feed and endpoint."""
+    if not settings.feeds:
+        return
+    from syndicator.directory.ping import ping_targets
+    from syndicator.directory.publish import publish_feeds
+
+    report.feeds = publish_feeds(engine, settings, now, check_only=dry_run)
+    if dry_run:
+        return
+    with session(engine, write=True) as s:
+        for outcome in report.feeds:
+            if not outcome.changed:
+                continue
+            cfg = next(f for f in settings.feeds if f.name == outcome.name)
+            digest = outcome.content_hash
+            for target in ping_targets(cfg, outcome.url):
+                report.pings_planned += outbox.plan_ping(
+                    s, outcome.name, target, outcome.url, digest, now
+                )
+
+
+def _attention(engine: Engine, report: PassReport) -> None:
+    with session(engine) as s:
+        probs = s.exec(
+            select(Problem).where(
+                Problem.resolved_at.is_(None),  # type: ignore[union-attr]
+                Problem.severity == "error",
+            )
+        ).all()
+        for p in probs:
+            where = f"{p.location}:{p.line}" if p.line else p.location
+            report.attention.append(f"{p.source}: {where}: {p.message}")
+        bad = s.exec(
+            select(Delivery).where(Delivery.state.in_([outbox.FAILED, outbox.UNKNOWN]))  # type: ignore[attr-defined]
+        ).all()
+        for d in bad:
+            report.attention.append(f"delivery {d.id} on {d.channel} is {d.state}: {d.last_error}")
+
+
+def run_once(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    owner: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll: bool = True,
+    force_poll: bool = False,
+    channels: dict[str, Any] | None = None,
+) -> PassReport:
+    """One pass. `now` previews the pass at another time (times stay explicit)."""
+    t0 = time.monotonic()
+    clock = make_clock(now)
+    now = clock()
+    progress = progress or _NoProgress()
+    report = PassReport(now=now, dry_run=dry_run)
+    engine = open_store(settings)
+    owner = owner or outbox.process_owner()
+
+    if poll:
+        report.sources = poll_sources(engine, settings, now, force=force_poll, progress=progress)
+
+    progress.step("planning announcements")
+    live, limits = (
+        build_channels(settings, engine, now, report)
+        if channels is None
+        else (channels, {n: c.limit() for n, c in channels.items()})
+    )
+    if channels is not None:
+        from syndicator.announce.fit import default_limit
+
+        for ch in settings.channels:
+            limits.setdefault(ch.name, ch.limit or default_limit(ch.type))
+    renderer = make_renderer(settings)
+    with session(engine, write=not dry_run) as s:
+        report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
+        if dry_run:
+            s.rollback()
+
+    if dry_run:
+        report.would_send = _would_send(engine, now, report.planned)
+        publish(engine, settings, now, report, dry_run=True)
+        report.seconds = time.monotonic() - t0
+        return report
+
+    if live:
+        progress.step("sending announcements")
+        report.sends = outbox.send_due(
+            engine, settings, live, owner=owner, clock=clock, should_stop=should_stop
+        )
+    progress.step("building feeds")
+    publish(engine, settings, clock(), report, dry_run=False)
+    if settings.feeds and not should_stop():
+        from syndicator.directory.ping import PingChannel
+
+        pinger = PingChannel(timeout=10.0)
+        try:
+            pings = outbox.send_due(
+                engine, settings, {"directory": pinger}, owner=owner, clock=clock,
+                should_stop=should_stop,
+            )  # fmt: skip
+        finally:
+            pinger.close()
+        report.sends.sent += pings.sent
+        report.sends.retrying += pings.retrying
+        report.sends.events.extend(pings.events)
+    for ch in live.values():
+        if channels is None:
+            ch.close()
+    _attention(engine, report)
+    report.seconds = time.monotonic() - t0
+    return report

@@ -1,0 +1,116 @@
+"""Printing a pass report and the status for people."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from syndicator.pipeline import PassReport
+from syndicator.timeutil import parse_iso
+
+
+def _local(value: str | None, tz: ZoneInfo) -> str:
+    if not value:
+        return "-"
+    return parse_iso(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def print_report(out: Console, err: Console, report: PassReport, *, verbose: bool) -> None:
+    if verbose:
+        for s in report.sources:
+            if s.status == "skipped":
+                continue
+            line = f"{s.name}: {s.status}, {s.new} new, {s.changed} changed"
+            if s.withdrawn:
+                line += f", {s.withdrawn} withdrawn"
+            if s.error:
+                line += f" ({s.error})"
+            out.print(line, highlight=False)
+    if report.dry_run:
+        out.print(
+            f"[bold]dry run[/bold]: {len(report.would_send)} announcement(s) would be sent now"
+        )
+        for row in report.would_send:
+            out.print(f"\n[bold]{row['channel']}[/bold]")
+            out.print(row["text"], markup=False, highlight=False)
+        later = [
+            p for p in report.planned if p.state == "planned" and p.due_at and p.due_at > report.now
+        ]
+        for p in later:
+            out.print(f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}")
+    elif verbose:
+        skipped = sum(1 for p in report.planned if p.state == "skipped")
+        planned = sum(1 for p in report.planned if p.state == "planned")
+        out.print(
+            f"planned {planned} announcement(s), skipped {skipped}; sent {report.sends.sent}, "
+            f"retrying {report.sends.retrying}, unknown {report.sends.unknown}, "
+            f"failed {report.sends.failed}",
+            highlight=False,
+        )
+        for p in report.planned:
+            if p.state == "skipped" and p.reason and p.reason.startswith("dry-run"):
+                out.print(f"\n[bold]{p.channel}[/bold] (dry-run channel)")
+                out.print(p.text, markup=False, highlight=False)
+        for f in report.feeds:
+            verb = "written" if f.changed else "unchanged"
+            out.print(f"feed {f.name}: {verb} ({f.episode_count} episodes)", highlight=False)
+    for msg in report.channel_errors:
+        err.print(f"[yellow]channel:[/yellow] {msg}", highlight=False)
+    if report.attention:
+        err.print(f"[red]{len(report.attention)} thing(s) need attention:[/red]")
+        for line in report.attention:
+            err.print(f"  {line}", highlight=False, markup=False)
+
+
+def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
+    d = data["daemon"]
+    if d["alive"]:
+        out.print(
+            f"daemon: [green]alive[/green] ({d['state']}), next pass {_local(d['next_pass'], tz)}"
+        )
+    else:
+        out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)})")
+    t = Table("source", "type", "last poll", "state", "next due", "episodes")
+    for s in data["sources"]:
+        st = (
+            "[green]ok[/green]"
+            if s["ok"]
+            else f"[red]{s['disabled_reason'] or s['last_error'] or 'error'}[/red]"
+        )
+        if s["consecutive_errors"]:
+            st += f" ({s['consecutive_errors']} errors in a row)"
+        t.add_row(
+            s["name"],
+            s["type"],
+            _local(s["last_poll"], tz),
+            st,
+            _local(s["next_due"], tz),
+            str(s["episodes"]),
+        )
+    out.print(t)
+    if data["deliveries"]:
+        states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
+        t = Table("channel", *states)
+        for ch, counts in sorted(data["deliveries"].items()):
+            t.add_row(ch, *(str(counts.get(s, 0)) for s in states))
+        out.print(t)
+    for f in data["feeds"]:
+        out.print(
+            f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "
+            f"{len(f['problems'])} problem(s)"
+        )
+    if data["problems"]:
+        out.print(f"[red]{len(data['problems'])} open problem(s):[/red]")
+        for p in data["problems"]:
+            where = f"{p['location']}:{p['line']}" if p["line"] else p["location"]
+            out.print(
+                f"  {p['severity']}: {p['source']}: {where}: {p['message']} "
+                f"(since {_local(p['since'], tz)})",
+                highlight=False,
+                markup=False,
+            )
+    else:
+        out.print("no open problems")

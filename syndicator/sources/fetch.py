@@ -1,0 +1,275 @@
+"""HTTP for remote feeds: one shared httpx.AsyncClient, conditional GET, polite concurrency.
+
+`Fetcher.get()` follows redirects by hand so a permanent one (301/308) can be reported, caps
+requests per host and overall with semaphores, streams the body and stops at a byte cap, and
+turns every network failure into a `FetchOutcome` with an error kind instead of an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from syndicator import __version__
+
+DEFAULT_USER_AGENT = (
+    f"syndicator/{__version__} (+https://github.com/syndicator; podcast feed aggregator)"
+)
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+REDIRECTS = {301, 302, 303, 307, 308}
+PERMANENT = {301, 308}
+MAX_REDIRECTS = 10
+ERROR_BODY_CAP = 64 * 1024  # read this much of an error page so the connection can be reused
+
+
+@dataclass
+class FetchOutcome:
+    """What one GET (after redirects) gave: a status and body, or an error kind and message."""
+
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int | None = None
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
+    body: bytes = b""
+    new_url: str | None = None  # end of an unbroken chain of permanent redirects
+    error_kind: str | None = None  # timeout, connect, too-large, redirect, url, network
+    error: str | None = None
+    elapsed: float = 0.0  # seconds on the network (not counting waits for a free slot)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    raw = value.strip()
+    try:
+        secs = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        secs = (when - (now or datetime.now(UTC))).total_seconds()
+    if secs != secs:  # NaN
+        return None
+    return max(0.0, secs)
+
+
+class Fetcher:
+    """One shared AsyncClient plus per-host and global request caps. Use `async with`."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str = "",
+        max_per_host: int = 4,
+        max_connections: int = 50,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.max_per_host = max(1, max_per_host)
+        self.max_connections = max(1, max_connections)
+        self._own_client = client is None
+        self.client = client or httpx.AsyncClient(
+            follow_redirects=False,  # by hand: a 301/308 must be seen to report new_url
+            headers={"User-Agent": user_agent or DEFAULT_USER_AGENT, "Accept": ACCEPT},
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+            timeout=httpx.Timeout(20.0),  # replaced per request by the source's timeout
+            trust_env=False,  # a stray HTTP(S)_PROXY must not reroute feed polls
+        )
+        self._global = asyncio.Semaphore(self.max_connections)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    def _host_sem(self, host: str) -> asyncio.Semaphore:
+        sem = self._hosts.get(host)
+        if sem is None:
+            sem = self._hosts[host] = asyncio.Semaphore(self.max_per_host)
+        return sem
+
+    async def get(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_bytes: int,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchOutcome:
+        """GET `url` with conditional headers, following up to 10 redirects by hand."""
+        out = FetchOutcome(url=url, final_url=url)
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        permanent = True  # still on an unbroken chain of 301/308?
+        seen = {url}
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                host = (urlsplit(current).hostname or "").lower()
+            except ValueError:
+                host = ""
+            if urlsplit(current).scheme not in ("http", "https") or not host:
+                return _fail(
+                    out, "url", f"{current!r} is not an http(s) URL; fix the source's url"
+                )
+            async with self._host_sem(host), self._global:
+                started = time.monotonic()
+                try:
+                    # httpx's timeout is per phase (connect, each read); the overall deadline
+                    # stops a server that trickles one byte at a time from holding a slot.
+                    async with asyncio.timeout(timeout * 3):
+                        location = await self._one(
+                            out, current, headers, timeout=timeout, max_bytes=max_bytes
+                        )
+                except TimeoutError:
+                    location = None
+                    _fail(out, "timeout", _timeout_msg(current, timeout, whole=True))
+                finally:
+                    out.elapsed += time.monotonic() - started
+            out.final_url = current
+            if out.error_kind or location is None:
+                return out
+            target = urljoin(current, location)
+            if out.status in PERMANENT and permanent:
+                out.new_url = target
+            else:
+                permanent = False
+            if target in seen:
+                return _fail(
+                    out,
+                    "redirect",
+                    f"redirect loop at {target}; the server sends the request in a circle. "
+                    "Tell the feed's publisher, or point the source at the final feed URL.",
+                )
+            seen.add(target)
+            current = target
+        return _fail(
+            out,
+            "redirect",
+            f"more than {MAX_REDIRECTS} redirects; point the source at the final feed URL.",
+        )
+
+    async def _one(
+        self,
+        out: FetchOutcome,
+        url: str,
+        headers: dict[str, str],
+        *,
+        timeout: float,
+        max_bytes: int,
+    ) -> str | None:
+        """One request; returns a redirect's Location, else None (the outcome is filled in)."""
+        try:
+            async with self.client.stream(
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
+            ) as resp:
+                out.status = resp.status_code
+                out.headers = resp.headers
+                if resp.status_code in REDIRECTS:
+                    location = resp.headers.get("location")
+                    if not location:
+                        _fail(
+                            out,
+                            "redirect",
+                            f"HTTP {resp.status_code} redirect without a Location header; "
+                            "the server is misconfigured — tell the feed's publisher.",
+                        )
+                    return location
+                cap = max_bytes if 200 <= resp.status_code < 300 else ERROR_BODY_CAP
+                declared = resp.headers.get("content-length", "")
+                if cap == max_bytes and declared.isdigit() and int(declared) > max_bytes:
+                    _fail(out, "too-large", _too_large_msg(url, int(declared), max_bytes))
+                    return None
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():  # decoded: a gzip bomb hits the cap too
+                    size += len(chunk)
+                    if size > cap:
+                        if cap == max_bytes:
+                            _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
+                        break  # an error page's body is only a courtesy
+                    chunks.append(chunk)
+                out.body = b"".join(chunks)
+                return None
+        except httpx.TimeoutException as exc:
+            phase = type(exc).__name__.removesuffix("Timeout").lower() or "read"
+            _fail(out, "timeout", _timeout_msg(url, timeout, phase=phase))
+        except httpx.ConnectError as exc:
+            _fail(
+                out,
+                "connect",
+                f"could not connect to {urlsplit(url).netloc} ({_reason(exc)}). Check that the "
+                "URL is right and the server is up; the next poll tries again.",
+            )
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            _fail(out, "url", f"invalid URL {url!r} ({_reason(exc)}); fix the source's url.")
+        except httpx.DecodingError as exc:
+            _fail(
+                out,
+                "network",
+                f"the response could not be decoded ({_reason(exc)}); the server sent a broken "
+                "compressed body. The next poll tries again; tell the publisher if it persists.",
+            )
+        except (httpx.HTTPError, OSError) as exc:
+            _fail(
+                out,
+                "network",
+                f"the connection failed ({type(exc).__name__}: {_reason(exc)}); "
+                "the next poll tries again.",
+            )
+        return None
+
+
+def _fail(out: FetchOutcome, kind: str, message: str) -> FetchOutcome:
+    out.error_kind = kind
+    out.error = message
+    out.body = b""
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _timeout_msg(url: str, timeout: float, *, phase: str = "read", whole: bool = False) -> str:
+    what = (
+        f"did not finish within {timeout * 3:g} s"
+        if whole
+        else f"did not answer within {timeout:g} s ({phase} timeout)"
+    )
+    return (
+        f"the server {what}. The next poll tries again; if it keeps happening, raise the "
+        f"source's `timeout` or check that {urlsplit(url).netloc} is up."
+    )
+
+
+def _too_large_msg(url: str, declared: int | None, cap: int) -> str:
+    size = f" ({declared} bytes)" if declared is not None else ""
+    return (
+        f"the feed is larger than the {cap}-byte cap{size}; nothing was read. Raise the "
+        "source's `max_bytes` if this feed is really that big."
+    )

@@ -1,0 +1,201 @@
+"""Read models shared by the CLI's --json output and the web page's API.
+
+These shapes are the documented, stable JSON interface (docs/json.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from syndicator.store.db import session
+from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def episode_dict(ep: Episode) -> dict[str, Any]:
+    return {
+        "id": ep.id,
+        "source": ep.source,
+        "guid": ep.guid,
+        "number": ep.number,
+        "slug": ep.slug,
+        "path": ep.path,
+        "title": ep.title,
+        "date": iso(ep.date),
+        "url": ep.url,
+        "guests": [
+            {
+                k: g.get(k)
+                for k in ("name", "twitter", "mastodon", "bluesky", "website", "avatar", "title")
+            }
+            for g in ep.guests
+        ],
+        "tags": list(ep.tags),
+        "categories": list(ep.categories),
+        "enclosure": (
+            {"url": ep.enclosure_url, "length": ep.enclosure_length, "type": ep.enclosure_type}
+            if ep.enclosure_url
+            else None
+        ),
+        "duration_seconds": ep.duration_seconds,
+        "chapters": [{"start": c["start"], "title": c["title"]} for c in ep.chapters],
+        "image": ep.image,
+        "withdrawn": ep.withdrawn,
+        "withdrawn_reason": ep.withdrawn_reason,
+        "description": ep.description,
+        "first_seen": iso(ep.first_seen_at),
+        "last_changed": iso(ep.last_changed_at),
+    }
+
+
+def delivery_dict(d: Delivery, guid: str | None) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "episode": guid,
+        "channel": d.channel,
+        "kind": d.kind,
+        "state": d.state,
+        "attempts": d.attempts,
+        "remote_id": d.remote_id,
+        "remote_url": d.remote_url,
+        "last_error": d.last_error,
+        "skip_reason": d.skip_reason,
+        "text": d.text,
+        "target": d.target,
+        "planned_at": iso(d.planned_at),
+        "due_at": iso(d.due_at),
+        "next_attempt_at": iso(d.next_attempt_at),
+        "sent_at": iso(d.sent_at),
+    }
+
+
+def problem_dict(p: Problem) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "source": p.source,
+        "location": p.location,
+        "line": p.line,
+        "kind": p.kind,
+        "severity": p.severity,
+        "message": p.message,
+        "since": iso(p.first_seen_at),
+        "last_seen": iso(p.last_seen_at),
+    }
+
+
+def find_episode(s: Session, ref: str) -> Episode | None:
+    """An episode by guid, id (#12), number, slug or path."""
+    ref = ref.strip()
+    if ref.startswith("#") and ref[1:].isdigit():
+        return s.get(Episode, int(ref[1:]))
+    for cond in (Episode.guid == ref, Episode.slug == ref, Episode.path == ref):
+        ep = s.exec(select(Episode).where(cond)).first()
+        if ep is not None:
+            return ep
+    if ref.isdigit():
+        return s.exec(
+            select(Episode).where(Episode.number == int(ref)).order_by(Episode.id)  # type: ignore[arg-type]
+        ).first()
+    return None
+
+
+def list_episodes(s: Session) -> list[Episode]:
+    return list(
+        s.exec(select(Episode).order_by(Episode.date.desc(), Episode.id.desc())).all()  # type: ignore[union-attr]
+    )
+
+
+def list_deliveries(s: Session, kind: str | None = None) -> list[tuple[Delivery, str | None]]:
+    q = select(Delivery, Episode.guid).join(Episode, isouter=True).order_by(Delivery.id)  # type: ignore[arg-type]
+    if kind:
+        q = q.where(Delivery.kind == kind)
+    return [(d, g) for d, g in s.exec(q).all()]
+
+
+def delivery_counts(s: Session) -> dict[str, dict[str, int]]:
+    rows = s.exec(
+        select(Delivery.channel, Delivery.state, func.count()).group_by(
+            Delivery.channel, Delivery.state
+        )
+    ).all()
+    out: dict[str, dict[str, int]] = {}
+    for channel, state, n in rows:
+        out.setdefault(channel, {})[state] = n
+    return out
+
+
+def daemon_dict(s: Session, now: datetime, stale_after: timedelta) -> dict[str, Any]:
+    beats = s.exec(select(Heartbeat).order_by(Heartbeat.updated_at.desc())).all()  # type: ignore[union-attr]
+    live = [b for b in beats if b.updated_at and now - b.updated_at <= stale_after]
+    leader = next((b for b in live if b.role == "leader"), None) or (live[0] if live else None)
+    return {
+        "alive": leader is not None,
+        "owner": leader.owner if leader else None,
+        "state": leader.state if leader else None,
+        "detail": leader.detail if leader else None,
+        "last_seen": iso(beats[0].updated_at) if beats else None,
+        "next_pass": iso(leader.next_pass_at) if leader else None,
+        "last_pass": iso(leader.last_pass_at) if leader else None,
+        "processes": len(live),
+    }
+
+
+def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
+    with session(engine) as s:
+        counts = Counter(
+            name for name in s.exec(select(Episode.source)).all()
+        )  # episodes per source
+        sources = [
+            {
+                "name": src.name,
+                "type": src.type,
+                "url": src.url,
+                "ok": src.consecutive_errors == 0 and not src.disabled,
+                "last_poll": iso(src.last_poll_at),
+                "last_ok": iso(src.last_ok_at),
+                "next_due": iso(src.next_due_at),
+                "consecutive_errors": src.consecutive_errors,
+                "last_error": src.last_error,
+                "disabled": src.disabled,
+                "disabled_reason": src.disabled_reason,
+                "episodes": counts.get(src.name, 0),
+            }
+            for src in s.exec(select(Source).order_by(Source.name)).all()
+        ]
+        probs = s.exec(
+            select(Problem)
+            .where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
+            .order_by(Problem.source, Problem.location)
+        ).all()
+        feeds = [
+            {
+                "name": f.name,
+                "url": f.url,
+                "path": f.path,
+                "podcast_guid": f.podcast_guid,
+                "built_at": iso(f.built_at),
+                "changed_at": iso(f.changed_at),
+                "episodes": f.episode_count,
+                "size_bytes": f.size_bytes,
+                "build_seconds": f.build_seconds,
+                "problems": list(f.check_problems),
+                "last_error": f.last_error,
+            }
+            for f in s.exec(select(FeedState).order_by(FeedState.name)).all()
+        ]
+        return {
+            "now": iso(now),
+            "daemon": daemon_dict(s, now, stale_after),
+            "sources": sources,
+            "deliveries": delivery_counts(s),
+            "feeds": feeds,
+            "problems": [problem_dict(p) for p in probs],
+        }

@@ -1,0 +1,469 @@
+"""A small threaded HTTP server on 127.0.0.1 that serves podcast feeds for tests and benchmarks.
+
+Routes are configured per path: feed bodies with ETag / Last-Modified and real 304 handling,
+redirects, bare statuses (410, 429/503 with Retry-After, 500, ...), a "hang" that answers later
+than any sane client timeout, empty 200s and HTML pages. Every request is logged (path, headers,
+Host, start/end time) so tests can assert conditional headers and concurrency.
+
+    with FeedServer() as srv:
+        srv.add_feed("/feed.xml", make_feed_xml(10))
+        url = srv.url("/feed.xml")
+
+For benchmarks, `serve_in_process(setup)` runs a server in a child process so the client's timing
+is not shared with the server's threads (`setup` must be a picklable top-level function).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import html
+import multiprocessing
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = [
+    "FeedServer",
+    "RequestRecord",
+    "Route",
+    "billion_laughs_xml",
+    "html_page",
+    "make_feed_xml",
+    "serve_in_process",
+    "xxe_xml",
+]
+
+
+@dataclass
+class Route:
+    """What one path answers. `delay` sleeps before answering (a hang when > client timeout)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/rss+xml; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str
+    host: str
+    headers: dict[str, str]  # lower-cased names
+    started: float
+    finished: float = 0.0
+    status: int = 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 512  # a benchmark opens many connections at once
+    owner: FeedServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real feed hosts do
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # the FeedServer keeps its own log; stderr noise helps nobody
+
+    def do_GET(self) -> None:
+        self.server.owner._handle(self)
+
+    def do_HEAD(self) -> None:
+        self.server.owner._handle(self, head=True)
+
+
+class FeedServer:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port); a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._routes: dict[str, Route] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.log: list[RequestRecord] = []
+        self.keep_log = True  # benchmarks switch it off to save memory
+        self._in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}  # per Host header, the most requests at once
+        self._server = _Server((host, port), _Handler)
+        self._server.owner = self
+        self._thread: threading.Thread | None = None
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        """The URL of `path`; `host="localhost"` gives a second host name for the same server."""
+        return f"http://{host}:{self.port}{path}"
+
+    def start(self) -> FeedServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()  # wakes handlers sleeping in a "hang"
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- configuration ----------------------------------------------------------------------
+
+    def add(self, path: str, route: Route) -> Route:
+        with self._lock:
+            self._routes[path] = route
+        return route
+
+    def add_feed(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        etag: str | bool | None = True,
+        last_modified: str | datetime | bool | None = True,
+        content_type: str = "application/rss+xml; charset=utf-8",
+        delay: float = 0.0,
+    ) -> Route:
+        """Serve a feed. `etag=True` derives one from the body; `last_modified=True` uses now."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        if etag is True:
+            etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+        if last_modified is True:
+            last_modified = datetime.now(UTC)
+        if isinstance(last_modified, datetime):
+            last_modified = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
+        return self.add(
+            path,
+            Route(
+                body=data,
+                etag=etag or None,
+                last_modified=last_modified or None,
+                content_type=content_type,
+                delay=delay,
+            ),
+        )
+
+    def add_redirect(self, path: str, to: str, status: int = 301) -> Route:
+        return self.add(path, Route(status=status, headers={"Location": to}, content_type=""))
+
+    def add_status(
+        self,
+        path: str,
+        status: int,
+        *,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+        retry_after: str | int | None = None,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> Route:
+        hdrs = dict(headers or {})
+        if retry_after is not None:
+            hdrs["Retry-After"] = str(retry_after)
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        return self.add(
+            path, Route(status=status, body=data, headers=hdrs, content_type=content_type)
+        )
+
+    def add_hang(self, path: str, seconds: float = 3.0) -> Route:
+        """Answer only after `seconds` (longer than the client's timeout)."""
+        return self.add(path, Route(body=b"<rss/>", delay=seconds))
+
+    def add_html(self, path: str, body: str | None = None) -> Route:
+        return self.add(
+            path,
+            Route(
+                body=(body if body is not None else html_page()).encode("utf-8"),
+                content_type="text/html; charset=utf-8",
+            ),
+        )
+
+    # ---- inspection ---------------------------------------------------------------------------
+
+    def requests(self, path: str | None = None) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self.log if path is None or r.path == path]
+
+    def count(self, path: str | None = None) -> int:
+        return len(self.requests(path))
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+            self.max_in_flight.clear()
+
+    # ---- serving ----------------------------------------------------------------------------
+
+    def _handle(self, h: _Handler, head: bool = False) -> None:
+        path = h.path.split("?", 1)[0]
+        host = (h.headers.get("Host") or "").rsplit(":", 1)[0]
+        rec = RequestRecord(
+            method=h.command,
+            path=path,
+            host=host,
+            headers={k.lower(): v for k, v in h.headers.items()},
+            started=time.monotonic(),
+        )
+        with self._lock:
+            route = self._routes.get(path)
+            if self.keep_log:
+                self.log.append(rec)
+            n = self._in_flight.get(host, 0) + 1
+            self._in_flight[host] = n
+            self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), n)
+        try:
+            if route is None:
+                route = Route(status=404, body=b"not found", content_type="text/plain")
+            if route.delay and self._stop.wait(route.delay):
+                return  # shutting down: drop the connection
+            status, headers, body = self._answer(route, rec.headers)
+            rec.status = status
+            h.send_response(status)
+            for k, v in headers.items():
+                h.send_header(k, v)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            if not head and body:
+                h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing to tell
+        finally:
+            rec.finished = time.monotonic()
+            with self._lock:
+                self._in_flight[host] -= 1
+
+    @staticmethod
+    def _answer(route: Route, req: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        headers = dict(route.headers)
+        if route.content_type and route.body:
+            headers["Content-Type"] = route.content_type
+        if route.etag:
+            headers["ETag"] = route.etag
+        if route.last_modified:
+            headers["Last-Modified"] = route.last_modified
+        if route.status == 200 and _not_modified(route, req):
+            return 304, {k: v for k, v in headers.items() if k != "Content-Type"}, b""
+        return route.status, headers, route.body
+
+
+def _not_modified(route: Route, req: dict[str, str]) -> bool:
+    # RFC 9110 13.2.2: If-None-Match wins; If-Modified-Since only counts without it.
+    inm = req.get("if-none-match")
+    if inm is not None:
+        if not route.etag:
+            return False
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        return "*" in tags or route.etag.removeprefix("W/") in tags
+    ims = req.get("if-modified-since")
+    if ims and route.last_modified:
+        try:
+            since = email.utils.parsedate_to_datetime(ims)
+            modified = email.utils.parsedate_to_datetime(route.last_modified)
+        except (TypeError, ValueError):
+            return False
+        return modified <= since
+    return False
+
+
+# ---- content ------------------------------------------------------------------------------
+
+_GUESTS = [
+    ("Filipe Névola", "https://filipenevola.com"),
+    ("Ada Lovelace", "https://example.org/ada"),
+    ("José Ñúñez", "https://example.org/jose"),
+    ("Grace Hopper", "https://example.org/grace"),
+    ("Zoë Müller", ""),
+]
+_TOPICS = ["GraphQL", "Meteor", "Rust", "Postgres", "WebAssembly", "Kubernetes", "Svelte", "Deno"]
+
+
+def make_feed_xml(
+    n_items: int,
+    *,
+    title: str = "Test Podcast",
+    seed: int = 0,
+    base_url: str = "https://podcast.example.com",
+    start: datetime | None = None,
+    persons: bool = True,
+    chapters: bool = True,
+    transcripts: bool = True,
+    notes_paragraphs: int = 3,
+) -> bytes:
+    """A realistic podcast RSS 2.0 feed (itunes, podcast, psc, content namespaces), newest first.
+
+    Item i (1..n) has guid "{base_url}/episodes/{i}", link "{base_url}/{i}-slug", an MP3
+    enclosure, duration H:MM:SS, itunes:episode i, two categories, and (when asked) a guest
+    podcast:person, psc chapters and a VTT transcript. Deterministic for a given seed.
+    """
+    rnd = random.Random(seed)
+    start = start or datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+    esc = html.escape
+    out: list[str] = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+        ' xmlns:podcast="https://podcastindex.org/namespace/1.0"'
+        ' xmlns:psc="http://podlove.org/simple-chapters"'
+        ' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+        ' xmlns:atom="http://www.w3.org/2005/Atom">\n<channel>\n'
+        f"<title>{esc(title)}</title>\n<link>{esc(base_url)}</link>\n"
+        f"<description>A podcast about software, seed {seed}.</description>\n"
+        "<language>en</language>\n<itunes:author>The Host</itunes:author>\n"
+        f'<itunes:image href="{esc(base_url)}/cover.jpg"/>\n'
+        '<itunes:category text="Technology"/>\n<itunes:explicit>false</itunes:explicit>\n'
+    ]
+    for i in range(n_items, 0, -1):
+        topic = _TOPICS[(i + seed) % len(_TOPICS)]
+        guest, site = _GUESTS[(i + seed) % len(_GUESTS)]
+        when = start + timedelta(days=7 * (i - 1))
+        secs = 1200 + rnd.randint(0, 5400)
+        dur = f"{secs // 3600}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+        slug = f"{i}-talking-{topic.lower()}-with-{guest.split()[0].lower()}"
+        paras = "".join(
+            f"<p>Paragraph {p + 1}: we talk about <b>{topic}</b>, "
+            f"<a href=\"{base_url}/links/{i}/{p}\">links</a> &amp; more — {guest} explains "
+            "why it matters, what changed this year and what to try next.</p>"
+            for p in range(notes_paragraphs)
+        )
+        out.append(
+            "<item>\n"
+            f"<title>{i}: {esc(topic)} with {esc(guest)}</title>\n"
+            f"<link>{esc(base_url)}/{slug}</link>\n"
+            f'<guid isPermaLink="false">{esc(base_url)}/episodes/{i}</guid>\n'
+            f"<pubDate>{email.utils.format_datetime(when)}</pubDate>\n"
+            f"<description>{esc(f'<p>{guest} on {topic}.</p>' + paras)}</description>\n"
+            f"<content:encoded><![CDATA[{paras}<ul><li>00:00 Intro</li></ul>]]></content:encoded>\n"
+            f'<enclosure url="{esc(base_url)}/audio/{i}.mp3" length="{secs * 16000}"'
+            ' type="audio/mpeg"/>\n'
+            f"<itunes:duration>{dur}</itunes:duration>\n"
+            f"<itunes:episode>{i}</itunes:episode>\n"
+            "<itunes:episodeType>full</itunes:episodeType>\n"
+            f'<itunes:image href="{esc(base_url)}/images/{i}.jpg"/>\n'
+            f"<category>{esc(topic)}</category>\n<category>Interviews</category>\n"
+        )
+        if persons:
+            href = f' href="{esc(site)}"' if site else ""
+            out.append(
+                f'<podcast:person role="guest"{href} img="{esc(base_url)}/avatars/{i}.jpg">'
+                f"{esc(guest)}</podcast:person>\n"
+                '<podcast:person role="host">The Host</podcast:person>\n'
+            )
+        if transcripts:
+            out.append(
+                f'<podcast:transcript url="{esc(base_url)}/transcripts/{i}.vtt"'
+                ' type="text/vtt"/>\n'
+            )
+        if chapters:
+            out.append(
+                '<psc:chapters version="1.2">'
+                '<psc:chapter start="00:00:00.000" title="Intro"/>'
+                f'<psc:chapter start="00:01:30.500" title="{esc(topic)}"/>'
+                '<psc:chapter start="01:02:03" title="Wrap-up"/>'
+                "</psc:chapters>\n"
+            )
+        out.append("</item>\n")
+    out.append("</channel>\n</rss>\n")
+    return "".join(out).encode("utf-8")
+
+
+def billion_laughs_xml(levels: int = 10) -> bytes:
+    """The classic entity-expansion bomb wrapped in an RSS shell."""
+    ents = ['<!ENTITY lol0 "lol">']
+    for i in range(1, levels):
+        ents.append(f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">')
+    return (
+        '<?xml version="1.0"?>\n<!DOCTYPE rss [\n'
+        + "\n".join(ents)
+        + f"\n]>\n<rss version=\"2.0\"><channel><title>&lol{levels - 1};</title>"
+        "<item><title>x</title><guid>g</guid></item></channel></rss>"
+    ).encode()
+
+
+def xxe_xml(path: str = "/etc/passwd") -> bytes:
+    """An external-entity feed that tries to read a local file into an item's title."""
+    return (
+        '<?xml version="1.0"?>\n'
+        f'<!DOCTYPE rss [ <!ENTITY xxe SYSTEM "file://{path}"> ]>\n'
+        '<rss version="2.0"><channel><title>XXE</title>'
+        "<item><title>&xxe;</title><guid>xxe-1</guid><description>&xxe;</description></item>"
+        "</channel></rss>"
+    ).encode()
+
+
+def html_page(feed_href: str | None = "/feed.xml") -> str:
+    """A site's home page (what people paste instead of the feed URL)."""
+    alt = (
+        f'<link rel="alternate" type="application/rss+xml" title="Podcast" href="{feed_href}">'
+        if feed_href
+        else ""
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>My Podcast</title>"
+        f"{alt}</head><body><h1>My Podcast</h1><p>Listen to our episodes!</p></body></html>"
+    )
+
+
+# ---- a server in a child process (benchmarks) ---------------------------------------------
+
+
+def _child(setup: Callable[[FeedServer], None], conn: Any) -> None:
+    srv = FeedServer()
+    srv.keep_log = False
+    setup(srv)
+    srv.start()
+    conn.send(srv.port)
+    try:
+        conn.recv()  # any message (or the pipe closing) means stop
+    except EOFError:
+        pass
+    srv.stop()
+
+
+@contextmanager
+def serve_in_process(setup: Callable[[FeedServer], None]) -> Iterator[str]:
+    """Run a FeedServer configured by `setup` in a child process; yield its base URL."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(setup, child), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(120):
+            raise RuntimeError("the feed server process did not start within 120 s")
+        port = parent.recv()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        try:
+            parent.send("stop")
+        except (BrokenPipeError, OSError):
+            pass
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
