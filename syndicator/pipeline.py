@@ -303,6 +303,7 @@ def run_once(
     should_stop: Callable[[], bool] = lambda: False,
     poll: bool = True,
     force_poll: bool = False,
+    sources: list[str] | None = None,
     channels: dict[str, Any] | None = None,
 ) -> PassReport:
     """One pass. `now` previews the pass at another time (times stay explicit)."""
@@ -315,7 +316,9 @@ def run_once(
     owner = owner or outbox.process_owner()
 
     if poll:
-        report.sources = poll_sources(engine, settings, now, force=force_poll, progress=progress)
+        report.sources = poll_sources(
+            engine, settings, now, names=sources, force=force_poll, progress=progress
+        )
 
     progress.step("planning announcements")
     live, limits = (
@@ -331,6 +334,7 @@ def run_once(
     renderer = make_renderer(settings)
     with session(engine, write=not dry_run) as s:
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
+        report.planned += outbox.plan_reshares(s, settings, renderer, limits, now, dry_run=dry_run)
         if dry_run:
             s.rollback()
 
@@ -364,6 +368,9 @@ def run_once(
     for ch in live.values():
         if channels is None:
             ch.close()
+    from syndicator.alerts import notify_operator
+
+    notify_operator(engine, settings, clock())
     _attention(engine, report)
     report.seconds = time.monotonic() - t0
     return report

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +52,7 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None
     delay: float = 0.0
+    chunked: bool = False  # no Content-Length: the client cannot know the size up front
 
 
 @dataclass
@@ -77,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real feed hosts do
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the FeedServer keeps its own log; stderr noise helps nobody
 
     def do_GET(self) -> None:
@@ -98,6 +99,7 @@ class FeedServer:
         self.keep_log = True  # benchmarks switch it off to save memory
         self._in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}  # per Host header, the most requests at once
+        self.max_in_flight_total = 0
         self._server = _Server((host, port), _Handler)
         self._server.owner = self
         self._thread: threading.Thread | None = None
@@ -152,6 +154,7 @@ class FeedServer:
         last_modified: str | datetime | bool | None = True,
         content_type: str = "application/rss+xml; charset=utf-8",
         delay: float = 0.0,
+        chunked: bool = False,
     ) -> Route:
         """Serve a feed. `etag=True` derives one from the body; `last_modified=True` uses now."""
         data = body.encode("utf-8") if isinstance(body, str) else body
@@ -169,6 +172,7 @@ class FeedServer:
                 last_modified=last_modified or None,
                 content_type=content_type,
                 delay=delay,
+                chunked=chunked,
             ),
         )
 
@@ -219,6 +223,7 @@ class FeedServer:
         with self._lock:
             self.log.clear()
             self.max_in_flight.clear()
+            self.max_in_flight_total = 0
 
     # ---- serving ----------------------------------------------------------------------------
 
@@ -239,6 +244,7 @@ class FeedServer:
             n = self._in_flight.get(host, 0) + 1
             self._in_flight[host] = n
             self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), n)
+            self.max_in_flight_total = max(self.max_in_flight_total, sum(self._in_flight.values()))
         try:
             if route is None:
                 route = Route(status=404, body=b"not found", content_type="text/plain")
@@ -249,6 +255,15 @@ class FeedServer:
             h.send_response(status)
             for k, v in headers.items():
                 h.send_header(k, v)
+            if route.chunked and status == 200:
+                h.send_header("Transfer-Encoding", "chunked")
+                h.end_headers()
+                if not head:
+                    for i in range(0, len(body), 16384):
+                        part = body[i : i + 16384]
+                        h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    h.wfile.write(b"0\r\n\r\n")
+                return
             h.send_header("Content-Length", str(len(body)))
             h.end_headers()
             if not head and body:
@@ -348,7 +363,7 @@ def make_feed_xml(
         slug = f"{i}-talking-{topic.lower()}-with-{guest.split()[0].lower()}"
         paras = "".join(
             f"<p>Paragraph {p + 1}: we talk about <b>{topic}</b>, "
-            f"<a href=\"{base_url}/links/{i}/{p}\">links</a> &amp; more — {guest} explains "
+            f'<a href="{base_url}/links/{i}/{p}">links</a> &amp; more — {guest} explains '
             "why it matters, what changed this year and what to try next.</p>"
             for p in range(notes_paragraphs)
         )
@@ -377,8 +392,7 @@ def make_feed_xml(
             )
         if transcripts:
             out.append(
-                f'<podcast:transcript url="{esc(base_url)}/transcripts/{i}.vtt"'
-                ' type="text/vtt"/>\n'
+                f'<podcast:transcript url="{esc(base_url)}/transcripts/{i}.vtt" type="text/vtt"/>\n'
             )
         if chapters:
             out.append(
@@ -401,7 +415,7 @@ def billion_laughs_xml(levels: int = 10) -> bytes:
     return (
         '<?xml version="1.0"?>\n<!DOCTYPE rss [\n'
         + "\n".join(ents)
-        + f"\n]>\n<rss version=\"2.0\"><channel><title>&lol{levels - 1};</title>"
+        + f'\n]>\n<rss version="2.0"><channel><title>&lol{levels - 1};</title>'
         "<item><title>x</title><guid>g</guid></item></channel></rss>"
     ).encode()
 
@@ -425,7 +439,7 @@ def html_page(feed_href: str | None = "/feed.xml") -> str:
         else ""
     )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>My Podcast</title>"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>My Podcast</title>'
         f"{alt}</head><body><h1>My Podcast</h1><p>Listen to our episodes!</p></body></html>"
     )
 
@@ -439,10 +453,8 @@ def _child(setup: Callable[[FeedServer], None], conn: Any) -> None:
     setup(srv)
     srv.start()
     conn.send(srv.port)
-    try:
+    with suppress(EOFError):
         conn.recv()  # any message (or the pipe closing) means stop
-    except EOFError:
-        pass
     srv.stop()
 
 
@@ -459,10 +471,8 @@ def serve_in_process(setup: Callable[[FeedServer], None]) -> Iterator[str]:
         port = parent.recv()
         yield f"http://127.0.0.1:{port}"
     finally:
-        try:
+        with suppress(BrokenPipeError, OSError):
             parent.send("stop")
-        except (BrokenPipeError, OSError):
-            pass
         proc.join(timeout=10)
         if proc.is_alive():
             proc.terminate()

@@ -53,9 +53,8 @@ def default_limit(network: str) -> int:
 def _trim_url(url: str) -> str:
     # Trailing punctuation ends the sentence, not the link; a ")" stays only when balanced.
     while url:
-        if url[-1] in _URL_TRAILING:
-            url = url[:-1]
-        elif url[-1] == ")" and url.count("(") < url.count(")"):
+        unbalanced = url[-1] == ")" and url.count("(") < url.count(")")
+        if url[-1] in _URL_TRAILING or unbalanced:
             url = url[:-1]
         else:
             break

@@ -64,7 +64,7 @@ def hashtag_for(tag: str, mapping: Mapping[str, str] | None = None) -> str | Non
 
 
 def make_hashtags(tags: Iterable[str], mapping: Mapping[str, str], max_n: int) -> list[str]:
-    """Hashtags (without '#') for `tags`, in order, deduplicated case-insensitively, at most max_n."""
+    """Hashtags (no '#') for `tags`, in order, deduplicated case-insensitively, at most max_n."""
     out: list[str] = []
     seen: set[str] = set()
     if max_n <= 0:

@@ -33,6 +33,8 @@ from syndicator.channels.base import (
 )
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
+from syndicator.sources.base import ProblemData
+from syndicator.store import problems
 from syndicator.store.db import session
 from syndicator.store.models import Delivery, Episode
 
@@ -154,6 +156,19 @@ def _card(ep: Episode) -> dict[str, Any]:
     return {"url": ep.url, "title": ep.title, "description": ep.description, "image": ep.image}
 
 
+_last_tid_us = 0
+
+
+def _next_tid(now: datetime, key: str) -> str:
+    """A TID unique in this process (strictly increasing microseconds) whose clock
+    id comes from the row's key, so rows planned together never share a record key."""
+    global _last_tid_us
+    us = max(int(now.timestamp() * 1_000_000), _last_tid_us + 1)
+    _last_tid_us = us
+    clock = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 1024
+    return make_tid(datetime.fromtimestamp(us / 1_000_000, tz=now.tzinfo), clock)
+
+
 def _new_row(
     kind: str,
     ep: Episode,
@@ -162,14 +177,13 @@ def _new_row(
     settings: Settings,
 ) -> Delivery:
     key = delivery_key(kind, ep.id, ch.name)
-    clock = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 1024
     return Delivery(
         key=key,
         kind=kind,
         episode_id=ep.id,
         channel=ch.name,
         state=PLANNED,
-        record_key=make_tid(now, clock),
+        record_key=_next_tid(now, key),
         idempotency_key=idempotency_key(key, ep.guid),
         frozen_at=now,
         payload=_card(ep),
@@ -235,7 +249,9 @@ def plan(
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
             row = _new_row("announce", ep, ch, now, settings)
-            rendered = renderer.render(ep, ch, limit=limits.get(ch.name))
+            rendered = _render(s, renderer, ep, ch, limits, now)
+            if rendered is None:
+                continue  # a broken template is a problem; the next pass tries again
             row.text, row.text_length = rendered.text, rendered.length
             row.state, row.skip_reason = state, reason
             if state == SKIPPED:
@@ -249,6 +265,29 @@ def plan(
             if not dry_run:
                 _insert_ignore(s, row)
     return out
+
+
+def _render(
+    s: Session,
+    renderer: Renders,
+    ep: Episode,
+    ch: ChannelConfig,
+    limits: dict[str, int],
+    now: datetime,
+    kind: str = "announce",
+) -> Any:
+    from syndicator.announce.render import TemplateProblem
+
+    try:
+        return renderer.render(ep, ch, kind=kind, limit=limits.get(ch.name))
+    except TemplateProblem as exc:
+        problems.record(
+            s,
+            f"channel:{ch.name}",
+            ProblemData(exc.path or exc.template, "template", exc.message, exc.line),
+            now,
+        )
+        return None
 
 
 def _refresh(
@@ -271,8 +310,8 @@ def _refresh(
         return
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:
         # Nothing went out yet: the announcement may follow the edit.
-        rendered = renderer.render(ep, ch, limit=limits.get(ch.name))
-        if not dry_run:
+        rendered = _render(s, renderer, ep, ch, limits, now)
+        if rendered is not None and not dry_run:
             row.text, row.text_length = rendered.text, rendered.length
             row.payload = _card(ep)
             row.due_at = max(row.due_at or now, publish_time(ep.date, now, _settings_of(renderer)))
@@ -646,7 +685,9 @@ def announce_now(
                 continue
             if row is None:
                 row = _new_row("announce", ep, ch, now, settings)
-            rendered = renderer.render(ep, ch, limit=limits.get(ch.name))
+            rendered = _render(s, renderer, ep, ch, limits, now)
+            if rendered is None:
+                continue  # a broken template is a problem; the next pass tries again
             row.text, row.text_length = rendered.text, rendered.length
             row.state, row.skip_reason, row.due_at = PLANNED, None, now
             row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
@@ -654,4 +695,76 @@ def announce_now(
             out.append(row)
         if channel and not out:
             raise ActionError(f"channel {channel!r} has nothing to (re)announce for this episode")
+    return out
+
+
+# ---------------------------------------------------------------- evergreen reshares
+
+
+def plan_reshares(
+    s: Session,
+    settings: Settings,
+    renderer: Renders,
+    limits: dict[str, int],
+    now: datetime,
+    *,
+    dry_run: bool = False,
+) -> list[PlannedRow]:
+    """At most one reshare per channel per `evergreen.every`, whatever the downtime:
+    the oldest episode not shared recently, never twice within `min_days_between`."""
+    out: list[PlannedRow] = []
+    for ch in settings.channels:
+        ev = ch.evergreen
+        if not (ch.enabled and ev.enabled):
+            continue
+        last = s.exec(
+            select(sa.func.max(Delivery.planned_at)).where(  # type: ignore[arg-type]
+                Delivery.channel == ch.name, Delivery.kind == "reshare"
+            )
+        ).one()
+        if last is not None and last + ev.every > now:
+            continue
+        shared: dict[int, datetime] = {}
+        for ep_id, when in s.exec(
+            select(Delivery.episode_id, sa.func.max(Delivery.sent_at))  # type: ignore[call-overload]
+            .where(Delivery.channel == ch.name, Delivery.state == SENT)
+            .group_by(Delivery.episode_id)
+        ).all():
+            if ep_id is not None and when is not None:
+                shared[ep_id] = when
+        recent = now - timedelta(days=ev.min_days_between)
+        candidates = [
+            ep
+            for ep in s.exec(
+                select(Episode).where(
+                    Episode.withdrawn == False,  # noqa: E712
+                    Episode.date <= now - ev.min_age,  # type: ignore[operator]
+                )
+            ).all()
+            if (shared.get(ep.id or 0) is None or shared[ep.id or 0] < recent)  # type: ignore[operator]
+            and filter_reason(ep, ch, now) in (None, "filtered: older than max_age")
+        ]
+        if not candidates:
+            continue
+        epoch = datetime.min.replace(tzinfo=now.tzinfo)
+        candidates.sort(key=lambda e: (shared.get(e.id or 0, epoch), e.date or epoch, e.id))
+        ep = candidates[0]
+        rendered = _render(s, renderer, ep, ch, limits, now, kind="reshare")
+        if rendered is None:
+            continue
+        row = _new_row("reshare", ep, ch, now, settings)
+        row.key = delivery_key("reshare", ep.id, ch.name, now.strftime("%Y%m%dT%H%M%S"))
+        row.idempotency_key = idempotency_key(row.key, ep.guid)
+        row.record_key = _next_tid(now, row.key)
+        row.text, row.text_length, row.due_at = rendered.text, rendered.length, now
+        state, reason = (
+            (SKIPPED, "dry-run channel: rendered, not sent") if ch.dry_run else (PLANNED, None)
+        )
+        row.state, row.skip_reason = state, reason
+        out.append(
+            PlannedRow(ep, ch.name, state, rendered.text, rendered.length, rendered.limit,
+                       rendered.fits, now, reason)
+        )  # fmt: skip
+        if not dry_run:
+            _insert_ignore(s, row)
     return out

@@ -123,7 +123,7 @@ _BSKY = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-
 
 
 def twitter_handle(value: Any) -> str:
-    """"@name", "name" or a profile URL -> "name"; "" when it is not a valid X handle."""
+    """ "@name", "name" or a profile URL -> "name"; "" when it is not a valid X handle."""
     v = str(value or "").strip()
     m = _TWITTER_URL.match(v)
     v = m.group(1) if m else v.lstrip("@")
@@ -131,7 +131,7 @@ def twitter_handle(value: Any) -> str:
 
 
 def mastodon_handle(value: Any) -> str:
-    """"user@instance", "@user@instance" or a profile URL -> "@user@instance".
+    """ "user@instance", "@user@instance" or a profile URL -> "@user@instance".
 
     A name without an instance is not a Mastodon mention: "".
     """
@@ -144,7 +144,7 @@ def mastodon_handle(value: Any) -> str:
 
 
 def bluesky_handle(value: Any) -> str:
-    """"@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
+    """ "@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
 
     Bluesky handles are domain names; anything else (a bare name, a DID) is "".
     """
@@ -171,7 +171,7 @@ def mention(handle: str, network: str) -> str:
 
 
 def join_names(names: Iterable[str]) -> str:
-    """"A", "A and B", "A, B and C"."""
+    """ "A", "A and B", "A, B and C"."""
     items = [n for n in names if n]
     if len(items) <= 1:
         return "".join(items)
@@ -563,8 +563,9 @@ class Renderer:
         for cuts in (fit.word_cuts(title), fit.grapheme_cuts(title)):
             best = fit.longest(
                 len(cuts),
-                lambda i, c=cuts: attempt(hashtags=[], description=description, title=c[i])[1]
-                <= lim,
+                lambda i, c=cuts: (
+                    attempt(hashtags=[], description=description, title=c[i])[1] <= lim
+                ),
             )
             if best is not None:
                 adjustments.append("shortened the title")
@@ -618,6 +619,8 @@ def _str(path: Path | None) -> str | None:
 def _describe(exc: BaseException) -> str:
     from jinja2.exceptions import SecurityError, UndefinedError
 
+    if isinstance(exc, TemplateNotFound):
+        return f"includes a template that does not exist: {exc.name}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {exc}"
     if isinstance(exc, UndefinedError):

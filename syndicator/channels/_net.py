@@ -8,8 +8,11 @@ after the request was written means it may have been acted on (UnknownOutcome).
 
 from __future__ import annotations
 
+import html
 import math
+import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -137,3 +140,28 @@ def transport_error(exc: BaseException, what: str) -> SendError:
     if never_sent(exc):
         return TransientError(f"{what}: {reason} (nothing was sent; will retry)")
     return UnknownOutcome(f"{what}: {reason} (the request may have been received)")
+
+
+# ---- reading a post back ----------------------------------------------------------------
+
+_URL = re.compile(r"https?://\S+")
+# Mastodon shows a mention of a local account without its domain: "@ann@example.social" -> "@ann".
+_MENTION_DOMAIN = re.compile(r"(@\w[\w.]*)@[\w.-]*\w")
+
+
+def normalize(text: str) -> str:
+    """Text as compared with the timeline: no links (X shows t.co), unescaped, spaces folded."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    text = _MENTION_DOMAIN.sub(r"\1", _URL.sub(" ", text))
+    return " ".join(text.split()).casefold()
+
+
+def same_text(posted: str, timeline: str) -> bool:
+    """Whether a post read back is the frozen text (X may end a long one with "…")."""
+    a, b = normalize(posted), normalize(timeline)
+    if a == b:
+        return True
+    if b.endswith("…"):
+        head = b[:-1].rstrip()
+        return len(head) >= 20 and a.startswith(head)
+    return False

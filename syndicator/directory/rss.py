@@ -285,13 +285,13 @@ def _persons(guests: Sequence[dict[str, Any]], meta: FeedMeta) -> list[Person]:
         name = xml_text(g.get("name")).strip()
         if not name:
             continue
-        website = g.get("website")
+        website = xml_text(g.get("website")).strip()
         out.append(
             Person(
                 name=name,
                 role="guest",
                 href=website if _is_http(website) else None,
-                img=_guest_img(g.get("avatar"), meta),
+                img=_guest_img(xml_text(g.get("avatar")).strip(), meta),
             )
         )
     return out
@@ -347,7 +347,7 @@ def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
 def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -> None:
     title = xml_text(ep.title).strip() or "Untitled episode"
     fe.title(title)
-    link = ep.url or None
+    link = xml_text(ep.url).strip() or None
     if link:
         fe.link(href=link)
     guid = xml_text(ep.guid)
@@ -367,11 +367,11 @@ def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -
     if notes:
         fe.content(notes, type="CDATA")
 
-    url = str(ep.enclosure_url)
+    url = xml_text(ep.enclosure_url).strip()
     fe.enclosure(
         url=url,
         length=str(int(ep.enclosure_length or 0)),
-        type=enclosure_type(url, ep.enclosure_type),
+        type=xml_text(enclosure_type(url, ep.enclosure_type)),
     )
 
     it: extensions.ItunesEntryExtension = fe.itunes  # type: ignore[attr-defined]
@@ -380,7 +380,7 @@ def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -
     if ep.number is not None and ep.number > 0:  # Apple: a non-zero integer
         it.episode = int(ep.number)
     it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
-    it.image = absolute_url(ep.image, link or meta.link) if ep.image else None
+    it.image = absolute_url(xml_text(ep.image), link or meta.link) if ep.image else None
     it.explicit = ep.explicit
 
     pc: extensions.PodcastNsEntryExtension = fe.podcast  # type: ignore[attr-defined]
@@ -392,10 +392,11 @@ def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -
             pc.chapters_url = meta.chapters_url(name)
             fe.psc.chapters = [(s, xml_text(t)) for s, t in psc]  # type: ignore[attr-defined]
     if ep.transcript_url:
-        ttype = transcript_type(ep.transcript_url, ep.transcript_type)
+        turl = xml_text(ep.transcript_url).strip()
+        ttype = xml_text(transcript_type(turl, ep.transcript_type))
         pc.transcripts = [
             Transcript(
-                url=ep.transcript_url,
+                url=turl,
                 type=ttype,
                 rel="captions" if ttype in CAPTION_TYPES else None,
             )

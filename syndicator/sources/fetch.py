@@ -133,9 +133,7 @@ class Fetcher:
             except ValueError:
                 host = ""
             if urlsplit(current).scheme not in ("http", "https") or not host:
-                return _fail(
-                    out, "url", f"{current!r} is not an http(s) URL; fix the source's url"
-                )
+                return _fail(out, "url", f"{current!r} is not an http(s) URL; fix the source's url")
             async with self._host_sem(host), self._global:
                 started = time.monotonic()
                 try:

@@ -178,6 +178,7 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     updated_at: datetime | None = _ts(nullable=False)
     latency_seconds: float | None = None
+    alerted: bool = False  # the operator was told this row failed
 
 
 class FeedState(SQLModel, table=True):

@@ -47,6 +47,7 @@ class Received:
     body: bytes
     at: float
     fault: str | None = None  # the fault applied to it, if any
+    raw_query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -311,6 +312,7 @@ class FakeServer:
             headers={k.lower(): v for k, v in h.headers.items()},
             body=body,
             at=time.time(),
+            raw_query=parts.query,
         )
         if parts.path.startswith("/_fake/"):
             self._send(h, self._control(req))

@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: 5d3358a44615
+Revision ID: 5e55d3638464
 Revises: 
-Create Date: 2026-11-27 14:17:04.039953
+Create Date: 2026-11-27 14:19:18.934000
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import syndicator.store.models
 
 
-revision: str = '5d3358a44615'
+revision: str = '5e55d3638464'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -190,6 +190,7 @@ def upgrade() -> None:
     sa.Column('sent_at', syndicator.store.models.UTCDateTime(), nullable=True),
     sa.Column('updated_at', syndicator.store.models.UTCDateTime(), nullable=False),
     sa.Column('latency_seconds', sa.Float(), nullable=True),
+    sa.Column('alerted', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['episode_id'], ['episodes.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')

@@ -1,0 +1,95 @@
+"""Operator alerts: a failed delivery, a source failing repeatedly, a feed build
+failing. Sent to any Apprise URL, once per incident, not once per pass."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from syndicator.config import Settings, secret
+from syndicator.store.db import session
+from syndicator.store.models import Delivery, Episode, FeedState, Meta, Source
+
+log = logging.getLogger(__name__)
+
+
+def alert_url(settings: Settings) -> str | None:
+    return secret("alerts", "url") or settings.alerts.url or None
+
+
+def _incidents(engine: Engine, settings: Settings) -> tuple[list[str], list[tuple[str, object]]]:
+    """New incidents as messages, and what to flag once they are told."""
+    lines: list[str] = []
+    marks: list[tuple[str, object]] = []
+    with session(engine) as s:
+        rows = s.exec(
+            select(Delivery, Episode.title)
+            .join(Episode, isouter=True)
+            .where(Delivery.state == "failed", Delivery.alerted == False)  # noqa: E712
+        ).all()
+        for d, title in rows:
+            lines.append(f"Delivery failed on {d.channel}: {title or d.target}: {d.last_error}")
+            marks.append(("delivery", d.id))
+        for src in s.exec(select(Source).where(Source.alerted == False)).all():  # noqa: E712
+            if src.disabled or src.consecutive_errors >= settings.alerts.source_errors:
+                why = src.disabled_reason or src.last_error
+                lines.append(
+                    f"Source {src.name} failing ({src.consecutive_errors} times in a row): {why}"
+                )
+                marks.append(("source", src.id))
+        for feed in s.exec(select(FeedState)).all():
+            key = f"alert:feed:{feed.name}"
+            told = s.get(Meta, key) is not None
+            if feed.last_error and not told:
+                lines.append(f"Feed {feed.name} failed to build: {feed.last_error}")
+                marks.append(("feed", key))
+            elif not feed.last_error and told:
+                marks.append(("feed-ok", key))
+    return lines, marks
+
+
+def _mark(engine: Engine, marks: list[tuple[str, object]], now: datetime) -> None:
+    with session(engine, write=True) as s:
+        for kind, ref in marks:
+            if kind == "delivery":
+                d = s.get(Delivery, ref)
+                if d:
+                    d.alerted = True
+                    s.add(d)
+            elif kind == "source":
+                src = s.get(Source, ref)
+                if src:
+                    src.alerted = True
+                    s.add(src)
+            elif kind == "feed":
+                s.add(Meta(key=str(ref), value="1", updated_at=now))
+            elif kind == "feed-ok":
+                m = s.get(Meta, str(ref))
+                if m:
+                    s.delete(m)
+
+
+def notify_operator(engine: Engine, settings: Settings, now: datetime) -> list[str]:
+    """Send one alert for the incidents not told yet; returns their lines."""
+    url = alert_url(settings)
+    if not url:
+        return []
+    lines, marks = _incidents(engine, settings)
+    if not lines:
+        _mark(engine, marks, now)  # feed recoveries
+        return []
+    import apprise
+
+    ap = apprise.Apprise()
+    if not ap.add(url):
+        log.error("alerts: the Apprise URL in [alerts] / SYNDICATOR_ALERTS_URL is not valid")
+        return []
+    title = f"syndicator: {len(lines)} thing(s) need attention"
+    if ap.notify(title=title, body="\n".join(lines)):
+        _mark(engine, marks, now)
+        return lines
+    log.warning("alerts: could not reach the operator channel; will try again next pass")
+    return []

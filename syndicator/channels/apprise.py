@@ -1,0 +1,234 @@
+"""Chat and mail targets through Apprise: Discord, Slack, Telegram, Matrix, e-mail, webhooks...
+
+Apprise answers only "sent" or "not sent". Why it failed is in its log, which Apprise
+(2.x) captures per call: `notify(..., log_level=DEBUG)` returns a result carrying the
+plugin's messages. The plugins log an HTTP failure as "... error=<status>." with the
+body in "Response Details", and a transport failure as "Socket Exception: <requests
+error>"; those are read to tell:
+
+- 429, 408/409/425, connection refused, DNS, connect timeout -> TransientError
+- 5xx, read timeout, reset, or a failure we cannot read       -> UnknownOutcome
+- any other 4xx                                                -> PermanentError
+
+Webhooks have no idempotency key and no way to read a post back (unknown_policy "none"):
+an `unknown` row is held for a person unless the channel says on_unknown = "resend".
+
+Timeouts: Apprise URLs take `cto` (connect) and `rto` (read) seconds; the channel adds
+them unless the URL sets its own. Endpoints: an Apprise plugin's fixed service host
+(e.g. discord.com) is replaced by `api_base` when one is given (tests, proxies).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import apprise
+
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    SendError,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
+
+DISCORD_LIMIT = 2000
+_STATUS = re.compile(r"error=(\d{3})\b")
+_DETAILS = re.compile(r"^Response Details:\s*(.*)$", re.S)
+_SOCKET = re.compile(r"^(?:Socket|I/O) Exception:\s*(.*)$", re.S)
+# requests/urllib3 wording for failures before the request left this machine
+_NOT_SENT = re.compile(
+    r"Connection refused|Failed to establish a new connection|NameResolutionError|"
+    r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+    r"Temporary failure in name resolution|No route to host|Network is unreachable|"
+    r"ConnectTimeoutError|connect timeout|timed out\. \(connect timeout",
+    re.I,
+)
+
+_log_lock = threading.Lock()
+_log_users = 0
+_log_saved: tuple[int, bool] = (logging.NOTSET, True)
+
+
+@contextmanager
+def _apprise_debug_log() -> Iterator[None]:
+    """Let Apprise emit DEBUG records (the transport error's text is only logged there).
+
+    The records go to Apprise's own per-call capture; propagation is off meanwhile so
+    the application's log isn't flooded with Apprise's payload dumps.
+    """
+    global _log_users, _log_saved
+    lg = logging.getLogger("apprise")
+    with _log_lock:
+        if _log_users == 0:
+            _log_saved = (lg.level, lg.propagate)
+            lg.setLevel(logging.DEBUG)
+            lg.propagate = False
+        _log_users += 1
+    try:
+        yield
+    finally:
+        with _log_lock:
+            _log_users -= 1
+            if _log_users == 0:
+                lg.setLevel(_log_saved[0])
+                lg.propagate = _log_saved[1]
+
+
+def with_timeouts(url: str, timeout: float) -> str:
+    """The Apprise URL with cto/rto set to `timeout` unless it has its own."""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    keys = {p.split("=", 1)[0].lower() for p in query.split("&") if p}
+    extra = [f"{k}={timeout:g}" for k in ("cto", "rto") if k not in keys]
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)
+
+
+def _response_text(raw: str) -> str:
+    """The body from Apprise's "Response Details" line (a bytes repr), readable."""
+    raw = raw.strip()
+    try:
+        value = ast.literal_eval(raw)
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    except (ValueError, SyntaxError):
+        text = raw
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300]
+    if isinstance(data, dict):
+        for key in ("message", "error_description", "description", "error", "detail"):
+            if isinstance(data.get(key), str) and data[key]:
+                return data[key][:300]
+    return " ".join(text.split())[:300]
+
+
+class AppriseChannel:
+    type = "apprise"
+    unknown_policy = "none"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        timeout: float = 20.0,
+        limit: int | None = None,
+        api_base: str | None = None,
+    ) -> None:
+        self.name = name
+        self._limit = limit
+        self._apprise = apprise.Apprise()
+        if not self._apprise.add(with_timeouts(url, timeout)):
+            scheme = url.split("://", 1)[0] if "://" in url else url[:12]
+            raise PermanentError(
+                f"channel {name!r}: Apprise cannot use this URL (scheme {scheme!r}); "
+                "see https://github.com/caronc/apprise/wiki for the URL forms"
+            )
+        self.plugin: Any = self._apprise[0]
+        if api_base:
+            self._rebase(api_base)
+
+    def _rebase(self, api_base: str) -> None:
+        """Point a plugin with a fixed service URL (Discord's discord.com...) elsewhere."""
+        fixed = getattr(self.plugin, "notify_url", None)
+        if not isinstance(fixed, str) or "://" not in fixed:
+            return
+        path = urlsplit(fixed).path
+        self.plugin.notify_url = api_base.rstrip("/") + path
+
+    @property
+    def is_discord(self) -> bool:
+        return type(self.plugin).__name__ == "NotifyDiscord"
+
+    def limit(self) -> int:
+        if self._limit:
+            return self._limit
+        if self.is_discord:
+            return DISCORD_LIMIT
+        maxlen = getattr(self.plugin, "body_maxlen", 0)
+        return int(maxlen) if isinstance(maxlen, int) and maxlen > 0 else DISCORD_LIMIT
+
+    def close(self) -> None:
+        self._apprise.clear()
+
+    def send(self, post: Post) -> Sent:
+        with _apprise_debug_log():
+            result = self._apprise.notify(
+                body=post.text,
+                title=str(post.extra.get("title") or ""),
+                body_format=apprise.NotifyFormat.TEXT,
+                log_level=logging.DEBUG,
+            )
+        if result:
+            return Sent(remote_id=None, remote_url=None)
+        raise self._error(result)
+
+    def reconcile(self, post: Post) -> Sent | None:
+        raise UnknownOutcome(
+            "a webhook cannot be read back: check the target, then mark the delivery "
+            "sent or not sent (or set on_unknown = \"resend\" for this channel)"
+        )
+
+    # ---- reading Apprise's log -----------------------------------------------------------
+
+    def _error(self, result: Any) -> SendError:
+        where = self.plugin.url(privacy=True).split("?", 1)[0]
+        messages = [e.message for e in result.logs()]
+        warnings = [
+            e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")
+        ]
+        said = "; ".join(warnings) or "Apprise reported a failure"
+        if getattr(result.status, "name", "") == "TIMEOUT":
+            return UnknownOutcome(f"{where}: Apprise gave up waiting ({said})")
+        status: int | None = None
+        for m in messages:
+            found = _STATUS.search(m)
+            if found:
+                status = int(found.group(1))
+        details = next(
+            (_response_text(d.group(1)) for m in messages if (d := _DETAILS.match(m))), ""
+        )
+        if status is not None:
+            text = f"{where}: HTTP {status}" + (f": {details}" if details else f" ({said})")
+            if status == 429:
+                return TransientError(text, retry_after=self._discord_wait(), status=429)
+            if status in (408, 409, 425):
+                return TransientError(text, status=status)
+            if status >= 500:
+                return UnknownOutcome(text, status=status)
+            return PermanentError(text, status=status)
+        socket = next((s.group(1) for m in messages if (s := _SOCKET.match(m))), None)
+        if socket is not None:
+            if _NOT_SENT.search(socket):
+                return TransientError(f"{where}: {_short(socket)} (nothing was sent; will retry)")
+            return UnknownOutcome(f"{where}: {_short(socket)} (the target may have received it)")
+        return UnknownOutcome(f"{where}: {said}")
+
+    def _discord_wait(self) -> float | None:
+        """Discord's X-RateLimit-Reset, which the plugin keeps after a 429."""
+        reset = getattr(self.plugin, "ratelimit_reset", None)
+        if not self.is_discord or not isinstance(reset, datetime):
+            return None
+        reset = reset.replace(tzinfo=UTC) if reset.tzinfo is None else reset
+        return max((reset - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    for pattern in (r"Connection refused", r"Read timed out", r"RemoteDisconnected\([^)]*\)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(0)
+    return text if len(text) <= 240 else text[:237] + "..."

@@ -1,0 +1,236 @@
+"""Mastodon (and API-compatible servers): Mastodon.py's `status_post` with an Idempotency-Key.
+
+The key is frozen on the delivery row, so resending an `unknown` row returns the status
+the first attempt created instead of a second one (unknown_policy "idempotent": the
+outbox simply sends again). Mastodon keeps keys for about an hour, so `reconcile` also
+exists: it reads the account's recent statuses for the frozen text and returns the
+status when found, or None (then a resend with the same key is safe). Call it before
+resending a row that has been unknown for long.
+
+Rate limits are raised, never slept on (ratelimit_method="throw"); the wait comes back
+as TransientError.retry_after.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
+
+from syndicator.channels import _net
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    SendError,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
+
+DEFAULT_LIMIT = 500
+# A failed instance lookup is retried after this long (limit() is called while planning).
+_LIMIT_RETRY = 300.0
+_SKEW = timedelta(minutes=10)
+_TAG = re.compile(r"<[^>]+>")
+
+
+class _Session(requests.Session):
+    """Remembers the last response (per thread) so a 429's headers can be read."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def last_response(self) -> requests.Response | None:
+        return getattr(self._local, "response", None)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        self._local.response = None
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        resp = super().request(method, url, *args, **kwargs)
+        self._local.response = resp
+        return resp
+
+
+def html_to_text(content: str) -> str:
+    """A status's HTML as plain text (paragraphs and <br> as line breaks)."""
+    content = re.sub(r"<br\s*/?>", "\n", content, flags=re.I)
+    content = re.sub(r"</p>\s*<p[^>]*>", "\n\n", content, flags=re.I)
+    return html.unescape(_TAG.sub("", content))
+
+
+def _api_error_parts(exc: MastodonAPIError) -> tuple[int | None, str]:
+    """(status, message) from Mastodon.py's ('Mastodon API returned error', code, reason, msg)."""
+    args = exc.args
+    if len(args) >= 4 and isinstance(args[1], int):
+        status, reason, msg = args[1], args[2], args[3]
+        return status, f"{status} {reason}: {msg}" if msg else f"{status} {reason}"
+    return None, " ".join(str(a) for a in args)
+
+
+class MastodonChannel:
+    type = "mastodon"
+    unknown_policy = "idempotent"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instance: str,
+        access_token: str,
+        timeout: float = 20.0,
+        limit: int | None = None,
+        visibility: str = "public",
+    ) -> None:
+        self.name = name
+        self.instance = instance
+        self._limit = limit
+        self._visibility = visibility
+        self._session = _Session(timeout)
+        self._api = Mastodon(
+            access_token=access_token,
+            api_base_url=instance,
+            request_timeout=timeout,
+            ratelimit_method="throw",
+            version_check_mode="none",  # no network at construction
+            session=self._session,
+        )
+        self._instance_limit: int | None = None
+        self._limit_failed_at: float | None = None
+        self._account_id: str | None = None
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ---- limit ---------------------------------------------------------------------------
+
+    def limit(self) -> int:
+        """cfg.limit, else the instance's advertised max_characters (cached), else 500."""
+        if self._limit:
+            return self._limit
+        if self._instance_limit is not None:
+            return self._instance_limit
+        if self._limit_failed_at and time.monotonic() - self._limit_failed_at < _LIMIT_RETRY:
+            return DEFAULT_LIMIT
+        found = self._read_instance_limit()
+        if found is None:
+            self._limit_failed_at = time.monotonic()
+            return DEFAULT_LIMIT
+        self._instance_limit = found
+        return found
+
+    def _read_instance_limit(self) -> int | None:
+        for read in (self._api.instance_v2, self._api.instance_v1):
+            try:
+                info = read()
+            except MastodonNotFoundError:
+                continue  # an older server without /api/v2/instance
+            except (MastodonError, requests.RequestException):
+                return None
+            found = _max_characters(info)
+            if found:
+                return found
+        return None
+
+    # ---- send ----------------------------------------------------------------------------
+
+    def send(self, post: Post) -> Sent:
+        try:
+            status = self._api.status_post(
+                post.text,
+                idempotency_key=post.idempotency_key or None,
+                visibility=self._visibility,
+            )
+        except (MastodonError, requests.RequestException) as exc:
+            raise self._error(exc, "posting to Mastodon") from exc
+        return Sent(remote_id=str(status["id"]), remote_url=status.get("url") or status.get("uri"))
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, post: Post) -> Sent | None:
+        """The status with the frozen text on the account's recent timeline, or None."""
+        since = _aware(post.created_at) - _SKEW
+        try:
+            if self._account_id is None:
+                self._account_id = str(self._api.account_verify_credentials()["id"])
+            statuses = self._api.account_statuses(
+                self._account_id, limit=40, exclude_reblogs=True
+            )
+        except (MastodonError, requests.RequestException) as exc:
+            err = self._error(exc, "reading the Mastodon timeline")
+            raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
+        for st in statuses:
+            created = st.get("created_at")
+            if isinstance(created, datetime) and _aware(created) < since:
+                break  # newest first: everything further is older than the row
+            if _net.same_text(post.text, html_to_text(st.get("content") or "")):
+                return Sent(remote_id=str(st["id"]), remote_url=st.get("url") or st.get("uri"))
+        return None
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, what: str) -> SendError:
+        if isinstance(exc, MastodonRatelimitError):
+            resp = self._session.last_response
+            wait = _net.retry_after(resp.headers) if resp is not None else None
+            reset = getattr(self._api, "ratelimit_reset", None)
+            if wait is None and isinstance(reset, int | float):
+                wait = max(float(reset) - time.time(), 0.0)
+            return TransientError(f"{what}: rate limited (429)", retry_after=wait, status=429)
+        if isinstance(exc, MastodonNetworkError):
+            # Mastodon.py wraps the requests exception without `from`; the original is the
+            # context, and tells whether the request could have reached the server.
+            return _net.transport_error(exc, what)
+        if isinstance(exc, MastodonServerError):
+            status, msg = _api_error_parts(exc)
+            return UnknownOutcome(f"{what}: {msg}", status=status)
+        if isinstance(exc, MastodonAPIError):
+            status, msg = _api_error_parts(exc)
+            if status is None or 200 <= status < 300:
+                # An answer we could not read (e.g. not JSON): the status may exist.
+                return UnknownOutcome(f"{what}: {msg}", status=status)
+            if status == 429 or status in (408, 409, 425):
+                return TransientError(f"{what}: {msg}", status=status)
+            if status >= 500:
+                return UnknownOutcome(f"{what}: {msg}", status=status)
+            hint = ""
+            if isinstance(exc, MastodonUnauthorizedError) or status in (401, 403):
+                hint = " (check the access token and that it has the write:statuses scope)"
+            return PermanentError(f"{what}: {msg}{hint}", status=status)
+        if isinstance(exc, requests.RequestException):
+            return _net.transport_error(exc, what)
+        return UnknownOutcome(f"{what}: {exc}")
+
+
+def _max_characters(info: Any) -> int | None:
+    try:
+        conf = info.get("configuration") or {}
+        value = (conf.get("statuses") or {}).get("max_characters")
+        if value is None:
+            value = info.get("max_toot_chars")  # Pleroma/Akkoma in /api/v1/instance
+        value = int(value)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -1,0 +1,223 @@
+"""X (Twitter): tweepy's API v2 `Client.create_tweet`, OAuth 1.0a user context.
+
+tweepy 4.x builds every URL on a hard-coded "https://api.twitter.com" and sets no
+timeout. `_XClient` gives it a requests session that moves each request onto the
+configured `api_url` (keeping the route) and always sets a timeout; the OAuth 1.0a
+signature is computed by requests on the final URL, so it stays valid.
+
+X has no idempotency key. For a row whose outcome is unknown, `reconcile` reads the
+account's own timeline for the frozen text; on a resend, X's "duplicate content" 403
+means the text is already there, which counts as sent.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tweepy
+from tweepy.errors import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    TooManyRequests,
+    TweepyException,
+    TwitterServerError,
+    Unauthorized,
+)
+
+from syndicator.channels import _net
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    SendError,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
+
+DEFAULT_LIMIT = 280
+# How far before the row's frozen time a matching tweet may be (clock skew between us and X).
+_SKEW = timedelta(minutes=10)
+# Timeline pages (100 tweets each) read back before concluding "not posted".
+_MAX_PAGES = 3
+_DUPLICATE_CODES = {187}  # v1.1 "Status is a duplicate."
+
+
+class _RebasingSession(requests.Session):
+    """Sends tweepy's requests to `base` instead of api.twitter.com, with a timeout."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        super().__init__()
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"api_url {base!r} is not an http(s) URL")
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(url if isinstance(url, str) else url.decode())
+        rebased = self.base + parts.path + (f"?{parts.query}" if parts.query else "")
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, rebased, *args, **kwargs)
+
+
+class _XClient(tweepy.Client):
+    """tweepy's v2 client on a configurable base URL, never without a timeout."""
+
+    def __init__(self, *, api_url: str, timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = _RebasingSession(api_url, timeout)
+
+
+def _is_duplicate(exc: HTTPException) -> bool:
+    if any(code in _DUPLICATE_CODES for code in exc.api_codes):
+        return True
+    return any("duplicate" in str(m).lower() for m in exc.api_messages)
+
+
+def _message(exc: HTTPException) -> str:
+    status = exc.response.status_code
+    words = "; ".join(str(m) for m in exc.api_messages) or exc.response.reason or ""
+    return f"X answered {status}: {words}".rstrip(": ")
+
+
+class TwitterChannel:
+    type = "twitter"
+    unknown_policy = "readback"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: str,
+        api_secret: str,
+        access_token: str,
+        access_token_secret: str,
+        api_url: str = "https://api.x.com",
+        timeout: float = 20.0,
+        limit: int | None = None,
+    ) -> None:
+        self.name = name
+        self._limit = limit
+        self._client = _XClient(
+            api_url=api_url,
+            timeout=timeout,
+            consumer_key=api_key,
+            consumer_secret=api_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            return_type=dict,
+            wait_on_rate_limit=False,  # never sleep in a send; the outbox schedules the retry
+        )
+        self._me: dict[str, Any] | None = None
+
+    def limit(self) -> int:
+        return self._limit or DEFAULT_LIMIT
+
+    def close(self) -> None:
+        self._client.session.close()
+
+    # ---- send ----------------------------------------------------------------------------
+
+    def send(self, post: Post) -> Sent:
+        try:
+            resp = self._client.create_tweet(text=post.text, user_auth=True)
+        except Forbidden as exc:
+            if _is_duplicate(exc):
+                # X refuses the same text twice: it is already on the timeline.
+                return self._find_or_blank(post)
+            raise PermanentError(_message(exc), status=403) from exc
+        except (TweepyException, requests.RequestException) as exc:
+            raise self._error(exc, "posting to X") from exc
+        data = resp.get("data") or {}
+        tweet_id = str(data["id"]) if data.get("id") else None
+        if tweet_id is None:
+            raise UnknownOutcome(f"X answered without a tweet id: {str(resp)[:200]}")
+        return Sent(remote_id=tweet_id, remote_url=self._tweet_url(tweet_id))
+
+    def _find_or_blank(self, post: Post) -> Sent:
+        try:
+            found = self.reconcile(post)
+        except SendError:
+            found = None
+        return found or Sent(remote_id=None, remote_url=None)
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, post: Post) -> Sent | None:
+        """Look for the frozen text on the account's own recent timeline."""
+        try:
+            me = self._whoami()
+            since = _aware(post.created_at) - _SKEW
+            token: str | None = None
+            for _ in range(_MAX_PAGES):
+                params: dict[str, Any] = {
+                    "max_results": 100,
+                    "exclude": ["retweets"],
+                    "tweet_fields": ["created_at"],
+                    "start_time": since,
+                }
+                if token:
+                    params["pagination_token"] = token
+                page = self._client.get_users_tweets(me["id"], user_auth=True, **params)
+                for tweet in page.get("data") or []:
+                    if _net.same_text(post.text, tweet.get("text", "")):
+                        tid = str(tweet["id"])
+                        return Sent(remote_id=tid, remote_url=self._tweet_url(tid))
+                token = (page.get("meta") or {}).get("next_token")
+                if not token:
+                    return None
+        except (TweepyException, requests.RequestException) as exc:
+            err = self._error(exc, "reading the X timeline")
+            raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
+        raise UnknownOutcome(
+            f"the post is not among the newest {_MAX_PAGES * 100} tweets since "
+            f"{since:%Y-%m-%d %H:%M} UTC; check the account by hand"
+        )
+
+    def _whoami(self) -> dict[str, Any]:
+        if self._me is None:
+            self._me = self._client.get_me(user_auth=True)["data"]
+        return self._me
+
+    def _tweet_url(self, tweet_id: str) -> str:
+        user = (self._me or {}).get("username") or "i/web"
+        return f"https://x.com/{user}/status/{tweet_id}"
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, what: str) -> SendError:
+        if isinstance(exc, TooManyRequests):
+            wait = _net.retry_after(exc.response.headers)
+            if wait is None and exc.reset_time:
+                wait = max(exc.reset_time - time.time(), 0.0)
+            return TransientError(
+                f"{what}: rate limited by X (429)", retry_after=wait, status=429
+            )
+        if isinstance(exc, TwitterServerError):
+            return UnknownOutcome(f"{what}: {_message(exc)}", status=exc.response.status_code)
+        if isinstance(exc, Unauthorized):
+            return PermanentError(
+                f"{what}: {_message(exc)} (check the API key/secret and access token/secret "
+                "and that the app has read and write permission)",
+                status=401,
+            )
+        if isinstance(exc, BadRequest | NotFound | Forbidden):
+            return PermanentError(f"{what}: {_message(exc)}", status=exc.response.status_code)
+        if isinstance(exc, HTTPException):
+            status = exc.response.status_code
+            if status in (408, 409, 425):
+                return TransientError(f"{what}: {_message(exc)}", status=status)
+            return PermanentError(f"{what}: {_message(exc)}", status=status)
+        if isinstance(exc, requests.RequestException):
+            return _net.transport_error(exc, what)
+        return UnknownOutcome(f"{what}: {exc}")
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -1,0 +1,404 @@
+"""`syndicator run`: the same pass as `run-once`, on a schedule and on file changes.
+
+- APScheduler (3.x) fires each source at its own `every` or cron, with jitter and
+  misfire grace; a worker thread runs the passes one at a time.
+- watchfiles watches Jekyll sources: a new or changed post triggers a pass at once.
+- Deliveries due later (future-dated episodes, daily slot, back-off) wake the
+  worker when they fall due.
+- A leader lease in the store: of several daemons only one polls and sends; a
+  standby takes over when the leader's lease runs out.
+- SIGTERM/SIGINT finish the send in flight and exit; SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlmodel import select
+
+from syndicator import config
+from syndicator.announce import outbox
+from syndicator.config import JekyllSourceConfig, Settings
+from syndicator.pipeline import open_store, run_once
+from syndicator.store import leases
+from syndicator.store.db import session
+from syndicator.store.models import Delivery
+from syndicator.timeutil import utcnow
+
+log = logging.getLogger("syndicator.daemon")
+
+LEADER = "leader"
+POST_SUFFIXES = {".md", ".markdown", ".html"}
+
+
+class _Beat:
+    """Progress sink that tells the heartbeat what the worker is doing."""
+
+    def __init__(self, daemon: Daemon):
+        self.d = daemon
+
+    def step(self, description: str, total: int | None = None) -> None:
+        self.d.doing = description
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        web: bool = False,
+        host: str | None = None,
+        port: int | None = None,
+    ):
+        self.settings = settings
+        self.config_path = config_path or settings.config_path
+        self.web, self.host, self.port = web, host, port
+        self.owner = outbox.process_owner()
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.pending_sources: set[str] = set()
+        self.pending_all = True  # the first pass looks at every due source
+        self.pending_send = True
+        self.is_leader = False
+        self.doing = "starting"
+        self.started_at = utcnow()
+        self.last_pass_at: datetime | None = None
+        self.next_due: datetime | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.watch_stop = threading.Event()
+        self.watch_thread: threading.Thread | None = None
+        self.web_server: Any = None
+        self.reload_requested = False
+
+    # ------------------------------------------------------------ requests
+
+    def request(self, sources: list[str] | None = None, *, send: bool = True) -> None:
+        """Ask the worker for a pass (called by jobs, the watcher and the web page)."""
+        with self.lock:
+            if sources is None:
+                self.pending_all = True
+            else:
+                self.pending_sources.update(sources)
+            self.pending_send = self.pending_send or send
+        self.wake.set()
+
+    def _take(self) -> tuple[bool, set[str], bool]:
+        with self.lock:
+            out = (self.pending_all, set(self.pending_sources), self.pending_send)
+            self.pending_all, self.pending_send = False, False
+            self.pending_sources.clear()
+        return out
+
+    # ------------------------------------------------------------ schedule
+
+    def _schedule(self) -> None:
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        d = self.settings.daemon
+        jitter = int(d.jitter.total_seconds()) or None
+        grace = int(d.misfire_grace.total_seconds()) or 1
+        for src in self.settings.sources:
+            if not src.enabled:
+                continue
+            trigger: Any
+            if src.cron:
+                trigger = CronTrigger.from_crontab(src.cron, timezone=self.settings.podcast.tz)
+            else:
+                trigger = IntervalTrigger(seconds=max(src.every.total_seconds(), 1), jitter=jitter)
+            self.scheduler.add_job(
+                self.request,
+                trigger,
+                args=[[src.name]],
+                id=f"poll:{src.name}",
+                misfire_grace_time=grace,
+                coalesce=True,
+                max_instances=1,
+            )
+        self.scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=max(d.heartbeat.total_seconds(), 0.2)),
+            id="heartbeat",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=utcnow(),
+        )
+
+    def _next_scheduled(self) -> datetime | None:
+        times = []
+        if self.scheduler is not None:
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith("poll:") and job.next_run_time is not None:
+                    times.append(job.next_run_time)
+        if self.next_due is not None:
+            times.append(self.next_due)
+        return min(times) if times else None
+
+    # ------------------------------------------------------------ leader + heartbeat
+
+    def _heartbeat(self) -> None:
+        if self.stop.is_set():
+            return
+        engine = open_store(self.settings)
+        now = utcnow()
+        try:
+            was = self.is_leader
+            self.is_leader = leases.acquire(
+                engine, LEADER, self.owner, self.settings.daemon.leader_lease, now
+            )
+            if self.is_leader and not was:
+                log.warning("this daemon now leads (%s)", self.owner)
+                self.request()  # catch up on whatever the previous leader left
+            elif was and not self.is_leader:
+                log.warning("lost the leader lease; standing by")
+            leases.beat(
+                engine,
+                self.owner,
+                now,
+                role="leader" if self.is_leader else "standby",
+                state=self.doing if self.is_leader else "standby",
+                next_pass_at=self._next_scheduled(),
+                last_pass_at=self.last_pass_at,
+                started_at=self.started_at,
+            )
+        except Exception:
+            log.exception("heartbeat failed; will try again")
+
+    # ------------------------------------------------------------ watching files
+
+    def _watch_paths(self) -> list[Path]:
+        paths = []
+        for src in self.settings.sources:
+            if isinstance(src, JekyllSourceConfig) and src.enabled:
+                posts = src.path / "_posts"
+                paths.append(posts if posts.is_dir() else src.path)
+        return [p for p in paths if p.exists()]
+
+    def _source_for(self, changed: Path) -> str | None:
+        for src in self.settings.sources:
+            if isinstance(src, JekyllSourceConfig) and changed.is_relative_to(src.path):
+                return src.name
+        return None
+
+    def _start_watcher(self) -> None:
+        if not self.settings.daemon.watch:
+            return
+        paths = self._watch_paths()
+        if not paths:
+            return
+        from watchfiles import watch
+
+        stop = threading.Event()
+        self.watch_stop = stop
+
+        def loop() -> None:
+            try:
+                for changes in watch(
+                    *paths, stop_event=stop, debounce=50, step=20, rust_timeout=500,
+                    yield_on_timeout=False, raise_interrupt=False,
+                ):  # fmt: skip
+                    names = {
+                        self._source_for(Path(p))
+                        for _, p in changes
+                        if Path(p).suffix.lower() in POST_SUFFIXES
+                    }
+                    names.discard(None)
+                    if names:
+                        log.info("posts changed in %s", ", ".join(sorted(names)))  # type: ignore[arg-type]
+                        self.request(sorted(names))  # type: ignore[arg-type]
+            except Exception:
+                log.exception("file watching stopped; scheduled polls go on")
+
+        self.watch_thread = threading.Thread(target=loop, name="watch", daemon=True)
+        self.watch_thread.start()
+
+    def _stop_watcher(self) -> None:
+        self.watch_stop.set()
+        if self.watch_thread is not None:
+            self.watch_thread.join(timeout=3)
+            self.watch_thread = None
+
+    # ------------------------------------------------------------ web
+
+    def _start_web(self) -> None:
+        import uvicorn
+
+        from syndicator.web.server import check_bind, make_app
+
+        host = self.host or self.settings.web.host
+        port = self.port or self.settings.web.port
+        problem = check_bind(self.settings, host)
+        if problem:
+            raise SystemExit(problem)
+        app = make_app(self.settings, run_pass=lambda: self.request())
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.web_server = server
+        threading.Thread(target=server.run, name="web", daemon=True).start()
+        log.warning("admin page on http://%s:%s/", host, port)
+
+    # ------------------------------------------------------------ reload
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        try:
+            new = config.load(self.config_path)
+        except config.ConfigError as exc:
+            log.error("config reload failed; keeping the old one:\n%s", exc)
+            return
+        self.settings = new
+        self._schedule()
+        self._stop_watcher()
+        self._start_watcher()
+        log.warning("config reloaded from %s", self.config_path)
+        self.request()
+
+    # ------------------------------------------------------------ the worker
+
+    def _next_delivery_due(self) -> datetime | None:
+        engine = open_store(self.settings)
+        held = [  # unknown webhook rows wait for a person, not for a timer
+            c.name for c in self.settings.channels if c.type == "apprise" and c.on_unknown == "hold"
+        ]
+        with session(engine) as s:
+            due = s.exec(
+                select(
+                    sa.func.min(sa.func.coalesce(Delivery.next_attempt_at, Delivery.due_at))
+                ).where(
+                    sa.or_(
+                        Delivery.state.in_([outbox.PLANNED, outbox.RETRYING]),  # type: ignore[attr-defined]
+                        sa.and_(Delivery.state == outbox.UNKNOWN, Delivery.channel.not_in(held)),  # type: ignore[attr-defined]
+                    )
+                )
+            ).one()
+            # A planned row with a later due_at than next_attempt_at waits for due_at.
+            later = s.exec(
+                select(sa.func.min(Delivery.due_at)).where(
+                    Delivery.state == outbox.PLANNED,
+                    Delivery.due_at > utcnow(),  # type: ignore[operator]
+                )
+            ).one()
+        candidates = [t for t in (due, later) if t is not None]
+        return min(candidates) if candidates else None
+
+    def _wait_seconds(self) -> float:
+        now = utcnow()
+        nxt = self.next_due
+        wait = 30.0
+        if nxt is not None:
+            wait = min(wait, max((nxt - now).total_seconds(), 0.0))
+        return wait
+
+    def _pass(self) -> None:
+        full, names, _send = self._take()
+        self.doing = "pass"
+        try:
+            report = run_once(
+                self.settings,
+                progress=_Beat(self),
+                owner=self.owner,
+                should_stop=lambda: self.stop.is_set() or not self.is_leader,
+                poll=full or bool(names),
+                sources=None if full else sorted(names),
+                force_poll=bool(names) and not full,
+            )
+            for ch, st, detail in report.sends.events:
+                log.info("%s: %s %s", ch, st, detail)
+            for line in report.attention[:20]:
+                log.debug("needs attention: %s", line)
+        except Exception:
+            log.exception("the pass failed; the next one will try again")
+        finally:
+            self.last_pass_at = utcnow()
+            self.doing = "idle"
+        try:
+            self.next_due = self._next_delivery_due()
+            # Due but held back (pacing, quiet hours): look again shortly, don't spin.
+            floor = utcnow() + timedelta(seconds=2)
+            if self.next_due is not None and self.next_due < floor:
+                self.next_due = floor
+        except Exception:
+            log.exception("could not read the next due delivery")
+            self.next_due = utcnow() + timedelta(seconds=30)
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.warning("signal %s: finishing the send in flight, then exiting", signum)
+            self.stop.set()
+            self.wake.set()
+
+        def hup(_signum: int, _frame: Any) -> None:
+            self.reload_requested = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, hup)
+
+    def run(self) -> int:
+        engine = open_store(self.settings)
+        self._install_signals()
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._schedule()
+        self.scheduler.start()
+        self._start_watcher()
+        if self.web:
+            self._start_web()
+        log.warning("daemon started (%s)", self.owner)
+        try:
+            while not self.stop.is_set():
+                self.wake.wait(timeout=self._wait_seconds())
+                self.wake.clear()
+                if self.stop.is_set():
+                    break
+                if self.reload_requested:
+                    self._reload()
+                if not self.is_leader:
+                    continue
+                if self.next_due is not None and self.next_due <= utcnow():
+                    self.pending_send = True
+                with self.lock:
+                    has_work = self.pending_all or self.pending_sources or self.pending_send
+                if has_work:
+                    self._pass()
+                elif self.next_due is None:
+                    self.next_due = utcnow() + timedelta(seconds=30)
+        finally:
+            self._shutdown(engine)
+        return 0
+
+    def _shutdown(self, engine: Any) -> None:
+        t0 = time.monotonic()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self._stop_watcher()
+        if self.web_server is not None:
+            self.web_server.should_exit = True
+        try:
+            now = utcnow()
+            leases.release(engine, LEADER, self.owner, now)
+            leases.forget(engine, self.owner)
+        except Exception:
+            log.exception("could not release the leader lease; it expires by itself")
+        log.warning("daemon stopped in %.1fs", time.monotonic() - t0)

@@ -1,0 +1,220 @@
+"""Our own checks of a podcast feed against Apple's rules (and what other directories need).
+
+`check_feed(xml)` returns readable problems (empty: the feed passes). Each says
+what is wrong, where (channel, or item number and title) and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from syndicator.directory import apple
+from syndicator.directory.extensions import ATOM_NS, ITUNES_NS, PODCAST_NS
+
+IT = f"{{{ITUNES_NS}}}"
+PC = f"{{{PODCAST_NS}}}"
+CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_RFC2822 = re.compile(
+    rf"^(?:({_DAY}), )?\d{{1,2}} {_MON} \d{{4}} \d{{2}}:\d{{2}}(?::\d{{2}})? "
+    r"(?:[+-]\d{4}|GMT|UT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|Z)$"
+)
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_DURATION = re.compile(r"^(?:\d+|(?:\d+:)?[0-5]?\d:[0-5]\d)$")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png")
+_ENCLOSURE_TYPES = ("audio/", "video/")
+_EPISODE_TYPES = {"full", "trailer", "bonus"}
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False
+)
+
+
+def rfc2822_problem(value: str | None) -> str | None:
+    """None when `value` is an RFC 2822 date (e.g. "Tue, 02 Jan 2024 09:00:00 +0000")."""
+    text = (value or "").strip()
+    m = _RFC2822.match(text)
+    if not m:
+        return f"{text!r} is not an RFC 2822 date (e.g. 'Tue, 02 Jan 2024 09:00:00 +0000')"
+    try:
+        dt = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return f"{text!r} is not a real date"
+    if m.group(1) and _DAYS[dt.weekday()] != m.group(1):
+        return f"{text!r} names the wrong weekday (it was a {_DAYS[dt.weekday()]})"
+    return None
+
+
+def _text(el: etree._Element | None) -> str:
+    return (el.text or "").strip() if el is not None else ""
+
+
+def _image_problem(href: str) -> str | None:
+    if not href:
+        return "has no href"
+    parts = urlsplit(href)
+    if parts.scheme not in ("http", "https"):
+        return f"{href!r} is not an http(s) URL"
+    if not parts.path.lower().endswith(_IMAGE_EXT):
+        return f"{href!r} is not a .jpg or .png file (Apple takes JPEG or PNG artwork)"
+    return None
+
+
+def _explicit_problem(value: str) -> str | None:
+    if value not in ("true", "false"):
+        return f"itunes:explicit is {value!r}; write true or false"
+    return None
+
+
+def _categories(channel: etree._Element) -> Iterator[str]:
+    cats = channel.findall(f"{IT}category")
+    if not cats:
+        yield "channel: no itunes:category; Apple requires one (set podcast.categories)"
+    for cat in cats:
+        top = cat.get("text", "")
+        if not apple.is_category(top):
+            yield f"channel: itunes:category {top!r} is not on Apple's category list"
+            continue
+        for sub in cat.findall(f"{IT}category"):
+            name = sub.get("text", "")
+            if not apple.is_category(top, name):
+                yield f"channel: {name!r} is not one of Apple's sub-categories of {top!r}"
+
+
+def _channel(channel: etree._Element) -> Iterator[str]:
+    for tag, what in (
+        ("title", "title"),
+        ("description", "description"),
+        ("language", "language"),
+        ("link", "link"),
+    ):
+        if not _text(channel.find(tag)):
+            yield f"channel: <{tag}> is missing or empty; set the podcast's {what}"
+    lang = _text(channel.find("language"))
+    if lang and not re.fullmatch(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*", lang):
+        yield f"channel: language {lang!r} is not an ISO 639 code such as en or pt-BR"
+    image = channel.find(f"{IT}image")
+    if image is None:
+        yield "channel: no itunes:image; Apple requires show artwork (set podcast.image)"
+    else:
+        problem = _image_problem(image.get("href", ""))
+        if problem:
+            yield f"channel: itunes:image {problem}"
+    yield from _categories(channel)
+    explicit = channel.find(f"{IT}explicit")
+    if explicit is None:
+        yield "channel: no itunes:explicit; Apple requires true or false"
+    else:
+        problem = _explicit_problem(_text(explicit))
+        if problem:
+            yield f"channel: {problem}"
+    if not _text(channel.find(f"{IT}author")):
+        yield "channel: no itunes:author; set podcast.author"
+    if not _text(channel.find(f"{IT}owner/{IT}email")):
+        yield "channel: no itunes:owner email; Apple needs it to verify ownership (podcast.owner_email)"
+    kind = _text(channel.find(f"{IT}type"))
+    if kind and kind not in ("episodic", "serial"):
+        yield f"channel: itunes:type {kind!r}; write episodic or serial"
+    last = channel.find("lastBuildDate")
+    if last is not None:
+        problem = rfc2822_problem(last.text)
+        if problem:
+            yield f"channel: lastBuildDate {problem}"
+    if not any(link.get("rel") == "self" for link in channel.findall(f"{{{ATOM_NS}}}link")):
+        yield 'channel: no atom:link rel="self" (the feed\'s own URL)'
+    guid = _text(channel.find(f"{PC}guid"))
+    if guid:
+        try:
+            uuid.UUID(guid)
+        except ValueError:
+            yield f"channel: podcast:guid {guid!r} is not a UUID"
+
+
+def _item(i: int, item: etree._Element, guids: dict[str, int], urls: dict[str, int]):
+    title = _text(item.find("title"))
+    where = f"item {i} ({title!r})" if title else f"item {i}"
+    if not title:
+        yield f"{where}: no <title>"
+    guid = _text(item.find("guid"))
+    if not guid:
+        yield f"{where}: no <guid>; apps use it to tell episodes apart"
+    elif guid in guids:
+        yield f"{where}: guid {guid!r} repeats item {guids[guid]}; every episode needs its own"
+    else:
+        guids[guid] = i
+    enc = item.find("enclosure")
+    if enc is None:
+        yield f"{where}: no <enclosure> (the audio file)"
+    else:
+        url = enc.get("url", "")
+        if urlsplit(url).scheme not in ("http", "https"):
+            yield f"{where}: enclosure url {url!r} is not an http(s) URL"
+        elif url in urls:
+            yield f"{where}: enclosure url {url!r} repeats item {urls[url]}"
+        else:
+            urls[url] = i
+        length = enc.get("length")
+        if length is None or not re.fullmatch(r"\d+", length.strip()):
+            yield f"{where}: enclosure length {length!r} is not a whole number of bytes"
+        etype = enc.get("type", "")
+        if not (etype.startswith(_ENCLOSURE_TYPES) or etype == "application/pdf"):
+            yield f"{where}: enclosure type {etype!r} is not an audio or video type"
+    pub = item.find("pubDate")
+    if pub is None:
+        yield f"{where}: no <pubDate>"
+    else:
+        problem = rfc2822_problem(pub.text)
+        if problem:
+            yield f"{where}: pubDate {problem}"
+    dur = item.find(f"{IT}duration")
+    if dur is not None and not _DURATION.match(_text(dur)):
+        yield f"{where}: itunes:duration {_text(dur)!r} is not seconds or HH:MM:SS"
+    ep = item.find(f"{IT}episode")
+    if ep is not None and not re.fullmatch(r"[1-9]\d*", _text(ep)):
+        yield f"{where}: itunes:episode {_text(ep)!r} is not a positive whole number"
+    etype = item.find(f"{IT}episodeType")
+    if etype is not None and _text(etype) not in _EPISODE_TYPES:
+        yield f"{where}: itunes:episodeType {_text(etype)!r}; write full, trailer or bonus"
+    explicit = item.find(f"{IT}explicit")
+    if explicit is not None:
+        problem = _explicit_problem(_text(explicit))
+        if problem:
+            yield f"{where}: {problem}"
+    image = item.find(f"{IT}image")
+    if image is not None:
+        problem = _image_problem(image.get("href", ""))
+        if problem:
+            yield f"{where}: itunes:image {problem}"
+    chapters = item.find(f"{PC}chapters")
+    if chapters is not None and chapters.get("type") != "application/json+chapters":
+        yield f"{where}: podcast:chapters type {chapters.get('type')!r}; use application/json+chapters"
+
+
+def check_feed(xml: bytes) -> list[str]:
+    """Every problem found in a podcast RSS feed (empty list: it passes)."""
+    try:
+        root = etree.fromstring(xml, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return [f"feed: not well-formed XML: {exc}"]
+    if root.tag != "rss":
+        return [f"feed: the root element is <{root.tag}>, not <rss>"]
+    problems = []
+    if root.get("version") != "2.0":
+        problems.append(f"feed: rss version is {root.get('version')!r}, not '2.0'")
+    channel = root.find("channel")
+    if channel is None:
+        return [*problems, "feed: no <channel>"]
+    problems += _channel(channel)
+    guids: dict[str, int] = {}
+    urls: dict[str, int] = {}
+    for i, item in enumerate(channel.iterfind("item"), 1):
+        problems += _item(i, item, guids, urls)
+    return problems

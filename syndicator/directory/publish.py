@@ -1,0 +1,291 @@
+"""Build, check and write the configured feeds (`syndicator feed build`, and each pass).
+
+For each `[[feeds]]` entry: read its episodes from the store, build the RSS, run
+`check_feed`, and write the file only when its content changed (ignoring
+`lastBuildDate`), atomically (temporary file in the same folder, fsync,
+os.replace). Chapters files (`<feed dir>/chapters/<episode id>.json`) and the
+optional JSON Feed are written the same way. FeedState records each build.
+
+Decisions:
+- No `[[feeds]]` configured means no feed is published (podcast.feed_url alone
+  does not create one): `publish_feeds` returns [].
+- Which episodes: audio (enclosure_url set), not withdrawn, from the feed's
+  sources (empty list: all), dated now or earlier (a future-dated episode
+  appears on the first pass after its date), newest first, `limit` newest.
+- lastBuildDate is the build time of the pass that wrote the change; an
+  unchanged feed is not rewritten, so it keeps the date of its last change.
+- Problems found by the checks are reported (FeedOutcome.problems,
+  FeedState.check_problems) but do not stop the write: a feed with a warning is
+  better than a stale one. A build that fails outright writes nothing and
+  records FeedState.last_error; the other feeds go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from syndicator.config import FeedConfig, Settings
+from syndicator.directory import chapters, jsonfeed, rss
+from syndicator.directory.check import check_feed
+from syndicator.store.db import session
+from syndicator.store.models import Episode, FeedState
+
+
+class UnknownFeedError(ValueError):
+    """`names` asked for a feed that is not configured."""
+
+
+@dataclass
+class FeedOutcome:
+    name: str
+    path: Path
+    url: str
+    changed: bool  # written now (check_only: would be written)
+    problems: list[str]
+    episode_count: int
+    size_bytes: int
+    seconds: float
+    content_hash: str = ""  # sha256 of the feed ignoring lastBuildDate ("" when it failed)
+    error: str | None = None  # what stopped this feed's build (also in problems)
+    chapters_written: int = 0
+    json_feed_path: Path | None = None
+
+
+def feed_path(settings: Settings, feed: FeedConfig) -> Path:
+    p = Path(feed.path)
+    return p if p.is_absolute() else settings.base_dir / p
+
+
+def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[Episode]:
+    """The episodes a feed shows, newest first."""
+    q = select(Episode).where(
+        Episode.enclosure_url.is_not(None),  # type: ignore[union-attr]
+        Episode.enclosure_url != "",
+        Episode.withdrawn == False,  # noqa: E712 (SQL)
+        (Episode.date.is_(None)) | (Episode.date <= now),  # type: ignore[union-attr,operator]
+    )
+    if feed.sources:
+        q = q.where(Episode.source.in_(feed.sources))  # type: ignore[attr-defined]
+    q = q.order_by(
+        Episode.date.is_(None),  # type: ignore[union-attr]
+        Episode.date.desc(),  # type: ignore[union-attr]
+        Episode.id.desc(),  # type: ignore[union-attr]
+    )
+    if feed.limit:
+        q = q.limit(feed.limit)
+    return list(s.exec(q).all())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never half.
+
+    Temporary file in the same folder, fsync, os.replace, then fsync the folder. The
+    new file keeps the old one's permissions (else 0644: web servers must read it).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # not every platform/filesystem allows it
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    if _read(path) == data:
+        return False
+    atomic_write(path, data)
+    return True
+
+
+def _chapter_files(feed_dir: Path, episodes: Sequence[Episode]) -> list[tuple[Path, bytes]]:
+    out = []
+    folder = feed_dir / chapters.CHAPTERS_DIR
+    for ep in episodes:
+        if not ep.chapters or not chapters.normalize(ep.chapters):
+            continue
+        name = chapters.chapter_file_name(ep.id, ep.guid)
+        out.append((folder / name, chapters.chapters_json(ep.chapters, title=ep.title or None)))
+    return out
+
+
+def _select(settings: Settings, names: list[str] | None) -> list[FeedConfig]:
+    if names is None:
+        return list(settings.feeds)
+    known = {f.name for f in settings.feeds}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownFeedError(
+            f"no feed named {', '.join(map(repr, unknown))}; configured feeds: "
+            + (", ".join(sorted(known)) or "none (add a [[feeds]] table)")
+        )
+    return [f for f in settings.feeds if f.name in names]
+
+
+def publish_feeds(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    check_only: bool = False,
+    names: list[str] | None = None,
+) -> list[FeedOutcome]:
+    """Build every configured feed (or those in `names`) and write the changed ones.
+
+    check_only: build and check, write nothing (no files, no store), and report every
+    problem; `changed` then says whether a real build would write. Raises
+    UnknownFeedError for a name that is not configured.
+    """
+    feeds = _select(settings, names)
+    urls: dict[str, str] = {}
+    for f in settings.feeds:
+        u = rss.resolve_feed_url(settings.podcast, f)
+        urls.setdefault(u, f.name)
+    outcomes = []
+    for feed in feeds:
+        outcome = _publish_one(engine, settings, feed, now, check_only=check_only)
+        first = urls.get(outcome.url)
+        if outcome.url and first and first != feed.name:
+            outcome.problems.insert(
+                0,
+                f"feeds {first!r} and {feed.name!r} have the same URL {outcome.url}; "
+                "give each [[feeds]] table its own url",
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _publish_one(
+    engine: Engine, settings: Settings, feed: FeedConfig, now: datetime, *, check_only: bool
+) -> FeedOutcome:
+    t0 = time.perf_counter()
+    path = feed_path(settings, feed)
+    url = rss.resolve_feed_url(settings.podcast, feed)
+    outcome = FeedOutcome(feed.name, path, url, False, [], 0, 0, 0.0)
+    try:
+        with session(engine) as s:
+            state = s.get(FeedState, feed.name)
+            stored_guid = state.podcast_guid if state else None
+            episodes = query_episodes(s, feed, now)
+        meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
+        problems = list(meta.problems)
+        left_out: set[int] = set()
+
+        def skip(ep: Episode, exc: Exception) -> None:
+            left_out.add(id(ep))
+            problems.append(
+                f"episode {ep.guid!r} ({ep.title!r}) left out of feed {feed.name!r}: {exc}"
+            )
+
+        xml = rss.build_rss(meta, episodes, last_build=now, on_error=skip)
+        shown = [ep for ep in episodes if id(ep) not in left_out]
+        problems += check_feed(xml)
+        digest = rss.content_hash(xml)
+        on_disk = _read(path)
+        changed = on_disk is None or rss.content_hash(on_disk) != digest
+        json_path = Path(feed.json_feed) if feed.json_feed else None
+        if json_path is not None and not json_path.is_absolute():
+            json_path = settings.base_dir / json_path
+        json_bytes = (
+            jsonfeed.build_json_feed(meta, shown, url=jsonfeed.json_feed_url(feed, url))
+            if json_path is not None
+            else None
+        )
+        outcome.changed = changed
+        outcome.problems = problems
+        outcome.episode_count = len(shown)
+        outcome.content_hash = digest
+        outcome.json_feed_path = json_path
+        if check_only:
+            outcome.size_bytes = len(xml)
+        else:
+            if changed:
+                atomic_write(path, xml)
+                outcome.size_bytes = len(xml)
+            else:
+                outcome.size_bytes = len(on_disk or b"")
+            for cpath, data in _chapter_files(path.parent, shown):
+                # A chapter file's bytes follow from the feed's content: when the feed is
+                # unchanged only a missing file needs writing (saves reading thousands).
+                if (changed or not cpath.exists()) and _write_if_changed(cpath, data):
+                    outcome.chapters_written += 1
+            if json_path is not None and json_bytes is not None:
+                _write_if_changed(json_path, json_bytes)
+        outcome.seconds = time.perf_counter() - t0
+        if not check_only:
+            _record(engine, feed, meta.podcast_guid, outcome, now)
+    except Exception as exc:
+        msg = f"feed {feed.name!r} was not built: {type(exc).__name__}: {exc}"
+        outcome.error = msg
+        outcome.problems.append(msg)
+        outcome.changed = False
+        outcome.seconds = time.perf_counter() - t0
+        if not check_only:
+            with contextlib.suppress(Exception):  # the store itself may be what failed
+                _record_error(engine, feed, msg, now)
+    return outcome
+
+
+def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: datetime) -> None:
+    with session(engine, write=True) as s:
+        st = s.get(FeedState, feed.name)
+        if st is None:
+            st = FeedState(name=feed.name, podcast_guid=guid)
+        elif feed.podcast_guid and st.podcast_guid != feed.podcast_guid:
+            st.podcast_guid = feed.podcast_guid  # an explicit guid in the config wins
+        st.url = o.url
+        st.path = str(o.path)
+        st.built_at = now
+        if o.changed or not st.content_hash:
+            st.changed_at = now if o.changed else (st.changed_at or now)
+            st.content_hash = o.content_hash
+        st.size_bytes = o.size_bytes
+        st.episode_count = o.episode_count
+        st.build_seconds = round(o.seconds, 4)
+        st.check_problems = list(o.problems)
+        st.last_error = None
+        s.add(st)
+
+
+def _record_error(engine: Engine, feed: FeedConfig, msg: str, now: datetime) -> None:
+    with session(engine, write=True) as s:
+        st = s.get(FeedState, feed.name)
+        if st is None:
+            return  # no guid to store yet; the outcome carries the error
+        st.built_at = now
+        st.last_error = msg
+        s.add(st)
