@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syndicator import __version__, config
@@ -43,7 +44,7 @@ app.add_typer(delivery_app, name="delivery")
 app.add_typer(web_app, name="web")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class State:
@@ -56,7 +57,7 @@ class State:
                 self._settings = config.load(self.config_path)
             except ConfigError as exc:
                 for p in exc.problems:
-                    err.print(f"[red]error:[/red] {p}", highlight=False, markup=True)
+                    err.print(f"[red]error:[/red] {escape(str(p))}", highlight=False)
                 raise typer.Exit(2) from None
         return self._settings
 
@@ -120,7 +121,7 @@ def init(
     """Write a commented example config to the config path."""
     path = state.config_path or config.default_config_path()
     if path.exists() and not force:
-        err.print(f"error: {path} exists; use --force to overwrite it")
+        err.print(f"error: {path} exists; use --force to overwrite it", markup=False)
         raise typer.Exit(2)
     example = Path(__file__).with_name("example.toml").read_text(encoding="utf-8")
     path.write_text(example, encoding="utf-8")
@@ -140,7 +141,7 @@ def check() -> None:
     for n in notes:
         out.print(n, highlight=False)
     for p in problems:
-        err.print(f"[red]{p.severity}:[/red] {p}", highlight=False)
+        err.print(f"[red]{p.severity}:[/red] {escape(str(p))}", highlight=False)
     if any(p.severity == "error" for p in problems):
         raise typer.Exit(1)
     out.print("[green]config and sources OK[/green]")
@@ -311,7 +312,7 @@ def preview(
     try:
         rows = previews(settings, None if all_ else episode, channel)
     except PreviewError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
     if as_json:
         _dump(rows)
@@ -319,7 +320,7 @@ def preview(
     for r in rows:
         mark = "[green]fits[/green]" if r["fits"] else "[red]too long[/red]"
         out.print(f"[bold]{r['channel']}[/bold] · {r['title']} · {r['length']}/{r['limit']} {mark}")
-        out.print(r["text"], markup=False, highlight=False)
+        out.print(r["text"], markup=False, highlight=False, soft_wrap=True)
         out.print()
 
 
@@ -334,7 +335,7 @@ def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
     try:
         row = fn(engine, *args, utcnow(), **kwargs)
     except ActionError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     out.print(f"delivery {row.id} on {row.channel}: {row.state}")
 
@@ -384,7 +385,7 @@ def announce(
     try:
         rows = announce_episode(state.settings(), episode, channel)
     except ActionError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
         out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it")
@@ -414,7 +415,7 @@ def feed_build(
         out.print(f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)")
         for p in o.problems:
             bad = True
-            err.print(f"  [red]problem:[/red] {p}", highlight=False)
+            err.print(f"  [red]problem:[/red] {escape(str(p))}", highlight=False)
     raise typer.Exit(1 if bad else 0)
 
 
@@ -437,7 +438,7 @@ def backup(path: Annotated[Path, typer.Argument(help="Where to write the copy.")
     try:
         size = backup_sqlite(settings.database.url, path)
     except BackupError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
     out.print(f"backed up to {path} ({size} bytes)")
 

@@ -287,6 +287,8 @@ class WebConfig(_Base):
     port: int = 8080
     password_hash: str = ""
     secure_cookies: bool | None = None  # None: Secure when served over https
+    # web/: reverse proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class DaemonConfig(_Base):

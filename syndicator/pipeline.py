@@ -195,7 +195,6 @@ def build_channels(
     A channel that can't be made (a missing secret) is reported; the others go on.
     """
     from syndicator.announce.fit import default_limit
-    from syndicator.channels.registry import make_channel
 
     live: dict[str, Any] = {}
     limits: dict[str, int] = {}
@@ -206,6 +205,8 @@ def build_channels(
         if ch.dry_run:
             continue
         try:
+            from syndicator.channels.registry import make_channel
+
             channel = make_channel(ch)
             limits[ch.name] = channel.limit()
             live[ch.name] = channel

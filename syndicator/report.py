@@ -6,6 +6,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syndicator.pipeline import PassReport
@@ -35,7 +36,7 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         )
         for row in report.would_send:
             out.print(f"\n[bold]{row['channel']}[/bold]")
-            out.print(row["text"], markup=False, highlight=False)
+            out.print(row["text"], markup=False, highlight=False, soft_wrap=True)
         later = [
             p for p in report.planned if p.state == "planned" and p.due_at and p.due_at > report.now
         ]
@@ -53,12 +54,12 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         for p in report.planned:
             if p.state == "skipped" and p.reason and p.reason.startswith("dry-run"):
                 out.print(f"\n[bold]{p.channel}[/bold] (dry-run channel)")
-                out.print(p.text, markup=False, highlight=False)
+                out.print(p.text, markup=False, highlight=False, soft_wrap=True)
         for f in report.feeds:
             verb = "written" if f.changed else "unchanged"
             out.print(f"feed {f.name}: {verb} ({f.episode_count} episodes)", highlight=False)
     for msg in report.channel_errors:
-        err.print(f"[yellow]channel:[/yellow] {msg}", highlight=False)
+        err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
     if report.attention:
         err.print(f"[red]{len(report.attention)} thing(s) need attention:[/red]")
         for line in report.attention:

@@ -178,7 +178,7 @@ class AppriseChannel:
     def reconcile(self, post: Post) -> Sent | None:
         raise UnknownOutcome(
             "a webhook cannot be read back: check the target, then mark the delivery "
-            "sent or not sent (or set on_unknown = \"resend\" for this channel)"
+            'sent or not sent (or set on_unknown = "resend" for this channel)'
         )
 
     # ---- reading Apprise's log -----------------------------------------------------------
@@ -186,9 +186,7 @@ class AppriseChannel:
     def _error(self, result: Any) -> SendError:
         where = self.plugin.url(privacy=True).split("?", 1)[0]
         messages = [e.message for e in result.logs()]
-        warnings = [
-            e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")
-        ]
+        warnings = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
         said = "; ".join(warnings) or "Apprise reported a failure"
         if getattr(result.status, "name", "") == "TIMEOUT":
             return UnknownOutcome(f"{where}: Apprise gave up waiting ({said})")

@@ -222,7 +222,8 @@ class BlueskyChannel:
             if name == "RecordNotFound" or "could not locate record" in message.lower():
                 return None
             raise UnknownOutcome(
-                f"reading the Bluesky record back: {_describe(status, name, message)}", status=status
+                f"reading the Bluesky record back: {_describe(status, name, message)}",
+                status=status,
             ) from exc
         except SendError as exc:
             raise UnknownOutcome(f"{exc.message}; cannot tell whether it was posted") from exc
@@ -246,7 +247,9 @@ class BlueskyChannel:
                 if self._password_env
                 else " (check the handle and the app password)"
             )
-            return PermanentError(f"{what}: {_describe(status, name, message)}{hint}", status=status)
+            return PermanentError(
+                f"{what}: {_describe(status, name, message)}{hint}", status=status
+            )
         return None
 
     def _before_write_error(self, exc: BaseException, what: str) -> SendError:

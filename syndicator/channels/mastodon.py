@@ -171,9 +171,7 @@ class MastodonChannel:
         try:
             if self._account_id is None:
                 self._account_id = str(self._api.account_verify_credentials()["id"])
-            statuses = self._api.account_statuses(
-                self._account_id, limit=40, exclude_reblogs=True
-            )
+            statuses = self._api.account_statuses(self._account_id, limit=40, exclude_reblogs=True)
         except (MastodonError, requests.RequestException) as exc:
             err = self._error(exc, "reading the Mastodon timeline")
             raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc

@@ -196,9 +196,7 @@ class TwitterChannel:
             wait = _net.retry_after(exc.response.headers)
             if wait is None and exc.reset_time:
                 wait = max(exc.reset_time - time.time(), 0.0)
-            return TransientError(
-                f"{what}: rate limited by X (429)", retry_after=wait, status=429
-            )
+            return TransientError(f"{what}: rate limited by X (429)", retry_after=wait, status=429)
         if isinstance(exc, TwitterServerError):
             return UnknownOutcome(f"{what}: {_message(exc)}", status=exc.response.status_code)
         if isinstance(exc, Unauthorized):

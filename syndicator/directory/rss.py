@@ -10,6 +10,7 @@ feed before keeps its item identities.
 from __future__ import annotations
 
 import hashlib
+import html
 import mimetypes
 import re
 import uuid
@@ -132,7 +133,7 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
 
 def _plain_to_html(text: str) -> str:
     paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "".join(f"<p>{nh3.clean_text(p)}</p>" for p in paras)
+    return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paras)
 
 
 def transcript_type(url: str, given: str | None) -> str:

@@ -521,7 +521,7 @@ def _parse_feed(
     ns_items: list[_NsItem] | None = None
     if b"odcastindex" in body or b"podcast-namespace" in body:
         ns_items, ns_error = _podcast_ns_items(body)
-        if ns_error:
+        if ns_error and len(ns_items) < len(entries):  # some items really lost their guests
             problems.append(
                 _problem(
                     url,

@@ -178,9 +178,28 @@ def apply_scan(
         assert by_path is not None
         if data.path in by_path:
             return s.get(Episode, by_path[data.path])
-        return s.exec(
+        same_guid = s.exec(
             select(Episode).where(Episode.source == name, Episode.guid == data.guid)
         ).first()
+        if same_guid is not None:
+            return same_guid
+        return _renamed_from(data)
+
+    def _renamed_from(data: EpisodeData) -> Episode | None:
+        """A post without a number whose old file vanished in this same scan: the
+        one gone file with the same date or title is its previous name."""
+        gone = [cached[p].episode_id for p in missing if cached[p].episode_id is not None]
+        if not gone:
+            return None
+        olds = [e for e in s.exec(select(Episode).where(Episode.id.in_(gone))).all()]  # type: ignore[union-attr]
+        for same in (
+            lambda e: e.date == data.date and e.date is not None,
+            lambda e: e.title == data.title,
+        ):
+            hits = [e for e in olds if same(e) and e.id not in assigned]
+            if len(hits) == 1:
+                return hits[0]
+        return None
 
     for p in result.problems:
         problems.record(s, name, p, now)

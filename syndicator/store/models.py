@@ -80,7 +80,7 @@ class Episode(SQLModel, table=True):
     tags: list[str] = _json_list()
     categories: list[str] = _json_list()
     enclosure_url: str | None = None
-    enclosure_length: int | None = None
+    enclosure_length: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
     enclosure_type: str | None = None
     duration_seconds: int | None = None
     description: str = ""
@@ -121,8 +121,8 @@ class SourceFile(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(index=True)
     path: str
-    mtime_ns: int
-    size: int
+    mtime_ns: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    size: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
     content_hash: str
     episode_id: int | None = None
     ok: bool = True  # False: the file is broken; stat/hash still cached so it isn't re-reported
@@ -191,7 +191,7 @@ class FeedState(SQLModel, table=True):
     content_hash: str = ""
     built_at: datetime | None = _ts()
     changed_at: datetime | None = _ts()
-    size_bytes: int = 0
+    size_bytes: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
     episode_count: int = 0
     build_seconds: float = 0.0
     check_problems: list[str] = _json_list()

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Fault", "FakeServer", "Received", "Reply", "refused_url"]
+__all__ = ["FakeServer", "Fault", "Received", "Reply", "refused_url"]
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Received:
     at: float
     fault: str | None = None  # the fault applied to it, if any
     raw_query: str = ""
+    stored: bool = True  # whether the service acted on it (no fault, or a fault with store)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -108,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _any(self) -> None:
@@ -171,7 +172,7 @@ class FakeServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -249,19 +250,20 @@ class FakeServer:
 
     # ---- what arrived --------------------------------------------------------------------
 
-    def requests(self, method: str | None = None, path: str | None = None) -> list[Received]:
-        """Requests received so far, filtered by method and a path regex."""
+    def requests(
+        self, method: str | None = None, path: str | None = None, *, stored: bool | None = None
+    ) -> list[Received]:
+        """Requests received so far, by method, a path regex and whether they were acted on."""
         with self.lock:
             return [
                 r
                 for r in self.received
                 if (method is None or r.method == method.upper())
                 and (path is None or re.search(path, r.path))
+                and (stored is None or r.stored == stored)
             ]
 
-    def wait_for(
-        self, predicate: Callable[[FakeServer], bool], timeout: float = 10.0
-    ) -> bool:
+    def wait_for(self, predicate: Callable[[FakeServer], bool], timeout: float = 10.0) -> bool:
         """Block until `predicate(self)` holds (re-checked on each request), or time out."""
         deadline = time.monotonic() + timeout
         with self._arrived:
@@ -319,6 +321,7 @@ class FakeServer:
             return
         fault = self._take_fault(req.method, req.path)
         req.fault = fault.kind if fault else None
+        req.stored = fault is None or fault.store
         with self._arrived:
             self.received.append(req)
             self._arrived.notify_all()

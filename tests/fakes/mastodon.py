@@ -57,7 +57,9 @@ class FakeMastodon(FakeServer):
 
     def reset(self) -> None:
         """Back to the seeded accounts with no statuses; faults and the log cleared."""
-        self._http.post(self.upstream.base_url + "/api/v1/_mock/reset", timeout=10).raise_for_status()
+        self._http.post(
+            self.upstream.base_url + "/api/v1/_mock/reset", timeout=10
+        ).raise_for_status()
         with self.lock:
             self.received.clear()
             self.clear_faults()

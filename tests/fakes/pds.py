@@ -90,6 +90,12 @@ class FakePDS(FakeServer):
     def env(self, channel: str) -> dict[str, str]:
         return {f"SYNDICATOR_{channel.upper().replace('-', '_')}_APP_PASSWORD": self.password}
 
+    def revoke_sessions(self) -> None:
+        """Forget every token (as after a password change): the next call answers 401."""
+        with self.lock:
+            self._access.clear()
+            self._refresh.clear()
+
     def posts(self) -> list[dict[str, Any]]:
         """The app.bsky.feed.post records now in the repo."""
         with self.lock:
@@ -268,9 +274,7 @@ class FakePDS(FakeServer):
             record = self.records.get(key)
             cid = self.cids.get(key)
         if record is None:
-            return _err(
-                400, "RecordNotFound", f"Could not locate record: {self._uri(*key)}"
-            )
+            return _err(400, "RecordNotFound", f"Could not locate record: {self._uri(*key)}")
         return Reply(200, {"uri": self._uri(*key), "cid": cid, "value": record})
 
 

@@ -138,7 +138,9 @@ class FakeX(FakeServer):
         if req.method == "POST" and req.path == "/2/tweets":
             return self._create(req)
         if req.method == "GET" and req.path == "/2/users/me":
-            return Reply(200, {"data": {"id": self.user_id, "name": "Pod", "username": self.username}})
+            return Reply(
+                200, {"data": {"id": self.user_id, "name": "Pod", "username": self.username}}
+            )
         m = re.fullmatch(r"/2/users/(\d+)/tweets", req.path)
         if req.method == "GET" and m:
             return self._timeline(m.group(1), req)
@@ -162,10 +164,14 @@ class FakeX(FakeServer):
         with self.lock:
             if self.duplicate_check and any(t.text == text for t in self.tweets):
                 return _problem(
-                    403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
+                    403,
+                    "Forbidden",
+                    "You are not allowed to create a Tweet with duplicate content.",
                 )
             t = self.add_tweet(text)
-        return Reply(201, {"data": {"id": t.id, "text": t.shown_text, "edit_history_tweet_ids": [t.id]}})
+        return Reply(
+            201, {"data": {"id": t.id, "text": t.shown_text, "edit_history_tweet_ids": [t.id]}}
+        )
 
     def _timeline(self, user_id: str, req: Received) -> Reply:
         if user_id != self.user_id:

@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: 5e55d3638464
+Revision ID: a25171e38918
 Revises: 
-Create Date: 2026-11-27 14:19:18.934000
+Create Date: 2026-11-27 14:20:41.318185
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import syndicator.store.models
 
 
-revision: str = '5e55d3638464'
+revision: str = 'a25171e38918'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('categories', sa.JSON(), nullable=False),
     sa.Column('enclosure_url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('enclosure_length', sa.Integer(), nullable=True),
+    sa.Column('enclosure_length', sa.BigInteger(), nullable=True),
     sa.Column('enclosure_type', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('duration_seconds', sa.Integer(), nullable=True),
     sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.Column('content_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('built_at', syndicator.store.models.UTCDateTime(), nullable=True),
     sa.Column('changed_at', syndicator.store.models.UTCDateTime(), nullable=True),
-    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('episode_count', sa.Integer(), nullable=False),
     sa.Column('build_seconds', sa.Float(), nullable=False),
     sa.Column('check_problems', sa.JSON(), nullable=False),
@@ -128,8 +128,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('path', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('mtime_ns', sa.Integer(), nullable=False),
-    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('mtime_ns', sa.BigInteger(), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('content_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('episode_id', sa.Integer(), nullable=True),
     sa.Column('ok', sa.Boolean(), nullable=False),

@@ -1,0 +1,324 @@
+"""Admin login: the password, signed session cookies, login rate limits.
+
+The password comes from `$SYNDICATOR_WEB_PASSWORD` (it wins) or an argon2 hash in
+`[web] password_hash` (written by `syndicator web set-password`). Sessions are
+cookies signed with a secret kept in the store's `meta` table, so they survive a
+restart and the secret never sits in the config file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import argon2
+import sqlalchemy as sa
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.engine import Engine
+
+from syndicator.config import Settings, secret
+from syndicator.store.db import session
+from syndicator.store.models import Meta
+from syndicator.timeutil import utcnow
+
+SECRET_META_KEY = "web.session_secret"
+SESSION_COOKIE = "syndicator_session"
+SESSION_MAX_AGE = 7 * 24 * 3600  # seconds; log in again after a week without a visit
+SESSION_REFRESH = 24 * 3600  # re-sign a cookie older than this (sliding expiry)
+MIN_PASSWORD_LENGTH = 8
+
+_hasher = argon2.PasswordHasher()
+
+
+class AuthConfigError(Exception):
+    """The configured password can't be used; the message says how to fix it."""
+
+
+class PasswordError(ValueError):
+    """`write_password_hash` could not store the password; the message says why."""
+
+
+# ---------------------------------------------------------------- the password
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The one admin password, as an environment value or an argon2 hash."""
+
+    source: str  # "env" or "config"
+    _plain: str = field(default="", repr=False)
+    _hash: str = field(default="", repr=False)
+
+    def verify(self, password: str) -> bool:
+        if self.source == "env":
+            return hmac.compare_digest(password.encode(), self._plain.encode())
+        try:
+            return _hasher.verify(self._hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    def material(self) -> bytes:
+        """What a session is bound to: changing the password ends every session."""
+        if self.source == "env":
+            return b"env:" + hashlib.sha256(self._plain.encode()).digest()
+        return b"hash:" + self._hash.encode()
+
+
+def load_credential(settings: Settings) -> Credential | None:
+    """The configured password, or None (then the page serves on 127.0.0.1 only)."""
+    plain = secret("web", "password")
+    if plain:
+        return Credential("env", _plain=plain)
+    h = settings.web.password_hash.strip()
+    if not h:
+        return None
+    try:
+        argon2.extract_parameters(h)
+    except (argon2.exceptions.InvalidHashError, ValueError) as exc:
+        raise AuthConfigError(
+            "[web] password_hash is not an argon2 hash; run `syndicator web set-password` "
+            "to write a new one (or set SYNDICATOR_WEB_PASSWORD)"
+        ) from exc
+    return Credential("config", _hash=h)
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise PasswordError(f"use a password of at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^(\s*)password_hash\s*=")
+
+
+def write_password_hash(config_path: Path | str, password: str) -> str:
+    """Store an argon2 hash of `password` as `[web] password_hash` in the TOML file.
+
+    Only that one line changes (or is added); comments, order and the rest of the
+    file stay as they were. Returns the hash. Raises PasswordError.
+    """
+    path = Path(config_path)
+    if not path.exists():
+        raise PasswordError(f"{path} does not exist; run `syndicator init` first")
+    raw = path.read_bytes().decode("utf-8")
+    try:
+        before = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise PasswordError(f"{path} is not valid TOML ({exc}); fix it first") from exc
+    hashed = hash_password(password)
+    newline = "\r\n" if "\r\n" in raw else "\n"
+    lines = raw.splitlines(keepends=True)
+    entry = f'password_hash = "{hashed}"'
+
+    header_at: int | None = None
+    key_at: int | None = None
+    table: str | None = None
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if m:
+            table = m.group(1).strip()
+            if table == "web":
+                header_at = i
+            continue
+        if table == "web" and _KEY.match(line):
+            key_at = i
+    if key_at is not None:
+        indent = _KEY.match(lines[key_at]).group(1)  # type: ignore[union-attr]
+        lines[key_at] = indent + entry + newline
+    elif header_at is not None:
+        lines.insert(header_at + 1, entry + newline)
+    elif "web" in before:
+        # `web` given as dotted keys or an inline table: too clever to edit safely.
+        raise PasswordError(
+            f"{path} sets `web` without a [web] table; add `[web]` with "
+            f'password_hash = "{hashed}" by hand'
+        )
+    else:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        lines += [newline, "[web]" + newline, entry + newline]
+    text = "".join(lines)
+
+    # Prove the edit changed exactly one value before replacing the file.
+    after = tomllib.loads(text)
+    expected = dict(before)
+    expected["web"] = {**before.get("web", {}), "password_hash": hashed}
+    if after != expected:
+        raise PasswordError(
+            f"could not edit {path} safely; add password_hash = \"{hashed}\" under [web] by hand"
+        )
+    mode = path.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashed
+
+
+# ---------------------------------------------------------------- the session secret
+
+
+def session_secret(engine: Engine) -> str:
+    """The signing secret for session cookies, made once and kept in `meta`."""
+    with session(engine) as s:
+        row = s.get(Meta, SECRET_META_KEY)
+        if row is not None:
+            return row.value
+    try:
+        with session(engine, write=True) as s:
+            # BEGIN IMMEDIATE serializes two processes starting together: the second
+            # sees the first one's row here.
+            row = s.get(Meta, SECRET_META_KEY)
+            if row is None:
+                row = Meta(key=SECRET_META_KEY, value=secrets.token_urlsafe(48), updated_at=utcnow())
+                s.add(row)
+            return row.value
+    except sa.exc.IntegrityError:  # PostgreSQL: another process inserted it first
+        with session(engine) as s:
+            row = s.get(Meta, SECRET_META_KEY)
+            assert row is not None
+            return row.value
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@dataclass
+class WebSession:
+    """What the signed cookie holds. `modified` makes the middleware send it again."""
+
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    user: bool = False
+    bound: str = ""  # HMAC of the credential at login time
+    flash: list[list[str]] = field(default_factory=list)  # [kind, message]
+    modified: bool = True
+
+    def add_flash(self, kind: str, message: str) -> None:
+        self.flash.append([kind, message])
+        del self.flash[:-5]
+        self.modified = True
+
+    def pop_flash(self) -> list[list[str]]:
+        out, self.flash = self.flash, []
+        if out:
+            self.modified = True
+        return out
+
+    def login(self, bound: str) -> None:
+        # A new CSRF token at login: a token seen before login is worth nothing after.
+        self.csrf = secrets.token_urlsafe(32)
+        self.user, self.bound, self.modified = True, bound, True
+
+    def logout(self) -> None:
+        self.csrf = secrets.token_urlsafe(32)
+        self.user, self.bound, self.modified = False, "", True
+
+
+class SessionCodec:
+    def __init__(self, secret_key: str, credential: Credential | None) -> None:
+        self._s = URLSafeTimedSerializer(secret_key, salt="syndicator.web.session")
+        self._key = secret_key.encode()
+        self.bound = (
+            hmac.new(self._key, credential.material(), hashlib.sha256).hexdigest()[:32]
+            if credential
+            else ""
+        )
+
+    def dumps(self, sess: WebSession) -> str:
+        data = {"c": sess.csrf, "u": sess.user, "b": sess.bound, "f": sess.flash}
+        return self._s.dumps(data)
+
+    def loads(self, cookie: str | None) -> WebSession:
+        if not cookie:
+            return WebSession()
+        try:
+            data, signed_at = self._s.loads(cookie, max_age=SESSION_MAX_AGE, return_timestamp=True)
+        except BadSignature:
+            return WebSession()
+        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+            return WebSession()
+        user = bool(data.get("u")) and hmac.compare_digest(str(data.get("b", "")), self.bound)
+        sess = WebSession(
+            csrf=data["c"],
+            user=user and bool(self.bound),
+            bound=str(data.get("b", "")) if user else "",
+            flash=[list(map(str, f))[:2] for f in data.get("f") or [] if isinstance(f, list)],
+            modified=False,
+        )
+        if time.time() - signed_at.timestamp() > SESSION_REFRESH:
+            sess.modified = True
+        return sess
+
+
+# ---------------------------------------------------------------- login rate limit
+
+
+class LoginLimiter:
+    """At most `max_failures` wrong passwords per client address per `window` seconds."""
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.max_failures, self.window, self._clock = max_failures, window, clock
+        self._max_clients = max_clients
+        self._fails: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._fails.get(key)
+        if q is None:
+            return deque()
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        if not q:
+            del self._fails[key]
+        return q
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until this client may try again, or None when it may now."""
+        with self._lock:
+            now = self._clock()
+            q = self._recent(key, now)
+            if len(q) < self.max_failures:
+                return None
+            return max(q[0] + self.window - now, 1.0)
+
+    def failure(self, key: str) -> None:
+        with self._lock:
+            now = self._clock()
+            if len(self._fails) >= self._max_clients:
+                for k in list(self._fails):  # forget the quiet ones; keep memory bounded
+                    self._recent(k, now)
+            if len(self._fails) >= self._max_clients:
+                self._fails.pop(next(iter(self._fails)))
+            self._fails.setdefault(key, deque()).append(now)
+
+    def success(self, key: str) -> None:
+        with self._lock:
+            self._fails.pop(key, None)
+
+
+def describe(credential: Credential | None) -> dict[str, Any]:
+    return {"login_required": credential is not None, "source": credential and credential.source}

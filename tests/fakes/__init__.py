@@ -1,0 +1,29 @@
+"""Fake network services for tests: real HTTP servers on 127.0.0.1 with fault injection.
+
+- `FakeX` (xapi.py): X API v2 tweets, me, user timeline; OAuth 1.0a checked.
+- `FakeMastodon` (mastodon.py): mastodon-mock behind a fault-injecting proxy.
+- `FakePDS` (pds.py): a Bluesky PDS's session, repo and identity methods.
+- `FakeWebhook` (webhook.py): json:// / form:// receiver and Discord's webhook API.
+
+All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
+`f.fail_next()`, `f.rate_limit_next()`, `f.hang_next()`, `f.drop_next()`,
+`f.wait_for_request()`. `python -m tests.fakes.serve` runs them all for another process.
+"""
+
+from .base import FakeServer, Fault, Received, Reply, refused_url
+from .mastodon import FakeMastodon
+from .pds import FakePDS
+from .webhook import FakeWebhook
+from .xapi import FakeX
+
+__all__ = [
+    "FakeMastodon",
+    "FakePDS",
+    "FakeServer",
+    "FakeWebhook",
+    "FakeX",
+    "Fault",
+    "Received",
+    "Reply",
+    "refused_url",
+]

@@ -1,0 +1,74 @@
+"""Run every fake in one process, for a syndicator running elsewhere (or by hand).
+
+    .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook]
+
+Prints one JSON line: for each fake its base URL and the environment a channel needs
+(channel names "x", "mastodon", "bluesky", "hook"), then serves until SIGTERM/SIGINT
+(or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
+GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from .mastodon import FakeMastodon
+from .pds import FakePDS
+from .webhook import FakeWebhook
+from .xapi import FakeX
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve")
+    parser.add_argument("--only", default="x,mastodon,bluesky,webhook")
+    parser.add_argument(
+        "--stdin", action="store_true", help="also stop when stdin closes (for a parent process)"
+    )
+    args = parser.parse_args(argv)
+    wanted = {w.strip() for w in args.only.split(",") if w.strip()}
+    started: list[Any] = []
+    info: dict[str, Any] = {}
+    if "x" in wanted:
+        x = FakeX().start()
+        started.append(x)
+        info["x"] = {"url": x.url, "env": x.env("x"), "api_url": x.url}
+    if "mastodon" in wanted:
+        m = FakeMastodon().start()
+        started.append(m)
+        info["mastodon"] = {
+            "url": m.url,
+            "instance": m.url,
+            "env": {"SYNDICATOR_MASTODON_ACCESS_TOKEN": m.token},
+        }
+    if "bluesky" in wanted:
+        pds = FakePDS().start()
+        started.append(pds)
+        info["bluesky"] = {
+            "url": pds.url,
+            "service": pds.url,
+            "handle": pds.handle,
+            "env": pds.env("bluesky"),
+        }
+    if "webhook" in wanted:
+        hook = FakeWebhook().start()
+        started.append(hook)
+        info["webhook"] = {"url": hook.url, "apprise_url": f"json://127.0.0.1:{hook.port}/hook"}
+    print(json.dumps(info), flush=True)
+
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    if args.stdin:
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait()
+    for fake in reversed(started):
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""One pass over a real Jekyll site into a real store: identity, bad input, no-change passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import select
+
+from syndicator.pipeline import run_once
+from syndicator.store.db import session, upgrade
+from syndicator.store.models import Delivery, Episode, Problem
+from tests.conftest import make_settings
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+POSTS = "_posts/podcast"
+BILLING = "2026-11-24-6-billing-for-a-saas-without-losing-sleep.md"
+
+
+def _settings(tmp_path: Path, url: str, site: Path, **extra):  # type: ignore[no-untyped-def]
+    return make_settings(
+        tmp_path,
+        url,
+        sources=[
+            {
+                "name": "episodes",
+                "type": "jekyll",
+                "path": str(site),
+                "categories": ["podcast"],
+                "episode_url": "{site.url}/podcast/{slug}",
+                "enclosure_url": "{site.mp3_url_path}{number}.mp3",
+                "guid": "{site.url}/podcast/{slug}",
+            }
+        ],
+        channels=[{"name": "x", "type": "twitter", "dry_run": True}],
+        **extra,
+    )
+
+
+def _episodes(url: str) -> dict[int | None, Episode]:
+    with session(upgrade(url)) as s:
+        return {e.number: e for e in s.exec(select(Episode)).all()}
+
+
+def test_first_pass_stores_episodes_and_skips_the_backlog(
+    tmp_path: Path, db_url: str, site: Path
+) -> None:
+    report = run_once(_settings(tmp_path, db_url, site), now=NOW)
+    eps = _episodes(db_url)
+    assert set(eps) == {1, 2, 3, 4, 6, 7}  # the interview (5) is not a podcast episode
+    assert eps[3].guests[0]["name"] == "Renée Lindqvist"  # mojibake repaired
+    assert eps[4].withdrawn
+    assert (
+        eps[2].guid
+        == "https://shipping-it.example/podcast/2-running-a-print-shop-on-django-and-postgresql"
+    )
+    with session(upgrade(db_url)) as s:
+        rows = {d.episode_id: d for d in s.exec(select(Delivery)).all()}
+    assert rows[eps[1].id].skip_reason.startswith("backlog")
+    assert rows[eps[6].id].skip_reason.startswith("dry-run")  # recent: announced (dry-run)
+    assert eps[4].id not in rows  # withdrawn: never announced
+    assert report.exit_code == 0
+
+
+def test_identity_survives_rename_move_and_edits(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    before = _episodes(sqlite_url)
+    with session(upgrade(sqlite_url)) as s:
+        n_deliveries = len(s.exec(select(Delivery)).all())
+
+    old = site / POSTS / BILLING
+    moved = site / "_posts" / "archive" / BILLING.replace("losing-sleep", "losing-sleeep")
+    moved.parent.mkdir()
+    text = old.read_text().replace(
+        "Billing for a SaaS Without Losing Sleep", "Billing a SaaS Without Losing Sleep"
+    )
+    moved.write_text(text)
+    old.unlink()
+    run_once(settings, now=NOW)
+
+    after = _episodes(sqlite_url)
+    assert set(after) == set(before)
+    assert after[6].id == before[6].id
+    assert after[6].guid == before[6].guid  # never changes
+    assert after[6].title == "Billing a SaaS Without Losing Sleep"
+    assert after[6].path == "_posts/archive/" + moved.name
+    assert not after[6].withdrawn
+    with session(upgrade(sqlite_url)) as s:
+        assert len(s.exec(select(Delivery)).all()) == n_deliveries  # nothing re-announced
+
+
+def test_a_post_without_number_keeps_identity_when_renamed(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    post = site / POSTS / "2026-11-20-a-numberless-special.md"
+    post.write_text(
+        '---\ntitle: "A Special"\ncategory: "podcast"\nmp3_bytes: "100"\nmp3_duration: "2:50"\n---\nBody.\n'
+    )
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    first = _episodes(sqlite_url)[None]
+    post.rename(site / POSTS / "2026-11-20-a-numberless-special-edition.md")
+    run_once(settings, now=NOW)
+    with session(upgrade(sqlite_url)) as s:
+        rows = s.exec(select(Episode).where(Episode.number.is_(None))).all()  # type: ignore[union-attr]
+    assert len(rows) == 1 and rows[0].id == first.id and rows[0].guid == first.guid
+    assert rows[0].slug == "a-numberless-special-edition"
+
+
+def test_deleted_file_withdraws_and_nothing_is_forgotten(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    (site / POSTS / BILLING).unlink()
+    run_once(settings, now=NOW)
+    ep = _episodes(sqlite_url)[6]
+    assert ep.withdrawn and "deleted" in (ep.withdrawn_reason or "")
+    assert ep.title  # still stored
+
+
+def test_a_file_turned_bad_keeps_its_data_and_reports_once(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    good = _episodes(sqlite_url)[6]
+    path = site / POSTS / BILLING
+    path.write_text(path.read_text().replace('mp3_duration: "1:04:21"', 'mp3_duration: "abc"'))
+    report = run_once(settings, now=NOW)
+    assert report.exit_code == 1
+    kept = _episodes(sqlite_url)[6]
+    assert kept.duration_seconds == good.duration_seconds and kept.title == good.title
+    with session(upgrade(sqlite_url)) as s:
+        probs = s.exec(select(Problem).where(Problem.resolved_at.is_(None))).all()  # type: ignore[union-attr]
+    assert len(probs) == 1 and "abc" in probs[0].message and BILLING in probs[0].location
+    run_once(settings, now=NOW)  # unchanged bad file: still one open problem
+    with session(upgrade(sqlite_url)) as s:
+        assert len(s.exec(select(Problem).where(Problem.resolved_at.is_(None))).all()) == 1  # type: ignore[union-attr]
+    path.write_text(path.read_text().replace('mp3_duration: "abc"', 'mp3_duration: "1:04:21"'))
+    assert run_once(settings, now=NOW).exit_code == 0
+
+
+def test_nothing_changed_means_nothing_parsed(tmp_path: Path, sqlite_url: str, site: Path) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    os.utime(site / POSTS / BILLING)  # touched, same bytes
+    report = run_once(settings, now=NOW)
+    src = report.sources[0]
+    assert (src.new, src.changed) == (0, 0)
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "syndicator.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_cli_run_once_episodes_and_status_json(tmp_path: Path, site: Path) -> None:
+    cfg = tmp_path / "syndicator.toml"
+    cfg.write_text(f"""
+[podcast]
+title = "Shipping It"
+timezone = "America/New_York"
+[database]
+url = "sqlite:///s.db"
+[[sources]]
+name = "episodes"
+type = "jekyll"
+path = "{site}"
+episode_url = "{{site.url}}/podcast/{{slug}}"
+enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
+guid = "{{site.url}}/podcast/{{slug}}"
+[[channels]]
+name = "x"
+type = "twitter"
+dry_run = true
+""")
+    r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    eps = json.loads(_cli(["episodes", "--json"], tmp_path).stdout)
+    billing = next(e for e in eps if e["number"] == 6)
+    assert billing["guests"][0] == {
+        "name": "Ayodele Bankole", "twitter": "ayobankole", "mastodon": None,
+        "bluesky": "ayo.bsky.social", "website": "https://ledgerline.example",
+        "avatar": "ayodele-bankole", "title": "CTO",
+    }  # fmt: skip
+    assert billing["date"] == "2026-11-24T14:30:00Z"
+    assert billing["enclosure"]["length"] == 62914560
+    assert billing["duration_seconds"] == 3861
+    assert billing["chapters"][0]["start"] >= 0
+    status = json.loads(_cli(["status", "--json"], tmp_path).stdout)
+    assert status["sources"][0]["name"] == "episodes" and status["sources"][0]["ok"]
+    assert status["sources"][0]["episodes"] == 6
+    assert status["deliveries"]["x"]["skipped"] >= 1
+    dry = _cli(["run-once", "--dry-run", "--now", "2026-11-27T12:00:00Z"], tmp_path)
+    assert dry.returncode == 0 and "dry run" in dry.stdout
