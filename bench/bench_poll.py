@@ -50,9 +50,7 @@ def report(label: str, st: PollStats, workers: int) -> None:
 async def run(args: argparse.Namespace, base: str) -> None:
     fetch = FetchConfig(max_per_host=args.max_per_host, max_connections=args.max_connections)
     sources = [
-        FeedSourceConfig(
-            type="feed", name=f"f{i}", url=f"{base}/feeds/{i}.xml", timeout="30s"
-        )
+        FeedSourceConfig(type="feed", name=f"f{i}", url=f"{base}/feeds/{i}.xml", timeout="30s")
         for i in range(args.feeds)
     ]
     modes = ["loop", "thread", "process", "auto"] if args.compare else [args.parse_in]

@@ -35,21 +35,93 @@ INCLUDE = """\
 {% endfor %}</ul>
 """
 
-FIRST = ["Ada", "Bruno", "Chioma", "Dmitri", "Elif", "Farah", "Gustavo", "Hiro", "Ines",
-         "Jonas", "Kemi", "Lars", "Mei", "Nadia", "Omar", "Paula", "Quentin", "Rosa"]
-LAST = ["Okafor", "Silva", "Nakamura", "Petrov", "Yilmaz", "Haddad", "Costa", "Tanaka",
-        "Moreau", "Berg", "Adeyemi", "Lund", "Chen", "Haddad", "Farouk", "Novak", "Ruiz"]
+FIRST = [
+    "Ada",
+    "Bruno",
+    "Chioma",
+    "Dmitri",
+    "Elif",
+    "Farah",
+    "Gustavo",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Lars",
+    "Mei",
+    "Nadia",
+    "Omar",
+    "Paula",
+    "Quentin",
+    "Rosa",
+]
+LAST = [
+    "Okafor",
+    "Silva",
+    "Nakamura",
+    "Petrov",
+    "Yilmaz",
+    "Haddad",
+    "Costa",
+    "Tanaka",
+    "Moreau",
+    "Berg",
+    "Adeyemi",
+    "Lund",
+    "Chen",
+    "Haddad",
+    "Farouk",
+    "Novak",
+    "Ruiz",
+]
 ACCENTED = ["Renée", "José", "Zoë", "Søren", "Łukasz", "Anaïs"]
-TAGS = ["python", "django", "flask", "ruby", "rails", "go", "rust", "elixir", "node", "react",
-        "postgresql", "mysql", "sqlite", "redis", "docker", "kubernetes", "aws", "gcp", "azure",
-        "nginx", "terraform", "ansible", "github-actions", "lets-encrypt", "cloudflare"]
-WORDS = ("we moved the app to a new host and kept the database where it was because the "
-         "latency numbers looked fine after a week of testing with real traffic and a few "
-         "retries on the client side made the remaining errors go away").split()
-TOPICS = ["High level overview of the app", "Why they picked this stack", "How deploys work",
-          "Handling background jobs", "Monitoring and alerting", "Backups and restores",
-          "The worst outage so far", "Costs and hosting", "Best tips for others",
-          "Scaling the database", "Keeping dependencies up to date", "Testing strategy"]
+TAGS = [
+    "python",
+    "django",
+    "flask",
+    "ruby",
+    "rails",
+    "go",
+    "rust",
+    "elixir",
+    "node",
+    "react",
+    "postgresql",
+    "mysql",
+    "sqlite",
+    "redis",
+    "docker",
+    "kubernetes",
+    "aws",
+    "gcp",
+    "azure",
+    "nginx",
+    "terraform",
+    "ansible",
+    "github-actions",
+    "lets-encrypt",
+    "cloudflare",
+]
+SENTENCE = (
+    "we moved the app to a new host and kept the database where it was because the "
+    "latency numbers looked fine after a week of testing with real traffic and a few "
+    "retries on the client side made the remaining errors go away"
+)
+WORDS = SENTENCE.split()
+TOPICS = [
+    "High level overview of the app",
+    "Why they picked this stack",
+    "How deploys work",
+    "Handling background jobs",
+    "Monitoring and alerting",
+    "Backups and restores",
+    "The worst outage so far",
+    "Costs and hosting",
+    "Best tips for others",
+    "Scaling the database",
+    "Keeping dependencies up to date",
+    "Testing strategy",
+]
 
 
 def _mojibake(s: str) -> str:
@@ -93,20 +165,38 @@ def render_post(i: int, rng: random.Random) -> tuple[str, str]:
     duration = rng.randint(35 * 60, 105 * 60)
     shown = _mojibake(guest) if mojibake else guest
 
-    fm = ['---', 'layout: "podcast-or-interview"', "",
-          f'mp3_bytes: "{duration * 16000}"', f'mp3_duration: "{_clock(duration)}"', "",
-          f'guest: "{shown}"', f'guest_avatar: "{slug[:20]}"',
-          f'guest_website: "https://guest{i}.example"', f'guest_twitter: "guest{i}"']
+    fm = [
+        "---",
+        'layout: "podcast-or-interview"',
+        "",
+        f'mp3_bytes: "{duration * 16000}"',
+        f'mp3_duration: "{_clock(duration)}"',
+        "",
+        f'guest: "{shown}"',
+        f'guest_avatar: "{slug[:20]}"',
+        f'guest_website: "https://guest{i}.example"',
+        f'guest_twitter: "guest{i}"',
+    ]
     if guest_2:
         fm += [f'guest_2: "{guest_2}"', f'guest_2_avatar: "guest-2-{i}"']
-    fm += ["", 'category: "podcast"', "tags:", *[f'  - "{t}"' for t in tags], "",
-           f'title: "{title}"', "description:",
-           f"  {shown} goes over running {tags[0]} and {tags[1]} in production, how it is",
-           "  deployed and what they would do differently next time.", "---", ""]
+    fm += [
+        "",
+        'category: "podcast"',
+        "tags:",
+        *[f'  - "{t}"' for t in tags],
+        "",
+        f'title: "{title}"',
+        "description:",
+        f"  {shown} goes over running {tags[0]} and {tags[1]} in production, how it is",
+        "  deployed and what they would do differently next time.",
+        "---",
+        "",
+    ]
 
     body = [
         f"In this episode, {{{{ page.guest }}}} talks about {tags[0]} with {{{{ page.guest_2",
-        "}} and what it took to ship it.", "",
+        "}} and what it took to ship it.",
+        "",
     ]
     body += [_paragraph(rng), "", _paragraph(rng), "", "## Topics Include", ""]
     t = rng.randint(30, 120)
@@ -115,13 +205,22 @@ def render_post(i: int, rng: random.Random) -> tuple[str, str]:
             break
         body.append(f"- {_clock(t)} -- {rng.choice(TOPICS)}")
         t += rng.randint(60, 420)
-    body.append(f"- {_clock(min(t, duration - 5))} -- Check out {first} "
-                "[on Twitter](https://twitter.com/{{ page.guest_twitter }})")
+    body.append(
+        f"- {_clock(min(t, duration - 5))} -- Check out {first} "
+        "[on Twitter](https://twitter.com/{{ page.guest_twitter }})"
+    )
     ref = _mojibake("📄") if mojibake else "📄"
     body += ["", "## Links", "", f"###### {ref} References", ""]
     body += [f"- <https://docs.example/{tag}>" for tag in tags[:4]]
-    body += ["", "###### ⚙️ Tech Stack", "", "{% include services-used.html %}", "",
-             "- [Become a guest]({{ site.links.forms.become_guest }})", ""]
+    body += [
+        "",
+        "###### ⚙️ Tech Stack",
+        "",
+        "{% include services-used.html %}",
+        "",
+        "- [Become a guest]({{ site.links.forms.become_guest }})",
+        "",
+    ]
     name = f"{day.isoformat()}-{i}-{slug}.md"
     return name, "\n".join(fm + body)
 

@@ -307,6 +307,15 @@ def test_temporary_redirect_is_followed_but_not_reported(srv: FeedServer) -> Non
     assert res.status == "ok" and res.new_url == srv.url("/tmp.xml")
 
 
+def test_problem_after_redirect_is_filed_under_the_polled_url(srv: FeedServer) -> None:
+    srv.add_status("/dead", 500)
+    srv.add_redirect("/feed", "/dead", 302)
+    res = poll_one(srv.url("/feed"))
+    p = only_problem(res)
+    assert p.location == srv.url("/feed") and res.url == srv.url("/feed")
+    assert f"redirected to {srv.url('/dead')}" in p.message
+
+
 def test_redirect_loop_is_an_error(srv: FeedServer) -> None:
     srv.add_redirect("/a", "/b", 302)
     srv.add_redirect("/b", "/a", 302)

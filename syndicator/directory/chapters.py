@@ -51,10 +51,15 @@ def chapters_document(chapters: Iterable[Mapping[str, Any]], *, title: str | Non
     return doc
 
 
-def chapters_json(chapters: Iterable[Mapping[str, Any]], *, title: str | None = None) -> bytes:
-    """The file's bytes: stable for the same chapters (so unchanged files are not rewritten)."""
+def chapters_json(
+    chapters: Iterable[Mapping[str, Any]], *, title: str | None = None
+) -> bytes | None:
+    """The file's bytes (None: no usable chapters). Stable for the same chapters, so an
+    unchanged file is not rewritten; compact, since there can be thousands."""
     doc = chapters_document(chapters, title=title)
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    if not doc["chapters"]:
+        return None
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def psc_start(seconds: float) -> str:

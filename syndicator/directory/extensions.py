@@ -5,8 +5,9 @@ wants true/false) and knows nothing of the Podcasting 2.0 namespace, Podlove
 Simple Chapters or a WebSub hub link, so we write those ourselves.
 
 Register them with `register(fg)`; afterwards every feed has `fg.itunes`,
-`fg.podcast` and `fg.hub`, and every entry `fe.itunes`, `fe.podcast`, `fe.psc` and
-`fe.rssx` (CDATA description).
+`fg.podcast` and `fg.hub`, and every entry `fe.itunes`, `fe.podcast` and `fe.psc`.
+rss.py calls the entry classes directly on its own <item> elements (faster than
+feedgen's FeedEntry for thousands of items); they work either way.
 Values are plain attributes (set them, then call `fg.rss_str()`); a value left
 at None writes no tag. Elements are added in a fixed order so the output is
 byte-stable for the same input.
@@ -248,30 +249,6 @@ class PscEntryExtension(BaseEntryExtension):
         return entry
 
 
-# --- plain RSS details feedgen can't express ----------------------------------------
-
-
-class RssExtension(BaseExtension):
-    """Nothing at channel level; feedgen wants a feed class for every entry class."""
-
-
-class RssEntryExtension(BaseEntryExtension):
-    """Puts the item's `description` in CDATA, like `content:encoded` (feedgen escapes it)."""
-
-    def __init__(self) -> None:
-        self.cdata_description = False
-
-    def extend_rss(self, item: etree._Element) -> etree._Element:
-        if self.cdata_description:
-            desc = item.find("description")
-            if desc is not None and desc.text:
-                desc.text = etree.CDATA(desc.text)
-        return item
-
-    def extend_atom(self, entry: etree._Element) -> etree._Element:
-        return entry
-
-
 # --- WebSub hub links ------------------------------------------------------------
 
 
@@ -300,7 +277,6 @@ class HubEntryExtension(BaseEntryExtension):
 
 
 EXTENSIONS: tuple[tuple[str, type[BaseExtension], type[BaseEntryExtension]], ...] = (
-    ("rssx", RssExtension, RssEntryExtension),
     ("itunes", ItunesExtension, ItunesEntryExtension),
     ("podcast", PodcastNsExtension, PodcastNsEntryExtension),
     ("psc", PscExtension, PscEntryExtension),

@@ -87,11 +87,13 @@ def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[Episode]
     return list(s.exec(q).all())
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` so a reader sees the old file or the new one, never half.
 
     Temporary file in the same folder, fsync, os.replace, then fsync the folder. The
     new file keeps the old one's permissions (else 0644: web servers must read it).
+    durable=False skips the fsyncs (still atomic for readers): for chapter files, which
+    follow from the feed and are rewritten on the next pass if a crash lost them.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -102,14 +104,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     with contextlib.suppress(OSError):  # not every platform/filesystem allows it
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -125,22 +130,38 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
+def _write_if_changed(path: Path, data: bytes, *, durable: bool = True) -> bool:
     if _read(path) == data:
         return False
-    atomic_write(path, data)
+    atomic_write(path, data, durable=durable)
     return True
 
 
-def _chapter_files(feed_dir: Path, episodes: Sequence[Episode]) -> list[tuple[Path, bytes]]:
-    out = []
+def _write_chapters(feed_dir: Path, episodes: Sequence[Episode], feed_changed: bool) -> int:
+    """Write the chapters files that differ; returns how many were written.
+
+    A chapters file's bytes follow from the feed's content (the same chapters are inline
+    as psc:chapters), so when the feed is unchanged only a missing or empty file needs
+    writing: a stat instead of reading thousands of files.
+    """
     folder = feed_dir / chapters.CHAPTERS_DIR
+    written = 0
     for ep in episodes:
-        if not ep.chapters or not chapters.normalize(ep.chapters):
+        if not ep.chapters:
             continue
-        name = chapters.chapter_file_name(ep.id, ep.guid)
-        out.append((folder / name, chapters.chapters_json(ep.chapters, title=ep.title or None)))
-    return out
+        path = folder / chapters.chapter_file_name(ep.id, ep.guid)
+        if not feed_changed:
+            try:
+                if path.stat().st_size > 0:
+                    continue
+            except FileNotFoundError:
+                pass
+        doc = chapters.chapters_json(ep.chapters, title=rss.xml_text(ep.title) or None)
+        if doc is None:
+            continue
+        if _write_if_changed(path, doc, durable=False):
+            written += 1
+    return written
 
 
 def _select(settings: Settings, names: list[str] | None) -> list[FeedConfig]:
@@ -238,11 +259,7 @@ def _publish_one(
                 outcome.size_bytes = len(xml)
             else:
                 outcome.size_bytes = len(on_disk or b"")
-            for cpath, data in _chapter_files(path.parent, shown):
-                # A chapter file's bytes follow from the feed's content: when the feed is
-                # unchanged only a missing file needs writing (saves reading thousands).
-                if (changed or not cpath.exists()) and _write_if_changed(cpath, data):
-                    outcome.chapters_written += 1
+            outcome.chapters_written = _write_chapters(path.parent, shown, changed)
             if json_path is not None and json_bytes is not None:
                 _write_if_changed(json_path, json_bytes)
         outcome.seconds = time.perf_counter() - t0

@@ -16,13 +16,14 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import nh3
-from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
@@ -62,6 +63,10 @@ URL_SCHEMES = {"http", "https", "mailto"}
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LAST_BUILD = re.compile(rb"<lastBuildDate>[^<]*</lastBuildDate>")
+_CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_SubElement = etree.SubElement
+# Only re-reads feedgen's own channel output, which it just wrote.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
 TRANSCRIPT_TYPES = {
     ".vtt": "text/vtt",
@@ -93,7 +98,7 @@ def content_hash(xml: bytes) -> str:
 
 
 def _is_http(url: str | None) -> bool:
-    return bool(url) and urlsplit(str(url)).scheme in ("http", "https")
+    return bool(url) and str(url).lower().startswith(("http://", "https://"))
 
 
 def absolute_url(url: str | None, base: str | None) -> str | None:
@@ -345,17 +350,19 @@ def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
     return fg
 
 
-def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -> None:
-    title = xml_text(ep.title).strip() or "Untitled episode"
-    fe.title(title)
-    link = xml_text(ep.url).strip() or None
-    if link:
-        fe.link(href=link)
-    guid = xml_text(ep.guid)
-    # isPermaLink="true" promises the guid is the episode's page; only say so when it is.
-    fe.guid(guid, permalink=bool(link) and guid == link)
-    fe.pubDate(ep.date or ep.first_seen_at or fallback_date)
+def rfc2822(dt: datetime) -> str:
+    """RFC 2822 date in UTC, independent of the locale (e.g. "Mon, 20 Dec 2021 09:00:00 +0000")."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return format_datetime(dt.astimezone(UTC))
 
+
+def _item(channel: etree._Element, ep: Episode, meta: FeedMeta, fallback: datetime) -> None:
+    """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
+    same entry extensions feedgen would run (extensions.py), called directly."""
+    title = xml_text(ep.title).strip() or "Untitled episode"
+    link = xml_text(ep.url).strip() or None
+    guid = xml_text(ep.guid)
     notes = sanitize_html(ep.show_notes_html or "", link)
     summary = xml_text(ep.description).strip()
     if not notes and summary:
@@ -364,18 +371,9 @@ def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -
         description = summary
     else:
         description = notes or title
-    fe.description(description)
-    if notes:
-        fe.content(notes, type="CDATA")
-
     url = xml_text(ep.enclosure_url).strip()
-    fe.enclosure(
-        url=url,
-        length=str(int(ep.enclosure_length or 0)),
-        type=xml_text(enclosure_type(url, ep.enclosure_type)),
-    )
 
-    it: extensions.ItunesEntryExtension = fe.itunes  # type: ignore[attr-defined]
+    it = extensions.ItunesEntryExtension()
     if ep.duration_seconds is not None and ep.duration_seconds >= 0:
         it.duration = int(ep.duration_seconds)
     if ep.number is not None and ep.number > 0:  # Apple: a non-zero integer
@@ -384,25 +382,45 @@ def _item(fe: FeedEntry, ep: Episode, meta: FeedMeta, fallback_date: datetime) -
     it.image = absolute_url(xml_text(ep.image), link or meta.link) if ep.image else None
     it.explicit = ep.explicit
 
-    pc: extensions.PodcastNsEntryExtension = fe.podcast  # type: ignore[attr-defined]
+    pc = extensions.PodcastNsEntryExtension()
     pc.persons = _persons(ep.guests, meta)
+    psc = extensions.PscEntryExtension()
     if ep.chapters:
-        psc = chapters.psc_chapters(ep.chapters)
-        if psc:
-            name = chapters.chapter_file_name(ep.id, ep.guid)
-            pc.chapters_url = meta.chapters_url(name)
-            fe.psc.chapters = [(s, xml_text(t)) for s, t in psc]  # type: ignore[attr-defined]
+        marks = chapters.psc_chapters(ep.chapters)
+        if marks:
+            pc.chapters_url = meta.chapters_url(chapters.chapter_file_name(ep.id, ep.guid))
+            psc.chapters = [(start, xml_text(t)) for start, t in marks]
     if ep.transcript_url:
         turl = xml_text(ep.transcript_url).strip()
         ttype = xml_text(transcript_type(turl, ep.transcript_type))
-        pc.transcripts = [
-            Transcript(
-                url=turl,
-                type=ttype,
-                rel="captions" if ttype in CAPTION_TYPES else None,
-            )
-        ]
-    fe.rssx.cdata_description = True  # type: ignore[attr-defined]
+        rel = "captions" if ttype in CAPTION_TYPES else None
+        pc.transcripts = [Transcript(url=turl, type=ttype, rel=rel)]
+
+    item = _SubElement(channel, "item")
+    try:
+        _SubElement(item, "title").text = title
+        if link:
+            _SubElement(item, "link").text = link
+        _SubElement(item, "description").text = etree.CDATA(description)
+        if notes:
+            _SubElement(item, _CONTENT_ENCODED).text = etree.CDATA(notes)
+        # isPermaLink="true" promises the guid is the episode's page; only say so when it is.
+        permalink = "true" if link and guid == link else "false"
+        _SubElement(item, "guid", isPermaLink=permalink).text = guid
+        _SubElement(
+            item,
+            "enclosure",
+            url=url,
+            length=str(int(ep.enclosure_length or 0)),
+            type=xml_text(enclosure_type(url, ep.enclosure_type)),
+        )
+        _SubElement(item, "pubDate").text = rfc2822(ep.date or ep.first_seen_at or fallback)
+        it.extend_rss(item)
+        pc.extend_rss(item)
+        psc.extend_rss(item)
+    except BaseException:
+        channel.remove(item)
+        raise
 
 
 def build_rss(
@@ -412,21 +430,23 @@ def build_rss(
     last_build: datetime,
     on_error: Callable[[Episode, Exception], None] | None = None,
 ) -> bytes:
-    """The feed's bytes. Episodes without audio are skipped (the query leaves them out).
+    """The feed's bytes, items in the order given. Episodes without audio are skipped.
 
+    feedgen writes the channel (with our extensions); items are appended with lxml
+    directly, since feedgen's FeedEntry costs ~0.3 ms per item (over 3 s for 10,000).
     An episode that can't be written (on_error given) is reported and left out, so one
     bad row doesn't stop the feed; without on_error the exception propagates.
     """
     fg = _new_generator(meta, last_build)
+    root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
+    channel = root[0]
     for ep in episodes:
         if not ep.enclosure_url:
             continue
-        fe = fg.add_entry(order="append")
         try:
-            _item(fe, ep, meta, last_build)
+            _item(channel, ep, meta, last_build)
         except Exception as exc:
             if on_error is None:
                 raise
-            fg.remove_entry(fe)
             on_error(ep, exc)
-    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=True)

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from syndicator.sources.base import (
-    EpisodeData,
     Enclosure,
+    EpisodeData,
     FileResult,
     FileStamp,
     Guest,
@@ -214,8 +214,10 @@ def _check_templates(cfg: JekyllSourceConfig, site: SiteInfo) -> list[ProblemDat
             parts = m.group(1).split(".")
             root = parts[0]
             allowed = _PLACEHOLDER_ROOTS | (_TRANSCRIPT_ONLY if name == "transcript_url" else set())
-            if root not in allowed or (root in {"site", "page"} and len(parts) < 2) or (
-                root not in {"site", "page"} and len(parts) > 1
+            if (
+                root not in allowed
+                or (root in {"site", "page"} and len(parts) < 2)
+                or (root not in {"site", "page"} and len(parts) > 1)
             ):
                 known = ", ".join(f"{{{r}}}" for r in sorted(allowed - {"site", "page"}))
                 problems.append(
@@ -238,8 +240,9 @@ def _check_templates(cfg: JekyllSourceConfig, site: SiteInfo) -> list[ProblemDat
     return problems
 
 
-def _expand(template: str, values: dict[str, Any], page: dict[str, Any], site: dict[str, Any]
-            ) -> str:
+def _expand(
+    template: str, values: dict[str, Any], page: dict[str, Any], site: dict[str, Any]
+) -> str:
     def sub(m: re.Match[str]) -> str:
         parts = m.group(1).split(".")
         if parts[0] == "site":
@@ -291,9 +294,11 @@ def scan(
     """
     tz = tz or ZoneInfo("UTC")
     site = site or load_site(cfg)
-    errors = [p for p in site.problems if p.severity == "error"]
+    if any(p.severity == "error" for p in site.problems):
+        # A broken _config.yml would give wrong URLs and guids: read nothing this time.
+        return ScanResult(problems=list(site.problems), complete=False)
     config_problems = _check_templates(cfg, site)
-    if errors or config_problems:
+    if config_problems:
         return ScanResult(problems=[*site.problems, *config_problems], complete=False)
     result = ScanResult(problems=list(site.problems))
 
@@ -301,8 +306,9 @@ def scan(
         result.complete = False
         result.problems.append(
             ProblemData(
-                _rel(site.posts_dir, site.root) if site.posts_dir != site.root else str(
-                    site.posts_dir),
+                _rel(site.posts_dir, site.root)
+                if site.posts_dir != site.root
+                else str(site.posts_dir),
                 "missing-folder",
                 f"the posts folder {site.posts_dir} does not exist or is not a folder: check "
                 f"`path` of source '{cfg.name}' (a Jekyll site root or a folder of posts)",
@@ -340,8 +346,11 @@ def scan(
             # Without a full listing a missing file may just be unreadable: infer no deletions.
             result.complete = False
             result.problems.append(
-                ProblemData(rel_prefix.rstrip("/") or ".", "read",
-                            f"cannot list the folder: {exc.strerror or exc}; check permissions")
+                ProblemData(
+                    rel_prefix.rstrip("/") or ".",
+                    "read",
+                    f"cannot list the folder: {exc.strerror or exc}; check permissions",
+                )
             )
             continue
         for entry in entries:
@@ -380,7 +389,7 @@ def scan(
                 "config",
                 f"{state.audio_without_template} episode(s) have mp3_bytes/mp3_duration but "
                 "no enclosure URL can be built: set enclosure_url (e.g. "
-                "\"{site.url}/audio/{number}.mp3\") or mp3_url_path in _config.yml",
+                '"{site.url}/audio/{number}.mp3") or mp3_url_path in _config.yml',
                 severity="warning",
             )
         )
@@ -400,16 +409,23 @@ def _list_transcripts(cfg: Any, problems: list[ProblemData]) -> dict[str, list[s
                     found.setdefault(stem, []).append(entry.name)
     except OSError as exc:
         problems.append(
-            ProblemData(str(folder), "read",
-                        f"cannot list the transcripts folder: {exc.strerror or exc}",
-                        severity="warning")
+            ProblemData(
+                str(folder),
+                "read",
+                f"cannot list the transcripts folder: {exc.strerror or exc}",
+                severity="warning",
+            )
         )
         return None
     if found and not cfg.transcript_url:
         problems.append(
-            ProblemData(f"source '{cfg.name}'", "config",
-                        "a transcripts folder is set but transcript_url is empty: set it, e.g. "
-                        "\"{site.url}/transcripts/{transcript}\"", severity="warning")
+            ProblemData(
+                f"source '{cfg.name}'",
+                "config",
+                "a transcripts folder is set but transcript_url is empty: set it, e.g. "
+                '"{site.url}/transcripts/{transcript}"',
+                severity="warning",
+            )
         )
     return found
 
@@ -426,23 +442,41 @@ def _process(
 ) -> FileResult | None:
     limit = state.cfg.max_file_bytes
     if st.st_size > limit:
-        return _bad(state, rel, FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
-                    _Bad("too-large", f"the file is {st.st_size:,} bytes, over max_file_bytes "
-                         f"({limit:,}): shrink it or raise max_file_bytes for this source"))
+        return _bad(
+            state,
+            rel,
+            FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
+            _Bad(
+                "too-large",
+                f"the file is {st.st_size:,} bytes, over max_file_bytes "
+                f"({limit:,}): shrink it or raise max_file_bytes for this source",
+            ),
+        )
     try:
         with open(path, "rb") as fh:
             raw = fh.read(limit + 1)
     except FileNotFoundError:
         return None  # deleted since the listing
     except OSError as exc:
-        return _bad(state, rel, FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
-                    _Bad("read", f"cannot read the file: {exc.strerror or exc}"))
+        return _bad(
+            state,
+            rel,
+            FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
+            _Bad("read", f"cannot read the file: {exc.strerror or exc}"),
+        )
     digest = hashlib.sha256(raw).hexdigest()
     stamp = FileStamp(st.st_mtime_ns, st.st_size, digest)
     if len(raw) > limit:
         stamp.ok = False
-        return _bad(state, rel, stamp, _Bad("too-large", f"the file is over max_file_bytes "
-                                            f"({limit:,}): shrink it or raise the limit"))
+        return _bad(
+            state,
+            rel,
+            stamp,
+            _Bad(
+                "too-large",
+                f"the file is over max_file_bytes ({limit:,}): shrink it or raise the limit",
+            ),
+        )
     if old is not None and old.content_hash == digest:
         stamp.ok = old.ok
         return FileResult(rel, stamp, "same-hash")
@@ -451,10 +485,17 @@ def _process(
     except _Bad as bad:
         stamp.ok = False
         return _bad(state, rel, stamp, bad)
-    except Exception as exc:  # noqa: BLE001 - one file must never stop the scan
+    except Exception as exc:  # one file must never stop the scan
         stamp.ok = False
-        return _bad(state, rel, stamp, _Bad("internal", f"could not parse the file "
-                                            f"({type(exc).__name__}: {exc}); please report it"))
+        return _bad(
+            state,
+            rel,
+            stamp,
+            _Bad(
+                "internal",
+                f"could not parse the file ({type(exc).__name__}: {exc}); please report it",
+            ),
+        )
     if episode is None:
         return FileResult(rel, stamp, "ignored")
     episode.file_hash = digest
@@ -496,8 +537,11 @@ def _split_front_matter(text: str) -> tuple[str, str, int]:
             break
         pos = nl + 1
         line_no += 1
-    raise _Bad("front-matter", "the front matter opened on line 1 is never closed: add a "
-               "line '---' after the last field", 1)
+    raise _Bad(
+        "front-matter",
+        "the front matter opened on line 1 is never closed: add a line '---' after the last field",
+        1,
+    )
 
 
 def _key_line(fm: str, key: str) -> int | None:
@@ -520,8 +564,9 @@ def _load_yaml(fm: str) -> dict[str, Any]:
     except (ValueError, OverflowError) as exc:
         # PyYAML builds dates itself: "2021-02-30" fails here, not as a YAMLError.
         line = None
-        for m in re.finditer(r"^([\w-]+)\s*:\s*['\"]?(\d{4}-\d{1,2}-\d{1,2}[^'\"\n]*)", fm,
-                             re.MULTILINE):
+        for m in re.finditer(
+            r"^([\w-]+)\s*:\s*['\"]?(\d{4}-\d{1,2}-\d{1,2}[^'\"\n]*)", fm, re.MULTILINE
+        ):
             try:
                 _parse_date_str(m.group(2).strip(), ZoneInfo("UTC"))
             except ValueError:
@@ -533,8 +578,11 @@ def _load_yaml(fm: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise _Bad("front-matter", f"the front matter must be 'key: value' lines, not a "
-                   f"{type(data).__name__}", 2)
+        raise _Bad(
+            "front-matter",
+            f"the front matter must be 'key: value' lines, not a {type(data).__name__}",
+            2,
+        )
     return data
 
 
@@ -544,7 +592,12 @@ def _parse_date_str(raw: str, tz: ZoneInfo) -> datetime:
         raise ValueError(f"{raw!r} is not a date: use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS +ZZZZ")
     y, mo, d, hh, mm, ss, frac, off = m.groups()
     value = datetime(
-        int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0),
+        int(y),
+        int(mo),
+        int(d),
+        int(hh or 0),
+        int(mm or 0),
+        int(ss or 0),
         int((frac or "0")[:6].ljust(6, "0")),
     )
     if off:
@@ -594,8 +647,7 @@ def _handle(value: Any, kind: str) -> str | None:
     if not s or s == "#":
         return None
     if kind in ("twitter", "bluesky"):
-        m = re.match(r"^https?://(?:www\.)?(?:twitter\.com|x\.com|bsky\.app/profile)/([^/?#]+)",
-                     s)
+        m = re.match(r"^https?://(?:www\.)?(?:twitter\.com|x\.com|bsky\.app/profile)/([^/?#]+)", s)
         if m:
             s = m.group(1)
         s = s.lstrip("@")
@@ -657,8 +709,11 @@ def _parse_post(
     try:
         file_date = date(int(y), int(mo), int(d))
     except ValueError as exc:
-        raise _Bad("date", f"the file name's date {y}-{mo}-{d} is not a valid date ({exc}): "
-                   "rename the file to YYYY-MM-DD-slug" + ext) from None
+        raise _Bad(
+            "date",
+            f"the file name's date {y}-{mo}-{d} is not a valid date ({exc}): "
+            "rename the file to YYYY-MM-DD-slug" + ext,
+        ) from None
 
     if b"\x00" in raw:
         raise _Bad("binary", "the file contains NUL bytes: it is binary, not a text post")
@@ -666,8 +721,9 @@ def _parse_post(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise _Bad("encoding", f"not valid UTF-8 at byte {exc.start}: save the file as UTF-8",
-                   line) from None
+        raise _Bad(
+            "encoding", f"not valid UTF-8 at byte {exc.start}: save the file as UTF-8", line
+        ) from None
     text = fix_text(text.replace("\r\n", "\n"))
 
     fm_text, body, body_line = _split_front_matter(text)
@@ -705,15 +761,19 @@ def _parse_post(
         try:
             duration = parse_duration_field(fm["mp3_duration"]) or None
         except ValueError as exc:
-            raise _Bad("field", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")) \
-                from None
+            raise _Bad(
+                "field", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")
+            ) from None
     mp3_bytes = None
     if fm.get("mp3_bytes") not in (None, ""):
         value = fm["mp3_bytes"]
         s = str(value).strip().replace(",", "").replace("_", "")
         if isinstance(value, bool) or not s.isdigit():
-            raise _Bad("field", f"mp3_bytes: {value!r} is not a number of bytes (e.g. "
-                       "mp3_bytes: \"98981760\")", _key_line(fm_text, "mp3_bytes"))
+            raise _Bad(
+                "field",
+                f'mp3_bytes: {value!r} is not a number of bytes (e.g. mp3_bytes: "98981760")',
+                _key_line(fm_text, "mp3_bytes"),
+            )
         mp3_bytes = int(s)
 
     title = _text(fm.get("title")) or _title_from_slug(slug)
@@ -736,15 +796,23 @@ def _parse_post(
     try:
         guid = _expand(cfg.guid, values, page_vars, site.site)
     except _Missing as miss:
-        raise _Bad("guid", f"the guid template {cfg.guid!r} needs {miss}, which this post "
-                   "lacks (a number comes from a file name like 2021-12-20-107-slug.md)") \
-            from None
+        raise _Bad(
+            "guid",
+            f"the guid template {cfg.guid!r} needs {miss}, which this post "
+            "lacks (a number comes from a file name like 2021-12-20-107-slug.md)",
+        ) from None
     url = None
     try:
         url = _expand(cfg.episode_url, values, page_vars, site.site)
     except _Missing as miss:
-        warnings.append(ProblemData(rel, "url", f"no episode URL: the template "
-                                    f"{cfg.episode_url!r} needs {miss}", severity="warning"))
+        warnings.append(
+            ProblemData(
+                rel,
+                "url",
+                f"no episode URL: the template {cfg.episode_url!r} needs {miss}",
+                severity="warning",
+            )
+        )
 
     enclosure = None
     if mp3_bytes is not None or duration is not None:
@@ -758,10 +826,15 @@ def _parse_post(
                     type=cfg.enclosure_type,
                 )
             except _Missing as miss:
-                warnings.append(ProblemData(
-                    rel, "enclosure", f"the episode has audio fields but the enclosure "
-                    f"template {state.enclosure_template!r} needs {miss}: no audio in the feed",
-                    severity="warning"))
+                warnings.append(
+                    ProblemData(
+                        rel,
+                        "enclosure",
+                        f"the episode has audio fields but the enclosure "
+                        f"template {state.enclosure_template!r} needs {miss}: no audio in the feed",
+                        severity="warning",
+                    )
+                )
 
     image = None
     fm_image = fm.get("image")
@@ -780,9 +853,12 @@ def _parse_post(
             match = next((n for n in names if n.rsplit(".", 1)[1].lower() == kind), None)
             if match:
                 try:
-                    transcript_url = _expand(cfg.transcript_url,
-                                             {**values, "ext": kind, "transcript": match},
-                                             page_vars, site.site)
+                    transcript_url = _expand(
+                        cfg.transcript_url,
+                        {**values, "ext": kind, "transcript": match},
+                        page_vars,
+                        site.site,
+                    )
                     transcript_type = _TRANSCRIPT_TYPES[kind]
                 except _Missing:
                     pass
@@ -814,16 +890,23 @@ def _parse_post(
 
     description = _text(fm.get("description")) or ""
     if "{" in description:
-        rendered, probs = render_liquid(description, page, site.site, site.includes_dir, rel,
-                                        line_offset=(_key_line(fm_text, "description") or 1) - 1)
+        rendered, probs = render_liquid(
+            description,
+            page,
+            site.site,
+            site.includes_dir,
+            rel,
+            line_offset=(_key_line(fm_text, "description") or 1) - 1,
+        )
         if any(p.severity == "error" for p in probs):
             p = next(p for p in probs if p.severity == "error")
             raise _Bad(p.kind, f"description: {p.message}", p.line)
         description = " ".join(rendered.split())
         warnings.extend(probs)
 
-    rendered_body, probs = render_liquid(body, page, site.site, site.includes_dir, rel,
-                                         line_offset=body_line - 1)
+    rendered_body, probs = render_liquid(
+        body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1
+    )
     errors = [p for p in probs if p.severity == "error"]
     if errors:
         raise _Bad(errors[0].kind, errors[0].message, errors[0].line)

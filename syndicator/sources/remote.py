@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -737,7 +738,17 @@ def _parse_job(args: tuple[bytes, str, str, list[str], tzinfo]) -> ParsedFeed:
 # ---- polling --------------------------------------------------------------------------------
 
 
-def _http_problem(url: str, status: int) -> tuple[str, str]:
+_SHORT_ERRORS = {
+    "timeout": "timed out",
+    "connect": "could not connect",
+    "too-large": "feed larger than max_bytes",
+    "redirect": "bad redirect",
+    "url": "invalid URL",
+    "network": "network error",
+}
+
+
+def _http_problem(status: int) -> tuple[str, str]:
     """(kind, message) for an HTTP status that carries no feed."""
     if status == 404:
         return "http", (
@@ -810,19 +821,34 @@ class _Poller:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def _discard(self, broken: Executor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
     async def parse(self, job: tuple[bytes, str, str, list[str], tzinfo]) -> ParsedFeed:
         if self.parse_in == "loop":
             return _parse_job(job)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor(), _parse_job, job)
+        for attempt in range(2):
+            ex = self.executor()
+            try:
+                return await loop.run_in_executor(ex, _parse_job, job)
+            except BrokenProcessPool:
+                # a worker died (killed, out of memory): every job in flight fails with it, so
+                # start a fresh pool and try once more before blaming this feed
+                self._discard(ex)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def poll(self, req: PollRequest) -> PollResult:
         src = req.source
         url = req.target
-        timeout = src.timeout.total_seconds() if hasattr(src.timeout, "total_seconds") else 20.0
         got = await self.fetcher.get(
             url,
-            timeout=float(timeout),
+            timeout=src.timeout.total_seconds(),
             max_bytes=int(src.max_bytes),
             etag=req.etag,
             last_modified=req.last_modified,
@@ -861,13 +887,16 @@ class _Poller:
         return result
 
     async def _result(self, req: PollRequest, url: str, got: FetchOutcome) -> PollResult:
+        # Problems are filed under the URL polled (what the caller resolves them by); where a
+        # redirect led elsewhere, the message says so.
         res = PollResult(url=url, status="error", new_url=got.new_url, http_status=got.status)
+        via = f" (redirected to {got.final_url})" if got.final_url != url else ""
         if got.error_kind:
-            res.error = got.error_kind
-            res.problems.append(_problem(url, got.error_kind, got.error or got.error_kind))
+            res.error = _SHORT_ERRORS.get(got.error_kind, got.error_kind)
+            message = (got.error or got.error_kind) + via
+            res.problems.append(_problem(url, got.error_kind, message))
             return res
         status = got.status or 0
-        where = got.final_url if got.final_url != url else url
         if status == 304:
             res.status = "not-modified"
             res.etag = got.headers.get("etag") or req.etag
@@ -875,24 +904,24 @@ class _Poller:
             return res
         if status == 410:
             res.status = "gone"
-            res.error = "HTTP 410"
+            res.error = "HTTP 410 Gone: the publisher removed the feed"
             res.problems.append(
                 _problem(
-                    where,
+                    url,
                     "gone",
-                    "the server says this feed is gone for good (HTTP 410); the source is "
+                    f"the server says this feed is gone for good (HTTP 410){via}; the source is "
                     "disabled. Remove it from the config, or set its url to the feed's new home.",
                 )
             )
             return res
         if not 200 <= status < 300 or status == 204:
-            kind, message = _http_problem(where, status)
+            kind, message = _http_problem(status)
             res.error = f"HTTP {status}"
             if status in (429, 503):
                 res.retry_after = parse_retry_after(got.headers.get("retry-after"))
                 if res.retry_after is not None:
                     message += f" Retry-After: {res.retry_after:.0f} s."
-            res.problems.append(_problem(where, kind, message))
+            res.problems.append(_problem(url, kind, message + via))
             return res
         job = (
             got.body,
@@ -904,7 +933,9 @@ class _Poller:
         parsed = await self.parse(job)
         self.stats.parse_seconds += parsed.seconds
         res.elapsed = parsed.seconds
-        res.problems.extend(parsed.problems)
+        for p in parsed.problems:
+            p.location = url
+            res.problems.append(p)
         if not parsed.ok:
             res.error = parsed.error
             return res  # no validators: the next poll must fetch this body again

@@ -80,10 +80,30 @@ def _fix_headless_emoji(m: re.Match[str]) -> str:
     return s
 
 
+# A Latin letter (UTF-8 lead byte C3-C5) read as Mac Roman, inside a word: 'S√∏ren'.
+# ftfy leaves some of these alone because '√∏' could be mathematics; next to a letter
+# it is not.
+_MAC_CONT = bytes(range(0x80, 0xC0)).decode("mac_roman")
+_MAC_LETTER = re.compile(
+    rf"(?<=[^\W\d_])[√ƒ≈][{re.escape(_MAC_CONT)}]|[√ƒ≈][{re.escape(_MAC_CONT)}](?=[^\W\d_])"
+)
+
+
+def _fix_mac_letter(m: re.Match[str]) -> str:
+    s = m.group(0)
+    try:
+        ch = s.encode("mac_roman").decode("utf-8")
+    except UnicodeError:
+        return s
+    return ch if ch.isalpha() else s
+
+
 def _fix_line(line: str) -> str:
     fixed = ftfy.fix_text(line, _FTFY)
     if "ü" in fixed or "Ÿ" in fixed:
         fixed = _HEADLESS_EMOJI.sub(_fix_headless_emoji, fixed)
+    if "√" in fixed or "ƒ" in fixed or "≈" in fixed:
+        fixed = _MAC_LETTER.sub(_fix_mac_letter, fixed)
     return fixed
 
 
@@ -217,6 +237,16 @@ def _render_to_string(nodes: Iterable[Node], context: Any) -> str:
 _PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S+))""")
 
 
+class _IncludeFailed(Exception):
+    """Why an include could not be rendered."""
+
+
+_INCLUDE_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "syndicator_include_depth", default=0
+)
+_MAX_INCLUDE_DEPTH = 10
+
+
 class _IncludeNode(Node):
     __slots__ = ("args", "name", "name_template")
 
@@ -237,6 +267,21 @@ class _IncludeNode(Node):
         return f"{{% include {self.name} %}}"
 
     def render_to_output(self, context: Any, buffer: TextIO) -> int:
+        depth = _INCLUDE_DEPTH.get()
+        reset = _INCLUDE_DEPTH.set(depth + 1)
+        try:
+            out = self._render(context)
+        except _IncludeFailed as failed:
+            if depth:
+                raise  # a nested include failed: the post's own include is what gets dropped
+            _note("include", f"include '{self.name}' dropped: {failed}", self.token)
+            return 0
+        finally:
+            _INCLUDE_DEPTH.reset(reset)
+        buffer.write(out)
+        return 1
+
+    def _render(self, context: Any) -> str:
         env: _JekyllEnvironment = context.env
         name = self.name
         try:
@@ -250,24 +295,19 @@ class _IncludeNode(Node):
                     path: list[object] = [p for p in re.split(r"[.\[\]\"']+", var) if p]
                     params[key] = context.get(path, token=None, default=None)
         except LiquidError as err:
-            _note("include", f"include '{name}' dropped: {err.message}", self.token)
-            return 0
+            raise _IncludeFailed(str(err.message)) from None
         template, why = env.load_include(name)
         if template is None:
-            _note("include", f"include '{name}' dropped: {why}", self.token)
-            return 0
+            raise _IncludeFailed(why if name == self.name else f"'{name}': {why}")
+        if _INCLUDE_DEPTH.get() > _MAX_INCLUDE_DEPTH:
+            raise _IncludeFailed("includes nest too deeply (does an include include itself?)")
         try:
             with context.extend({"include": params}):
-                out = _render_to_string(template.nodes, context)
+                return _render_to_string(template.nodes, context)
+        except _IncludeFailed as failed:
+            raise _IncludeFailed(f"{failed} (inside '{name}')") from None
         except LiquidError as err:
-            _note("include", f"include '{name}' dropped: it failed to render: {err.message}",
-                  self.token)
-            return 0
-        except RecursionError:
-            _note("include", f"include '{name}' dropped: it includes itself", self.token)
-            return 0
-        buffer.write(out)
-        return 1
+            raise _IncludeFailed(f"'{name}' failed to render: {err.message}") from None
 
 
 class _JekyllInclude(Tag):
@@ -389,9 +429,9 @@ _JEKYLL_FILTERS: dict[str, Any] = {
     "date_to_string": _date_to_string,
     "date_to_long_string": _date_to_long_string,
     "date_to_xmlschema": _date_to_xmlschema,
-    "date_to_rfc822": lambda v: v.strftime("%a, %d %b %Y %H:%M:%S %z")
-    if isinstance(v, datetime)
-    else str(v),
+    "date_to_rfc822": lambda v: (
+        v.strftime("%a, %d %b %Y %H:%M:%S %z") if isinstance(v, datetime) else str(v)
+    ),
 }
 
 
@@ -511,9 +551,7 @@ def render_liquid(
             )
         ]
     except RecursionError:
-        return body, [
-            ProblemData(location, "liquid", "Liquid nesting too deep to render", None)
-        ]
+        return body, [ProblemData(location, "liquid", "Liquid nesting too deep to render", None)]
     finally:
         _NOTES.reset(reset)
     problems: list[ProblemData] = []
@@ -598,8 +636,9 @@ def parse_chapters(markdown: str) -> list[Chapter]:
     for i, line in enumerate(lines):
         if _TOPICS_HEADING.match(line):
             start = i + 1
-            end = next((j for j in range(start, len(lines)) if _HEADING.match(lines[j])),
-                       len(lines))
+            end = next(
+                (j for j in range(start, len(lines)) if _HEADING.match(lines[j])), len(lines)
+            )
             break
     chapters: list[tuple[int, list[str]]] = []
     current: list[str] | None = None
@@ -608,8 +647,12 @@ def parse_chapters(markdown: str) -> list[Chapter]:
         if m:
             current = [m.group(2)]
             chapters.append((parse_clock(m.group(1)), current))
-        elif current is not None and line.strip() and not _LIST_ITEM.match(line) \
-                and not _HEADING.match(line):
+        elif (
+            current is not None
+            and line.strip()
+            and not _LIST_ITEM.match(line)
+            and not _HEADING.match(line)
+        ):
             current.append(line.strip())  # a wrapped list item
         else:
             current = None

@@ -1,0 +1,418 @@
+"""The admin web app: `make_app(settings)` builds the ASGI app.
+
+Pages and the JSON API only read the store (web/queries.py) and act through the
+same functions the CLI calls (announce.outbox, actions, previews, pipeline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+import syndicator
+from syndicator import __version__
+from syndicator.announce.outbox import STATES, ActionError
+from syndicator.config import Settings, secret
+from syndicator.previews import PreviewError
+from syndicator.timeutil import parse_iso, utcnow
+from syndicator.web import metrics as metrics_mod
+from syndicator.web.auth import (
+    Credential,
+    LoginLimiter,
+    SessionCodec,
+    WebSession,
+    load_credential,
+    session_secret,
+)
+from syndicator.web.csrf import CSRFError, check_csrf
+from syndicator.web.middleware import (
+    SESSION_SCOPE_KEY,
+    LoopbackHostGuard,
+    SecurityHeaders,
+    SessionMiddleware,
+)
+from syndicator.web.passes import PassRunner
+from syndicator.web.queries import change_stamp
+from syndicator.web.sse import ChangeFeed
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def templates_dir() -> Path:
+    """templates/admin: inside the wheel (`_templates`), else the source tree."""
+    pkg = Path(syndicator.__file__).parent
+    for base in (pkg / "_templates", pkg.parent / "templates"):
+        if (base / "admin").is_dir():
+            return base / "admin"
+    raise FileNotFoundError("the admin page templates (templates/admin) are missing")
+
+
+class LoginRequired(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- template helpers
+
+
+def _as_dt(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_iso(str(value))
+    except ValueError:
+        return None
+
+
+def make_env(settings: Settings) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,  # every value shown is escaped, whatever the template
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    tz = settings.podcast.tz
+
+    def dt(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        d = _as_dt(value)
+        return d.astimezone(tz).strftime(fmt) if d else "—"
+
+    def ago(value: Any) -> str:
+        d = _as_dt(value)
+        if d is None:
+            return "never"
+        secs = (utcnow() - d).total_seconds()
+        future, secs = secs < 0, abs(secs)
+        if secs < 45:
+            text = f"{int(secs)} s"
+        elif secs < 5400:
+            text = f"{round(secs / 60)} min"
+        elif secs < 129600:
+            text = f"{round(secs / 3600)} h"
+        else:
+            text = f"{round(secs / 86400)} d"
+        return f"in {text}" if future else f"{text} ago"
+
+    def hms(seconds: Any) -> str:
+        if seconds is None:
+            return "—"
+        s = int(seconds)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+    def size(n: Any) -> str:
+        if n is None:
+            return "—"
+        n = float(n)
+        for unit in ("B", "KB", "MB", "GB"):
+            if n < 1024 or unit == "GB":
+                return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            n /= 1024
+        return str(n)
+
+    def safe_url(value: Any) -> str:
+        """Only http(s) links become hrefs (no javascript: from a feed or a network)."""
+        if not value:
+            return ""
+        text = str(value).strip()
+        return text if urlsplit(text).scheme.lower() in ("http", "https") else ""
+
+    env.filters.update(dt=dt, ago=ago, hms=hms, size=size, safe_url=safe_url)
+    env.globals.update(
+        states=STATES,
+        version=__version__,
+        podcast=settings.podcast.title,
+        tzname=settings.podcast.timezone,
+    )
+    return env
+
+
+def local_next(value: Any, default: str = "/") -> str:
+    """A redirect target only within this site."""
+    text = str(value or "")
+    if not text.startswith("/") or text.startswith("//") or "\\" in text or "\n" in text:
+        return default
+    return text
+
+
+def query(base: str, **params: Any) -> str:
+    """A link with only the parameters that say something (no empty ones, no page=1)."""
+    kept = {
+        k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)
+    }
+    return base + ("?" + urlencode(kept) if kept else "")
+
+
+# ---------------------------------------------------------------- the app's state
+
+
+@dataclass
+class Web:
+    settings: Settings
+    engine: Engine
+    credential: Credential | None
+    codec: SessionCodec
+    env: jinja2.Environment
+    changes: ChangeFeed
+    runner: PassRunner
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    metrics_token: str | None = None
+    wake: Callable[[], None] | None = None
+    registry: Any = None
+
+    @property
+    def login_required(self) -> bool:
+        return self.credential is not None
+
+
+def web_of(request: Request) -> Web:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def session_of(request: Request) -> WebSession:
+    sess = request.scope.get(SESSION_SCOPE_KEY)
+    if sess is None:  # only without the middleware (never in make_app's app)
+        sess = request.scope[SESSION_SCOPE_KEY] = WebSession()
+    return sess  # type: ignore[no-any-return]
+
+
+def require_login(request: Request) -> WebSession:
+    sess = session_of(request)
+    if web_of(request).login_required and not sess.user:
+        raise LoginRequired()
+    return sess
+
+
+async def require_csrf(request: Request) -> WebSession:
+    sess = require_login(request)
+    await check_csrf(request, sess)
+    return sess
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    web = web_of(request)
+    sess = session_of(request)
+    live = "x-live" in request.headers  # a live refresh keeps flash messages for the page
+    html = web.env.get_template(name).render(
+        request_path=request.url.path,
+        request_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        csrf_token=sess.csrf,
+        login_required=web.login_required,
+        logged_in=sess.user,
+        flash=[] if live else sess.pop_flash(),
+        pass_state=web.runner.state,
+        **ctx,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def error_response(request: Request, status: int, message: str, **headers: str) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+    return render(request, "error.html", status=status, message=message, status_code=status)
+
+
+# ---------------------------------------------------------------- exception handlers
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path.startswith(("/api/", "/events")) or wants_json(request):
+            return JSONResponse(
+                {"error": "log in first (POST /login with the admin password)"},
+                status_code=401,
+            )
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(query("/login", next=target), status_code=303)
+
+    @app.exception_handler(CSRFError)
+    async def _csrf(request: Request, exc: CSRFError) -> Response:
+        return error_response(request, 403, str(exc))
+
+    @app.exception_handler(ActionError)
+    async def _action(request: Request, exc: ActionError) -> Response:
+        return error_response(request, 409, str(exc))
+
+    @app.exception_handler(PreviewError)
+    async def _preview(request: Request, exc: PreviewError) -> Response:
+        return error_response(request, 409, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return error_response(request, exc.status_code, str(exc.detail), **(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if wants_json(request):
+            return JSONResponse({"error": "invalid request", "detail": exc.errors()}, 422)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(request, 422, f"invalid request: {where}: {first.get('msg', '')}")
+
+
+# ---------------------------------------------------------------- building it
+
+
+class _App(FastAPI):
+    """FastAPI whose outermost layers (security headers, proxy trust, Host check)
+    wrap even the error pages Starlette's ServerErrorMiddleware makes."""
+
+    outer: list[Callable[[Any], Any]]
+
+    def build_middleware_stack(self) -> Any:
+        inner = super().build_middleware_stack()
+        for wrap in getattr(self, "outer", []):
+            inner = wrap(inner)
+        return inner
+
+
+def _is_loopback_client(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        loop = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loop = False
+    proxied = any(h in request.headers for h in ("x-forwarded-for", "forwarded", "x-real-ip"))
+    return loop and not proxied
+
+
+def metrics_allowed(request: Request) -> bool:
+    """/metrics: open to a scraper on this machine (not through a proxy), to a bearer
+    token from $SYNDICATOR_WEB_METRICS_TOKEN, or to a logged-in admin; open to all
+    when there is no password (then the page serves on 127.0.0.1 only)."""
+    web = web_of(request)
+    if not web.login_required or _is_loopback_client(request):
+        return True
+    auth = request.headers.get("authorization", "")
+    if web.metrics_token and auth.startswith("Bearer "):
+        import hmac
+
+        return hmac.compare_digest(auth[7:].strip().encode(), web.metrics_token.encode())
+    return session_of(request).user
+
+
+def make_app(
+    settings: Settings,
+    *,
+    run_pass: Callable[[], Any] | None = None,
+    wake: Callable[[], None] | None = None,
+    poll_interval: float = 1.0,
+) -> FastAPI:
+    """The admin app. `run_pass` runs one pass (default: pipeline.run_once(settings));
+    `wake` is called after an action queued work (the daemon can start a pass early).
+
+    Raises AuthConfigError for an unusable password hash.
+    """
+    from syndicator.pipeline import open_store
+
+    credential = load_credential(settings)
+    engine = open_store(settings)
+    codec = SessionCodec(session_secret(engine), credential)
+
+    changes = ChangeFeed(lambda: change_stamp(engine, settings, utcnow()), interval=poll_interval)
+
+    def default_pass() -> Any:
+        from syndicator.pipeline import run_once
+
+        return run_once(settings)
+
+    runner = PassRunner(run_pass or default_pass, on_change=lambda: changes.poke_threadsafe("pass"))
+    web = Web(
+        settings=settings,
+        engine=engine,
+        credential=credential,
+        codec=codec,
+        env=make_env(settings),
+        changes=changes,
+        runner=runner,
+        metrics_token=secret("web", "metrics_token") or None,
+        wake=wake,
+    )
+    web.registry = metrics_mod.make_registry(
+        engine,
+        settings,
+        lambda: [
+            ("syndicator_web_pass_running", "1 while a pass started here runs.",
+             1.0 if runner.state.running else 0.0),
+        ],
+    )  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        changes.start()
+        try:
+            yield
+        finally:
+            await changes.stop()
+
+    app = _App(
+        title="syndicator admin",
+        version=__version__,
+        description=(
+            "The admin page's JSON API. Log in with POST /login (form field `password`), "
+            "then send the session cookie; every POST also needs the `X-CSRF-Token` header "
+            "(its value: GET /api/session)."
+        ),
+        openapi_url=None,  # served at /api/openapi.json, behind the login
+        docs_url=None,  # Swagger UI loads from a CDN and needs inline script: not here
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    app.add_middleware(SessionMiddleware, codec=codec, secure=settings.web.secure_cookies)
+    outer: list[Callable[[Any], Any]] = [SecurityHeaders]
+    if credential is None:
+        names = {settings.web.host.lower()} if settings.web.host else set()
+        outer.append(lambda a: LoopbackHostGuard(a, names))
+    if settings.web.trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        proxies = list(settings.web.trusted_proxies)
+        outer.append(lambda a: ProxyHeadersMiddleware(a, trusted_hosts=proxies))
+    app.outer = outer
+    _install_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from syndicator.web import routes_api, routes_pages
+
+    app.include_router(routes_pages.router)
+    app.include_router(routes_api.router)
+    return app
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def heartbeat_stale_after(settings: Settings) -> timedelta:
+    return settings.daemon.heartbeat * 3

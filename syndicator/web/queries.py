@@ -1,0 +1,420 @@
+"""Read-only queries behind the pages and the API.
+
+Aggregates are done by the database (GROUP BY, COUNT, indexed lookups), never by
+loading every row; lists are paginated. The row shapes come from store.views, so
+the API speaks the same JSON as `syndicator ... --json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from syndicator.announce.outbox import STATES
+from syndicator.config import ChannelConfig, Settings
+from syndicator.store.db import session
+from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
+from syndicator.store.views import (
+    daemon_dict,
+    delivery_counts,
+    delivery_dict,
+    episode_dict,
+    iso,
+    problem_dict,
+)
+from syndicator.timeutil import format_duration
+
+PER_PAGE = 50
+MAX_PER_PAGE = 200
+
+
+def stale_after(settings: Settings) -> timedelta:
+    return settings.daemon.heartbeat * 3
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def _sources(s: Session) -> list[dict[str, Any]]:
+    counts = dict(
+        s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
+    )
+    return [
+        {
+            "name": src.name,
+            "type": src.type,
+            "url": src.url,
+            "ok": src.consecutive_errors == 0 and not src.disabled,
+            "last_poll": iso(src.last_poll_at),
+            "last_ok": iso(src.last_ok_at),
+            "next_due": iso(src.next_due_at),
+            "consecutive_errors": src.consecutive_errors,
+            "last_error": src.last_error,
+            "disabled": src.disabled,
+            "disabled_reason": src.disabled_reason,
+            "episodes": counts.get(src.name, 0),
+            "polls": src.polls,
+            "poll_errors": src.poll_errors,
+        }
+        for src in s.exec(select(Source).order_by(Source.name)).all()
+    ]
+
+
+def _feeds(s: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f.name,
+            "url": f.url,
+            "path": f.path,
+            "podcast_guid": f.podcast_guid,
+            "built_at": iso(f.built_at),
+            "changed_at": iso(f.changed_at),
+            "episodes": f.episode_count,
+            "size_bytes": f.size_bytes,
+            "build_seconds": f.build_seconds,
+            "problems": list(f.check_problems),
+            "last_error": f.last_error,
+        }
+        for f in s.exec(select(FeedState).order_by(FeedState.name)).all()
+    ]
+
+
+def open_problems(s: Session, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    open_ = Problem.resolved_at.is_(None)  # type: ignore[union-attr]
+    total = s.exec(select(func.count()).select_from(Problem).where(open_)).one()
+    q = (
+        select(Problem)
+        .where(open_)
+        .order_by(Problem.severity, Problem.source, Problem.location, Problem.id)  # type: ignore[arg-type]
+    )
+    if limit is not None:
+        q = q.limit(limit)
+    return [problem_dict(p) for p in s.exec(q).all()], int(total)
+
+
+def pings(s: Session, limit: int = 10) -> list[dict[str, Any]]:
+    # channel is indexed; the index carries the rowid, so "newest first" needs no sort.
+    rows = s.exec(
+        select(Delivery)
+        .where(Delivery.channel == "directory", Delivery.kind == "ping")
+        .order_by(Delivery.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    out = []
+    for d in rows:
+        row = delivery_dict(d, None)
+        row["feed"] = (d.payload or {}).get("feed")
+        row["updated_at"] = iso(d.updated_at)
+        out.append(row)
+    return out
+
+
+def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
+    """status_dict's shape (plus totals and pings), from aggregate queries only."""
+    with session(engine) as s:
+        problems, problem_total = open_problems(s, limit=10)
+        counts = delivery_counts(s)
+        episodes = s.exec(select(func.count()).select_from(Episode)).one()
+        return {
+            "now": iso(now),
+            "daemon": daemon_dict(s, now, stale_after(settings)),
+            "sources": _sources(s),
+            "deliveries": counts,
+            "feeds": _feeds(s),
+            "problems": problems,
+            "problem_total": problem_total,
+            "episode_total": int(episodes),
+            "pings": pings(s),
+        }
+
+
+# ---------------------------------------------------------------- episodes
+
+
+@dataclass
+class EpisodeFilter:
+    q: str = ""
+    state: str = ""
+    channel: str = ""
+    source: str = ""
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    def normalized(self) -> EpisodeFilter:
+        return EpisodeFilter(
+            q=self.q.strip()[:200],
+            state=self.state if self.state in STATES else "",
+            channel=self.channel.strip()[:100],
+            source=self.source.strip()[:100],
+            page=max(1, self.page),
+            per_page=min(max(1, self.per_page), MAX_PER_PAGE),
+        )
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _conditions(f: EpisodeFilter) -> list[Any]:
+    conds: list[Any] = []
+    if f.q:
+        pat = _like(f.q)
+        alts = [
+            Episode.title.ilike(pat, escape="\\"),  # type: ignore[attr-defined]
+            Episode.slug.ilike(pat, escape="\\"),  # type: ignore[union-attr]
+            Episode.guid == f.q,
+        ]
+        ref = f.q.removeprefix("#")
+        if ref.isdigit() and len(ref) < 10:
+            alts.append(Episode.number == int(ref))
+            if f.q.startswith("#"):
+                alts.append(Episode.id == int(ref))
+        conds.append(sa.or_(*alts))
+    if f.source:
+        conds.append(Episode.source == f.source)
+    if f.state or f.channel:
+        sub = select(Delivery.id).where(Delivery.episode_id == Episode.id)
+        if f.state:
+            sub = sub.where(Delivery.state == f.state)
+        if f.channel:
+            sub = sub.where(Delivery.channel == f.channel)
+        conds.append(sa.exists(sub))
+    return conds
+
+
+@dataclass
+class EpisodePage:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+    channels: list[str]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def episode_page(engine: Engine, f: EpisodeFilter, full: bool = False) -> EpisodePage:
+    """One page of episodes, newest first, each with its deliveries' states per channel.
+
+    `full=True` gives each row the whole episode_dict (the API); the page needs
+    only a few columns, so it loads only those.
+    """
+    f = f.normalized()
+    conds = _conditions(f)
+    with session(engine) as s:
+        total = int(s.exec(select(func.count()).select_from(Episode).where(*conds)).one())
+        order = (Episode.date.desc(), Episode.id.desc())  # type: ignore[union-attr]
+        offset = (f.page - 1) * f.per_page
+        if full:
+            eps = s.exec(
+                select(Episode).where(*conds).order_by(*order).limit(f.per_page).offset(offset)
+            ).all()
+            items = [episode_dict(e) for e in eps]
+        else:
+            cols = (
+                Episode.id, Episode.number, Episode.title, Episode.date, Episode.source,
+                Episode.guid, Episode.withdrawn, Episode.backlog, Episode.enclosure_url,
+            )  # fmt: skip
+            rows = s.exec(
+                select(*cols).where(*conds).order_by(*order).limit(f.per_page).offset(offset)
+            ).all()
+            items = [
+                {
+                    "id": r[0], "number": r[1], "title": r[2], "date": iso(r[3]),
+                    "source": r[4], "guid": r[5], "withdrawn": r[6], "backlog": r[7],
+                    "audio": bool(r[8]),
+                }
+                for r in rows
+            ]  # fmt: skip
+        ids = [it["id"] for it in items]
+        states: dict[int, dict[str, str]] = {}
+        channels: set[str] = set()
+        if ids:
+            for ep_id, channel, state, kind in s.exec(
+                select(Delivery.episode_id, Delivery.channel, Delivery.state, Delivery.kind)
+                .where(Delivery.episode_id.in_(ids))  # type: ignore[union-attr]
+                .order_by(Delivery.id)
+            ).all():
+                name = channel if kind == "announce" else f"{channel} ({kind})"
+                states.setdefault(ep_id, {})[name] = state
+                channels.add(name)
+        for it in items:
+            it["deliveries"] = states.get(it["id"], {})
+    return EpisodePage(items, total, f.page, f.per_page, sorted(channels))
+
+
+def episode_detail(engine: Engine, episode_id: int) -> dict[str, Any] | None:
+    with session(engine) as s:
+        ep = s.get(Episode, episode_id)
+        if ep is None:
+            return None
+        rows = s.exec(
+            select(Delivery)
+            .where(Delivery.episode_id == episode_id)
+            .order_by(Delivery.kind, Delivery.channel, Delivery.id)  # type: ignore[arg-type]
+        ).all()
+        deliveries = []
+        for d in rows:
+            row = delivery_dict(d, ep.guid)
+            row["text_length"] = d.text_length
+            row["updated_at"] = iso(d.updated_at)
+            row["latency_seconds"] = d.latency_seconds
+            deliveries.append(row)
+        return {
+            "episode": episode_dict(ep),
+            "feed": {
+                "guid": ep.guid,
+                "transcript_url": ep.transcript_url,
+                "transcript_type": ep.transcript_type,
+                "explicit": ep.explicit,
+                "episode_type": ep.episode_type,
+                "backlog": ep.backlog,
+            },
+            "deliveries": deliveries,
+        }
+
+
+def deliveries_page(
+    engine: Engine,
+    *,
+    state: str = "",
+    channel: str = "",
+    kind: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> dict[str, Any]:
+    page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+    conds = []
+    if state:
+        conds.append(Delivery.state == state)
+    if channel:
+        conds.append(Delivery.channel == channel)
+    if kind:
+        conds.append(Delivery.kind == kind)
+    with session(engine) as s:
+        total = int(s.exec(select(func.count()).select_from(Delivery).where(*conds)).one())
+        rows = s.exec(
+            select(Delivery, Episode.guid)
+            .join(Episode, isouter=True)  # type: ignore[arg-type]
+            .where(*conds)
+            .order_by(Delivery.id.desc())  # type: ignore[union-attr]
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+        items = [delivery_dict(d, g) for d, g in rows]
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+# ---------------------------------------------------------------- channels
+
+
+def _endpoint(ch: ChannelConfig) -> str:
+    if ch.type == "twitter":
+        return ch.api_url
+    if ch.type == "mastodon":
+        return ch.instance
+    if ch.type == "bluesky":
+        return ch.service + (f" as {ch.handle}" if ch.handle else "")
+    if ch.url:
+        # Apprise URLs often carry tokens in the path even when they shouldn't: show the
+        # scheme only.
+        scheme = urlsplit(ch.url).scheme or "apprise"
+        return f"{scheme}://…"
+    return "(URL from the environment)"
+
+
+def _dur(value: timedelta | None) -> str | None:
+    return None if value is None else format_duration(value)
+
+
+def channel_dict(ch: ChannelConfig, counts: dict[str, int], last_sent: datetime | None) -> dict:
+    """A channel's config as shown: nothing from the environment, no secret."""
+    return {
+        "name": ch.name,
+        "type": ch.type,
+        "enabled": ch.enabled,
+        "dry_run": ch.dry_run,
+        "endpoint": _endpoint(ch),
+        "template": ch.template,
+        "limit": ch.limit,
+        "on_unknown": ch.on_unknown,
+        "max_attempts": ch.max_attempts,
+        "timeout": _dur(ch.timeout),
+        "filters": {
+            "categories": list(ch.categories),
+            "tags_include": list(ch.tags_include),
+            "tags_exclude": list(ch.tags_exclude),
+            "sources": list(ch.sources),
+            "max_age": _dur(ch.max_age),
+        },
+        "pacing": {
+            "min_interval": _dur(ch.min_interval),
+            "max_per_hour": ch.max_per_hour,
+            "quiet_hours": ch.quiet_hours,
+        },
+        "evergreen": {
+            "enabled": ch.evergreen.enabled,
+            "every": _dur(ch.evergreen.every),
+        },
+        "counts": counts,
+        "last_sent": iso(last_sent),
+    }
+
+
+def channels(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
+    with session(engine) as s:
+        counts = delivery_counts(s)
+        last = dict(
+            s.exec(
+                select(Delivery.channel, func.max(Delivery.sent_at))
+                .where(Delivery.state == "sent")
+                .group_by(Delivery.channel)
+            ).all()
+        )
+    out = [channel_dict(ch, counts.get(ch.name, {}), last.get(ch.name)) for ch in settings.channels]
+    configured = {ch.name for ch in settings.channels}
+    for name in sorted(set(counts) - configured - {"directory"}):
+        # rows of a channel since removed from the config: still worth seeing
+        out.append({"name": name, "type": None, "removed": True, "counts": counts[name],
+                    "last_sent": iso(last.get(name))})  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------- change detection
+
+
+def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Cheap fingerprints of what the pages show, one query per part.
+
+    The live-update poller compares them every second and tells the pages which
+    part changed.
+    """
+    d, e, src, prob, feed = (
+        sa.select(func.max(Delivery.updated_at), func.count(Delivery.id)),
+        sa.select(func.max(Episode.last_changed_at), func.count(Episode.id)),
+        sa.select(
+            func.max(Source.last_poll_at), func.sum(Source.consecutive_errors), func.count()
+        ),
+        sa.select(func.max(Problem.last_seen_at), func.max(Problem.resolved_at), func.count()),
+        sa.select(func.max(FeedState.built_at), func.count()),
+    )
+    with session(engine) as s:
+        out = {
+            "deliveries": tuple(s.execute(d).one()),
+            "episodes": tuple(s.execute(e).one()),
+            "sources": tuple(s.execute(src).one()),
+            "problems": tuple(s.execute(prob).one()),
+            "feeds": tuple(s.execute(feed).one()),
+        }
+        beat = daemon_dict(s, now, stale_after(settings))
+        out["daemon"] = (beat["alive"], beat["state"], beat["next_pass"], beat["last_pass"])
+        out["heartbeats"] = s.execute(sa.select(func.count()).select_from(Heartbeat)).scalar()
+    return out
