@@ -42,8 +42,8 @@ NOTES = (
     "<p>In this episode {guest} goes over building a hosting platform with Go, Node and "
     "<strong>Meteor</strong>. It's hosted on AWS with ECS and has been running since 2015.</p>"
     "<h2>Topics Include</h2><ul>{topics}</ul>"
-    "<h6>📄 References</h6><ul><li><a href=\"https://guide.example.com/{n}\">Guide</a></li>"
-    "<li><a href=\"/tags/go\">Go</a></li></ul>"
+    '<h6>📄 References</h6><ul><li><a href="https://guide.example.com/{n}">Guide</a></li>'
+    '<li><a href="/tags/go">Go</a></li></ul>'
 )
 
 
@@ -128,13 +128,13 @@ def main() -> int:
     results = []
 
     def timed(label: str, when: datetime) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         [o] = publish_feeds(engine, settings, when)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert o.error is None, o.error
         results.append((label, secs, o))
         print(
-            f"{label:<28} {secs:6.2f} s  changed={o.changed!s:<5} items={o.episode_count} "
+            f"{label:<28} {secs:6.2f} s wall {cpu:5.2f} s CPU  changed={o.changed!s:<5} items={o.episode_count} "
             f"size={o.size_bytes / 1e6:.1f} MB chapters_written={o.chapters_written} "
             f"problems={len(o.problems)}"
         )

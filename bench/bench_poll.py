@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import sys
 import time
 from functools import partial
@@ -40,10 +42,12 @@ def setup_server(srv: FeedServer, feeds: int, items: int) -> None:
 def report(label: str, st: PollStats, workers: int) -> None:
     busy = st.parse_seconds / (st.wall_seconds * workers) if st.wall_seconds else 0.0
     print(
-        f"{label:<28} wall {st.wall_seconds:7.2f} s | parse sum {st.parse_seconds:7.2f} s "
-        f"| network sum {st.fetch_seconds:7.2f} s | parse fills {busy:5.0%} of wall"
-        f" x{workers} | ok {st.ok} 304 {st.not_modified} err {st.errors} "
-        f"| {st.bytes / 1e6:.0f} MB, {st.episodes} episodes [{st.parse_mode}]"
+        f"{label}: wall {st.wall_seconds:.2f} s [{st.parse_mode}]\n"
+        f"  parse sum {st.parse_seconds:.2f} s wall / {st.parse_cpu_seconds:.2f} s CPU"
+        f" | network sum {st.fetch_seconds:.2f} s"
+        f" | parsing fills {busy:.0%} of wall x {workers} worker(s)\n"
+        f"  ok {st.ok}, 304 {st.not_modified}, errors {st.errors}"
+        f" | {st.bytes / 1e6:.0f} MB, {st.episodes} episodes"
     )
 
 
@@ -55,6 +59,7 @@ async def run(args: argparse.Namespace, base: str) -> None:
     ]
     modes = ["loop", "thread", "process", "auto"] if args.compare else [args.parse_in]
     results = []
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     for mode in modes:
         st = PollStats()
         results = await poll_feeds(
@@ -64,7 +69,8 @@ async def run(args: argparse.Namespace, base: str) -> None:
             parse_workers=args.workers,
             stats=st,
         )
-        workers = int(st.parse_mode.split("x")[-1]) if "x" in st.parse_mode else 1
+        m = re.search(r"process x(\d+)", st.parse_mode)
+        workers = int(m.group(1)) if m else 1
         report(f"cold, parse in {mode}", st, workers)
         bad = [r for r in results if r.status != "ok"]
         if bad:

@@ -22,7 +22,7 @@ from syndicator.sources.base import ProblemData
 from syndicator.store import problems as problem_store
 from syndicator.store.db import session, upgrade
 from syndicator.store.ingest import apply_poll, apply_scan, ensure_source, known_stamps
-from syndicator.store.models import Delivery, Problem, Source
+from syndicator.store.models import Delivery, Meta, Problem, Source
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -117,10 +117,16 @@ def poll_sources(
         if not isinstance(src, JekyllSourceConfig):
             continue
         progress.step(f"reading {src.name} ({src.path})")
+        fp_key = f"jekyll-fingerprint:{src.name}"
         with session(engine) as s:
             known = known_stamps(s, src.name)
+            stored_fp = s.get(Meta, fp_key)
         try:
-            result = jekyll.scan(src, known, tz=tz)
+            site = jekyll.load_site(src)
+            # _config.yml, includes or the source's templates changed: every post may
+            # render differently, so parse them all again.
+            force = stored_fp is None or stored_fp.value != site.fingerprint
+            result = jekyll.scan(src, known, site, tz=tz, force=force and bool(known))
         except Exception as exc:  # a source must never take the pass down
             log.exception("source %s failed", src.name)
             result = None
@@ -133,6 +139,8 @@ def poll_sources(
                 continue
             stats = apply_scan(s, row, result, known, now, window)
             row.next_due_at = now + src.every
+            if result.complete:
+                s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
             if not result.complete:
                 row.consecutive_errors += 1
                 row.last_error = "; ".join(str(p) for p in result.problems)[:500]
@@ -337,6 +345,7 @@ def run_once(
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
         report.planned += outbox.plan_reshares(s, settings, renderer, limits, now, dry_run=dry_run)
         if dry_run:
+            s.expunge_all()  # keep the episodes readable for the report
             s.rollback()
 
     if dry_run:

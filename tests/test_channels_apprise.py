@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakes import FakeWebhook, refused_url
@@ -86,6 +86,13 @@ def test_4xx_is_permanent_with_the_message(hook: FakeWebhook, status, body, word
     assert "json://127.0.0.1" in info.value.message  # which target
 
 
+def test_status_comes_from_apprises_warning_not_from_bodies(hook: FakeWebhook) -> None:
+    hook.fail_next(status=400, body={"message": "rejected: upstream error=503."})
+    with pytest.raises(PermanentError) as info:
+        json_channel(hook).send(post("our server said error=500. today"))
+    assert info.value.status == 400 and "upstream error=503" in info.value.message
+
+
 def test_timeout_is_unknown(hook: FakeWebhook) -> None:
     hook.hang_next(seconds=3, store=True)
     started = time.monotonic()
@@ -106,6 +113,12 @@ def test_connection_refused_is_transient() -> None:
     ch = make_channel(ChannelConfig(name="hook", type="apprise", url=url), timeout=TIMEOUT)
     with pytest.raises(TransientError, match="Connection refused"):
         ch.send(post())
+
+
+def test_empty_text_is_permanent_and_sends_nothing(hook: FakeWebhook) -> None:
+    with pytest.raises(PermanentError, match="empty"):
+        json_channel(hook).send(post("  \n"))
+    assert hook.received == []
 
 
 def test_reconcile_cannot_tell(hook: FakeWebhook) -> None:
@@ -134,7 +147,9 @@ def test_discord_through_apprises_own_plugin(hook: FakeWebhook, monkeypatch) -> 
 
 def test_discord_rate_limit_is_transient_with_reset(hook: FakeWebhook, monkeypatch) -> None:
     ch = discord(hook, monkeypatch)
-    # Apprise's Discord plugin waits for the reset and tries once more by itself
+    # Apprise's Discord plugin waits for the reset (plus a 10 s clock-skew allowance, cut
+    # here to keep the test short) and tries once more by itself before giving up.
+    ch.plugin.clock_skew = timedelta(0)
     hook.rate_limit_next(2, reset_in=1)
     with pytest.raises(TransientError) as info:
         ch.send(post())

@@ -108,7 +108,7 @@ def test_unresolvable_mention_is_plain_text(pds: FakePDS, monkeypatch) -> None:
 
 def test_resolve_failure_postpones_and_writes_nothing(pds: FakePDS, monkeypatch) -> None:
     pds.fail_next(status=502, path="resolveHandle$")
-    with pytest.raises(TransientError, match="resolving @guest.bsky.social"):
+    with pytest.raises(TransientError, match=r"resolving @guest\.bsky\.social"):
         channel(pds, monkeypatch).send(post())
     assert pds.requests("POST", "putRecord$") == []
 

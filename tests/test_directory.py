@@ -3,9 +3,11 @@ podcastparser, and podcast-partytime from npm run with node)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -333,10 +335,27 @@ def test_show_notes_are_sanitized_cdata(tmp_path: Path, store: Any) -> None:
     assert '<a href="https://show.example.org/tags/meteor">more</a>' in notes  # made absolute
     assert "<strong>Meteor</strong>" in notes
     assert "<h6>📄 References</h6>" in notes
-    assert "<li><a href=\"https://guide.meteor.com/\">Meteor guide</a></li>" in notes
+    assert '<li><a href="https://guide.meteor.com/">Meteor guide</a></li>' in notes
     # an episode without show notes gets its short description as a paragraph
     preview = _items(raw.encode())[3]
     assert preview.findtext("description") == "<p>What this show is about.</p>"
+
+
+def test_sanitize_html_keeps_safe_tags_and_absolute_links() -> None:
+    notes = (
+        '<p>See <a href="/x?a=1&amp;b=2" target="_blank">x</a>, <a href="//cdn.example/y">y</a>, '
+        '<a href="rel/p">r</a>, <a href="#t">t</a>, <a href="mailto:a@b.example">m</a>, '
+        '<a href="javascript:alert(1)">j</a></p><!-- secret --><style>p{}</style>'
+        "<blockquote>q</blockquote><pre><code>c</code></pre><em>e</em><b>b</b><br>"
+    )
+    out = rss.sanitize_html(notes, "https://ex.example/ep/1")
+    assert out == (
+        '<p>See <a href="https://ex.example/x?a=1&amp;b=2">x</a>, '
+        '<a href="https://cdn.example/y">y</a>, <a href="https://ex.example/ep/rel/p">r</a>, '
+        '<a href="https://ex.example/ep/1#t">t</a>, <a href="mailto:a@b.example">m</a>, '
+        "<a>j</a></p><blockquote>q</blockquote><pre><code>c</code></pre><em>e</em><b>b</b><br>"
+    )
+    assert rss.sanitize_html("a ]]> b\x00") == "a ]]&gt; b"
 
 
 def test_item_description_can_be_the_summary(tmp_path: Path, store: Any) -> None:
@@ -377,9 +396,15 @@ def test_chapters_file_and_inline_psc(tmp_path: Path, store: Any) -> None:
         ep_id = s.exec(select(Episode.id).where(Episode.number == 107)).one()
     ch = first.find("podcast:chapters", NS)
     assert ch.get("type") == "application/json+chapters"
-    assert ch.get("url") == f"{SITE}/podcast/chapters/{ep_id}.json"
-    doc = json.loads((tmp_path / "public/podcast/chapters" / f"{ep_id}.json").read_text("utf-8"))
+    url = ch.get("url")
+    name = url.rsplit("/", 1)[1]
+    assert url == f"{SITE}/podcast/chapters/{name}"
+    assert re.fullmatch(rf"{ep_id}-[0-9a-f]{{12}}\.json", name)
+    data = (tmp_path / "public/podcast/chapters" / name).read_bytes()
+    assert name == f"{ep_id}-{hashlib.sha256(data).hexdigest()[:12]}.json"
+    doc = json.loads(data)
     assert doc["version"] == "1.2.0"
+    assert doc["title"] == "Meteor Cloud Is a Full Service Hosting Solution 🚀"
     assert doc["chapters"] == [
         {"startTime": 105, "title": "High level overview of the hosting platform"},
         {"startTime": 421, "title": "Splitting up compute resources"},
@@ -394,6 +419,29 @@ def test_chapters_file_and_inline_psc(tmp_path: Path, store: Any) -> None:
     ]
     # only the episode with chapters has a file
     assert len(list((tmp_path / "public/podcast/chapters").iterdir())) == 1
+
+
+def test_changed_chapters_get_a_new_file_and_the_old_one_goes(tmp_path: Path, store: Any) -> None:
+    settings = _settings(tmp_path)
+    folder = tmp_path / "public/podcast/chapters"
+    _publish(store, settings)
+    [old] = list(folder.iterdir())
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 107)).one()
+        ep.chapters = [*ep.chapters, {"start": 6000, "title": "Best tips"}]
+        s.add(ep)
+    out = _publish(store, settings, NOW + timedelta(minutes=1))
+    assert out.changed and out.chapters_written == 1
+    [new] = list(folder.iterdir())
+    assert new.name != old.name and new.name.split("-")[0] == old.name.split("-")[0]
+    assert json.loads(new.read_bytes())["chapters"][-1] == {"startTime": 6000, "title": "Best tips"}
+    first = _items(_feed_path(tmp_path).read_bytes())[0]
+    assert first.find("podcast:chapters", NS).get("url").endswith("/" + new.name)
+    # a chapters file lost on disk comes back on the next pass, though the feed is unchanged
+    new.unlink()
+    again = _publish(store, settings, NOW + timedelta(minutes=2))
+    assert again.changed is False and again.chapters_written == 1
+    assert new.exists()
 
 
 def test_chapters_url_from_config(tmp_path: Path, store: Any) -> None:
@@ -639,7 +687,7 @@ def test_json_feed_beside_the_rss(tmp_path: Path, store: Any) -> None:
     doc = json.loads((tmp_path / "public/podcast/feed.json").read_text("utf-8"))
     assert doc["version"] == "https://jsonfeed.org/version/1.1"
     assert doc["feed_url"] == f"{SITE}/podcast/feed.json"
-    assert [i["id"] for i in doc["items"]][0] == f"{SITE}/107-meteor-cloud"
+    assert doc["items"][0]["id"] == f"{SITE}/107-meteor-cloud"
     att = doc["items"][0]["attachments"][0]
     assert att == {
         "url": f"{SITE}/assets/podcast/ep-107.mp3",
@@ -802,6 +850,12 @@ def test_check_feed_finds_every_broken_rule() -> None:
     for e in expected:
         assert e in text, f"missing {e!r} in:\n{text}"
     assert len(problems) == len(expected)
+
+
+def test_check_tree_agrees_with_check_feed() -> None:
+    from syndicator.directory.check import check_tree
+
+    assert check_tree(etree.fromstring(BAD_FEED)) == check_feed(BAD_FEED)
 
 
 def test_check_feed_on_garbage() -> None:

@@ -137,9 +137,7 @@ def test_websub_publish_reaches_the_hub(receiver: Receiver) -> None:
 
 
 def test_podcast_index_pubnotify_is_a_get(receiver: Receiver) -> None:
-    receiver.replies.append(
-        (200, {"Content-Type": "application/json"}, b'{"status":"true"}', 0.0)
-    )
+    receiver.replies.append((200, {"Content-Type": "application/json"}, b'{"status":"true"}', 0.0))
     cfg = FeedConfig(podcast_index=True, podcast_index_url=receiver.url + "/api/1.0/hub/pubnotify")
     [target] = ping_targets(cfg, FEED)
     ch = PingChannel(timeout=5)

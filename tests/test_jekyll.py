@@ -914,3 +914,15 @@ def test_known_stamps_roundtrip_types(site: Path) -> None:
         assert isinstance(f.stamp.mtime_ns, int) and isinstance(f.stamp.size, int)
         assert len(f.stamp.content_hash) == 64
         assert "\\" not in f.path and not f.path.startswith("/")
+
+
+def test_crlf_bom_and_liquid_in_description(site: Path) -> None:
+    text = GOOD_FRONT.replace("description: A test.", 'description: "With {{ page.guest }}."')
+    data = ("\ufeff" + text + "Hello {{ page.guest }}\n").replace("\n", "\r\n")
+    write(site, BAD_NAME, data.encode("utf-8"))
+    result = scan(make_cfg(site), {})
+    ep = episode(result, BAD_NAME)
+    assert ep.title == "A Test Episode"
+    assert ep.description == "With Test Guest."
+    assert "<p>Hello Test Guest</p>" in ep.show_notes_html
+    assert ep.file_hash == hashlib.sha256(data.encode("utf-8")).hexdigest()

@@ -201,3 +201,19 @@ dry_run = true
     assert status["deliveries"]["x"]["skipped"] >= 1
     dry = _cli(["run-once", "--dry-run", "--now", "2026-11-27T12:00:00Z"], tmp_path)
     assert dry.returncode == 0 and "dry run" in dry.stdout
+
+
+def test_site_config_change_reparses_but_keeps_guids(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    before = _episodes(sqlite_url)
+    cfg = site / "_config.yml"
+    cfg.write_text(
+        cfg.read_text().replace("https://shipping-it.example", "https://shippingit.example")
+    )
+    run_once(settings, now=NOW)
+    after = _episodes(sqlite_url)
+    assert after[2].url.startswith("https://shippingit.example/")
+    assert after[2].guid == before[2].guid  # identity never follows the template

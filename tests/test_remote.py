@@ -610,3 +610,22 @@ def test_html_to_text() -> None:
     assert html_to_text("<p>a</p><p>b<br>c</p>") == "a b c"
     assert html_to_text("w<b>or</b>d &amp; <style>x{}</style>more\n\n  text") == "word & more text"
     assert html_to_text("") == ""
+
+
+def test_mojibake_repaired_and_any_podcast_prefix() -> None:
+    body = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:pod="https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md"
+  xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel><title>x</title>
+<item><guid>m1</guid><title>Filipe N\u221a\u00a9vola \u00fc\u00ec\u00d1</title>
+<description>Caf\u00c3\u00a9 talk</description>
+<content:encoded><![CDATA[<p>Caf\u00c3\u00a9 notes</p>]]></content:encoded>
+<pod:person role="guest">Jos\u00c3\u00a9</pod:person></item>
+</channel></rss>""".encode()
+    res = parse_feed(body, "https://h.example/feed")
+    assert res.ok, res.problems
+    [ep] = res.episodes
+    assert ep.title == "Filipe Névola 📄"
+    assert ep.description == "Café talk"
+    assert ep.show_notes_html == "<p>Café notes</p>"
+    assert [g.name for g in ep.guests] == ["José"]

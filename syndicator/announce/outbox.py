@@ -551,8 +551,9 @@ def _send_one(
     started = clock()
     try:
         sent: Sent | None = None
-        if prev_state == UNKNOWN and channel.unknown_policy == "readback":
-            # Look before resending: the lost answer may have been a success.
+        if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
+            # Look before resending: the lost answer may have been a success (and an
+            # idempotency key is only kept for a while, e.g. an hour on Mastodon).
             sent = channel.reconcile(post)
         if sent is None:
             sent = channel.send(post)
@@ -571,14 +572,22 @@ def _send_one(
         return
     except UnknownOutcome as exc:
         now = clock()
+        # A channel that can look for the post stays `unknown` (the next look may settle
+        # it); one that would only resend gives up after max_attempts like any retry.
+        give_up = row.attempts >= max_attempts and channel.unknown_policy != "readback"
+        state = FAILED if give_up else UNKNOWN
+        msg = f"outcome unknown: {exc.message}"
+        if give_up:
+            msg = f"gave up after {row.attempts} attempts; last {msg}"
         _finish(
-            engine, row.id or 0, owner, state=UNKNOWN, last_error=f"outcome unknown: {exc.message}",
-            updated_at=now, next_attempt_at=now + backoff(settings, row.attempts),
+            engine, row.id or 0, owner, state=state, last_error=msg, updated_at=now,
+            next_attempt_at=None if give_up else now + backoff(settings, row.attempts),
         )  # fmt: skip
-        stats.unknown += 1
-        stats.events.append((row.channel, UNKNOWN, exc.message))
+        stats.failed += give_up
+        stats.unknown += not give_up
+        stats.events.append((row.channel, state, exc.message))
         if on_event:
-            on_event(row, UNKNOWN)
+            on_event(row, state)
         return
     except PermanentError as exc:
         now = clock()

@@ -102,6 +102,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 _NOT_SENT = (
     requests.exceptions.ConnectTimeout,
+    requests.exceptions.SSLError,  # the TLS handshake failed: no request was written
     urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
     urllib3.exceptions.ConnectTimeoutError,
     ConnectionRefusedError,

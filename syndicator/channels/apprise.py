@@ -164,6 +164,8 @@ class AppriseChannel:
         self._apprise.clear()
 
     def send(self, post: Post) -> Sent:
+        if not post.text.strip():
+            raise PermanentError("the announcement text is empty; nothing to send")
         with _apprise_debug_log():
             result = self._apprise.notify(
                 body=post.text,
@@ -191,7 +193,7 @@ class AppriseChannel:
         if getattr(result.status, "name", "") == "TIMEOUT":
             return UnknownOutcome(f"{where}: Apprise gave up waiting ({said})")
         status: int | None = None
-        for m in messages:
+        for m in warnings:  # not the DEBUG payload dump, which holds the user's own text
             found = _STATUS.search(m)
             if found:
                 status = int(found.group(1))
@@ -212,6 +214,8 @@ class AppriseChannel:
             if _NOT_SENT.search(socket):
                 return TransientError(f"{where}: {_short(socket)} (nothing was sent; will retry)")
             return UnknownOutcome(f"{where}: {_short(socket)} (the target may have received it)")
+        if any(m.startswith("Could not prepare the notification") for m in messages):
+            return PermanentError(f"{where}: {said}")  # refused before any request was made
         return UnknownOutcome(f"{where}: {said}")
 
     def _discord_wait(self) -> float | None:

@@ -25,11 +25,13 @@ from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
     MastodonError,
+    MastodonIllegalArgumentError,
     MastodonNetworkError,
     MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
     MastodonUnauthorizedError,
+    MastodonVersionError,
 )
 
 from syndicator.channels import _net
@@ -193,6 +195,8 @@ class MastodonChannel:
             if wait is None and isinstance(reset, int | float):
                 wait = max(float(reset) - time.time(), 0.0)
             return TransientError(f"{what}: rate limited (429)", retry_after=wait, status=429)
+        if isinstance(exc, MastodonIllegalArgumentError | MastodonVersionError):
+            return PermanentError(f"{what}: {exc}")  # refused by Mastodon.py before any request
         if isinstance(exc, MastodonNetworkError):
             # Mastodon.py wraps the requests exception without `from`; the original is the
             # context, and tells whether the request could have reached the server.

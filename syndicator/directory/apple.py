@@ -139,9 +139,7 @@ def _suggest(word: str, choices: list[str]) -> str:
     key = word.casefold().strip()
     near = [c for c in folded if key and (c.startswith(key) or key in c.split())][:3]
     near += [
-        c
-        for c in difflib.get_close_matches(key, list(folded), n=3, cutoff=0.6)
-        if c not in near
+        c for c in difflib.get_close_matches(key, list(folded), n=3, cutoff=0.6) if c not in near
     ]
     near = near[:3]
     if not near:
@@ -174,7 +172,7 @@ def parse_category(value: str) -> tuple[str, str | None]:
         subs = CATEGORIES[top]
         if not subs:
             raise ValueError(
-                f"Apple Podcasts category {top!r} has no sub-categories; write just \"{top}\""
+                f'Apple Podcasts category {top!r} has no sub-categories; write just "{top}"'
             )
         hint = _suggest(parts[1], list(subs))
         raise ValueError(

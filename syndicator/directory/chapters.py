@@ -7,18 +7,26 @@
   times as "HH:MM:SS.mmm".
 
 Stored chapters are dicts {"start": seconds, "title": str} (sources.base.Chapter).
+
+A chapters file is named after its episode and its content,
+`<episode id>-<hash of the bytes>.json`: a changed file gets a new URL (so the feed
+changes with it and no cache serves old chapters), and a file that exists never needs
+to be read or compared again, which matters at thousands of episodes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 CHAPTERS_TYPE = "application/json+chapters"
 CHAPTERS_VERSION = "1.2.0"
 CHAPTERS_DIR = "chapters"
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def normalize(chapters: Iterable[Mapping[str, Any]]) -> list[tuple[float, str]]:
@@ -27,7 +35,7 @@ def normalize(chapters: Iterable[Mapping[str, Any]]) -> list[tuple[float, str]]:
     out: dict[float, str] = {}
     for ch in chapters:
         start = ch.get("start", ch.get("startTime"))
-        title = str(ch.get("title") or "").strip()
+        title = _XML_BAD.sub("", str(ch.get("title") or "")).strip()
         try:
             secs = float(start)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -51,17 +59,6 @@ def chapters_document(chapters: Iterable[Mapping[str, Any]], *, title: str | Non
     return doc
 
 
-def chapters_json(
-    chapters: Iterable[Mapping[str, Any]], *, title: str | None = None
-) -> bytes | None:
-    """The file's bytes (None: no usable chapters). Stable for the same chapters, so an
-    unchanged file is not rewritten; compact, since there can be thousands."""
-    doc = chapters_document(chapters, title=title)
-    if not doc["chapters"]:
-        return None
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-
-
 def psc_start(seconds: float) -> str:
     """Normal play time as Podlove writes it: "HH:MM:SS.mmm"."""
     ms_total = round(float(seconds) * 1000)
@@ -75,9 +72,41 @@ def psc_chapters(chapters: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]
     return [(psc_start(s), t) for s, t in normalize(chapters)]
 
 
-def chapter_file_name(episode_id: int | None, guid: str) -> str:
-    """File name of an episode's chapters: its store id (stable across renames and edits,
-    unique across sources); a hash of the guid for an episode that has no id."""
+def file_stem(episode_id: int | None, guid: str) -> str:
+    """The episode part of a chapters file's name: its store id (stable across renames and
+    edits, unique across sources); a hash of the guid for an episode that has no id."""
     if episode_id is not None:
-        return f"{episode_id}.json"
-    return hashlib.sha256(guid.encode()).hexdigest()[:16] + ".json"
+        return str(episode_id)
+    return hashlib.sha256(guid.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ChapterFile:
+    name: str  # "<stem>-<content hash>.json"
+    data: bytes  # the JSON chapters document
+    psc: list[tuple[str, str]]  # (start "HH:MM:SS.mmm", title) for psc:chapters
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit("-", 1)[0]
+
+
+def chapter_file(
+    episode_id: int | None,
+    guid: str,
+    chapters: Iterable[Mapping[str, Any]],
+    *,
+    title: str | None = None,
+) -> ChapterFile | None:
+    """The chapters of one episode in both shapes; None when it has no usable chapters."""
+    marks = normalize(chapters)
+    if not marks:
+        return None
+    doc: dict[str, Any] = {"version": CHAPTERS_VERSION}
+    if title:
+        doc["title"] = title
+    doc["chapters"] = [{"startTime": _num(s), "title": t} for s, t in marks]
+    data = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    name = f"{file_stem(episode_id, guid)}-{digest}.json"
+    return ChapterFile(name, data, [(psc_start(s), t) for s, t in marks])

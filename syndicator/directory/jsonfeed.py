@@ -13,7 +13,6 @@ from urllib.parse import urljoin
 
 from syndicator.config import FeedConfig
 from syndicator.directory import rss
-from syndicator.store.models import Episode
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -27,13 +26,13 @@ def json_feed_url(feed: FeedConfig, feed_url: str) -> str | None:
     return urljoin(feed_url, feed.json_feed.name)
 
 
-def _date(ep: Episode) -> str | None:
-    dt = ep.date or ep.first_seen_at
+def _date(ep: rss.EpisodeLike) -> str | None:
+    dt = ep.date or getattr(ep, "first_seen_at", None)
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
 def build_json_feed(
-    meta: rss.FeedMeta, episodes: Sequence[Episode], *, url: str | None = None
+    meta: rss.FeedMeta, episodes: Sequence[rss.EpisodeLike], *, url: str | None = None
 ) -> bytes:
     """The JSON Feed's bytes (UTF-8, stable key order)."""
     doc: dict[str, Any] = {

@@ -56,7 +56,8 @@ def ping_targets(feed_cfg: FeedConfig, feed_url: str) -> list[str]:
 
 
 def ping_kind(target: str, feed_url: str | None = None) -> PingKind:
-    """"notify" when the target's query already carries the feed (`url=`), else "websub"."""
+    """The kind of ping: "notify" when the target's query already carries the feed (`url=`),
+    else "websub"."""
     values = parse_qs(urlsplit(target).query).get("url", [])
     if values and (feed_url is None or feed_url in values):
         return "notify"

@@ -23,23 +23,26 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, jsonfeed, rss
-from syndicator.directory.check import check_feed
+from syndicator.directory.check import check_tree
 from syndicator.store.db import session
 from syndicator.store.models import Episode, FeedState
+
+_TMP_COUNTER = itertools.count()
 
 
 class UnknownFeedError(ValueError):
@@ -67,9 +70,46 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[Episode]:
+@dataclass(slots=True)
+class FeedEpisode:
+    """The columns of an Episode a feed shows (a plain row: ORM objects cost 2-3x more to
+    load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either."""
+
+    id: int | None
+    guid: str
+    source: str
+    number: int | None
+    title: str
+    date: datetime | None
+    url: str | None
+    guests: list[dict[str, Any]]
+    tags: list[str]
+    enclosure_url: str | None
+    enclosure_length: int | None
+    enclosure_type: str | None
+    duration_seconds: int | None
+    description: str
+    show_notes_html: str
+    chapters: list[dict[str, Any]]
+    image: str | None
+    transcript_url: str | None
+    transcript_type: str | None
+    explicit: bool | None
+    episode_type: str
+
+
+# date: an undated episode shows when it was first seen (one datetime to parse per row)
+_COLUMNS = [
+    sa.func.coalesce(Episode.date, Episode.first_seen_at).label("date")
+    if f.name == "date"
+    else getattr(Episode, f.name)
+    for f in fields(FeedEpisode)
+]
+
+
+def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[FeedEpisode]:
     """The episodes a feed shows, newest first."""
-    q = select(Episode).where(
+    q = sa.select(*_COLUMNS).where(
         Episode.enclosure_url.is_not(None),  # type: ignore[union-attr]
         Episode.enclosure_url != "",
         Episode.withdrawn == False,  # noqa: E712 (SQL)
@@ -84,7 +124,7 @@ def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[Episode]
     )
     if feed.limit:
         q = q.limit(feed.limit)
-    return list(s.exec(q).all())
+    return [FeedEpisode(*row) for row in s.execute(q)]
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -100,7 +140,10 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A name no other writer uses (pid + counter), created exclusively: cheaper than
+    # mkstemp's retries when thousands of chapter files are written.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -137,31 +180,52 @@ def _write_if_changed(path: Path, data: bytes, *, durable: bool = True) -> bool:
     return True
 
 
-def _write_chapters(feed_dir: Path, episodes: Sequence[Episode], feed_changed: bool) -> int:
-    """Write the chapters files that differ; returns how many were written.
+def _create(path: Path, data: bytes) -> None:
+    """Write a file no reader knows of yet (its URL is not in any feed written so far)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
-    A chapters file's bytes follow from the feed's content (the same chapters are inline
-    as psc:chapters), so when the feed is unchanged only a missing or empty file needs
-    writing: a stat instead of reading thousands of files.
+
+def write_chapter_files(folder: Path, files: dict[str, bytes]) -> int:
+    """Write the chapters files that are missing or incomplete; returns how many.
+
+    Names carry a hash of the content, so a file that is there with the right size is
+    already right and is neither read nor rewritten (thousands of episodes). Call this
+    before writing the feed that points to them: a new file's URL is then unknown to
+    readers while it is written, so it is written in place; a file of the wrong size (a
+    crash mid-write) is replaced atomically. When an episode's chapters change, its
+    older files (same episode, other hash) are removed.
     """
-    folder = feed_dir / chapters.CHAPTERS_DIR
-    written = 0
-    for ep in episodes:
-        if not ep.chapters:
-            continue
-        path = folder / chapters.chapter_file_name(ep.id, ep.guid)
-        if not feed_changed:
+    if not files:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = {e.name: e for e in os.scandir(folder)}
+    written: list[str] = []
+    for name, data in files.items():
+        entry = existing.get(name)
+        if entry is None:
+            _create(folder / name, data)
+        else:
             try:
-                if path.stat().st_size > 0:
+                if entry.stat().st_size == len(data):
                     continue
             except FileNotFoundError:
                 pass
-        doc = chapters.chapters_json(ep.chapters, title=rss.xml_text(ep.title) or None)
-        if doc is None:
-            continue
-        if _write_if_changed(path, doc, durable=False):
-            written += 1
-    return written
+            atomic_write(folder / name, data, durable=False)
+        written.append(name)
+    if written:
+        stems = {n.rsplit("-", 1)[0] + "-" for n in written}
+        for name in existing:
+            stem = name.rsplit("-", 1)[0] + "-"
+            if stem in stems and name not in files and name.endswith(".json"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(folder / name)
+    return len(written)
 
 
 def _select(settings: Settings, names: list[str] | None) -> list[FeedConfig]:
@@ -226,15 +290,20 @@ def _publish_one(
         problems = list(meta.problems)
         left_out: set[int] = set()
 
-        def skip(ep: Episode, exc: Exception) -> None:
+        def skip(ep: rss.EpisodeLike, exc: Exception) -> None:
             left_out.add(id(ep))
             problems.append(
                 f"episode {ep.guid!r} ({ep.title!r}) left out of feed {feed.name!r}: {exc}"
             )
 
-        xml = rss.build_rss(meta, episodes, last_build=now, on_error=skip)
+        chapter_files: dict[str, bytes] = {}
+        root = rss.build_tree(
+            meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
+        )
+        xml = rss.serialize(root)
+        problems += check_tree(root)  # the tree just built: no second parse of the bytes
+        del root
         shown = [ep for ep in episodes if id(ep) not in left_out]
-        problems += check_feed(xml)
         digest = rss.content_hash(xml)
         on_disk = _read(path)
         changed = on_disk is None or rss.content_hash(on_disk) != digest
@@ -254,12 +323,15 @@ def _publish_one(
         if check_only:
             outcome.size_bytes = len(xml)
         else:
+            # chapters first: the feed must not point to a file that isn't there yet
+            outcome.chapters_written = write_chapter_files(
+                path.parent / chapters.CHAPTERS_DIR, chapter_files
+            )
             if changed:
                 atomic_write(path, xml)
                 outcome.size_bytes = len(xml)
             else:
                 outcome.size_bytes = len(on_disk or b"")
-            outcome.chapters_written = _write_chapters(path.parent, shown, changed)
             if json_path is not None and json_bytes is not None:
                 _write_if_changed(json_path, json_bytes)
         outcome.seconds = time.perf_counter() - t0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ ACCEPT = (
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
 MAX_REDIRECTS = 10
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,1024}")
 ERROR_BODY_CAP = 64 * 1024  # read this much of an error page so the connection can be reused
 
 
@@ -87,7 +89,6 @@ class Fetcher:
                 max_keepalive_connections=self.max_connections,
             ),
             timeout=httpx.Timeout(20.0),  # replaced per request by the source's timeout
-            trust_env=False,  # a stray HTTP(S)_PROXY must not reroute feed polls
         )
         self._global = asyncio.Semaphore(self.max_connections)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -120,20 +121,25 @@ class Fetcher:
         """GET `url` with conditional headers, following up to 10 redirects by hand."""
         out = FetchOutcome(url=url, final_url=url)
         headers: dict[str, str] = {}
-        if etag:
+        # validators come from a server: send them back only if they are sane header values
+        if etag and _HEADER_VALUE.fullmatch(etag):
             headers["If-None-Match"] = etag
-        if last_modified:
+        if last_modified and _HEADER_VALUE.fullmatch(last_modified):
             headers["If-Modified-Since"] = last_modified
         permanent = True  # still on an unbroken chain of 301/308?
         seen = {url}
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                host = (urlsplit(current).hostname or "").lower()
+                parts = urlsplit(current)
+                host = (parts.hostname or "").lower()
             except ValueError:
-                host = ""
-            if urlsplit(current).scheme not in ("http", "https") or not host:
-                return _fail(out, "url", f"{current!r} is not an http(s) URL; fix the source's url")
+                parts, host = None, ""
+            if parts is None or parts.scheme not in ("http", "https") or not host:
+                where = "the source's url" if current == url else f"a redirect (from {url})"
+                return _fail(
+                    out, "url", f"{current!r} is not an http(s) URL; it came from {where}."
+                )
             async with self._host_sem(host), self._global:
                 started = time.monotonic()
                 try:

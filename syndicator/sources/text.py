@@ -292,7 +292,8 @@ class _IncludeNode(Node):
                 if var is None:
                     params[key] = literal
                 else:
-                    path: list[object] = [p for p in re.split(r"[.\[\]\"']+", var) if p]
+                    parts = [p for p in re.split(r"[.\[\]\"']+", var) if p]
+                    path: list[object] = [int(p) if p.isdigit() else p for p in parts]
                     params[key] = context.get(path, token=None, default=None)
         except LiquidError as err:
             raise _IncludeFailed(str(err.message)) from None

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ScanResult
 from syndicator.store import problems
-from syndicator.store.models import Episode, EpisodePath, Source, SourceFile
+from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
 
 
 @dataclass
@@ -87,14 +87,19 @@ def _apply_fields(ep: Episode, data: EpisodeData) -> None:
     ep.withdrawn_reason = data.withdrawn_reason
 
 
-def _free_guid(s: Session, source: str, candidate: str) -> str:
+def _free_guid(taken: set[str], source: str, candidate: str) -> str:
     """A guid no other episode has; another source's collision gets a prefix."""
     guid = candidate
     n = 1
-    while s.exec(select(Episode.id).where(Episode.guid == guid)).first() is not None:
+    while guid in taken:
         guid = f"{source}:{candidate}" if n == 1 else f"{source}:{candidate}#{n}"
         n += 1
+    taken.add(guid)
     return guid
+
+
+def _taken_guids(s: Session) -> set[str]:
+    return set(s.connection().execute(sa.select(Episode.guid)).scalars())  # type: ignore[arg-type]
 
 
 def _is_backlog(data: EpisodeData, first_pass: bool, now: datetime, window: timedelta) -> bool:
@@ -109,11 +114,13 @@ def _upsert(
     now: datetime,
     backlog: bool,
     stats: IngestStats,
-) -> Episode:
+    taken: set[str],
+) -> tuple[Episode, bool]:
+    """Insert or update; returns (episode, is_new). New rows get their id at the next flush."""
     digest = data.content_hash()
     if ep is None:
         ep = Episode(
-            guid=_free_guid(s, source, data.guid),
+            guid=_free_guid(taken, source, data.guid),
             source=source,
             item_key=data.key,
             path=data.path,
@@ -124,9 +131,7 @@ def _upsert(
         )
         _apply_fields(ep, data)
         s.add(ep)
-        s.flush()
-        stats.new.append(ep.id)  # type: ignore[arg-type]
-        return ep
+        return ep, True
     if ep.content_hash != digest or ep.path != data.path:
         _apply_fields(ep, data)
         ep.path = data.path
@@ -138,7 +143,7 @@ def _upsert(
         stats.changed.append(ep.id)  # type: ignore[arg-type]
     else:
         stats.unchanged += 1
-    return ep
+    return ep, False
 
 
 def apply_scan(
@@ -161,29 +166,36 @@ def apply_scan(
         if dirty
         else {}
     )
-    by_number: dict[int, Episode] | None = None
-    by_path: dict[str, int] | None = None
+    # Loaded once, only when something has to be matched: no query per file.
+    by_number: dict[int, Episode] = {}
+    by_path: dict[str, int | Episode] = {}
+    by_guid: dict[str, Episode] = {}
+    by_id: dict[int, Episode] = {}
+    taken: set[str] = set()
+    loaded = False
+
+    def load() -> None:
+        nonlocal loaded
+        if loaded:
+            return
+        loaded = True
+        for e in s.exec(select(Episode).where(Episode.source == name)).all():
+            by_id[e.id] = e  # type: ignore[index]
+            by_guid[e.guid] = e
+            if e.number is not None:
+                by_number[e.number] = e
+        for p in s.exec(select(EpisodePath).where(EpisodePath.source == name)).all():
+            by_path[p.path] = p.episode_id
+        taken.update(_taken_guids(s))
 
     def lookup(data: EpisodeData) -> Episode | None:
-        nonlocal by_number, by_path
-        if by_number is None:
-            eps = s.exec(select(Episode).where(Episode.source == name)).all()
-            by_number = {e.number: e for e in eps if e.number is not None}
-            by_path = {
-                p.path: p.episode_id
-                for p in s.exec(select(EpisodePath).where(EpisodePath.source == name)).all()
-            }
+        load()
         if data.number is not None and data.number in by_number:
             return by_number[data.number]
-        assert by_path is not None
         if data.path in by_path:
-            return s.get(Episode, by_path[data.path])
-        same_guid = s.exec(
-            select(Episode).where(Episode.source == name, Episode.guid == data.guid)
-        ).first()
-        if same_guid is not None:
-            return same_guid
-        return _renamed_from(data)
+            hit = by_path[data.path]  # type: ignore[index]
+            return hit if isinstance(hit, Episode) else by_id.get(hit)
+        return by_guid.get(data.guid) or _renamed_from(data)
 
     def _renamed_from(data: EpisodeData) -> Episode | None:
         """A post without a number whose old file vanished in this same scan: the
@@ -191,12 +203,12 @@ def apply_scan(
         gone = [cached[p].episode_id for p in missing if cached[p].episode_id is not None]
         if not gone:
             return None
-        olds = [e for e in s.exec(select(Episode).where(Episode.id.in_(gone))).all()]  # type: ignore[union-attr]
+        olds = [by_id[i] for i in gone if i in by_id]
         for same in (
             lambda e: e.date == data.date and e.date is not None,
             lambda e: e.title == data.title,
         ):
-            hits = [e for e in olds if same(e) and e.id not in assigned]
+            hits = [e for e in olds if same(e) and all(e is not a for a in assigned)]
             if len(hits) == 1:
                 return hits[0]
         return None
@@ -204,7 +216,29 @@ def apply_scan(
     for p in result.problems:
         problems.record(s, name, p, now)
         stats.problems += 1
-    assigned: list[int] = []
+    assigned: list[Episode] = []
+    new_eps: list[Episode] = []
+    links: list[tuple[SourceFile, Episode, str | None]] = []  # row, episode, new path
+    open_locations = {
+        loc
+        for loc in s.connection()
+        .execute(
+            sa.select(Problem.location).where(  # type: ignore[call-overload]
+                Problem.source == name,
+                Problem.resolved_at.is_(None),  # type: ignore[union-attr]
+            )
+        )
+        .scalars()
+    }
+    problem_kinds: dict[str, set[str]] = {}
+    for p in result.problems:
+        problem_kinds.setdefault(p.location, set()).add(p.kind)
+        open_locations.add(p.location)
+
+    def resolve(path: str) -> None:
+        if path in open_locations:
+            problems.resolve(s, name, path, now, keep=problem_kinds.get(path))
+
     bad_paths = {p.location for p in result.problems if p.severity == "error"}
     for path, f in files.items():
         row = cached.get(path)
@@ -231,32 +265,38 @@ def apply_scan(
         if f.status == "ignored" or f.episode is None:
             row.episode_id = None
             s.add(row)
-            problems.resolve(s, name, path, now)
+            resolve(path)
             continue
         data = f.episode
-        ep = _upsert(
-            s, name, lookup(data), data, now, _is_backlog(data, first_pass, now, window), stats
-        )
-        if by_number is not None and ep.number is not None:
+        backlog = _is_backlog(data, first_pass, now, window)
+        ep, is_new = _upsert(s, name, lookup(data), data, now, backlog, stats, taken)
+        if is_new:
+            new_eps.append(ep)
+            by_guid[ep.guid] = ep
+        if ep.number is not None:
             by_number[ep.number] = ep
-        if by_path is not None and path not in by_path:
-            s.add(EpisodePath(episode_id=ep.id, source=name, path=path, first_seen_at=now))  # type: ignore[arg-type]
-            by_path[path] = ep.id  # type: ignore[assignment]
-        row.episode_id = ep.id
-        assigned.append(ep.id)  # type: ignore[arg-type]
+        new_path = path if path not in by_path else None
+        by_path[path] = ep
+        links.append((row, ep, new_path))
+        assigned.append(ep)
         s.add(row)
         if path not in bad_paths:
-            problems.resolve(
-                s, name, path, now, keep={p.kind for p in result.problems if p.location == path}
-            )
+            resolve(path)
+
+    s.flush()  # one batch of inserts; now every new episode has its id
+    stats.new = [e.id for e in new_eps]  # type: ignore[misc]
+    for row, ep, new_path in links:
+        row.episode_id = ep.id
+        if new_path is not None:
+            s.add(EpisodePath(episode_id=ep.id, source=name, path=new_path, first_seen_at=now))  # type: ignore[arg-type]
 
     if result.complete:
         live = {r.episode_id for p, r in cached.items() if p in files and r.episode_id is not None}
-        live |= set(assigned)
+        live |= {e.id for e in assigned}
         for path in missing:
             row = cached[path]
             s.delete(row)
-            problems.resolve(s, name, path, now)
+            resolve(path)
             if row.episode_id is not None and row.episode_id not in live:
                 ep = s.get(Episode, row.episode_id)
                 if ep is not None and not ep.withdrawn:

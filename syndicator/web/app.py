@@ -7,6 +7,7 @@ same functions the CLI calls (announce.outbox, actions, previews, pipeline).
 from __future__ import annotations
 
 import contextlib
+import hmac
 import ipaddress
 import logging
 import math
@@ -47,6 +48,7 @@ from syndicator.web.middleware import (
     SecurityHeaders,
     SessionMiddleware,
 )
+from syndicator.web.cache import PageCache
 from syndicator.web.passes import PassRunner
 from syndicator.web.queries import change_stamp
 from syndicator.web.sse import ChangeFeed
@@ -178,6 +180,7 @@ class Web:
     metrics_token: str | None = None
     wake: Callable[[], None] | None = None
     registry: Any = None
+    pages: PageCache = field(default_factory=PageCache)
 
     @property
     def login_required(self) -> bool:
@@ -218,21 +221,53 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+def _render_html(
+    request: Request, name: str, csrf: str, flash: list[list[str]], ctx: dict[str, Any]
+) -> str:
     web = web_of(request)
-    sess = session_of(request)
-    live = "x-live" in request.headers  # a live refresh keeps flash messages for the page
-    html = web.env.get_template(name).render(
+    ctx.setdefault("nav", "")
+    return web.env.get_template(name).render(
         request_path=request.url.path,
         request_url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
-        csrf_token=sess.csrf,
+        csrf_token=csrf,
         login_required=web.login_required,
-        logged_in=sess.user,
-        flash=[] if live else sess.pop_flash(),
+        logged_in=session_of(request).user,
+        flash=flash,
         pass_state=web.runner.state,
         **ctx,
     )
-    return HTMLResponse(html, status_code=status)
+
+
+def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    sess = session_of(request)
+    live = "x-live" in request.headers  # a live refresh keeps flash messages for the page
+    flash = [] if live else sess.pop_flash()
+    return HTMLResponse(_render_html(request, name, sess.csrf, flash, ctx), status_code=status)
+
+
+def render_cached(
+    request: Request, name: str, key: str, build: Callable[[], dict[str, Any]]
+) -> HTMLResponse:
+    """A page that many people (or one page's live refreshes) ask for at once: its
+    HTML is made at most once per store change and second, and shared.
+
+    The per-visitor bits stay out of the shared copy: the CSRF token is put in
+    afterwards, and a page with a flash message is always made fresh.
+    """
+    web = web_of(request)
+    sess = session_of(request)
+    if sess.flash and "x-live" not in request.headers:
+        return render(request, name, **build())
+    state = web.runner.state
+    version = (web.changes.version, state.runs, state.running, sess.user)
+    html = web.pages.get(
+        key,
+        version,
+        lambda: _render_html(request, name, web.pages.placeholder, [], build()),
+        # A live refresh follows a change event: it must see that change.
+        allow_stale="x-live" not in request.headers,
+    )
+    return HTMLResponse(html.replace(web.pages.placeholder, sess.csrf))
 
 
 def error_response(request: Request, status: int, message: str, **headers: str) -> Response:
@@ -315,8 +350,6 @@ def metrics_allowed(request: Request) -> bool:
         return True
     auth = request.headers.get("authorization", "")
     if web.metrics_token and auth.startswith("Bearer "):
-        import hmac
-
         return hmac.compare_digest(auth[7:].strip().encode(), web.metrics_token.encode())
     return session_of(request).user
 

@@ -74,8 +74,10 @@ class StoreCollector(Collector):
                 polls.add_metric([src.name, src.type], src.polls)
                 errors.add_metric([src.name, src.type], src.poll_errors)
                 consecutive.add_metric([src.name], src.consecutive_errors)
-                last_poll.add_metric([src.name], _ts(src.last_poll_at))
-                last_ok.add_metric([src.name], _ts(src.last_ok_at))
+                if src.last_poll_at is not None:
+                    last_poll.add_metric([src.name], _ts(src.last_poll_at))
+                if src.last_ok_at is not None:
+                    last_ok.add_metric([src.name], _ts(src.last_ok_at))
             yield from (polls, errors, consecutive, last_poll, last_ok)
 
             episodes = GaugeMetricFamily(
@@ -145,7 +147,8 @@ class StoreCollector(Collector):
                 build.add_metric([f.name], f.build_seconds)
                 size.add_metric([f.name], f.size_bytes)
                 items.add_metric([f.name], f.episode_count)
-                built.add_metric([f.name], _ts(f.built_at))
+                if f.built_at is not None:
+                    built.add_metric([f.name], _ts(f.built_at))
                 feed_problems.add_metric([f.name], len(f.check_problems))
             yield from (build, size, items, built, feed_problems)
 

@@ -179,12 +179,14 @@ def _conditions(f: EpisodeFilter) -> list[Any]:
     if f.source:
         conds.append(Episode.source == f.source)
     if f.state or f.channel:
-        sub = select(Delivery.id).where(Delivery.episode_id == Episode.id)
+        # IN (…) lets the database find the few matching deliveries by index first,
+        # instead of probing the deliveries of every episode (EXISTS).
+        sub = select(Delivery.episode_id).where(Delivery.episode_id.is_not(None))  # type: ignore[union-attr]
         if f.state:
             sub = sub.where(Delivery.state == f.state)
         if f.channel:
             sub = sub.where(Delivery.channel == f.channel)
-        conds.append(sa.exists(sub))
+        conds.append(Episode.id.in_(sub))  # type: ignore[union-attr]
     return conds
 
 
@@ -398,8 +400,9 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
     part changed.
     """
     d, e, src, prob, feed = (
-        sa.select(func.max(Delivery.updated_at), func.count(Delivery.id)),
-        sa.select(func.max(Episode.last_changed_at), func.count(Episode.id)),
+        # max(id) sees inserts without counting rows; max(updated_at) sees updates.
+        sa.select(func.max(Delivery.updated_at), func.max(Delivery.id)),
+        sa.select(func.max(Episode.last_changed_at), func.max(Episode.id)),
         sa.select(
             func.max(Source.last_poll_at), func.sum(Source.consecutive_errors), func.count()
         ),
