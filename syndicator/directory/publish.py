@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import stat
@@ -63,6 +64,19 @@ class FeedOutcome:
     error: str | None = None  # what stopped this feed's build (also in problems)
     chapters_written: int = 0
     json_feed_path: Path | None = None
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building a big feed allocates ~10^6 short-lived objects without cycles (lxml
+    elements, rows); pausing the cyclic GC meanwhile saves ~10% of the build's time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def feed_path(settings: Settings, feed: FeedConfig) -> Path:
@@ -282,7 +296,7 @@ def _publish_one(
     url = rss.resolve_feed_url(settings.podcast, feed)
     outcome = FeedOutcome(feed.name, path, url, False, [], 0, 0, 0.0)
     try:
-        with session(engine) as s:
+        with _gc_paused(), session(engine) as s:
             state = s.get(FeedState, feed.name)
             stored_guid = state.podcast_guid if state else None
             episodes = query_episodes(s, feed, now)
@@ -297,12 +311,13 @@ def _publish_one(
             )
 
         chapter_files: dict[str, bytes] = {}
-        root = rss.build_tree(
-            meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
-        )
-        xml = rss.serialize(root)
-        problems += check_tree(root)  # the tree just built: no second parse of the bytes
-        del root
+        with _gc_paused():
+            root = rss.build_tree(
+                meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
+            )
+            xml = rss.serialize(root)
+            problems += check_tree(root)  # the tree just built: no second parse of the bytes
+            del root
         shown = [ep for ep in episodes if id(ep) not in left_out]
         digest = rss.content_hash(xml)
         on_disk = _read(path)
