@@ -249,7 +249,8 @@ class FeedServer:
             if route is None:
                 route = Route(status=404, body=b"not found", content_type="text/plain")
             if route.delay and self._stop.wait(route.delay):
-                return  # shutting down: drop the connection
+                h.close_connection = True  # shutting down: drop the connection
+                return
             status, headers, body = self._answer(route, rec.headers)
             rec.status = status
             h.send_response(status)

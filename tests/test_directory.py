@@ -71,7 +71,7 @@ def _config(tmp: Path, **feed: Any) -> dict[str, Any]:
             "author": "Nadia Host",
             "owner_name": "Nadia Host",
             "owner_email": "nadia@show.example.org",
-            "categories": ["Technology", "News/Tech News"],
+            "categories": ["Technology", "News/Tech News", "Society & Culture > Documentary"],
             "explicit": False,
             "copyright": "© 2024 Nadia Host",
             "funding_url": f"{SITE}/support",
@@ -255,8 +255,10 @@ def test_channel_has_every_tag_directories_read(tmp_path: Path, store: Any) -> N
     assert ch.findtext("copyright") == "© 2024 Nadia Host"
     assert ch.find("itunes:image", NS).get("href") == f"{SITE}/images/cover.jpg"
     cats = ch.findall("itunes:category", NS)
-    assert [c.get("text") for c in cats] == ["Technology", "News"]
+    assert [c.get("text") for c in cats] == ["Technology", "News", "Society & Culture"]
     assert [s.get("text") for s in cats[1].findall("itunes:category", NS)] == ["Tech News"]
+    assert [s.get("text") for s in cats[2].findall("itunes:category", NS)] == ["Documentary"]
+    assert b'<itunes:category text="Society &amp; Culture">' in xml
     assert ch.findtext("itunes:explicit", namespaces=NS) == "false"
     assert ch.findtext("itunes:author", namespaces=NS) == "Nadia Host"
     assert ch.findtext("itunes:owner/itunes:email", namespaces=NS) == "nadia@show.example.org"
@@ -530,6 +532,16 @@ def test_rebuild_is_byte_identical_but_for_last_build_date(tmp_path: Path, store
     assert rss.build_rss(meta, eps, last_build=NOW) == a
     assert a.replace(b"Sat, 01 Jun 2024", b"Sun, 02 Jun 2024") == b
     assert rss.content_hash(a) == rss.content_hash(b)
+    # the streamed forms publish uses agree with the bytes
+    root = rss.build_tree(meta, eps, last_build=NOW)
+    assert rss.tree_digest(root) == (rss.content_hash(a), len(a))
+    buf = io.BytesIO()
+    rss.write_tree(root, buf)
+    assert buf.getvalue() == a
+    sink = rss.HashingWriter()
+    for i in range(0, len(b), 7):  # chunks that split <lastBuildDate> somewhere
+        sink.write(b[i : i + 7])
+    assert sink.hexdigest() == rss.content_hash(a)
 
 
 def test_a_change_rewrites_and_new_last_build_date(tmp_path: Path, store: Any) -> None:
@@ -764,7 +776,11 @@ def test_podcast_index_partytime_reads_podcasting20(feed_xml: bytes) -> None:
     assert feed["guid"] == rss.podcast_guid(FEED_URL)
     assert feed["explicit"] is False
     assert (feed["locked"], feed["podcastOwner"]) == (True, "nadia@show.example.org")
-    assert feed["itunesCategory"] == ["Technology", "News > Tech News"]
+    assert feed["itunesCategory"] == [
+        "Technology",
+        "News > Tech News",
+        "Society & Culture > Documentary",
+    ]
     host = feed["podcastPeople"][0]
     assert (host["name"], host["role"].lower()) == ("Nadia Host", "host")
     assert feed["podcastFunding"] == [{"message": "Support the show", "url": f"{SITE}/support"}]

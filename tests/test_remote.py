@@ -629,3 +629,25 @@ def test_mojibake_repaired_and_any_podcast_prefix() -> None:
     assert ep.description == "Café talk"
     assert ep.show_notes_html == "<p>Café notes</p>"
     assert [g.name for g in ep.guests] == ["José"]
+
+
+def test_feedserver_stops_promptly_during_a_hang() -> None:
+    server = FeedServer().start()
+    server.add_hang("/hang", seconds=30)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+        conn.sendall(b"GET /hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while server.count("/hang") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t = time.monotonic()
+        server.stop()
+        assert time.monotonic() - t < 2
+        assert conn.recv(100) == b""  # the hanging request's connection was dropped
+
+
+def test_insane_validators_are_not_sent(srv: FeedServer) -> None:
+    srv.add_feed("/feed.xml", make_feed_xml(1))
+    res = poll_one(srv.url("/feed.xml"), etag='"x"\r\nX-Evil: 1', last_modified="Mon\n")
+    assert res.status == "ok"
+    sent = srv.requests("/feed.xml")[0].headers
+    assert "if-none-match" not in sent and "if-modified-since" not in sent and "x-evil" not in sent

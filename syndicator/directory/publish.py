@@ -1,10 +1,11 @@
 """Build, check and write the configured feeds (`syndicator feed build`, and each pass).
 
 For each `[[feeds]]` entry: read its episodes from the store, build the RSS, run
-`check_feed`, and write the file only when its content changed (ignoring
+the checks (check.py), and write the file only when its content changed (ignoring
 `lastBuildDate`), atomically (temporary file in the same folder, fsync,
-os.replace). Chapters files (`<feed dir>/chapters/<episode id>.json`) and the
-optional JSON Feed are written the same way. FeedState records each build.
+os.replace). Chapters files (`<feed dir>/chapters/<episode id>-<content hash>.json`,
+see chapters.py) are written before the feed that points to them; the optional
+JSON Feed only when its bytes changed. FeedState records each build.
 
 Decisions:
 - No `[[feeds]]` configured means no feed is published (podcast.feed_url alone
@@ -17,21 +18,26 @@ Decisions:
 - Problems found by the checks are reported (FeedOutcome.problems,
   FeedState.check_problems) but do not stop the write: a feed with a warning is
   better than a stale one. A build that fails outright writes nothing and
-  records FeedState.last_error; the other feeds go on.
+  records FeedState.last_error; the other feeds go on. One episode that can't
+  be written is left out with a problem naming it.
+- Pings are not sent here: for each outcome with `changed`, the caller plans one
+  ping row per `ping.ping_targets(feed_cfg, outcome.url)`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import os
 import stat
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -141,26 +147,31 @@ def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[FeedEpis
     return [FeedEpisode(*row) for row in s.execute(q)]
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | Callable[[BinaryIO], None], *, durable: bool = True
+) -> None:
     """Write `data` to `path` so a reader sees the old file or the new one, never half.
 
-    Temporary file in the same folder, fsync, os.replace, then fsync the folder. The
-    new file keeps the old one's permissions (else 0644: web servers must read it).
-    durable=False skips the fsyncs (still atomic for readers): for chapter files, which
-    follow from the feed and are rewritten on the next pass if a crash lost them.
+    `data` is the bytes, or a function that writes them to the open file (a feed is
+    streamed from its tree without a copy in memory). Temporary file in the same
+    folder, fsync, os.replace, then fsync the folder. The new file keeps the old one's
+    permissions (else 0644: web servers must read it). durable=False skips the fsyncs
+    (still atomic for readers).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         mode = 0o644
-    # A name no other writer uses (pid + counter), created exclusively: cheaper than
-    # mkstemp's retries when thousands of chapter files are written.
+    # A name no other writer uses (pid + counter), created exclusively.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -185,6 +196,20 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+
+
+def _file_content_hash(path: Path) -> str | None:
+    """rss.content_hash of the file on disk (None: no file), read in chunks: the feed
+    can be tens of MB and is compared on every pass."""
+    try:
+        f = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    sink = rss.HashingWriter()
+    with f:
+        while chunk := f.read(1 << 20):
+            sink.write(chunk)
+    return sink.hexdigest()
 
 
 def _write_if_changed(path: Path, data: bytes, *, durable: bool = True) -> bool:
@@ -295,6 +320,7 @@ def _publish_one(
     path = feed_path(settings, feed)
     url = rss.resolve_feed_url(settings.podcast, feed)
     outcome = FeedOutcome(feed.name, path, url, False, [], 0, 0, 0.0)
+    written = False  # the feed file was replaced: it changed, whatever fails after
     try:
         with _gc_paused(), session(engine) as s:
             state = s.get(FeedState, feed.name)
@@ -311,44 +337,45 @@ def _publish_one(
             )
 
         chapter_files: dict[str, bytes] = {}
+        json_path = Path(feed.json_feed) if feed.json_feed else None
+        if json_path is not None and not json_path.is_absolute():
+            json_path = settings.base_dir / json_path
+        json_bytes: bytes | None = None
         with _gc_paused():
             root = rss.build_tree(
                 meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
             )
-            xml = rss.serialize(root)
+            shown = [ep for ep in episodes if id(ep) not in left_out]
+            if json_path is not None:
+                json_url = jsonfeed.json_feed_url(feed, url)
+                json_bytes = jsonfeed.build_json_feed(meta, shown, url=json_url)
+            outcome.episode_count = len(shown)
+            # The rows are not needed any more: free them before the tree becomes bytes
+            # (peak memory at 10,000 episodes).
+            del episodes, shown
             problems += check_tree(root)  # the tree just built: no second parse of the bytes
+            # The feed is streamed from the tree, never held as one big bytes object:
+            # first only hashed; written (streamed again) only when it changed.
+            digest, size = rss.tree_digest(root)
+            changed = _file_content_hash(path) != digest
+            outcome.changed = changed
+            outcome.problems = problems
+            outcome.content_hash = digest
+            outcome.json_feed_path = json_path
+            outcome.size_bytes = size
+            if not check_only:
+                # chapters first: the feed must not point to a file that isn't there yet
+                outcome.chapters_written = write_chapter_files(
+                    path.parent / chapters.CHAPTERS_DIR, chapter_files
+                )
+                if changed:
+                    atomic_write(path, functools.partial(rss.write_tree, root))
+                    written = True
+                else:
+                    outcome.size_bytes = path.stat().st_size
+                if json_path is not None and json_bytes is not None:
+                    _write_if_changed(json_path, json_bytes)
             del root
-        shown = [ep for ep in episodes if id(ep) not in left_out]
-        digest = rss.content_hash(xml)
-        on_disk = _read(path)
-        changed = on_disk is None or rss.content_hash(on_disk) != digest
-        json_path = Path(feed.json_feed) if feed.json_feed else None
-        if json_path is not None and not json_path.is_absolute():
-            json_path = settings.base_dir / json_path
-        json_bytes = (
-            jsonfeed.build_json_feed(meta, shown, url=jsonfeed.json_feed_url(feed, url))
-            if json_path is not None
-            else None
-        )
-        outcome.changed = changed
-        outcome.problems = problems
-        outcome.episode_count = len(shown)
-        outcome.content_hash = digest
-        outcome.json_feed_path = json_path
-        if check_only:
-            outcome.size_bytes = len(xml)
-        else:
-            # chapters first: the feed must not point to a file that isn't there yet
-            outcome.chapters_written = write_chapter_files(
-                path.parent / chapters.CHAPTERS_DIR, chapter_files
-            )
-            if changed:
-                atomic_write(path, xml)
-                outcome.size_bytes = len(xml)
-            else:
-                outcome.size_bytes = len(on_disk or b"")
-            if json_path is not None and json_bytes is not None:
-                _write_if_changed(json_path, json_bytes)
         outcome.seconds = time.perf_counter() - t0
         if not check_only:
             _record(engine, feed, meta.podcast_guid, outcome, now)
@@ -356,7 +383,7 @@ def _publish_one(
         msg = f"feed {feed.name!r} was not built: {type(exc).__name__}: {exc}"
         outcome.error = msg
         outcome.problems.append(msg)
-        outcome.changed = False
+        outcome.changed = written  # a written feed still needs its pings
         outcome.seconds = time.perf_counter() - t0
         if not check_only:
             with contextlib.suppress(Exception):  # the store itself may be what failed

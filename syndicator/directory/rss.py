@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -91,21 +91,26 @@ def podcast_guid(feed_url: str) -> str:
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
 
 
-def content_hash(xml: bytes) -> str:
-    """Hash of a feed's bytes ignoring `lastBuildDate` (a rebuild with no change is equal).
+def content_hasher(head: bytes) -> Any:
+    """A sha256 fed with the start of a feed, its channel's lastBuildDate left out.
 
-    Only the channel's own lastBuildDate counts; it comes before the items, so the search
-    stays in the head of the file (show notes could quote the tag).
+    Only the channel's own lastBuildDate counts; it comes before the first item, so the
+    search stops there (show notes could quote the tag). Feed the rest with update().
     """
     h = hashlib.sha256()
-    head_end = xml.find(b"<item>")
-    m = _LAST_BUILD.search(xml, 0, head_end if head_end >= 0 else len(xml))
+    head_end = head.find(b"<item>")
+    m = _LAST_BUILD.search(head, 0, head_end if head_end >= 0 else len(head))
     if m:
-        h.update(xml[: m.start()])
-        h.update(xml[m.end() :])
+        h.update(head[: m.start()])
+        h.update(head[m.end() :])
     else:
-        h.update(xml)
-    return h.hexdigest()
+        h.update(head)
+    return h
+
+
+def content_hash(xml: bytes) -> str:
+    """Hash of a feed's bytes ignoring `lastBuildDate` (a rebuild with no change is equal)."""
+    return content_hasher(xml).hexdigest()
 
 
 def _is_http(url: str | None) -> bool:
@@ -273,14 +278,14 @@ def feed_meta(podcast: PodcastConfig, feed: FeedConfig, *, guid: str | None = No
     `guid` is the stored podcast:guid (None: computed from the URL). Raises
     ValueError when the feed has no URL at all.
     """
-    url = resolve_feed_url(podcast, feed)
+    url = xml_text(resolve_feed_url(podcast, feed))
     if not url:
         raise ValueError(
             f"feed {feed.name!r} has no URL: set url in its [[feeds]] table or podcast.feed_url"
         )
     problems: list[str] = []
     title = xml_text(feed.title or podcast.title).strip()
-    link = (feed.link or podcast.link or "").strip()
+    link = xml_text(feed.link or podcast.link).strip()
     if not link:
         problems.append(f"feed {feed.name!r}: podcast.link is empty; using the feed URL as link")
         link = url
@@ -291,7 +296,7 @@ def feed_meta(podcast: PodcastConfig, feed: FeedConfig, *, guid: str | None = No
             "Apple requires one"
         )
         description = title
-    image_raw = feed.image or podcast.image
+    image_raw = xml_text(feed.image or podcast.image)
     image = absolute_url(image_raw, link)
     if image_raw and not image:
         problems.append(f"feed {feed.name!r}: image {image_raw!r} is not a URL (use https://...)")
@@ -305,19 +310,23 @@ def feed_meta(podcast: PodcastConfig, feed: FeedConfig, *, guid: str | None = No
         link=link,
         description=description,
         image=image,
-        language=podcast.language,
+        language=xml_text(podcast.language),
         author=xml_text(podcast.author),
         owner_name=xml_text(podcast.owner_name),
-        owner_email=podcast.owner_email,
+        owner_email=xml_text(podcast.owner_email).strip(),
         categories=tuple((top, tuple(subs)) for top, subs in cats),
         explicit=podcast.explicit,
         type=podcast.type,
         copyright=xml_text(podcast.copyright),
         locked=podcast.locked,
-        funding_url=podcast.funding_url,
+        funding_url=xml_text(podcast.funding_url).strip(),
         funding_text=xml_text(podcast.funding_text),
-        host=podcast.host,
-        hubs=tuple(feed.hubs),
+        host=HostConfig(
+            name=xml_text(podcast.host.name).strip(),
+            website=xml_text(podcast.host.website).strip(),
+            avatar=xml_text(podcast.host.avatar).strip(),
+        ),
+        hubs=tuple(xml_text(h).strip() for h in feed.hubs if h.strip()),
         chapters_base_url=chapters_base_url(feed, url),
         item_description=feed.item_description,
         avatar_url=feed.avatar_url,
@@ -387,7 +396,7 @@ def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
     if host.name:
         pc.persons = [
             Person(
-                name=xml_text(host.name),
+                name=host.name,
                 role="host",
                 href=host.website if _is_http(host.website) else None,
                 img=absolute_url(host.avatar, meta.link),
@@ -520,6 +529,44 @@ def build_tree(
 
 def serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+
+
+def write_tree(root: etree._Element, out: BinaryIO | HashingWriter) -> None:
+    """Stream the feed's bytes (the same as serialize()) to a binary file-like object."""
+    etree.ElementTree(root).write(out, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+
+
+class HashingWriter:
+    """A file-like sink computing content_hash() of what is written, without keeping it
+    (only the channel's head, up to the first item)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._head = b""
+        self._hash: Any = None
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self._hash is not None:
+            self._hash.update(data)
+        else:
+            self._head += data
+            # lastBuildDate comes before the first item: hash from there on as it streams
+            if b"<item>" in self._head:
+                self._hash, self._head = content_hasher(self._head), b""
+        return len(data)
+
+    def hexdigest(self) -> str:
+        if self._hash is None:
+            return content_hash(self._head)
+        return self._hash.hexdigest()
+
+
+def tree_digest(root: etree._Element) -> tuple[str, int]:
+    """(content_hash, size in bytes) of the serialized feed, without building its bytes."""
+    sink = HashingWriter()
+    write_tree(root, sink)
+    return sink.hexdigest(), sink.size
 
 
 def build_rss(

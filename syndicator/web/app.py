@@ -198,15 +198,20 @@ def session_of(request: Request) -> WebSession:
     return sess  # type: ignore[no-any-return]
 
 
-def require_login(request: Request) -> WebSession:
+def logged_in_session(request: Request) -> WebSession:
     sess = session_of(request)
     if web_of(request).login_required and not sess.user:
         raise LoginRequired()
     return sess
 
 
+async def require_login(request: Request) -> WebSession:
+    """Dependency: a login when a password is set (async: no worker thread for it)."""
+    return logged_in_session(request)
+
+
 async def require_csrf(request: Request) -> WebSession:
-    sess = require_login(request)
+    sess = logged_in_session(request)
     await check_csrf(request, sess)
     return sess
 
@@ -245,28 +250,31 @@ def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLRe
     return HTMLResponse(_render_html(request, name, sess.csrf, flash, ctx), status_code=status)
 
 
-def render_cached(
+async def render_cached(
     request: Request, name: str, key: str, build: Callable[[], dict[str, Any]]
 ) -> HTMLResponse:
     """A page that many people (or one page's live refreshes) ask for at once: its
     HTML is made at most once per store change and second, and shared.
 
     The per-visitor bits stay out of the shared copy: the CSRF token is put in
-    afterwards, and a page with a flash message is always made fresh.
+    afterwards, and a page with a flash message is always made fresh. A copy in
+    the cache is served from the event loop; making one runs in a worker thread.
     """
     web = web_of(request)
     sess = session_of(request)
     if sess.flash and "x-live" not in request.headers:
-        return render(request, name, **build())
+        return await run_in_threadpool(lambda: render(request, name, **build()))
     state = web.runner.state
     version = (web.changes.version, state.runs, state.running, sess.user)
-    html = web.pages.get(
-        key,
-        version,
-        lambda: _render_html(request, name, web.pages.placeholder, [], build()),
-        # A live refresh follows a change event: it must see that change.
-        allow_stale="x-live" not in request.headers,
-    )
+    # A live refresh follows a change event: it must see that change.
+    allow_stale = "x-live" not in request.headers
+
+    def make() -> str:
+        return _render_html(request, name, web.pages.placeholder, [], build())
+
+    html = web.pages.peek(key, version, make, allow_stale)
+    if html is None:
+        html = await run_in_threadpool(web.pages.get, key, version, make, allow_stale)
     return HTMLResponse(html.replace(web.pages.placeholder, sess.csrf))
 
 

@@ -52,7 +52,7 @@ def _done(request: Request, form: dict[str, str], message: str, data: dict[str, 
 
 
 @router.get("/")
-def dashboard(request: Request, _: WebSession = Depends(require_login)) -> Response:
+async def dashboard(request: Request, _: WebSession = Depends(require_login)) -> Response:
     web = web_of(request)
 
     def build() -> dict[str, Any]:
@@ -64,11 +64,11 @@ def dashboard(request: Request, _: WebSession = Depends(require_login)) -> Respo
             "configured_channels": [c.name for c in web.settings.channels],
         }
 
-    return render_cached(request, "dashboard.html", "dashboard", build)
+    return await render_cached(request, "dashboard.html", "dashboard", build)
 
 
 @router.get("/episodes")
-def episodes(
+async def episodes(
     request: Request,
     q: str = "",
     state: str = "",
@@ -95,7 +95,7 @@ def episodes(
             "link": link,
         }
 
-    return render_cached(request, "episodes.html", link(f.page), build)
+    return await render_cached(request, "episodes.html", link(f.page), build)
 
 
 @router.get("/episodes/{episode_id}")
