@@ -24,6 +24,7 @@ import gc
 import multiprocessing
 import pstats
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -100,9 +101,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=10_000)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one build")
+    ap.add_argument("--keep", action="store_true", help="keep the store and feed folder")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-feed-"))
+    try:
+        return run(args, tmp)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     settings = from_dict(
         {
             "podcast": {
@@ -151,6 +163,7 @@ def main() -> int:
             f"{label:<28} {secs:6.2f} s wall {cpu:5.2f} s CPU  changed={o.changed!s:<5} "
             f"items={o.episode_count} "
             f"size={o.size_bytes / 1e6:.1f} MB chapters_written={o.chapters_written} "
+            f"({o.chapters_seconds:.2f} s) "
             f"problems={len(o.problems)}"
         )
 

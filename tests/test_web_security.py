@@ -10,6 +10,7 @@ import httpx
 import pytest
 from test_web_support import (
     PASSWORD,
+    Site,
     client,
     csrf_of,
     delivery_state,
@@ -34,20 +35,19 @@ def _dispose() -> Iterator[None]:
 
 
 @pytest.fixture
-def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A server with a password (from the environment), seeded."""
     monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", PASSWORD)
     settings = web_settings(tmp_path)
     engine = engine_for(settings)
     ids = seed(engine)
     with running(settings) as server:
-        yield settings, engine, ids, server
+        yield Site(settings, engine, ids, server)
 
 
-def test_without_a_login_everything_but_health_is_closed(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
-        for path in ("/", "/episodes", f"/episodes/{ids['xss']}", "/channels", "/problems"):
+def test_without_a_login_everything_but_health_is_closed(locked: Site) -> None:
+    with client(locked.server) as c:
+        for path in ("/", "/episodes", f"/episodes/{locked.ids['xss']}", "/channels", "/problems"):
             r = c.get(path)
             assert r.status_code == 303, path
             assert r.headers["location"].startswith("/login?next=")
@@ -55,9 +55,11 @@ def test_without_a_login_everything_but_health_is_closed(locked) -> None:
             r = c.get(path)
             assert r.status_code == 401, path
             assert "log in" in r.json()["error"]
-        r = c.post(f"/deliveries/{ids['failed']}/retry", data={"csrf_token": csrf_of_anon(c)})
+        r = c.post(
+            f"/deliveries/{locked.ids['failed']}/retry", data={"csrf_token": csrf_of_anon(c)}
+        )
         assert r.status_code == 303 and "/login" in r.headers["location"]
-        assert delivery_state(engine, ids["failed"]) == "failed"
+        assert delivery_state(locked.engine, locked.ids["failed"]) == "failed"
         assert c.get("/api/session").json() == {
             "login_required": True, "authenticated": False, "csrf_token": None,
         }  # fmt: skip
@@ -71,9 +73,8 @@ def csrf_of_anon(c: httpx.Client) -> str:
     return form_token(c.get("/login").text)
 
 
-def test_a_wrong_password_is_refused(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_a_wrong_password_is_refused(locked: Site) -> None:
+    with client(locked.server) as c:
         r = login(c, "not the password")
         assert r.status_code == 401 and "Wrong password" in r.text
         assert c.get("/").status_code == 303
@@ -81,9 +82,8 @@ def test_a_wrong_password_is_refused(locked) -> None:
         assert r.status_code == 401
 
 
-def test_login_session_cookie_and_logout(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_login_session_cookie_and_logout(locked: Site) -> None:
+    with client(locked.server) as c:
         r = login(c)
         assert r.status_code == 303 and r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
@@ -102,10 +102,9 @@ def test_login_session_cookie_and_logout(locked) -> None:
         assert c.get("/api/status").status_code == 401
 
 
-def test_login_returns_to_the_page_asked_for(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
-        target = f"/episodes/{ids['xss']}"
+def test_login_returns_to_the_page_asked_for(locked: Site) -> None:
+    with client(locked.server) as c:
+        target = f"/episodes/{locked.ids['xss']}"
         r = c.get(target)
         page = c.get(r.headers["location"])
         assert f'value="{target}"' in page.text
@@ -116,9 +115,8 @@ def test_login_returns_to_the_page_asked_for(locked) -> None:
         assert r.headers["location"] == target
 
 
-def test_logins_are_rate_limited(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_logins_are_rate_limited(locked: Site) -> None:
+    with client(locked.server) as c:
         for _ in range(5):
             assert login(c, "guess").status_code == 401
         r = login(c, "guess")
@@ -143,14 +141,13 @@ def test_the_limiter_forgets_after_its_window() -> None:
     assert lim.retry_after("a") is None
 
 
-def test_csrf_is_required_on_every_post(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_csrf_is_required_on_every_post(locked: Site) -> None:
+    with client(locked.server) as c:
         # login itself needs the form's token
         r = c.post("/login", data={"password": PASSWORD})
         assert r.status_code == 403 and "security token is missing" in r.text
         assert login(c).status_code == 303
-        url = f"/deliveries/{ids['failed']}/retry"
+        url = f"/deliveries/{locked.ids['failed']}/retry"
         r = c.post(url)
         assert r.status_code == 403
         r = c.post(url, data={"csrf_token": "forged"})
@@ -158,38 +155,42 @@ def test_csrf_is_required_on_every_post(locked) -> None:
         r = c.post(url, headers={"X-CSRF-Token": "forged", "Accept": "application/json"})
         assert r.status_code == 403 and "out of date" in r.json()["error"]
         # a token from another browser's session is worth nothing here
-        with client(server) as other:
+        with client(locked.server) as other:
             login(other)
             foreign = csrf_of(other)
         assert c.post(url, data={"csrf_token": foreign}).status_code == 403
         # the right token, but the request came from another site
-        r = c.post(
-            url, data={"csrf_token": csrf_of(c)}, headers={"Origin": "https://evil.example"}
-        )
+        r = c.post(url, data={"csrf_token": csrf_of(c)}, headers={"Origin": "https://evil.example"})
         assert r.status_code == 403 and "another site" in r.text
-        assert delivery_state(engine, ids["failed"]) == "failed"
-        for path in ("/api/pass", f"/api/deliveries/{ids['failed']}/skip", "/pass", "/logout"):
+        assert delivery_state(locked.engine, locked.ids["failed"]) == "failed"
+        for path in (
+            "/api/pass",
+            f"/api/deliveries/{locked.ids['failed']}/skip",
+            "/pass",
+            "/logout",
+        ):
             assert c.post(path).status_code == 403, path
-        assert delivery_state(engine, ids["failed"]) == "failed"
+        assert delivery_state(locked.engine, locked.ids["failed"]) == "failed"
         # and with everything right it works
-        r = c.post(url, data={"csrf_token": csrf_of(c)}, headers={"Origin": server.url})
-        assert r.status_code == 303 and delivery_state(engine, ids["failed"]) == "retrying"
+        r = c.post(url, data={"csrf_token": csrf_of(c)}, headers={"Origin": locked.server.url})
+        assert (
+            r.status_code == 303
+            and delivery_state(locked.engine, locked.ids["failed"]) == "retrying"
+        )
 
 
-def test_the_csrf_token_changes_at_login(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_the_csrf_token_changes_at_login(locked: Site) -> None:
+    with client(locked.server) as c:
         before = csrf_of_anon(c)
         login(c)
         after = csrf_of(c)
         assert before != after
-        url = f"/deliveries/{ids['failed']}/retry"
+        url = f"/deliveries/{locked.ids['failed']}/retry"
         assert c.post(url, data={"csrf_token": before}).status_code == 403
 
 
-def test_security_headers_on_every_response(locked) -> None:
-    settings, engine, ids, server = locked
-    with client(server) as c:
+def test_security_headers_on_every_response(locked: Site) -> None:
+    with client(locked.server) as c:
         login(c)
         for path in ("/", "/login", "/api/status", "/healthz", "/nope", "/static/app.css"):
             r = c.get(path)
@@ -327,9 +328,9 @@ def test_a_busy_port_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_set_password_edits_only_its_line(tmp_path: Path) -> None:
     cfg = tmp_path / "syndicator.toml"
     original = (
-        "# my config\n[podcast]\ntitle = \"Show\"  # the name\n\n"
-        "[web]\nhost = \"0.0.0.0\"\n# password_hash = \"...\"   # a comment stays\nport = 9000\n\n"
-        "[daemon]\nheartbeat = \"10s\"\n"
+        '# my config\n[podcast]\ntitle = "Show"  # the name\n\n'
+        '[web]\nhost = "0.0.0.0"\n# password_hash = "..."   # a comment stays\nport = 9000\n\n'
+        '[daemon]\nheartbeat = "10s"\n'
     )
     cfg.write_text(original, encoding="utf-8")
     h = auth.write_password_hash(cfg, "first password")

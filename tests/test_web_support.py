@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,16 @@ def seed(engine: Engine) -> dict[str, int]:
             )
         )  # fmt: skip
     return ids
+
+
+@dataclass
+class Site:
+    """A seeded store and a server on it."""
+
+    settings: config.Settings
+    engine: Engine
+    ids: dict[str, int]
+    server: WebServer
 
 
 def heartbeat(engine: Engine, age: timedelta, owner: str = "host:1:abc") -> None:

@@ -69,6 +69,7 @@ class FeedOutcome:
     content_hash: str = ""  # sha256 of the feed ignoring lastBuildDate ("" when it failed)
     error: str | None = None  # what stopped this feed's build (also in problems)
     chapters_written: int = 0
+    chapters_seconds: float = 0.0  # of `seconds`, spent writing chapters files
     json_feed_path: Path | None = None
 
 
@@ -365,9 +366,11 @@ def _publish_one(
             outcome.size_bytes = size
             if not check_only:
                 # chapters first: the feed must not point to a file that isn't there yet
+                t_ch = time.perf_counter()
                 outcome.chapters_written = write_chapter_files(
                     path.parent / chapters.CHAPTERS_DIR, chapter_files
                 )
+                outcome.chapters_seconds = time.perf_counter() - t_ch
                 if changed:
                     atomic_write(path, functools.partial(rss.write_tree, root))
                     written = True

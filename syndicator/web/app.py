@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -41,6 +41,7 @@ from syndicator.web.auth import (
     load_credential,
     session_secret,
 )
+from syndicator.web.cache import PageCache
 from syndicator.web.csrf import CSRFError, check_csrf
 from syndicator.web.middleware import (
     SESSION_SCOPE_KEY,
@@ -48,7 +49,6 @@ from syndicator.web.middleware import (
     SecurityHeaders,
     SessionMiddleware,
 )
-from syndicator.web.cache import PageCache
 from syndicator.web.passes import PassRunner
 from syndicator.web.queries import change_stamp
 from syndicator.web.sse import ChangeFeed
@@ -119,7 +119,11 @@ def make_env(settings: Settings) -> jinja2.Environment:
         if seconds is None:
             return "—"
         s = int(seconds)
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+        return (
+            f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+            if s >= 3600
+            else f"{s // 60}:{s % 60:02d}"
+        )
 
     def size(n: Any) -> str:
         if n is None:
@@ -158,9 +162,7 @@ def local_next(value: Any, default: str = "/") -> str:
 
 def query(base: str, **params: Any) -> str:
     """A link with only the parameters that say something (no empty ones, no page=1)."""
-    kept = {
-        k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)
-    }
+    kept = {k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)}
     return base + ("?" + urlencode(kept) if kept else "")
 
 
@@ -453,7 +455,3 @@ def make_app(
 
 def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
-
-
-def heartbeat_stale_after(settings: Settings) -> timedelta:
-    return settings.daemon.heartbeat * 3

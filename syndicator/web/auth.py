@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import argon2
 import sqlalchemy as sa
@@ -158,7 +157,7 @@ def write_password_hash(config_path: Path | str, password: str) -> str:
     expected["web"] = {**before.get("web", {}), "password_hash": hashed}
     if after != expected:
         raise PasswordError(
-            f"could not edit {path} safely; add password_hash = \"{hashed}\" under [web] by hand"
+            f'could not edit {path} safely; add password_hash = "{hashed}" under [web] by hand'
         )
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
@@ -188,7 +187,9 @@ def session_secret(engine: Engine) -> str:
             # sees the first one's row here.
             row = s.get(Meta, SECRET_META_KEY)
             if row is None:
-                row = Meta(key=SECRET_META_KEY, value=secrets.token_urlsafe(48), updated_at=utcnow())
+                row = Meta(
+                    key=SECRET_META_KEY, value=secrets.token_urlsafe(48), updated_at=utcnow()
+                )
                 s.add(row)
             return row.value
     except sa.exc.IntegrityError:  # PostgreSQL: another process inserted it first
@@ -318,7 +319,3 @@ class LoginLimiter:
     def success(self, key: str) -> None:
         with self._lock:
             self._fails.pop(key, None)
-
-
-def describe(credential: Credential | None) -> dict[str, Any]:
-    return {"login_required": credential is not None, "source": credential and credential.source}

@@ -105,7 +105,8 @@ class StoreCollector(Collector):
             # A histogram of send latency built by the database from the stored rows.
             lat = Delivery.latency_seconds
             cols = [func.count(lat), func.coalesce(func.sum(lat), 0.0)] + [
-                func.sum(sa.case((lat <= b, 1), else_=0)) for b in LATENCY_BUCKETS  # type: ignore[operator]
+                func.sum(sa.case((lat <= b, 1), else_=0))
+                for b in LATENCY_BUCKETS  # type: ignore[operator]
             ]
             hist = HistogramMetricFamily(
                 "syndicator_send_latency_seconds",
@@ -118,7 +119,9 @@ class StoreCollector(Collector):
                 .group_by(Delivery.channel)
             ).all():
                 channel, count, total, *le = row
-                buckets = [(str(b), float(n or 0)) for b, n in zip(LATENCY_BUCKETS, le, strict=True)]
+                buckets = [
+                    (str(b), float(n or 0)) for b, n in zip(LATENCY_BUCKETS, le, strict=True)
+                ]
                 buckets.append(("+Inf", float(count)))
                 hist.add_metric([channel], buckets, float(total))
             yield hist

@@ -29,6 +29,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
+NO_COOKIE_PATHS = {"/healthz", "/metrics", "/favicon.ico"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -119,6 +120,9 @@ class SessionMiddleware:
                     raw = jar[SESSION_COOKIE].value
         sess: WebSession = self.codec.loads(raw)
         scope[SESSION_SCOPE_KEY] = sess
+        if scope["path"] in NO_COOKIE_PATHS:  # probes and scrapers keep no session
+            await self.app(scope, receive, send)
+            return
         secure = self.secure if self.secure is not None else scope.get("scheme") == "https"
 
         async def wrapped(message: Message) -> None:

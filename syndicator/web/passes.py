@@ -42,8 +42,8 @@ class PassState:
 
 def summarize(report: Any) -> tuple[int, str]:
     """Exit code and one line from a PassReport (or whatever a daemon's callable returns)."""
-    if report is None:
-        return 0, "pass finished"
+    if report is None:  # the daemon's callable only asks its worker for a pass
+        return 0, "pass requested"
     code = int(getattr(report, "exit_code", 0) or 0)
     parts = []
     sources = getattr(report, "sources", None)

@@ -403,9 +403,7 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
         # max(id) sees inserts without counting rows; max(updated_at) sees updates.
         sa.select(func.max(Delivery.updated_at), func.max(Delivery.id)),
         sa.select(func.max(Episode.last_changed_at), func.max(Episode.id)),
-        sa.select(
-            func.max(Source.last_poll_at), func.sum(Source.consecutive_errors), func.count()
-        ),
+        sa.select(func.max(Source.last_poll_at), func.sum(Source.consecutive_errors), func.count()),
         sa.select(func.max(Problem.last_seen_at), func.max(Problem.resolved_at), func.count()),
         sa.select(func.max(FeedState.built_at), func.count()),
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from syndicator.timeutil import utcnow
 from syndicator.web import ops, queries
 from syndicator.web.app import (
     client_ip,
@@ -27,7 +28,6 @@ from syndicator.web.app import (
 from syndicator.web.auth import WebSession
 from syndicator.web.csrf import check_csrf
 from syndicator.web.metrics import render as render_metrics
-from syndicator.timeutil import utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -278,11 +278,11 @@ def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
     if not metrics_allowed(request):
+        msg = "metrics need a login, or Authorization: Bearer $SYNDICATOR_WEB_METRICS_TOKEN"
         return JSONResponse(
-            {"error": "metrics need a login or Authorization: Bearer $SYNDICATOR_WEB_METRICS_TOKEN"},
+            {"error": msg},
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="syndicator"'},
         )
     web = web_of(request)
     return Response(render_metrics(web.registry), media_type=CONTENT_TYPE_LATEST)
-

@@ -53,6 +53,9 @@ def bind_problem(settings: Settings, host: str) -> str | None:
     return None
 
 
+check_bind = bind_problem  # the name the daemon uses
+
+
 def _bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(
@@ -167,8 +170,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         return 2
     except SQLAlchemyError as exc:
         print(
-            f"error: can't open the store ({settings.database.url}): {exc}; "
-            "check [database] url",
+            f"error: can't open the store ({settings.database.url}): {exc}; check [database] url",
             file=sys.stderr,
         )
         return 2
