@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen_posts import generate  # noqa: E402
+from gen_posts import generate
 
-from syndicator import config  # noqa: E402
-from syndicator.pipeline import run_once  # noqa: E402
+from syndicator import config
+from syndicator.pipeline import run_once
 
 
 def main() -> None:

@@ -40,7 +40,9 @@ def main() -> None:
             delays = []
             for i in range(n):
                 before = len(hook.posts("/announce"))
-                date = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S +0000")
+                date = (datetime.now(UTC) - timedelta(minutes=1)).strftime(
+                    "%Y-%m-%d %H:%M:%S +0000"
+                )
                 t0 = time.time()
                 d.post(site, 1000 + i, f"Bench Episode {i}", date)
                 if not hook.wait_for(lambda h, b=before: len(h.posts("/announce")) > b, 30):

@@ -198,16 +198,20 @@ def test_pacing_spreads_a_backlog(tmp_path: Path, sqlite_url: str, site: Path, n
 
 def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Net) -> None:
     cfg = tmp_path / "s.toml"
-    lines = [f'[database]\nurl = "sqlite:///s.db"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
-             f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n']  # fmt: skip
+    lines = [
+        '[database]\nurl = "sqlite:///s.db"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
+        f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
+    ]
     for c in net.channels():
         lines.append(
             "[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in c.items()) + "dry_run = true\n"
         )
     cfg.write_text("\n".join(lines))
     env = {**os.environ, **net.env()}
-    run = subprocess.run([sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert run.returncode in (0, 1), run.stderr
     out = subprocess.run([sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "preview",
                           "6", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -101,7 +101,8 @@ def test_a_post_without_number_keeps_identity_when_renamed(
 ) -> None:
     post = site / POSTS / "2026-11-20-a-numberless-special.md"
     post.write_text(
-        '---\ntitle: "A Special"\ncategory: "podcast"\nmp3_bytes: "100"\nmp3_duration: "2:50"\n---\nBody.\n'
+        '---\ntitle: "A Special"\ncategory: "podcast"\nmp3_bytes: "100"\n'
+        'mp3_duration: "2:50"\n---\nBody.\n'
     )
     settings = _settings(tmp_path, sqlite_url, site)
     run_once(settings, now=NOW)

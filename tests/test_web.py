@@ -85,6 +85,7 @@ def test_every_page_renders_with_the_store_data(site: Site) -> None:
 
         assert c.get("/episodes/99999").status_code == 404
         assert c.get("/static/app.js").status_code == 200
+        assert c.get("/favicon.ico").headers["location"] == "/static/favicon.svg"
 
 
 def test_a_title_with_markup_is_shown_as_text(site: Site) -> None:

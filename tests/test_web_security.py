@@ -393,3 +393,48 @@ def test_the_cli_sets_a_password_that_logs_in(
         assert c.get("/").status_code == 303
         assert login(c).status_code == 303
         assert c.get("/").status_code == 200
+
+
+def test_the_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "syndicator.toml"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///s.db"\n\n[web]\nport = {port}\n', encoding="utf-8"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SYNDICATOR_WEB_PASSWORD"}
+    cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "serve"]
+
+    refused = subprocess.run(
+        [*cmd, "--host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "syndicator web set-password" in refused.stderr
+
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 503  # no daemon, but it answers
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert f"http://127.0.0.1:{port}/" in (proc.stderr.read() if proc.stderr else "")

@@ -348,21 +348,22 @@ def apply_poll(
             problems.resolve(s, name, result.url, now, keep={p.kind for p in result.problems})
         first_pass = source.first_pass_at is None
         if result.status == "ok":
-            by_key = {
-                e.item_key: e for e in s.exec(select(Episode).where(Episode.source == name)).all()
-            }
+            eps = s.exec(select(Episode).where(Episode.source == name)).all()
+            by_key = {e.item_key: e for e in eps}
+            by_guid = {e.guid: e for e in eps}
+            taken = _taken_guids(s)
+            new_eps = []
             for data in result.episodes:
-                ep = (
-                    by_key.get(data.key)
-                    or s.exec(
-                        select(Episode).where(Episode.source == name, Episode.guid == data.guid)
-                    ).first()
-                )
-                ep = _upsert(
-                    s, name, ep, data, now, _is_backlog(data, first_pass, now, window), stats
-                )
+                found = by_key.get(data.key) or by_guid.get(data.guid)
+                backlog = _is_backlog(data, first_pass, now, window)
+                ep, is_new = _upsert(s, name, found, data, now, backlog, stats, taken)
+                if is_new:
+                    new_eps.append(ep)
+                    by_guid[ep.guid] = ep
                 if data.key:
                     by_key[data.key] = ep
+            s.flush()
+            stats.new = [e.id for e in new_eps]  # type: ignore[misc]
             if first_pass:
                 source.first_pass_at = now
     elif result.status == "gone":
