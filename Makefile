@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	cd examples && ../$(BIN)/syndicator --config syndicator.toml run-once; \
+	cd examples && ../$(BIN)/syndicator --config syndicator.toml run-once --verbose; \
 	  rc=$$?; ../$(BIN)/syndicator --config syndicator.toml status; exit $$rc
 
 setup-test: $(STAMP)

@@ -166,8 +166,18 @@ def run_once(
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Poll every feed now, due or not.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print the summary even without a terminal (cron is quiet)."
+        ),
+    ] = False,
 ) -> None:
-    """Run one pass: poll sources, store episodes, announce what is due, rebuild feeds."""
+    """Run one pass: poll sources, store episodes, announce what is due, rebuild feeds.
+
+    On a terminal it shows progress and a summary; under cron it prints only what needs
+    attention (and exits 1 then).
+    """
     from syndicator.pipeline import run_once as do_pass
     from syndicator.progress import console_progress
 
@@ -179,7 +189,7 @@ def run_once(
         )
     from syndicator.report import print_report
 
-    print_report(out, err, report, verbose=tty or dry_run)
+    print_report(out, err, report, verbose=tty or dry_run or verbose)
     raise typer.Exit(report.exit_code)
 
 

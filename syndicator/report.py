@@ -43,10 +43,13 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         for p in later:
             out.print(f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}")
     elif verbose:
-        skipped = sum(1 for p in report.planned if p.state == "skipped")
-        planned = sum(1 for p in report.planned if p.state == "planned")
+        kinds: dict[str, int] = {}
+        for p in report.planned:
+            key = "planned" if p.state == "planned" else (p.reason or "skipped").split(":")[0]
+            kinds[key] = kinds.get(key, 0) + 1
+        planned = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing new"
         out.print(
-            f"planned {planned} announcement(s), skipped {skipped}; sent {report.sends.sent}, "
+            f"announcements: {planned}; sent {report.sends.sent}, "
             f"retrying {report.sends.retrying}, unknown {report.sends.unknown}, "
             f"failed {report.sends.failed}",
             highlight=False,
