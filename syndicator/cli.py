@@ -458,10 +458,14 @@ def web_set_password(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Store an argon2 hash of the admin password in the config file."""
-    from syndicator.web.auth import write_password_hash
+    from syndicator.web.auth import PasswordError, write_password_hash
 
     path = state.config_path or config.default_config_path()
-    write_password_hash(path, password)
+    try:
+        write_password_hash(path, password)
+    except PasswordError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
     out.print(f"password hash written to [web] in {path}")
 
 

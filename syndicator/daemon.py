@@ -239,23 +239,26 @@ class Daemon:
     # ------------------------------------------------------------ web
 
     def _start_web(self) -> None:
-        import uvicorn
-
-        from syndicator.web.server import check_bind, make_app
+        from syndicator.web.server import WebServer, WebServerError, check_bind
 
         host = self.host or self.settings.web.host
-        port = self.port or self.settings.web.port
         problem = check_bind(self.settings, host)
         if problem:
             raise SystemExit(problem)
-        app = make_app(self.settings, run_pass=lambda: self.request())
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        try:
+            server = WebServer(
+                self.settings,
+                host=host,
+                port=self.port or self.settings.web.port,
+                # the page's actions go through this daemon's worker: one code path
+                run_pass=lambda: self.request(),
+                wake=lambda: self.request([], send=True),
+            )
+            server.start()
+        except WebServerError as exc:
+            raise SystemExit(str(exc)) from None
         self.web_server = server
-        threading.Thread(target=server.run, name="web", daemon=True).start()
-        log.warning("admin page on http://%s:%s/", host, port)
+        log.warning("admin page on %s", server.url)
 
     # ------------------------------------------------------------ reload
 
@@ -394,7 +397,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         self._stop_watcher()
         if self.web_server is not None:
-            self.web_server.should_exit = True
+            self.web_server.stop()
         try:
             now = utcnow()
             leases.release(engine, LEADER, self.owner, now)

@@ -178,3 +178,32 @@ def test_sighup_reloads_the_config(tmp_path: Path, site: Path, hook: FakeWebhook
         assert hook.wait_for(lambda h: len(h.posts("/reloaded")) >= 1, 15)
     finally:
         d.stop(proc)
+
+
+def test_run_with_web_serves_healthz_from_the_daemon(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
+    proc = d.start(cfg, "run", "--web", "--port", str(port))
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert d.wait(healthy, 30)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "Shipping It" in page.text
+        assert d.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

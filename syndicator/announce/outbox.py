@@ -175,8 +175,9 @@ def _new_row(
     ch: ChannelConfig,
     now: datetime,
     settings: Settings,
+    extra: str = "",
 ) -> Delivery:
-    key = delivery_key(kind, ep.id, ch.name)
+    key = delivery_key(kind, ep.id, ch.name, extra)
     return Delivery(
         key=key,
         kind=kind,
@@ -248,23 +249,46 @@ def plan(
                     state = SKIPPED
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
-            row = _new_row("announce", ep, ch, now, settings)
-            rendered = _render(s, renderer, ep, ch, limits, now)
-            if rendered is None:
-                continue  # a broken template is a problem; the next pass tries again
-            row.text, row.text_length = rendered.text, rendered.length
-            row.state, row.skip_reason = state, reason
-            if state == SKIPPED:
-                row.due_at = None
-            out.append(
-                PlannedRow(
-                    ep, ch.name, state, rendered.text, rendered.length, rendered.limit,
-                    rendered.fits, row.due_at, reason,
-                )
-            )  # fmt: skip
-            if not dry_run:
-                _insert_ignore(s, row)
+            planned = _plan_row(
+                s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run
+            )
+            if planned is not None:
+                out.append(planned)
     return out
+
+
+def _plan_row(
+    s: Session,
+    settings: Settings,
+    renderer: Renders,
+    limits: dict[str, int],
+    now: datetime,
+    kind: str,
+    ep: Episode,
+    ch: ChannelConfig,
+    state: str,
+    reason: str | None,
+    dry_run: bool,
+    extra: str = "",
+) -> PlannedRow | None:
+    """Render, freeze and (unless dry-run) insert one row; None when the template is
+    broken (a problem is recorded and the next pass tries again)."""
+    rendered = _render(s, renderer, ep, ch, limits, now, kind=kind)
+    if rendered is None:
+        return None
+    row = _new_row(kind, ep, ch, now, settings, extra)
+    row.text, row.text_length = rendered.text, rendered.length
+    row.state, row.skip_reason = state, reason
+    if state == SKIPPED:
+        row.due_at = None
+    elif kind != "announce":
+        row.due_at = now
+    if not dry_run:
+        _insert_ignore(s, row)
+    return PlannedRow(
+        ep, ch.name, state, rendered.text, rendered.length, rendered.limit, rendered.fits,
+        row.due_at, reason,
+    )  # fmt: skip
 
 
 def _render(
@@ -696,7 +720,9 @@ def announce_now(
                 row = _new_row("announce", ep, ch, now, settings)
             rendered = _render(s, renderer, ep, ch, limits, now)
             if rendered is None:
-                continue  # a broken template is a problem; the next pass tries again
+                raise ActionError(
+                    f"the {ch.name} template is broken; see the problems in `syndicator status`"
+                )
             row.text, row.text_length = rendered.text, rendered.length
             row.state, row.skip_reason, row.due_at = PLANNED, None, now
             row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
@@ -757,23 +783,13 @@ def plan_reshares(
             continue
         epoch = datetime.min.replace(tzinfo=now.tzinfo)
         candidates.sort(key=lambda e: (shared.get(e.id or 0, epoch), e.date or epoch, e.id))
-        ep = candidates[0]
-        rendered = _render(s, renderer, ep, ch, limits, now, kind="reshare")
-        if rendered is None:
-            continue
-        row = _new_row("reshare", ep, ch, now, settings)
-        row.key = delivery_key("reshare", ep.id, ch.name, now.strftime("%Y%m%dT%H%M%S"))
-        row.idempotency_key = idempotency_key(row.key, ep.guid)
-        row.record_key = _next_tid(now, row.key)
-        row.text, row.text_length, row.due_at = rendered.text, rendered.length, now
         state, reason = (
             (SKIPPED, "dry-run channel: rendered, not sent") if ch.dry_run else (PLANNED, None)
         )
-        row.state, row.skip_reason = state, reason
-        out.append(
-            PlannedRow(ep, ch.name, state, rendered.text, rendered.length, rendered.limit,
-                       rendered.fits, now, reason)
+        planned = _plan_row(
+            s, settings, renderer, limits, now, "reshare", candidates[0], ch, state, reason,
+            dry_run, extra=now.strftime("%Y%m%dT%H%M%S"),
         )  # fmt: skip
-        if not dry_run:
-            _insert_ignore(s, row)
+        if planned is not None:
+            out.append(planned)
     return out

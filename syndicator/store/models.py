@@ -150,6 +150,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
         sa.Index("ix_deliveries_episode", "episode_id"),
+        sa.Index("ix_deliveries_channel_state", "channel", "state"),  # counts per channel/state
+        sa.Index("ix_deliveries_updated_at", "updated_at"),  # the web page's change poll
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,7 +5,6 @@ These shapes are the documented, stable JSON interface (docs/json.md).
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -148,54 +147,62 @@ def daemon_dict(s: Session, now: datetime, stale_after: timedelta) -> dict[str, 
     }
 
 
+def sources_list(s: Session) -> list[dict[str, Any]]:
+    counts = dict(
+        s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
+    )
+    return [
+        {
+            "name": src.name,
+            "type": src.type,
+            "url": src.url,
+            "ok": src.consecutive_errors == 0 and not src.disabled,
+            "last_poll": iso(src.last_poll_at),
+            "last_ok": iso(src.last_ok_at),
+            "next_due": iso(src.next_due_at),
+            "consecutive_errors": src.consecutive_errors,
+            "last_error": src.last_error,
+            "disabled": src.disabled,
+            "disabled_reason": src.disabled_reason,
+            "episodes": counts.get(src.name, 0),
+            "polls": src.polls,
+            "poll_errors": src.poll_errors,
+        }
+        for src in s.exec(select(Source).order_by(Source.name)).all()
+    ]
+
+
+def feeds_list(s: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f.name,
+            "url": f.url,
+            "path": f.path,
+            "podcast_guid": f.podcast_guid,
+            "built_at": iso(f.built_at),
+            "changed_at": iso(f.changed_at),
+            "episodes": f.episode_count,
+            "size_bytes": f.size_bytes,
+            "build_seconds": f.build_seconds,
+            "problems": list(f.check_problems),
+            "last_error": f.last_error,
+        }
+        for f in s.exec(select(FeedState).order_by(FeedState.name)).all()
+    ]
+
+
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
-        counts = Counter(
-            name for name in s.exec(select(Episode.source)).all()
-        )  # episodes per source
-        sources = [
-            {
-                "name": src.name,
-                "type": src.type,
-                "url": src.url,
-                "ok": src.consecutive_errors == 0 and not src.disabled,
-                "last_poll": iso(src.last_poll_at),
-                "last_ok": iso(src.last_ok_at),
-                "next_due": iso(src.next_due_at),
-                "consecutive_errors": src.consecutive_errors,
-                "last_error": src.last_error,
-                "disabled": src.disabled,
-                "disabled_reason": src.disabled_reason,
-                "episodes": counts.get(src.name, 0),
-            }
-            for src in s.exec(select(Source).order_by(Source.name)).all()
-        ]
         probs = s.exec(
             select(Problem)
             .where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
             .order_by(Problem.source, Problem.location)
         ).all()
-        feeds = [
-            {
-                "name": f.name,
-                "url": f.url,
-                "path": f.path,
-                "podcast_guid": f.podcast_guid,
-                "built_at": iso(f.built_at),
-                "changed_at": iso(f.changed_at),
-                "episodes": f.episode_count,
-                "size_bytes": f.size_bytes,
-                "build_seconds": f.build_seconds,
-                "problems": list(f.check_problems),
-                "last_error": f.last_error,
-            }
-            for f in s.exec(select(FeedState).order_by(FeedState.name)).all()
-        ]
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after),
-            "sources": sources,
+            "sources": sources_list(s),
             "deliveries": delivery_counts(s),
-            "feeds": feeds,
+            "feeds": feeds_list(s),
             "problems": [problem_dict(p) for p in probs],
         }

@@ -25,8 +25,10 @@ from syndicator.store.views import (
     delivery_counts,
     delivery_dict,
     episode_dict,
+    feeds_list,
     iso,
     problem_dict,
+    sources_list,
 )
 from syndicator.timeutil import format_duration
 
@@ -39,50 +41,6 @@ def stale_after(settings: Settings) -> timedelta:
 
 
 # ---------------------------------------------------------------- dashboard
-
-
-def _sources(s: Session) -> list[dict[str, Any]]:
-    counts = dict(
-        s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
-    )
-    return [
-        {
-            "name": src.name,
-            "type": src.type,
-            "url": src.url,
-            "ok": src.consecutive_errors == 0 and not src.disabled,
-            "last_poll": iso(src.last_poll_at),
-            "last_ok": iso(src.last_ok_at),
-            "next_due": iso(src.next_due_at),
-            "consecutive_errors": src.consecutive_errors,
-            "last_error": src.last_error,
-            "disabled": src.disabled,
-            "disabled_reason": src.disabled_reason,
-            "episodes": counts.get(src.name, 0),
-            "polls": src.polls,
-            "poll_errors": src.poll_errors,
-        }
-        for src in s.exec(select(Source).order_by(Source.name)).all()
-    ]
-
-
-def _feeds(s: Session) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": f.name,
-            "url": f.url,
-            "path": f.path,
-            "podcast_guid": f.podcast_guid,
-            "built_at": iso(f.built_at),
-            "changed_at": iso(f.changed_at),
-            "episodes": f.episode_count,
-            "size_bytes": f.size_bytes,
-            "build_seconds": f.build_seconds,
-            "problems": list(f.check_problems),
-            "last_error": f.last_error,
-        }
-        for f in s.exec(select(FeedState).order_by(FeedState.name)).all()
-    ]
 
 
 def open_problems(s: Session, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -124,9 +82,9 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after(settings)),
-            "sources": _sources(s),
+            "sources": sources_list(s),
             "deliveries": counts,
-            "feeds": _feeds(s),
+            "feeds": feeds_list(s),
             "problems": problems,
             "problem_total": problem_total,
             "episode_total": int(episodes),

@@ -27,7 +27,7 @@ class ChangeFeed:
         self.version = 0
         self.changed: list[str] = []
         self._last: dict[str, Any] | None = None
-        self._cond: asyncio.Condition | None = None
+        self._event: asyncio.Event | None = None  # set (and replaced) at every change
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
@@ -39,15 +39,14 @@ class ChangeFeed:
         if self._task is not None and not self._task.done() and self._loop is loop:
             return
         self._loop, self.closed = loop, False
-        self._cond = asyncio.Condition()
+        self._event = asyncio.Event()
         self._task = loop.create_task(self._run(), name="syndicator-web-changes")
 
     async def stop(self) -> None:
         self.closed = True
         task, self._task = self._task, None
-        if self._cond is not None:
-            async with self._cond:
-                self._cond.notify_all()
+        if self._event is not None:
+            self._event.set()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -80,14 +79,10 @@ class ChangeFeed:
     def _bump(self, changed: list[str]) -> None:
         self.version += 1
         self.changed = changed
-        if self._cond is not None and self._loop is not None:
-            cond = self._cond
-
-            async def notify() -> None:
-                async with cond:
-                    cond.notify_all()
-
-            self._loop.create_task(notify())
+        if self._event is not None:
+            # Wake everyone waiting on the old event; later waiters get a new one.
+            event, self._event = self._event, asyncio.Event()
+            event.set()
 
     async def check(self) -> list[str]:
         """Read the fingerprint once; bump the version if any part changed."""
@@ -112,14 +107,11 @@ class ChangeFeed:
 
     async def wait(self, seen: int, timeout: float) -> int:
         """The version once it differs from `seen` (or the same one after `timeout`)."""
-        if self.version != seen or self._cond is None:
+        event = self._event
+        if self.version != seen or event is None or self.closed:
             return self.version
-        cond = self._cond
         with contextlib.suppress(TimeoutError):
-            async with cond:
-                await asyncio.wait_for(
-                    cond.wait_for(lambda: self.version != seen or self.closed), timeout
-                )
+            await asyncio.wait_for(event.wait(), timeout)
         return self.version
 
     async def stream(self, is_disconnected: Callable[[], Any]) -> AsyncIterator[str]:

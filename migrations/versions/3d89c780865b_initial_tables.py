@@ -1,8 +1,8 @@
 """initial tables
 
-Revision ID: a25171e38918
+Revision ID: 3d89c780865b
 Revises: 
-Create Date: 2026-11-27 14:20:41.318185
+Create Date: 2026-11-27 14:51:05.659519
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import syndicator.store.models
 
 
-revision: str = 'a25171e38918'
+revision: str = '3d89c780865b'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -197,8 +197,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deliveries_channel'), ['channel'], unique=False)
+        batch_op.create_index('ix_deliveries_channel_state', ['channel', 'state'], unique=False)
         batch_op.create_index('ix_deliveries_due', ['state', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_deliveries_episode', ['episode_id'], unique=False)
+        batch_op.create_index('ix_deliveries_updated_at', ['updated_at'], unique=False)
 
     op.create_table('episode_paths',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -223,8 +225,10 @@ def downgrade() -> None:
 
     op.drop_table('episode_paths')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_updated_at')
         batch_op.drop_index('ix_deliveries_episode')
         batch_op.drop_index('ix_deliveries_due')
+        batch_op.drop_index('ix_deliveries_channel_state')
         batch_op.drop_index(batch_op.f('ix_deliveries_channel'))
 
     op.drop_table('deliveries')
