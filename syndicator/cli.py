@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,9 @@ app = typer.Typer(
     help="Podcast feed aggregator and syndication bot: reads episode posts and feeds, "
     "announces new episodes on X, Mastodon, Bluesky and chat targets, and publishes "
     "the podcast feed.",
+    epilog="Exit codes: 0 success; 1 the pass ran but something needs attention (a failed "
+    "delivery, a bad file); 2 usage or configuration error. Secrets come from the environment "
+    "as SYNDICATOR_<CHANNEL>_<KEY>; see README.md.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -45,6 +49,19 @@ app.add_typer(web_app, name="web")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+class LogFormat(StrEnum):
+    auto = "auto"
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 class State:
@@ -84,17 +101,19 @@ def main_callback(
         ),
     ] = None,
     log_format: Annotated[
-        str,
-        typer.Option(help="Log lines: 'text' (readable), 'json' (JSON lines) or 'auto'."),
-    ] = "auto",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+        LogFormat,
+        typer.Option(
+            help="Log lines: text (readable), json (JSON lines) or auto (text on a terminal)."
+        ),
+    ] = LogFormat.auto,
+    log_level: Annotated[LogLevel, typer.Option(help="How much to log.")] = LogLevel.warning,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
 ) -> None:
     state.config_path = config_file
     state._settings = None
-    setup_logging(log_format, log_level)
+    setup_logging(log_format.value, log_level.value)
 
 
 def _now(value: str | None) -> datetime | None:
