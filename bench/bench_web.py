@@ -34,10 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 CHANNELS = ["masto", "sky", "x", "hook"]
 # What the dashboard's per-channel counts and the live-update poll want (see the report).
-PROPOSED_INDEXES = [
-    "CREATE INDEX IF NOT EXISTS ix_deliveries_channel_state ON deliveries (channel, state)",
-    "CREATE INDEX IF NOT EXISTS ix_deliveries_updated_at ON deliveries (updated_at)",
-]
 STATES = ["sent"] * 12 + ["failed", "skipped", "planned", "unknown", "retrying"]
 
 
@@ -244,22 +240,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-writer", action="store_true", help="measure without the writer")
-    ap.add_argument(
-        "--with-indexes",
-        action="store_true",
-        help="add the indexes proposed for the deliveries table before measuring",
-    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
     t0 = time.perf_counter()
     url = build_store(tmp / "s.db", args.episodes)
-    if args.with_indexes:
-        import sqlite3
-
-        with sqlite3.connect(tmp / "s.db") as db:
-            for sql in PROPOSED_INDEXES:
-                db.execute(sql)
     print(f"store: {args.episodes} episodes, {args.episodes * 4} deliveries "
           f"({time.perf_counter() - t0:.1f} s to build)")  # fmt: skip
     cfg = tmp / "syndicator.toml"
@@ -308,7 +293,6 @@ def main() -> None:
         proc = mp.Process(target=writer, args=(url, time.time() + total, counter), daemon=True)
         proc.start()
     try:
-        print(f"indexes proposed for deliveries: {'added' if args.with_indexes else 'not added'}")
         for think in (0.0, 0.5):
             mode = "closed loop" if not think else f"{think} s think time"
             print(f"\n{args.clients} clients, {mode}, "

@@ -323,7 +323,7 @@ class Daemon:
                 should_stop=lambda: self.stop.is_set() or not self.is_leader,
                 poll=full or bool(names),
                 sources=None if full else sorted(names),
-                force_poll=bool(names) and not full,
+                due_slack=self.settings.daemon.jitter + timedelta(seconds=5),
             )
             for ch, st, detail in report.sends.events:
                 log.info("%s: %s %s", ch, st, detail)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -101,6 +101,7 @@ def poll_sources(
     *,
     names: list[str] | None = None,
     force: bool = False,
+    due_slack: timedelta = timedelta(0),
     progress: Progress | None = None,
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems."""
@@ -125,8 +126,8 @@ def poll_sources(
             site = jekyll.load_site(src)
             # _config.yml, includes or the source's templates changed: every post may
             # render differently, so parse them all again.
-            force = stored_fp is None or stored_fp.value != site.fingerprint
-            result = jekyll.scan(src, known, site, tz=tz, force=force and bool(known))
+            reparse = stored_fp is None or stored_fp.value != site.fingerprint
+            result = jekyll.scan(src, known, site, tz=tz, force=reparse and bool(known))
         except Exception as exc:  # a source must never take the pass down
             log.exception("source %s failed", src.name)
             result = None
@@ -138,7 +139,7 @@ def poll_sources(
                 out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
                 continue
             stats = apply_scan(s, row, result, known, now, window)
-            row.next_due_at = now + src.every
+            row.next_due_at = now + interval(src, now)
             if result.complete:
                 s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
             if not result.complete:
@@ -167,7 +168,9 @@ def poll_sources(
                         SourceOutcome(src.name, "feed", "disabled", error=row.disabled_reason)
                     )
                     continue
-                if not force and row.next_due_at is not None and row.next_due_at > now:
+                # A scheduler's jitter may fire a little early: `due_slack` forgives that,
+                # while back-off and Retry-After (far later due times) still hold.
+                if not force and row.next_due_at is not None and row.next_due_at > now + due_slack:
                     out.append(SourceOutcome(src.name, "feed", "skipped"))
                     continue
                 requests.append(
@@ -184,7 +187,7 @@ def poll_sources(
                     src = by_name[req.source.name]
                     row = s.exec(select(Source).where(Source.name == src.name)).one()
                     stats = apply_poll(
-                        s, row, res, now, window, src.every, settings.fetch.max_backoff
+                        s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
                     )
                     out.append(
                         SourceOutcome(
@@ -193,6 +196,16 @@ def poll_sources(
                         )
                     )  # fmt: skip
     return out
+
+
+def interval(src: FeedSourceConfig | JekyllSourceConfig, now: datetime) -> timedelta:
+    """Time to the source's next regular poll: its cron expression, else `every`."""
+    if src.cron:
+        from croniter import croniter
+
+        nxt = croniter(src.cron, now.astimezone(UTC)).get_next(datetime)
+        return max(nxt - now, timedelta(seconds=1))
+    return src.every
 
 
 def build_channels(
@@ -257,6 +270,10 @@ def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> lis
     for p in planned:
         if p.state == outbox.PLANNED and (p.due_at is None or p.due_at <= now):
             rows.append({"channel": p.channel, "episode_id": p.episode.id, "text": p.text})
+        elif p.reason and p.reason.startswith("dry-run"):
+            # a dry-run channel never sends, but its text is what a person wants to see
+            channel = f"{p.channel} (dry-run channel)"
+            rows.append({"channel": channel, "episode_id": p.episode.id, "text": p.text})
     return rows
 
 
@@ -313,6 +330,7 @@ def run_once(
     poll: bool = True,
     force_poll: bool = False,
     sources: list[str] | None = None,
+    due_slack: timedelta = timedelta(0),
     channels: dict[str, Any] | None = None,
 ) -> PassReport:
     """One pass. `now` previews the pass at another time (times stay explicit)."""
@@ -326,7 +344,13 @@ def run_once(
 
     if poll:
         report.sources = poll_sources(
-            engine, settings, now, names=sources, force=force_poll, progress=progress
+            engine,
+            settings,
+            now,
+            names=sources,
+            force=force_poll,
+            due_slack=due_slack,
+            progress=progress,
         )
 
     progress.step("planning announcements")

@@ -157,3 +157,12 @@ url = "{srv.url("/page.html")}"
     assert srv.url("/page.html") in r.stderr
     assert "partner: ok, 3 item(s)" in r.stdout
     assert not (tmp_path / "s.db").exists()  # no state written
+
+
+def test_cron_sources_are_due_at_their_next_cron_time(
+    tmp_path: Path, sqlite_url: str, srv: FeedServer
+) -> None:
+    srv.add_feed("/feed.xml", make_feed_xml(2))
+    settings = _settings(tmp_path, sqlite_url, srv.url("/feed.xml"), cron="0 * * * *")
+    run_once(settings, now=NOW + timedelta(minutes=20))
+    assert _near(_source(sqlite_url).next_due_at, NOW + timedelta(hours=1))

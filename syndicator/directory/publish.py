@@ -27,7 +27,6 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import os
@@ -148,48 +147,75 @@ def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[FeedEpis
     return [FeedEpisode(*row) for row in s.execute(q)]
 
 
+class _TempFile:
+    """A new file beside `path` that replaces it only on commit(): readers see the old
+    file or the new one, never half. The new file keeps the old one's permissions (else
+    0644: web servers must read it). durable=False skips the fsyncs (still atomic)."""
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path, self.durable = path, durable
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            self.mode = 0o644
+        # A name no other writer uses (pid + counter), created exclusively.
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self.file: BinaryIO = os.fdopen(os.open(self.tmp, flags, 0o600), "wb")
+
+    def commit(self) -> None:
+        try:
+            if self.durable:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            os.chmod(self.tmp, self.mode)
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        if self.durable:
+            with contextlib.suppress(OSError):  # not every platform/filesystem allows it
+                dfd = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+
+    def discard(self) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
 def atomic_write(
     path: Path, data: bytes | Callable[[BinaryIO], None], *, durable: bool = True
 ) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half.
-
-    `data` is the bytes, or a function that writes them to the open file (a feed is
-    streamed from its tree without a copy in memory). Temporary file in the same
-    folder, fsync, os.replace, then fsync the folder. The new file keeps the old one's
-    permissions (else 0644: web servers must read it). durable=False skips the fsyncs
-    (still atomic for readers).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` (bytes, or a function writing them to the open file) to `path`
+    atomically: temporary file in the same folder, fsync, os.replace, fsync the folder."""
+    tmp = _TempFile(path, durable=durable)
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    # A name no other writer uses (pid + counter), created exclusively.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if callable(data):
+            data(tmp.file)
+        else:
+            tmp.file.write(data)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.discard()
         raise
-    if not durable:
-        return
-    with contextlib.suppress(OSError):  # not every platform/filesystem allows it
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    tmp.commit()
+
+
+class _Tee:
+    """Write to a file and a HashingWriter at once: one serialization of the feed."""
+
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = sinks
+
+    def write(self, data: bytes) -> int:
+        for sink in self.sinks:
+            sink.write(data)
+        return len(data)
 
 
 def _read(path: Path) -> bytes | None:
@@ -357,24 +383,42 @@ def _publish_one(
             problems += check_tree(root)  # the tree just built: no second parse of the bytes
             # The feed is streamed from the tree, never held as one big bytes object:
             # first only hashed; written (streamed again) only when it changed.
-            digest, size = rss.tree_digest(root)
+            tmp: _TempFile | None = None
+            if check_only:
+                digest, size = rss.tree_digest(root)
+            else:
+                # Serialize once, into a temporary file and the hash together; the file
+                # replaces the feed only if the content changed.
+                sink = rss.HashingWriter()
+                tmp = _TempFile(path)
+                try:
+                    rss.write_tree(root, _Tee(tmp.file, sink))  # type: ignore[arg-type]
+                except BaseException:
+                    tmp.discard()
+                    raise
+                digest, size = sink.hexdigest(), sink.size
             changed = _file_content_hash(path) != digest
             outcome.changed = changed
             outcome.problems = problems
             outcome.content_hash = digest
             outcome.json_feed_path = json_path
             outcome.size_bytes = size
-            if not check_only:
-                # chapters first: the feed must not point to a file that isn't there yet
-                t_ch = time.perf_counter()
-                outcome.chapters_written = write_chapter_files(
-                    path.parent / chapters.CHAPTERS_DIR, chapter_files
-                )
-                outcome.chapters_seconds = time.perf_counter() - t_ch
+            if tmp is not None:
+                try:
+                    # chapters first: the feed must not point to a file that isn't there yet
+                    t_ch = time.perf_counter()
+                    outcome.chapters_written = write_chapter_files(
+                        path.parent / chapters.CHAPTERS_DIR, chapter_files
+                    )
+                    outcome.chapters_seconds = time.perf_counter() - t_ch
+                except BaseException:
+                    tmp.discard()
+                    raise
                 if changed:
-                    atomic_write(path, functools.partial(rss.write_tree, root))
+                    tmp.commit()
                     written = True
                 else:
+                    tmp.discard()
                     outcome.size_bytes = path.stat().st_size
                 if json_path is not None and json_bytes is not None:
                     _write_if_changed(json_path, json_bytes)
