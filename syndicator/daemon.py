@@ -29,7 +29,7 @@ from sqlmodel import select
 from syndicator import config
 from syndicator.announce import outbox
 from syndicator.config import JekyllSourceConfig, Settings
-from syndicator.pipeline import open_store, run_once
+from syndicator.pipeline import ChannelPool, open_store, run_once
 from syndicator.store import leases
 from syndicator.store.db import session
 from syndicator.store.models import Delivery
@@ -87,6 +87,7 @@ class Daemon:
         self.watch_thread: threading.Thread | None = None
         self.web_server: Any = None
         self.reload_requested = False
+        self.channels = ChannelPool()  # logins and limits kept between passes
 
     # ------------------------------------------------------------ requests
 
@@ -324,6 +325,7 @@ class Daemon:
                 poll=full or bool(names),
                 sources=None if full else sorted(names),
                 due_slack=self.settings.daemon.jitter + timedelta(seconds=5),
+                pool=self.channels,
             )
             for ch, st, detail in report.sends.events:
                 log.info("%s: %s %s", ch, st, detail)
@@ -398,6 +400,7 @@ class Daemon:
         self._stop_watcher()
         if self.web_server is not None:
             self.web_server.stop()
+        self.channels.close()
         try:
             now = utcnow()
             leases.release(engine, LEADER, self.owner, now)

@@ -208,8 +208,39 @@ def interval(src: FeedSourceConfig | JekyllSourceConfig, now: datetime) -> timed
     return src.every
 
 
+class ChannelPool:
+    """Channel objects kept from one pass to the next (the daemon), so a login or an
+    instance's length limit is fetched once, not on every pass. A channel whose config
+    changed (SIGHUP) is made again."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, Any]] = {}
+
+    def get(self, cfg: Any) -> Any:
+        from syndicator.channels.registry import make_channel
+
+        key = cfg.model_dump_json()
+        hit = self._items.get(cfg.name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        if hit is not None:
+            hit[1].close()
+        channel = make_channel(cfg)
+        self._items[cfg.name] = (key, channel)
+        return channel
+
+    def close(self) -> None:
+        for _, channel in self._items.values():
+            channel.close()
+        self._items.clear()
+
+
 def build_channels(
-    settings: Settings, engine: Engine | None, now: datetime, report: PassReport | None = None
+    settings: Settings,
+    engine: Engine | None,
+    now: datetime,
+    report: PassReport | None = None,
+    pool: ChannelPool | None = None,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Live channel objects (not dry-run ones) and each channel's length limit.
 
@@ -226,9 +257,12 @@ def build_channels(
         if ch.dry_run:
             continue
         try:
-            from syndicator.channels.registry import make_channel
+            if pool is not None:
+                channel = pool.get(ch)
+            else:
+                from syndicator.channels.registry import make_channel
 
-            channel = make_channel(ch)
+                channel = make_channel(ch)
             limits[ch.name] = channel.limit()
             live[ch.name] = channel
         except Exception as exc:
@@ -331,7 +365,7 @@ def run_once(
     force_poll: bool = False,
     sources: list[str] | None = None,
     due_slack: timedelta = timedelta(0),
-    channels: dict[str, Any] | None = None,
+    pool: ChannelPool | None = None,
 ) -> PassReport:
     """One pass. `now` previews the pass at another time (times stay explicit)."""
     t0 = time.monotonic()
@@ -354,16 +388,7 @@ def run_once(
         )
 
     progress.step("planning announcements")
-    live, limits = (
-        build_channels(settings, engine, now, report)
-        if channels is None
-        else (channels, {n: c.limit() for n, c in channels.items()})
-    )
-    if channels is not None:
-        from syndicator.announce.fit import default_limit
-
-        for ch in settings.channels:
-            limits.setdefault(ch.name, ch.limit or default_limit(ch.type))
+    live, limits = build_channels(settings, engine, now, report, pool)
     renderer = make_renderer(settings)
     with session(engine, write=not dry_run) as s:
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
@@ -399,8 +424,8 @@ def run_once(
         report.sends.sent += pings.sent
         report.sends.retrying += pings.retrying
         report.sends.events.extend(pings.events)
-    for ch in live.values():
-        if channels is None:
+    if pool is None:
+        for ch in live.values():
             ch.close()
     from syndicator.alerts import notify_operator
 

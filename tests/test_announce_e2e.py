@@ -285,3 +285,23 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     missing = expected - set(hooked)
     held = [r for r in rows if r["channel"] == "hook" and r["state"] == "unknown"]
     assert len(held) >= len(missing)  # nothing lost: what isn't there is held for a person
+
+
+def test_a_channel_pool_logs_in_once_across_passes(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    from syndicator.pipeline import ChannelPool
+
+    settings = _settings(tmp_path, sqlite_url, site, net)
+    pool = ChannelPool()
+    try:
+        run_once(settings, now=NOW, pool=pool)
+        (site / "_posts/podcast/2026-11-27-8-one-more.md").write_text(
+            '---\ntitle: "One More"\ndate: 2026-11-27 11:00:00 +0000\ncategory: "podcast"\n'
+            'mp3_bytes: "100"\nmp3_duration: "2:00"\n---\nBody.\n'
+        )
+        run_once(settings, now=NOW + timedelta(minutes=5), pool=pool)
+    finally:
+        pool.close()
+    assert len(net.pds.posts()) == 3
+    assert net.pds.sessions_created == 1  # bsky.social rate-limits createSession
