@@ -114,6 +114,7 @@ def test_each_recent_episode_once_on_every_channel(
     keys = [r.headers.get("idempotency-key") for r in net.masto.posts()]
     assert all(keys) and len(set(keys)) == 2
     assert net.pds.overwrites == []
+    assert all(p.get("langs") == ["en"] for p in net.pds.posts())  # the podcast's language
     # backlog and withdrawn episodes were not announced
     assert not any("Print Shop" in t for t in tweets)
 

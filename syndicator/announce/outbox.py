@@ -187,7 +187,11 @@ def _new_row(
         record_key=_next_tid(now, key),
         idempotency_key=idempotency_key(key, ep.guid),
         frozen_at=now,
-        payload=_card(ep),
+        # frozen with the text: a retry sends the same record (Bluesky's langs)
+        payload={
+            **_card(ep),
+            "langs": [settings.podcast.language] if settings.podcast.language else [],
+        },
         planned_at=now,
         updated_at=now,
         due_at=publish_time(ep.date, now, settings),
@@ -337,7 +341,7 @@ def _refresh(
         rendered = _render(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
             row.text, row.text_length = rendered.text, rendered.length
-            row.payload = _card(ep)
+            row.payload = {**row.payload, **_card(ep)}
             row.due_at = max(row.due_at or now, publish_time(ep.date, now, _settings_of(renderer)))
             row.updated_at = now
             s.add(row)
@@ -476,6 +480,7 @@ def to_post(row: Delivery) -> Post:
         image=payload.get("image"),
         target=row.target,
         feed_url=payload.get("feed_url"),
+        extra={"langs": payload["langs"]} if payload.get("langs") else {},
     )
 
 
