@@ -218,3 +218,21 @@ def test_site_config_change_reparses_but_keeps_guids(
     after = _episodes(sqlite_url)
     assert after[2].url.startswith("https://shippingit.example/")
     assert after[2].guid == before[2].guid  # identity never follows the template
+
+
+def test_a_transcript_added_later_reaches_its_episode(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    folder = tmp_path / "transcripts"
+    folder.mkdir()
+    settings = _settings(tmp_path, sqlite_url, site)
+    src = settings.sources[0]
+    src.transcripts = folder
+    src.transcript_url = "{site.url}/transcripts/{transcript}"
+    run_once(settings, now=NOW)
+    assert _episodes(sqlite_url)[6].transcript_url is None
+    (folder / "6.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:02.000\nHello.\n")
+    run_once(settings, now=NOW)
+    ep = _episodes(sqlite_url)[6]
+    assert ep.transcript_url == "https://shipping-it.example/transcripts/6.vtt"
+    assert ep.transcript_type == "text/vtt"

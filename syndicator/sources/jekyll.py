@@ -8,6 +8,7 @@ stops the scan; the store keeps what it had for that file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -169,6 +170,11 @@ def load_site(cfg: JekyllSourceConfig) -> SiteInfo:
                     digest.update(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}\n".encode())
         except OSError:
             pass
+    # Transcripts live beside the posts: a new one must reach its episode without an edit.
+    if cfg.transcripts is not None and Path(cfg.transcripts).is_dir():
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(cfg.transcripts), key=lambda e: e.name):
+                digest.update(f"t:{entry.name}\n".encode())
     info.fingerprint = digest.hexdigest()
     return info
 
