@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syndicator.announce import outbox
-from syndicator.announce.outbox import ActionError
+from syndicator.announce import manual
+from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
 from syndicator.pipeline import build_channels, make_renderer, open_store
 from syndicator.store.db import session
@@ -25,6 +25,6 @@ def announce_episode(settings: Settings, ref: str, channel: str | None = None) -
     if channel and channel not in {c.name for c in settings.channels}:
         raise ActionError(f"no channel named {channel!r}")
     _, limits = build_channels(settings, None, now)
-    return outbox.announce_now(
+    return manual.announce_now(
         engine, settings, make_renderer(settings), limits, ep.id or 0, now, channel
     )

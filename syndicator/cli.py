@@ -357,7 +357,7 @@ def preview(
 
 
 def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
-    from syndicator.announce.outbox import ActionError
+    from syndicator.announce.manual import ActionError
     from syndicator.pipeline import open_store
 
     engine = open_store(state.settings())
@@ -372,7 +372,7 @@ def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
 @delivery_app.command("retry")
 def delivery_retry(delivery_id: int) -> None:
     """Send a failed or skipped delivery again on the next pass."""
-    from syndicator.announce.outbox import retry
+    from syndicator.announce.manual import retry
 
     _action(retry, delivery_id)
 
@@ -382,7 +382,7 @@ def delivery_skip(
     delivery_id: int, reason: Annotated[str, typer.Option(help="Why.")] = "skipped by hand"
 ) -> None:
     """Never send this delivery."""
-    from syndicator.announce.outbox import skip
+    from syndicator.announce.manual import skip
 
     _action(skip, delivery_id, reason=reason)
 
@@ -390,7 +390,7 @@ def delivery_skip(
 @delivery_app.command("mark-sent")
 def delivery_mark_sent(delivery_id: int) -> None:
     """An `unknown` delivery did reach the network: record it as sent."""
-    from syndicator.announce.outbox import mark_unknown
+    from syndicator.announce.manual import mark_unknown
 
     _action(mark_unknown, delivery_id, was_sent=True)
 
@@ -398,7 +398,7 @@ def delivery_mark_sent(delivery_id: int) -> None:
 @delivery_app.command("mark-not-sent")
 def delivery_mark_not_sent(delivery_id: int) -> None:
     """An `unknown` delivery did not reach the network: send it again."""
-    from syndicator.announce.outbox import mark_unknown
+    from syndicator.announce.manual import mark_unknown
 
     _action(mark_unknown, delivery_id, was_sent=False)
 

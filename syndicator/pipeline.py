@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from syndicator.announce import outbox
-from syndicator.announce.outbox import PlannedRow, SendStats
+from syndicator.announce import evergreen, outbox, sender
+from syndicator.announce.outbox import PlannedRow
+from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.sources.base import ProblemData
 from syndicator.store import problems as problem_store
@@ -132,21 +133,28 @@ def poll_sources(
             log.exception("source %s failed", src.name)
             result = None
             err = f"{type(exc).__name__}: {exc}"
-        with session(engine, write=True) as s:
-            row = s.exec(select(Source).where(Source.name == src.name)).one()
-            if result is None:
-                problem_store.record(s, src.name, ProblemData(str(src.path), "crash", err), now)
-                out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
-                continue
-            stats = apply_scan(s, row, result, known, now, window)
-            row.next_due_at = now + interval(src, now)
-            if result.complete:
-                s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
-            if not result.complete:
-                row.consecutive_errors += 1
-                row.last_error = "; ".join(str(p) for p in result.problems)[:500]
-            else:
-                row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+        if result is None:
+            _store_failure(engine, src.name, str(src.path), err, now)
+            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
+            continue
+        try:
+            with session(engine, write=True) as s:
+                row = s.exec(select(Source).where(Source.name == src.name)).one()
+                stats = apply_scan(s, row, result, known, now, window)
+                row.next_due_at = now + interval(src, now)
+                if result.complete:
+                    s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
+                    row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+                    problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
+                else:
+                    row.consecutive_errors += 1
+                    row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+        except Exception as exc:  # e.g. another process stored the same post first
+            err = f"storing failed, nothing of it was kept; the next pass tries again: {exc}"
+            log.exception("source %s: storing failed", src.name)
+            _store_failure(engine, src.name, str(src.path), err, now)
+            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
+            continue
         out.append(
             SourceOutcome(
                 src.name, "jekyll", "ok" if result.complete else "error",
@@ -182,20 +190,40 @@ def poll_sources(
             results = remote.poll_feeds_sync(
                 requests, settings.fetch, tz=tz, progress=lambda r: progress.advance()
             )
-            with session(engine, write=True) as s:
-                for req, res in zip(requests, results, strict=True):
-                    src = by_name[req.source.name]
-                    row = s.exec(select(Source).where(Source.name == src.name)).one()
-                    stats = apply_poll(
-                        s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
+            for req, res in zip(requests, results, strict=True):
+                src = by_name[req.source.name]
+                try:
+                    with session(engine, write=True) as s:
+                        row = s.exec(select(Source).where(Source.name == src.name)).one()
+                        stats = apply_poll(
+                            s, row, res, now, window, interval(src, now),
+                            settings.fetch.max_backoff,
+                        )  # fmt: skip
+                except Exception as exc:
+                    err = (
+                        f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
                     )
-                    out.append(
-                        SourceOutcome(
-                            src.name, "feed", res.status, len(stats.new), len(stats.changed),
-                            0, stats.problems, res.error,
-                        )
-                    )  # fmt: skip
+                    log.exception("source %s: storing failed", src.name)
+                    _store_failure(engine, src.name, res.url, err, now)
+                    out.append(SourceOutcome(src.name, "feed", "error", error=err))
+                    continue
+                out.append(
+                    SourceOutcome(
+                        src.name, "feed", res.status, len(stats.new), len(stats.changed),
+                        0, stats.problems, res.error,
+                    )
+                )  # fmt: skip
     return out
+
+
+def _store_failure(engine: Engine, name: str, location: str, err: str, now: datetime) -> None:
+    """A source whose result could not be stored: a problem, and its error count."""
+    with session(engine, write=True) as s:
+        problem_store.record(s, name, ProblemData(location, "store", err[:2000]), now)
+        row = s.exec(select(Source).where(Source.name == name)).one()
+        row.consecutive_errors += 1
+        row.last_error = err[:500]
+        s.add(row)
 
 
 def interval(src: FeedSourceConfig | JekyllSourceConfig, now: datetime) -> timedelta:
@@ -392,7 +420,9 @@ def run_once(
     renderer = make_renderer(settings)
     with session(engine, write=not dry_run) as s:
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
-        report.planned += outbox.plan_reshares(s, settings, renderer, limits, now, dry_run=dry_run)
+        report.planned += evergreen.plan_reshares(
+            s, settings, renderer, limits, now, dry_run=dry_run
+        )
         if dry_run:
             s.expunge_all()  # keep the episodes readable for the report
             s.rollback()
@@ -405,7 +435,7 @@ def run_once(
 
     if live:
         progress.step("sending announcements")
-        report.sends = outbox.send_due(
+        report.sends = sender.send_due(
             engine, settings, live, owner=owner, clock=clock, should_stop=should_stop
         )
     progress.step("building feeds")
@@ -415,7 +445,7 @@ def run_once(
 
         pinger = PingChannel(timeout=10.0)
         try:
-            pings = outbox.send_due(
+            pings = sender.send_due(
                 engine, settings, {"directory": pinger}, owner=owner, clock=clock,
                 should_stop=should_stop,
             )  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from syndicator.announce import outbox
+from syndicator.announce import outbox, sender
 from syndicator.store import leases
 from syndicator.store.backup import BackupError, backup_sqlite
 from syndicator.store.db import current_revision, head_revision, session, upgrade
@@ -108,7 +108,7 @@ def test_only_one_claimant_wins(db_url: str) -> None:
 
     def race(i: int) -> None:
         barrier.wait()
-        if outbox.claim(engine, did, f"owner-{i}", NOW, timedelta(minutes=1)):  # type: ignore[arg-type]
+        if sender.claim(engine, did, f"owner-{i}", NOW, timedelta(minutes=1)):  # type: ignore[arg-type]
             wins.append(f"owner-{i}")
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
@@ -137,9 +137,9 @@ def test_expired_sending_lease_becomes_unknown(db_url: str) -> None:
     with session(engine, write=True) as s:
         d = _delivery(s, _episode(s))
         did = d.id
-    assert outbox.claim(engine, did, "dead", NOW, timedelta(seconds=30)) == "planned"  # type: ignore[arg-type]
-    assert outbox.expire_leases(engine, NOW + timedelta(seconds=10)) == 0
-    assert outbox.expire_leases(engine, NOW + timedelta(seconds=31)) == 1
+    assert sender.claim(engine, did, "dead", NOW, timedelta(seconds=30)) == "planned"  # type: ignore[arg-type]
+    assert sender.expire_leases(engine, NOW + timedelta(seconds=10)) == 0
+    assert sender.expire_leases(engine, NOW + timedelta(seconds=31)) == 1
     with session(engine) as s:
         row = s.get(Delivery, did)
         assert row is not None and row.state == "unknown" and row.lease_owner is None

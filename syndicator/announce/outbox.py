@@ -1,9 +1,8 @@
-"""The outbox: planning delivery rows and the delivery state machine.
+"""The outbox: its states, keys and timing rules, and planning delivery rows.
 
-A row is written (with its text frozen) before any network call. A process
-claims a row with an atomic conditional UPDATE and a lease, so two processes
-never send the same row; a crash leaves `sending` with an expired lease, which
-the next pass turns into `unknown` and resolves per the channel's rules.
+A row is written (with its text frozen) before any network call; `sender.py` runs
+the state machine that sends it, `manual.py` holds what a person does to a row,
+`evergreen.py` plans reshares of older episodes.
 """
 
 from __future__ import annotations
@@ -13,29 +12,17 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from syndicator.channels.base import (
-    Channel,
-    PermanentError,
-    Post,
-    Sent,
-    TransientError,
-    UnknownOutcome,
-)
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
 from syndicator.store import problems
-from syndicator.store.db import session
 from syndicator.store.models import Delivery, Episode
 
 log = logging.getLogger(__name__)
@@ -169,7 +156,7 @@ def _next_tid(now: datetime, key: str) -> str:
     return make_tid(datetime.fromtimestamp(us / 1_000_000, tz=now.tzinfo), clock)
 
 
-def _new_row(
+def new_row(
     kind: str,
     ep: Episode,
     ch: ChannelConfig,
@@ -253,7 +240,7 @@ def plan(
                     state = SKIPPED
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
-            planned = _plan_row(
+            planned = plan_row(
                 s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run
             )
             if planned is not None:
@@ -261,7 +248,7 @@ def plan(
     return out
 
 
-def _plan_row(
+def plan_row(
     s: Session,
     settings: Settings,
     renderer: Renders,
@@ -277,10 +264,10 @@ def _plan_row(
 ) -> PlannedRow | None:
     """Render, freeze and (unless dry-run) insert one row; None when the template is
     broken (a problem is recorded and the next pass tries again)."""
-    rendered = _render(s, renderer, ep, ch, limits, now, kind=kind)
+    rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
-    row = _new_row(kind, ep, ch, now, settings, extra)
+    row = new_row(kind, ep, ch, now, settings, extra)
     row.text, row.text_length = rendered.text, rendered.length
     row.state, row.skip_reason = state, reason
     if state == SKIPPED:
@@ -295,7 +282,7 @@ def _plan_row(
     )  # fmt: skip
 
 
-def _render(
+def render_or_report(
     s: Session,
     renderer: Renders,
     ep: Episode,
@@ -338,7 +325,7 @@ def _refresh(
         return
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:
         # Nothing went out yet: the announcement may follow the edit.
-        rendered = _render(s, renderer, ep, ch, limits, now)
+        rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
             row.text, row.text_length = rendered.text, rendered.length
             row.payload = {**row.payload, **_card(ep)}
@@ -372,429 +359,3 @@ def plan_ping(
         due_at=now,
     )
     return _insert_ignore(s, row)
-
-
-# ---------------------------------------------------------------- sending
-
-
-@dataclass
-class SendStats:
-    sent: int = 0
-    retrying: int = 0
-    unknown: int = 0
-    failed: int = 0
-    held: int = 0
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, state, detail)
-
-
-def expire_leases(engine: Engine, now: datetime) -> int:
-    """A `sending` row whose lease ran out belongs to a process that died mid-send:
-    the request may have gone out, so it is `unknown` now."""
-    with session(engine, write=True) as s:
-        res = s.execute(
-            sa.update(Delivery)
-            .where(Delivery.state == SENDING, Delivery.lease_until < now)  # type: ignore[arg-type,operator]
-            .values(
-                state=UNKNOWN,
-                lease_owner=None,
-                lease_until=None,
-                next_attempt_at=now,
-                last_error="the process sending it stopped before recording the answer",
-                updated_at=now,
-            )
-        )
-        return res.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
-def _due_ids(
-    s: Session, channel: str, states: Iterable[str], now: datetime, limit: int
-) -> list[int]:
-    q = (
-        select(Delivery.id)
-        .where(
-            Delivery.channel == channel,
-            Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
-            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
-            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
-        )
-        .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
-        .limit(limit)
-    )
-    return [i for i in s.exec(q).all() if i is not None]
-
-
-def claim(
-    engine: Engine, delivery_id: int, owner: str, now: datetime, lease: timedelta
-) -> str | None:
-    """Atomically take a due row; only one process can win.
-
-    Returns the state the row had (so an `unknown` row is reconciled), or None.
-    """
-    with session(engine, write=True) as s:
-        prev = s.exec(select(Delivery.state).where(Delivery.id == delivery_id)).first()
-        if prev not in (PLANNED, RETRYING, UNKNOWN):
-            return None
-        res = s.execute(
-            sa.update(Delivery)
-            .where(
-                Delivery.id == delivery_id,  # type: ignore[arg-type]
-                Delivery.state == prev,  # type: ignore[arg-type]
-                sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
-            )
-            .values(
-                state=SENDING,
-                lease_owner=owner,
-                lease_until=now + lease,
-                attempts=Delivery.attempts + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return prev if res.rowcount == 1 else None  # type: ignore[attr-defined]
-
-
-def _finish(engine: Engine, delivery_id: int, owner: str, **values: Any) -> bool:
-    """Record the outcome, only if we still hold the lease."""
-    with session(engine, write=True) as s:
-        res = s.execute(
-            sa.update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
-            .values(lease_owner=None, lease_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-        return res.rowcount == 1  # type: ignore[attr-defined]
-
-
-def to_post(row: Delivery) -> Post:
-    payload = row.payload or {}
-    return Post(
-        delivery_id=row.id or 0,
-        text=row.text,
-        idempotency_key=row.idempotency_key or "",
-        record_key=row.record_key or "",
-        created_at=row.frozen_at or row.planned_at,  # type: ignore[arg-type]
-        kind=row.kind,
-        url=payload.get("url"),
-        title=payload.get("title"),
-        description=payload.get("description"),
-        image=payload.get("image"),
-        target=row.target,
-        feed_url=payload.get("feed_url"),
-        extra={"langs": payload["langs"]} if payload.get("langs") else {},
-    )
-
-
-def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetime | None:
-    """When pacing allows the next send on this channel, if not now."""
-    if ch is None or (not ch.min_interval and not ch.max_per_hour):
-        return None
-    if ch.min_interval:
-        last = s.exec(
-            select(sa.func.max(Delivery.sent_at)).where(  # type: ignore[arg-type]
-                Delivery.channel == ch.name, Delivery.state == SENT
-            )
-        ).one()
-        if last is not None and last + ch.min_interval > now:
-            return last + ch.min_interval  # type: ignore[no-any-return]
-    if ch.max_per_hour:
-        since = now - timedelta(hours=1)
-        rows = s.exec(
-            select(Delivery.sent_at)
-            .where(
-                Delivery.channel == ch.name,
-                Delivery.state == SENT,
-                Delivery.sent_at >= since,  # type: ignore[operator]
-            )
-            .order_by(Delivery.sent_at)  # type: ignore[arg-type]
-        ).all()
-        if len(rows) >= ch.max_per_hour:
-            return rows[len(rows) - ch.max_per_hour] + timedelta(hours=1)  # type: ignore[operator]
-    return None
-
-
-def send_due(
-    engine: Engine,
-    settings: Settings,
-    channels: dict[str, Channel],
-    *,
-    owner: str,
-    clock: Callable[[], datetime],
-    should_stop: Callable[[], bool] = lambda: False,
-    on_event: Callable[[Delivery, str], None] | None = None,
-    max_sends: int | None = None,
-) -> SendStats:
-    """Send every due row of the given channels, one claimed row at a time."""
-    stats = SendStats()
-    expire_leases(engine, clock())
-    tz = settings.podcast.tz
-    budget = max_sends
-    for name, channel in channels.items():
-        try:
-            cfg: ChannelConfig | None = settings.channel(name)
-        except KeyError:
-            cfg = None
-        states = [PLANNED, RETRYING]
-        policy = getattr(channel, "unknown_policy", "none")
-        if policy != "none" or (cfg is not None and cfg.on_unknown == "resend"):
-            states.append(UNKNOWN)
-        while not should_stop():
-            now = clock()
-            if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
-                break
-            with session(engine) as s:
-                if _pacing_wait(s, cfg, now) is not None:
-                    break
-                ids = _due_ids(s, name, states, now, 1)
-            if not ids:
-                break
-            if budget is not None and budget <= 0:
-                return stats
-            prev = claim(engine, ids[0], owner, now, settings.announce.lease)
-            if prev is None:
-                continue  # another process took it
-            with session(engine) as s:
-                row = s.get(Delivery, ids[0])
-                assert row is not None
-            _send_one(engine, settings, channel, cfg, row, prev, owner, clock, stats, on_event)
-            if budget is not None:
-                budget -= 1
-    return stats
-
-
-def _send_one(
-    engine: Engine,
-    settings: Settings,
-    channel: Channel,
-    cfg: ChannelConfig | None,
-    row: Delivery,
-    prev_state: str,
-    owner: str,
-    clock: Callable[[], datetime],
-    stats: SendStats,
-    on_event: Callable[[Delivery, str], None] | None,
-) -> None:
-    post = to_post(row)
-    max_attempts = (cfg.max_attempts if cfg and cfg.max_attempts else None) or (
-        settings.announce.max_attempts
-    )
-    started = clock()
-    try:
-        sent: Sent | None = None
-        if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
-            # Look before resending: the lost answer may have been a success (and an
-            # idempotency key is only kept for a while, e.g. an hour on Mastodon).
-            sent = channel.reconcile(post)
-        if sent is None:
-            sent = channel.send(post)
-    except TransientError as exc:
-        now = clock()
-        state = FAILED if row.attempts >= max_attempts else RETRYING
-        _finish(
-            engine, row.id or 0, owner, state=state, last_error=exc.message, updated_at=now,
-            next_attempt_at=now + backoff(settings, row.attempts, exc.retry_after),
-        )  # fmt: skip
-        stats.failed += state == FAILED
-        stats.retrying += state == RETRYING
-        stats.events.append((row.channel, state, exc.message))
-        if on_event:
-            on_event(row, state)
-        return
-    except UnknownOutcome as exc:
-        now = clock()
-        # A channel that can look for the post stays `unknown` (the next look may settle
-        # it); one that would only resend gives up after max_attempts like any retry.
-        give_up = row.attempts >= max_attempts and channel.unknown_policy != "readback"
-        state = FAILED if give_up else UNKNOWN
-        msg = f"outcome unknown: {exc.message}"
-        if give_up:
-            msg = f"gave up after {row.attempts} attempts; last {msg}"
-        _finish(
-            engine, row.id or 0, owner, state=state, last_error=msg, updated_at=now,
-            next_attempt_at=None if give_up else now + backoff(settings, row.attempts),
-        )  # fmt: skip
-        stats.failed += give_up
-        stats.unknown += not give_up
-        stats.events.append((row.channel, state, exc.message))
-        if on_event:
-            on_event(row, state)
-        return
-    except PermanentError as exc:
-        now = clock()
-        _finish(
-            engine, row.id or 0, owner, state=FAILED, last_error=exc.message, updated_at=now,
-            next_attempt_at=None,
-        )  # fmt: skip
-        stats.failed += 1
-        stats.events.append((row.channel, FAILED, exc.message))
-        if on_event:
-            on_event(row, FAILED)
-        return
-    now = clock()
-    _finish(
-        engine, row.id or 0, owner, state=SENT, remote_id=sent.remote_id,
-        remote_url=sent.remote_url, last_error=None, sent_at=now, updated_at=now,
-        next_attempt_at=None, latency_seconds=(now - started).total_seconds(),
-    )  # fmt: skip
-    stats.sent += 1
-    stats.events.append((row.channel, SENT, sent.remote_url or sent.remote_id or ""))
-    if on_event:
-        on_event(row, SENT)
-
-
-# ---------------------------------------------------------------- actions (CLI and web)
-
-
-class ActionError(Exception):
-    """An action that doesn't apply to the row's state; the message says why."""
-
-
-def _get(s: Session, delivery_id: int) -> Delivery:
-    row = s.get(Delivery, delivery_id)
-    if row is None:
-        raise ActionError(f"no delivery {delivery_id}")
-    return row
-
-
-def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
-    with session(engine, write=True) as s:
-        row = _get(s, delivery_id)
-        if row.state in (SENT, SENDING):
-            raise ActionError(f"delivery {delivery_id} is {row.state}; nothing to retry")
-        if row.state == UNKNOWN:
-            raise ActionError(
-                "its outcome is unknown: check the channel, then mark it sent or not sent"
-            )
-        row.state, row.next_attempt_at, row.due_at = RETRYING, now, None
-        row.attempts, row.skip_reason, row.updated_at = 0, None, now
-        s.add(row)
-        return row
-
-
-def skip(
-    engine: Engine, delivery_id: int, now: datetime, reason: str = "skipped by hand"
-) -> Delivery:
-    with session(engine, write=True) as s:
-        row = _get(s, delivery_id)
-        if row.state in (SENT, SENDING):
-            raise ActionError(f"delivery {delivery_id} is {row.state}; it can't be skipped")
-        row.state, row.skip_reason, row.updated_at = SKIPPED, reason, now
-        s.add(row)
-        return row
-
-
-def mark_unknown(engine: Engine, delivery_id: int, now: datetime, *, was_sent: bool) -> Delivery:
-    """A person checked the network: the post is there (sent) or not (send again)."""
-    with session(engine, write=True) as s:
-        row = _get(s, delivery_id)
-        if row.state not in (UNKNOWN, FAILED):
-            raise ActionError(f"delivery {delivery_id} is {row.state}, not unknown")
-        if was_sent:
-            row.state, row.sent_at, row.last_error = SENT, now, "marked sent by hand"
-        else:
-            row.state, row.next_attempt_at, row.attempts = RETRYING, now, 0
-            row.last_error = "marked not sent by hand"
-        row.updated_at = now
-        s.add(row)
-        return row
-
-
-def announce_now(
-    engine: Engine,
-    settings: Settings,
-    renderer: Renders,
-    limits: dict[str, int],
-    episode_id: int,
-    now: datetime,
-    channel: str | None = None,
-) -> list[Delivery]:
-    """Queue an episode on its channels now, even a backlog or filtered one."""
-    out = []
-    with session(engine, write=True) as s:
-        ep = s.get(Episode, episode_id)
-        if ep is None:
-            raise ActionError(f"no episode {episode_id}")
-        for ch in settings.channels:
-            if not ch.enabled or (channel and ch.name != channel):
-                continue
-            row = s.exec(
-                select(Delivery).where(Delivery.key == delivery_key("announce", ep.id, ch.name))
-            ).first()
-            if row is not None and row.state in (SENT, SENDING, UNKNOWN):
-                continue
-            if row is None:
-                row = _new_row("announce", ep, ch, now, settings)
-            rendered = _render(s, renderer, ep, ch, limits, now)
-            if rendered is None:
-                raise ActionError(
-                    f"the {ch.name} template is broken; see the problems in `syndicator status`"
-                )
-            row.text, row.text_length = rendered.text, rendered.length
-            row.state, row.skip_reason, row.due_at = PLANNED, None, now
-            row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
-            s.add(row)
-            out.append(row)
-        if channel and not out:
-            raise ActionError(f"channel {channel!r} has nothing to (re)announce for this episode")
-    return out
-
-
-# ---------------------------------------------------------------- evergreen reshares
-
-
-def plan_reshares(
-    s: Session,
-    settings: Settings,
-    renderer: Renders,
-    limits: dict[str, int],
-    now: datetime,
-    *,
-    dry_run: bool = False,
-) -> list[PlannedRow]:
-    """At most one reshare per channel per `evergreen.every`, whatever the downtime:
-    the oldest episode not shared recently, never twice within `min_days_between`."""
-    out: list[PlannedRow] = []
-    for ch in settings.channels:
-        ev = ch.evergreen
-        if not (ch.enabled and ev.enabled):
-            continue
-        last = s.exec(
-            select(sa.func.max(Delivery.planned_at)).where(  # type: ignore[arg-type]
-                Delivery.channel == ch.name, Delivery.kind == "reshare"
-            )
-        ).one()
-        if last is not None and last + ev.every > now:
-            continue
-        shared: dict[int, datetime] = {}
-        for ep_id, when in s.exec(
-            select(Delivery.episode_id, sa.func.max(Delivery.sent_at))  # type: ignore[call-overload]
-            .where(Delivery.channel == ch.name, Delivery.state == SENT)
-            .group_by(Delivery.episode_id)
-        ).all():
-            if ep_id is not None and when is not None:
-                shared[ep_id] = when
-        recent = now - timedelta(days=ev.min_days_between)
-        candidates = [
-            ep
-            for ep in s.exec(
-                select(Episode).where(
-                    Episode.withdrawn == False,  # noqa: E712
-                    Episode.date <= now - ev.min_age,  # type: ignore[operator]
-                )
-            ).all()
-            if (shared.get(ep.id or 0) is None or shared[ep.id or 0] < recent)  # type: ignore[operator]
-            and filter_reason(ep, ch, now) in (None, "filtered: older than max_age")
-        ]
-        if not candidates:
-            continue
-        epoch = datetime.min.replace(tzinfo=now.tzinfo)
-        candidates.sort(key=lambda e: (shared.get(e.id or 0, epoch), e.date or epoch, e.id))
-        state, reason = (
-            (SKIPPED, "dry-run channel: rendered, not sent") if ch.dry_run else (PLANNED, None)
-        )
-        planned = _plan_row(
-            s, settings, renderer, limits, now, "reshare", candidates[0], ch, state, reason,
-            dry_run, extra=now.strftime("%Y%m%dT%H%M%S"),
-        )  # fmt: skip
-        if planned is not None:
-            out.append(planned)
-    return out

@@ -28,7 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 import syndicator
 from syndicator import __version__
-from syndicator.announce.outbox import STATES, ActionError
+from syndicator.announce.manual import ActionError
+from syndicator.announce.outbox import STATES
 from syndicator.config import Settings, secret
 from syndicator.previews import PreviewError
 from syndicator.timeutil import parse_iso, utcnow

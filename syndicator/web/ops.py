@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from syndicator.actions import announce_episode
-from syndicator.announce import outbox
-from syndicator.announce.outbox import ActionError
+from syndicator.announce import manual
+from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
 from syndicator.previews import previews
 from syndicator.store.db import session
@@ -36,13 +36,13 @@ def delivery_action(
 ) -> dict[str, Any]:
     now = utcnow()
     if action == "retry":
-        row = outbox.retry(engine, delivery_id, now)
+        row = manual.retry(engine, delivery_id, now)
     elif action == "skip":
-        row = outbox.skip(engine, delivery_id, now, reason=reason or "skipped by hand (web page)")
+        row = manual.skip(engine, delivery_id, now, reason=reason or "skipped by hand (web page)")
     elif action == "mark-sent":
-        row = outbox.mark_unknown(engine, delivery_id, now, was_sent=True)
+        row = manual.mark_unknown(engine, delivery_id, now, was_sent=True)
     elif action == "mark-not-sent":
-        row = outbox.mark_unknown(engine, delivery_id, now, was_sent=False)
+        row = manual.mark_unknown(engine, delivery_id, now, was_sent=False)
     else:
         raise ActionError(f"unknown action {action!r}; use one of {', '.join(DELIVERY_ACTIONS)}")
     return delivery_dict(row, _guid(engine, row))

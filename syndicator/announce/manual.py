@@ -1,0 +1,120 @@
+"""What a person does to the outbox, from the CLI or the web page (one code path):
+retry, skip, settle an `unknown` row, announce an episode now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from syndicator.announce.outbox import (
+    FAILED,
+    PLANNED,
+    RETRYING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Renders,
+    delivery_key,
+    new_row,
+    render_or_report,
+)
+from syndicator.config import Settings
+from syndicator.store.db import session
+from syndicator.store.models import Delivery, Episode
+
+
+class ActionError(Exception):
+    """An action that doesn't apply to the row's state; the message says why."""
+
+
+def _get(s: Session, delivery_id: int) -> Delivery:
+    row = s.get(Delivery, delivery_id)
+    if row is None:
+        raise ActionError(f"no delivery {delivery_id}")
+    return row
+
+
+def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
+    with session(engine, write=True) as s:
+        row = _get(s, delivery_id)
+        if row.state in (SENT, SENDING):
+            raise ActionError(f"delivery {delivery_id} is {row.state}; nothing to retry")
+        if row.state == UNKNOWN:
+            raise ActionError(
+                "its outcome is unknown: check the channel, then mark it sent or not sent"
+            )
+        row.state, row.next_attempt_at, row.due_at = RETRYING, now, None
+        row.attempts, row.skip_reason, row.updated_at = 0, None, now
+        s.add(row)
+        return row
+
+
+def skip(
+    engine: Engine, delivery_id: int, now: datetime, reason: str = "skipped by hand"
+) -> Delivery:
+    with session(engine, write=True) as s:
+        row = _get(s, delivery_id)
+        if row.state in (SENT, SENDING):
+            raise ActionError(f"delivery {delivery_id} is {row.state}; it can't be skipped")
+        row.state, row.skip_reason, row.updated_at = SKIPPED, reason, now
+        s.add(row)
+        return row
+
+
+def mark_unknown(engine: Engine, delivery_id: int, now: datetime, *, was_sent: bool) -> Delivery:
+    """A person checked the network: the post is there (sent) or not (send again)."""
+    with session(engine, write=True) as s:
+        row = _get(s, delivery_id)
+        if row.state not in (UNKNOWN, FAILED):
+            raise ActionError(f"delivery {delivery_id} is {row.state}, not unknown")
+        if was_sent:
+            row.state, row.sent_at, row.last_error = SENT, now, "marked sent by hand"
+        else:
+            row.state, row.next_attempt_at, row.attempts = RETRYING, now, 0
+            row.last_error = "marked not sent by hand"
+        row.updated_at = now
+        s.add(row)
+        return row
+
+
+def announce_now(
+    engine: Engine,
+    settings: Settings,
+    renderer: Renders,
+    limits: dict[str, int],
+    episode_id: int,
+    now: datetime,
+    channel: str | None = None,
+) -> list[Delivery]:
+    """Queue an episode on its channels now, even a backlog or filtered one."""
+    out = []
+    with session(engine, write=True) as s:
+        ep = s.get(Episode, episode_id)
+        if ep is None:
+            raise ActionError(f"no episode {episode_id}")
+        for ch in settings.channels:
+            if not ch.enabled or (channel and ch.name != channel):
+                continue
+            row = s.exec(
+                select(Delivery).where(Delivery.key == delivery_key("announce", ep.id, ch.name))
+            ).first()
+            if row is not None and row.state in (SENT, SENDING, UNKNOWN):
+                continue
+            if row is None:
+                row = new_row("announce", ep, ch, now, settings)
+            rendered = render_or_report(s, renderer, ep, ch, limits, now)
+            if rendered is None:
+                raise ActionError(
+                    f"the {ch.name} template is broken; see the problems in `syndicator status`"
+                )
+            row.text, row.text_length = rendered.text, rendered.length
+            row.state, row.skip_reason, row.due_at = PLANNED, None, now
+            row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
+            s.add(row)
+            out.append(row)
+        if channel and not out:
+            raise ActionError(f"channel {channel!r} has nothing to (re)announce for this episode")
+    return out
