@@ -29,7 +29,19 @@ def check_all(settings: Settings) -> tuple[list[ProblemData], list[str]]:
             notes.append(f"{req.source.name}: {res.status}, {len(res.episodes)} item(s)")
             problems.extend(res.problems)
     problems.extend(_check_channels(settings))
+    problems.extend(_check_templates(settings))
     return problems, notes
+
+
+def _check_templates(settings: Settings) -> list[ProblemData]:
+    """Trial-render every template the channels use, with a sample episode."""
+    from syndicator.announce.render import Renderer, TemplateProblem
+
+    try:
+        found = Renderer(settings).check()
+    except TemplateProblem as exc:  # e.g. the templates folder itself is missing
+        found = [exc]
+    return [ProblemData(p.path or p.template, "template", p.message, p.line) for p in found]
 
 
 def _prefixed(name: str, root: str, items: list[ProblemData]) -> list[ProblemData]:

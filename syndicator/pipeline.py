@@ -128,7 +128,10 @@ def poll_sources(
             # _config.yml, includes or the source's templates changed: every post may
             # render differently, so parse them all again.
             reparse = stored_fp is None or stored_fp.value != site.fingerprint
-            result = jekyll.scan(src, known, site, tz=tz, force=reparse and bool(known))
+            result = jekyll.scan(
+                src, known, site, tz=tz, force=reparse and bool(known),
+                on_parse=lambda _path: progress.advance(),
+            )  # fmt: skip
         except Exception as exc:  # a source must never take the pass down
             log.exception("source %s failed", src.name)
             result = None

@@ -166,3 +166,27 @@ def test_cron_sources_are_due_at_their_next_cron_time(
     settings = _settings(tmp_path, sqlite_url, srv.url("/feed.xml"), cron="0 * * * *")
     run_once(settings, now=NOW + timedelta(minutes=20))
     assert _near(_source(sqlite_url).next_due_at, NOW + timedelta(hours=1))
+
+
+def test_check_reports_a_broken_template_with_its_line(tmp_path: Path, site: Path) -> None:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "twitter.j2").write_text("🎙 {{ title }}\n{% if url %}{{ url }}\n")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f"""
+[database]
+url = "sqlite:///s.db"
+[announce]
+templates = "tpl"
+[[sources]]
+name = "episodes"
+type = "jekyll"
+path = "{site}"
+[[channels]]
+name = "x"
+type = "twitter"
+dry_run = true
+""")
+    r = subprocess.run([sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "check"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1
+    assert re.search(r"twitter\.j2:\d+: template: ", r.stderr), r.stderr

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -288,6 +289,7 @@ def scan(
     *,
     tz: ZoneInfo | None = None,
     force: bool = False,
+    on_parse: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Walk the posts folder and report every post file; never raises for bad input.
 
@@ -296,7 +298,8 @@ def scan(
     is "same-hash". Others are parsed: "parsed" (with an episode), "ignored" (not a
     podcast post: another category, or not named like a post) or "bad" (one problem).
     `tz` is the podcast's time zone for naive dates. `force` re-parses everything
-    (use it when `SiteInfo.fingerprint` changed).
+    (use it when `SiteInfo.fingerprint` changed). `on_parse(path)` is called after each
+    file that had to be read (progress for a long cold scan).
     """
     tz = tz or ZoneInfo("UTC")
     site = site or load_site(cfg)
@@ -387,6 +390,8 @@ def scan(
             fr = _process(state, entry.path, rel, name, ext, dirs, st, None if force else old)
             if fr is not None:
                 files.append(fr)
+            if on_parse is not None:
+                on_parse(rel)
     files.sort(key=lambda f: f.path)
     if state.audio_without_template:
         result.problems.append(
