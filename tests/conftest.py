@@ -98,3 +98,22 @@ def make_settings(tmp_path: Path, db_url: str, **sections: Any) -> config.Settin
     }
     data.update(sections)
     return config.from_dict(data, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    """Every test gets fresh engines: a store a test dropped is never reused."""
+    yield
+    dispose_all()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Any]:
+    """A seeded store and the admin page serving it, without a password."""
+    from test_web_support import Site, engine_for, running, seed, web_settings
+
+    settings = web_settings(tmp_path)
+    engine = engine_for(settings)
+    ids = seed(engine)
+    with running(settings) as server:
+        yield Site(settings, engine, ids, server)

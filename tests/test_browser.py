@@ -23,7 +23,6 @@ from test_web_support import (
     write,
 )
 
-from syndicator.store.db import dispose_all
 from syndicator.store.models import Delivery
 from syndicator.timeutil import utcnow
 
@@ -52,12 +51,6 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_all()
 
 
 def test_retry_in_the_browser_and_see_it_live(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +30,19 @@ def _texts(hook: FakeWebhook) -> list[str]:
 def hook() -> FakeWebhook:
     with FakeWebhook() as h:
         yield h  # type: ignore[misc]
+
+
+@contextmanager
+def _daemon(cfg: Path, hook: FakeWebhook, first_posts: int = 2) -> Iterator[subprocess.Popen[str]]:
+    """`syndicator run`, alive and past its first pass (the example's recent episodes)."""
+    proc = d.start(cfg, "run")
+    try:
+        assert d.wait(lambda: _alive(cfg), 30), "daemon never became alive"
+        assert hook.wait_for(lambda h: len(h.posts("/announce")) >= first_posts, 20)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            d.stop(proc)
 
 
 def _alive(cfg: Path) -> bool:
@@ -67,10 +83,7 @@ def test_future_dated_post_goes_out_at_its_time(
     tmp_path: Path, site: Path, hook: FakeWebhook
 ) -> None:
     cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
-    proc = d.start(cfg, "run")
-    try:
-        assert d.wait(lambda: _alive(cfg), 30)
-        assert hook.wait_for(lambda h: len(h.posts("/announce")) >= 2, 20)
+    with _daemon(cfg, hook):
         at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
         d.post(site, 60, "Scheduled For Later", _iso(at))
         time.sleep(3)
@@ -79,17 +92,13 @@ def test_future_dated_post_goes_out_at_its_time(
         arrived = hook.posts("/announce")[-1].at
         assert arrived >= at.timestamp() - 0.5
         assert arrived <= at.timestamp() + 5
-    finally:
-        d.stop(proc)
 
 
 def test_run_once_beside_the_daemon_sends_nothing_twice(
     tmp_path: Path, site: Path, hook: FakeWebhook
 ) -> None:
     cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
-    proc = d.start(cfg, "run")
-    try:
-        assert d.wait(lambda: _alive(cfg), 30)
+    with _daemon(cfg, hook):
         now = datetime.now(UTC) - timedelta(minutes=1)
         for i in range(5):
             d.post(site, 70 + i, f"Parallel Episode {i}", _iso(now))
@@ -102,8 +111,6 @@ def test_run_once_beside_the_daemon_sends_nothing_twice(
         for t in titles:
             assert sum(t in x for x in texts) == 1, t
         assert len(texts) == len(set(texts))
-    finally:
-        d.stop(proc)
 
 
 def test_two_daemons_one_leads_and_the_other_takes_over(
@@ -166,18 +173,13 @@ def test_sigkill_mid_send_then_restart_nothing_twice_nothing_lost(
 
 def test_sighup_reloads_the_config(tmp_path: Path, site: Path, hook: FakeWebhook) -> None:
     cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
-    proc = d.start(cfg, "run")
-    try:
-        assert d.wait(lambda: _alive(cfg), 30)
-        assert hook.wait_for(lambda h: len(h.posts("/announce")) >= 2, 20)
+    with _daemon(cfg, hook) as proc:
         text = cfg.read_text().replace("/announce", "/reloaded")
         cfg.write_text(text)
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
         d.post(site, 90, "After Reload", _iso(datetime.now(UTC) - timedelta(minutes=1)))
         assert hook.wait_for(lambda h: len(h.posts("/reloaded")) >= 1, 15)
-    finally:
-        d.stop(proc)
 
 
 def test_run_with_web_serves_healthz_from_the_daemon(

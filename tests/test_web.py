@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from test_web_support import (
     XSS,
     Site,
@@ -25,27 +23,11 @@ from test_web_support import (
     write,
 )
 
-from syndicator.store.db import dispose_all
 from syndicator.timeutil import utcnow
 
 
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_all()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    settings = web_settings(tmp_path)
-    engine = engine_for(settings)
-    ids = seed(engine)
-    with running(settings) as server:
-        yield Site(settings, engine, ids, server)
-
-
-def test_every_page_renders_with_the_store_data(site: Site) -> None:
-    with client(site.server) as c:
+def test_every_page_renders_with_the_store_data(web: Site) -> None:
+    with client(web.server) as c:
         r = c.get("/")
         assert r.status_code == 200
         page = r.text
@@ -59,7 +41,7 @@ def test_every_page_renders_with_the_store_data(site: Site) -> None:
         assert r.status_code == 200 and "Shipping it with Rust" in r.text
         assert "2 episodes" in r.text
 
-        r = c.get(f"/episodes/{site.ids['xss']}")
+        r = c.get(f"/episodes/{web.ids['xss']}")
         assert r.status_code == 200
         ep = r.text
         assert "HTTP 500 from the instance" in ep  # the failed delivery's error
@@ -67,11 +49,11 @@ def test_every_page_renders_with_the_store_data(site: Site) -> None:
         assert "https://cdn.example/1.mp3" in ep and "11.8 MB" in ep
         assert "&lt;b&gt;Tools&lt;/b&gt;" in ep  # a chapter title, escaped
         assert "Filipe Névola" in ep
-        assert f'action="/deliveries/{site.ids["failed"]}/retry"' in ep
-        assert f'action="/deliveries/{site.ids["unknown"]}/mark-sent"' in ep
-        assert f'action="/deliveries/{site.ids["sent"]}/retry"' not in ep  # nothing to retry
+        assert f'action="/deliveries/{web.ids["failed"]}/retry"' in ep
+        assert f'action="/deliveries/{web.ids["unknown"]}/mark-sent"' in ep
+        assert f'action="/deliveries/{web.ids["sent"]}/retry"' not in ep  # nothing to retry
 
-        r = c.get(f"/episodes/{site.ids['plain']}")
+        r = c.get(f"/episodes/{web.ids['plain']}")
         assert 'href="https://social.example/@show/1"' in r.text  # the live post
 
         r = c.get("/channels")
@@ -88,18 +70,18 @@ def test_every_page_renders_with_the_store_data(site: Site) -> None:
         assert c.get("/favicon.ico").headers["location"] == "/static/favicon.svg"
 
 
-def test_a_title_with_markup_is_shown_as_text(site: Site) -> None:
-    with client(site.server) as c:
+def test_a_title_with_markup_is_shown_as_text(web: Site) -> None:
+    with client(web.server) as c:
         for path in (
             "/",
             "/episodes",
-            f"/episodes/{site.ids['xss']}",
+            f"/episodes/{web.ids['xss']}",
             "/problems",
             "/episodes?q=alert",
         ):
             html = c.get(path).text
             assert "<script>alert" not in html, path
-        ep = c.get(f"/episodes/{site.ids['xss']}").text
+        ep = c.get(f"/episodes/{web.ids['xss']}").text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in ep
         # a remote URL that isn't http(s) never becomes a link
         assert 'href="javascript:' not in ep and "javascript:alert(2)" in ep
@@ -107,8 +89,8 @@ def test_a_title_with_markup_is_shown_as_text(site: Site) -> None:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in lst
 
 
-def test_episode_search_and_filters(site: Site) -> None:
-    with client(site.server) as c:
+def test_episode_search_and_filters(web: Site) -> None:
+    with client(web.server) as c:
         r = c.get("/episodes", params={"q": "rust"})
         assert "Shipping it with Rust" in r.text and "1 episode" in r.text
         assert "&lt;script&gt;" not in r.text
@@ -148,60 +130,58 @@ def _post(c, path: str, **data: str):
     return c.post(path, data={"csrf_token": csrf_of(c), **data})
 
 
-def test_delivery_actions_change_the_outbox(site: Site) -> None:
-    with client(site.server) as c:
-        back = f"/episodes/{site.ids['xss']}"
-        r = _post(c, f"/deliveries/{site.ids['failed']}/retry", next=back)
+def test_delivery_actions_change_the_outbox(web: Site) -> None:
+    with client(web.server) as c:
+        back = f"/episodes/{web.ids['xss']}"
+        r = _post(c, f"/deliveries/{web.ids['failed']}/retry", next=back)
         assert r.status_code == 303 and r.headers["location"] == back
-        assert delivery_state(site.engine, site.ids["failed"]) == "retrying"
+        assert delivery_state(web.engine, web.ids["failed"]) == "retrying"
         page = c.get(back).text
         assert "will be sent again on the next pass" in page  # the flash message
 
-        r = _post(c, f"/deliveries/{site.ids['planned']}/skip", reason="not this one")
-        assert (
-            r.status_code == 303 and delivery_state(site.engine, site.ids["planned"]) == "skipped"
-        )
+        r = _post(c, f"/deliveries/{web.ids['planned']}/skip", reason="not this one")
+        assert r.status_code == 303 and delivery_state(web.engine, web.ids["planned"]) == "skipped"
 
         # The page's script asks for JSON.
         r = c.post(
-            f"/deliveries/{site.ids['unknown']}/mark-sent",
+            f"/deliveries/{web.ids['unknown']}/mark-sent",
             headers={"X-CSRF-Token": csrf_of(c), "Accept": "application/json"},
         )
         assert r.status_code == 200 and r.json()["delivery"]["state"] == "sent"
-        assert delivery_state(site.engine, site.ids["unknown"]) == "sent"
+        assert delivery_state(web.engine, web.ids["unknown"]) == "sent"
 
         # Not allowed in this state: a clear 409, nothing changes.
         r = c.post(
-            f"/deliveries/{site.ids['sent']}/retry",
+            f"/deliveries/{web.ids['sent']}/retry",
             headers={"X-CSRF-Token": csrf_of(c), "Accept": "application/json"},
         )
         assert r.status_code == 409 and "nothing to retry" in r.json()["error"]
-        assert delivery_state(site.engine, site.ids["sent"]) == "sent"
-        r = _post(c, f"/deliveries/{site.ids['sent2']}/skip")
+        assert delivery_state(web.engine, web.ids["sent"]) == "sent"
+        r = _post(c, f"/deliveries/{web.ids['sent2']}/skip")
         assert r.status_code == 409 and "can&#39;t be skipped" in r.text
 
-        assert _post(c, f"/deliveries/{site.ids['failed']}/explode").status_code == 404
+        assert _post(c, f"/deliveries/{web.ids['failed']}/explode").status_code == 404
         assert _post(c, "/deliveries/98765/retry").status_code == 409
 
 
-def test_mark_not_sent_queues_it_again(site: Site) -> None:
-    with client(site.server) as c:
-        r = _post(c, f"/deliveries/{site.ids['unknown']}/mark-not-sent")
+def test_mark_not_sent_queues_it_again(web: Site) -> None:
+    with client(web.server) as c:
+        r = _post(c, f"/deliveries/{web.ids['unknown']}/mark-not-sent")
         assert r.status_code == 303
-        assert delivery_state(site.engine, site.ids["unknown"]) == "retrying"
+        assert delivery_state(web.engine, web.ids["unknown"]) == "retrying"
 
 
-def test_announce_now_and_preview(site: Site) -> None:
-    with client(site.server) as c:
+def test_announce_now_and_preview(web: Site) -> None:
+    with client(web.server) as c:
         # the plain episode's hook row is skipped (backlog): announce requeues it
-        r = _post(c, f"/episodes/{site.ids['plain']}/announce", channel="hook")
+        r = _post(c, f"/episodes/{web.ids['plain']}/announce", channel="hook")
         assert r.status_code == 303
-        assert delivery_state(site.engine, site.ids["skipped"]) == "planned"
-        page = c.get(f"/episodes/{site.ids['plain']}").text
+        assert delivery_state(web.engine, web.ids["skipped"]) == "planned"
+        page = c.get(f"/episodes/{web.ids['plain']}").text
         assert "Queued on hook" in page
 
         r = c.post(
-            f"/episodes/{site.ids['xss']}/preview",
+            f"/episodes/{web.ids['xss']}/preview",
             data={"csrf_token": csrf_of(c), "channel": "masto"},
             headers={"Accept": "application/json"},
         )
@@ -211,11 +191,11 @@ def test_announce_now_and_preview(site: Site) -> None:
         assert rows[0]["limit"] == 500
 
         # without the script: a page with the text, escaped
-        r = _post(c, f"/episodes/{site.ids['xss']}/preview")
+        r = _post(c, f"/episodes/{web.ids['xss']}/preview")
         assert r.status_code == 200
         assert r.text.count('<pre class="text">') == 3 and "<script>alert" not in r.text
 
-        r = _post(c, f"/episodes/{site.ids['xss']}/preview", channel="nope")
+        r = _post(c, f"/episodes/{web.ids['xss']}/preview", channel="nope")
         assert r.status_code == 409 and "no enabled channel" in r.text
 
 
@@ -282,10 +262,10 @@ def test_pages_work_on_postgresql(tmp_path: Path, db_url: str) -> None:
         )
 
 
-def test_heartbeat_shows_the_daemon_alive(site: Site) -> None:
+def test_heartbeat_shows_the_daemon_alive(web: Site) -> None:
     from test_web_support import heartbeat
 
-    heartbeat(site.engine, timedelta(seconds=1))
-    with client(site.server) as c:
+    heartbeat(web.engine, timedelta(seconds=1))
+    with client(web.server) as c:
         page = c.get("/").text
         assert "running" in page and "Next pass" in page

@@ -6,7 +6,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,38 +19,21 @@ from test_web_support import (
     client,
     csrf_of,
     delivery_state,
-    engine_for,
     heartbeat,
     login,
     running,
-    seed,
     web_settings,
     write,
 )
 
-from syndicator.store.db import dispose_all, session
+from syndicator.store.db import session
 from syndicator.store.models import Delivery, Source
 from syndicator.store.views import delivery_dict, episode_dict
 from syndicator.timeutil import utcnow
 
 
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_all()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    settings = web_settings(tmp_path)
-    engine = engine_for(settings)
-    ids = seed(engine)
-    with running(settings) as server:
-        yield Site(settings, engine, ids, server)
-
-
-def test_api_reads_speak_the_cli_shapes(site: Site) -> None:
-    with client(site.server) as c:
+def test_api_reads_speak_the_cli_shapes(web: Site) -> None:
+    with client(web.server) as c:
         status = c.get("/api/status").json()
         assert {"now", "daemon", "sources", "deliveries", "feeds", "problems", "pass"} <= set(
             status
@@ -64,23 +46,23 @@ def test_api_reads_speak_the_cli_shapes(site: Site) -> None:
         item = eps["items"][0]
         assert item["title"] == "Shipping it with Rust"
         assert item["deliveries"] == {"masto": "sent", "sky": "planned", "hook": "skipped"}
-        with session(site.engine) as s:
+        with session(web.engine) as s:
             from syndicator.store.models import Episode
 
-            expected = episode_dict(s.get(Episode, site.ids["plain"]))
+            expected = episode_dict(s.get(Episode, web.ids["plain"]))
         assert {k: v for k, v in item.items() if k != "deliveries"} == expected
 
         found = c.get("/api/episodes", params={"q": "alert"}).json()
         assert [e["title"] for e in found["items"]] == [XSS]
         assert c.get("/api/episodes", params={"state": "unknown"}).json()["total"] == 1
 
-        one = c.get(f"/api/episodes/{site.ids['xss']}").json()
+        one = c.get(f"/api/episodes/{web.ids['xss']}").json()
         assert one["episode"]["guid"] == "https://show.example/ep1"
         assert one["episode"]["duration_seconds"] == 3723
         assert [d["channel"] for d in one["deliveries"]] == ["hook", "masto", "sky"]
-        with session(site.engine) as s:
-            want = delivery_dict(s.get(Delivery, site.ids["failed"]), "https://show.example/ep1")
-        got = next(d for d in one["deliveries"] if d["id"] == site.ids["failed"])
+        with session(web.engine) as s:
+            want = delivery_dict(s.get(Delivery, web.ids["failed"]), "https://show.example/ep1")
+        got = next(d for d in one["deliveries"] if d["id"] == web.ids["failed"])
         assert {k: got[k] for k in want} == want
         assert c.get("/api/episodes/4242").status_code == 404
 
@@ -92,8 +74,8 @@ def test_api_reads_speak_the_cli_shapes(site: Site) -> None:
         assert probs[0]["location"] == "_posts/2021-01-01-bad.md" and probs[0]["line"] == 3
 
 
-def test_api_channels_hold_no_secret(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    with client(site.server) as c:
+def test_api_channels_hold_no_secret(web: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    with client(web.server) as c:
         body = c.get("/api/channels").text
         rows = json.loads(body)
         assert [r["name"] for r in rows] == ["masto", "sky", "hook"]
@@ -106,47 +88,47 @@ def test_api_channels_hold_no_secret(site: Site, monkeypatch: pytest.MonkeyPatch
         assert "secret-webhook-token" not in body
 
 
-def test_api_actions_need_the_csrf_header(site: Site) -> None:
-    with client(site.server) as c:
-        url = f"/api/deliveries/{site.ids['failed']}/retry"
+def test_api_actions_need_the_csrf_header(web: Site) -> None:
+    with client(web.server) as c:
+        url = f"/api/deliveries/{web.ids['failed']}/retry"
         assert c.post(url).status_code == 403
         assert c.post(url, headers={"X-CSRF-Token": "x"}).status_code == 403
         r = c.post(url, headers={"X-CSRF-Token": csrf_of(c)})
         assert r.status_code == 200 and r.json()["delivery"]["state"] == "retrying"
 
         r = c.post(
-            f"/api/deliveries/{site.ids['planned']}/skip",
+            f"/api/deliveries/{web.ids['planned']}/skip",
             headers={"X-CSRF-Token": csrf_of(c)},
             json={"reason": "wrong guest name"},
         )
         assert r.json()["delivery"]["skip_reason"] == "wrong guest name"
 
         r = c.post(
-            f"/api/deliveries/{site.ids['unknown']}/mark-not-sent",
+            f"/api/deliveries/{web.ids['unknown']}/mark-not-sent",
             headers={"X-CSRF-Token": csrf_of(c)},
         )
         assert r.json()["delivery"]["state"] == "retrying"
         r = c.post(
-            f"/api/deliveries/{site.ids['sent']}/mark-sent", headers={"X-CSRF-Token": csrf_of(c)}
+            f"/api/deliveries/{web.ids['sent']}/mark-sent", headers={"X-CSRF-Token": csrf_of(c)}
         )
         assert r.status_code == 409 and "not unknown" in r.json()["error"]
 
         r = c.post(
-            f"/api/episodes/{site.ids['plain']}/announce",
+            f"/api/episodes/{web.ids['plain']}/announce",
             headers={"X-CSRF-Token": csrf_of(c)},
             json={"channel": "hook"},
         )
         assert r.status_code == 200 and [d["channel"] for d in r.json()["deliveries"]] == ["hook"]
-        assert delivery_state(site.engine, site.ids["skipped"]) == "planned"
+        assert delivery_state(web.engine, web.ids["skipped"]) == "planned"
         r = c.post(
-            f"/api/episodes/{site.ids['plain']}/announce",
+            f"/api/episodes/{web.ids['plain']}/announce",
             headers={"X-CSRF-Token": csrf_of(c)},
             json={"channel": "nope"},
         )
         assert r.status_code == 409 and "no channel named" in r.json()["error"]
 
         r = c.post(
-            f"/api/episodes/{site.ids['plain']}/preview",
+            f"/api/episodes/{web.ids['plain']}/preview",
             headers={"X-CSRF-Token": csrf_of(c)},
             json={"channel": "sky"},
         )
@@ -173,29 +155,29 @@ def test_openapi_schema_is_served_behind_the_login(
 # ---------------------------------------------------------------- health
 
 
-def test_healthz_follows_the_daemon_heartbeat(site: Site) -> None:
-    with client(site.server) as c:
+def test_healthz_follows_the_daemon_heartbeat(web: Site) -> None:
+    with client(web.server) as c:
         r = c.get("/healthz")
         assert r.status_code == 503 and "set-cookie" not in r.headers
         assert r.json()["store"] == "ok" and "no daemon has ever" in r.json()["reason"]
 
-        heartbeat(site.engine, timedelta(seconds=1))  # fresh (stale after 3 x 2 s)
+        heartbeat(web.engine, timedelta(seconds=1))  # fresh (stale after 3 x 2 s)
         r = c.get("/healthz")
         assert r.status_code == 200 and r.json()["ok"] is True
         assert r.json()["daemon"]["alive"] is True
 
-        heartbeat(site.engine, timedelta(seconds=30))  # stale
+        heartbeat(web.engine, timedelta(seconds=30))  # stale
         r = c.get("/healthz")
         assert r.status_code == 503 and "stale after 6 s" in r.json()["reason"]
         assert c.head("/healthz").status_code == 503
 
 
-def test_healthz_says_when_the_store_is_gone(site: Site) -> None:
+def test_healthz_says_when_the_store_is_gone(web: Site) -> None:
     from sqlalchemy import text
 
-    with write(site.engine) as s:
+    with write(web.engine) as s:
         s.execute(text("DROP TABLE heartbeats"))
-    with client(site.server) as c:
+    with client(web.server) as c:
         r = c.get("/healthz")
         assert r.status_code == 503 and "store does not answer" in r.json()["reason"]
 
@@ -203,8 +185,8 @@ def test_healthz_says_when_the_store_is_gone(site: Site) -> None:
 # ---------------------------------------------------------------- metrics
 
 
-def test_metrics_from_the_store(site: Site) -> None:
-    with client(site.server) as c:
+def test_metrics_from_the_store(web: Site) -> None:
+    with client(web.server) as c:
         r = c.get("/metrics")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         text = r.text
@@ -287,11 +269,11 @@ def _next_event(q: queue.Queue, name: str, timeout: float) -> dict:
     raise AssertionError(f"no {name!r} event within {timeout} s")
 
 
-def test_events_tell_the_page_when_the_store_changes(site: Site) -> None:
+def test_events_tell_the_page_when_the_store_changes(web: Site) -> None:
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     t = threading.Thread(
-        target=_listen, args=(site.server.url + "/events", {}, q, stop), daemon=True
+        target=_listen, args=(web.server.url + "/events", {}, q, stop), daemon=True
     )
     t.start()
     try:
@@ -301,15 +283,15 @@ def test_events_tell_the_page_when_the_store_changes(site: Site) -> None:
         time.sleep(1.2)  # let the poller take its first fingerprint
 
         # the daemon (simulated) sends a delivery: the page hears of it
-        with write(site.engine) as s:
-            d = s.get(Delivery, site.ids["planned"])
+        with write(web.engine) as s:
+            d = s.get(Delivery, web.ids["planned"])
             d.state, d.updated_at = "sent", utcnow()
             s.add(d)
         change = _next_event(q, "change", 5)
         assert "deliveries" in change["changed"]
 
         # a source is polled
-        with write(site.engine) as s:
+        with write(web.engine) as s:
             src = s.exec(select(Source).where(Source.name == "site")).one()
             src.last_poll_at, src.polls = utcnow(), src.polls + 1
             s.add(src)
@@ -317,9 +299,9 @@ def test_events_tell_the_page_when_the_store_changes(site: Site) -> None:
         assert "sources" in change["changed"]
 
         # an action through the page is announced at once
-        with client(site.server) as c:
+        with client(web.server) as c:
             c.post(
-                f"/api/deliveries/{site.ids['failed']}/retry", headers={"X-CSRF-Token": csrf_of(c)}
+                f"/api/deliveries/{web.ids['failed']}/retry", headers={"X-CSRF-Token": csrf_of(c)}
             )
         _next_event(q, "change", 3)
     finally:

@@ -28,12 +28,6 @@ from syndicator.web import auth
 from syndicator.web.server import WebServer, WebServerError, serve
 
 
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_all()
-
-
 @pytest.fixture
 def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A server with a password (from the environment), seeded."""
