@@ -246,6 +246,8 @@ class ChannelConfig(_Base):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v):
             raise ValueError("use letters, digits, '-' or '_' in a channel name")
+        if v == "directory":
+            raise ValueError('"directory" is the name of the feed pings\' outbox; choose another')
         return v
 
     @field_validator("quiet_hours")

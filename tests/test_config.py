@@ -129,3 +129,9 @@ def test_bad_config_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
     r = _cli("--config", "s.toml", "check", cwd=tmp_path)
     assert r.returncode == 2
     assert "s.toml:" in r.stderr and "min_interval" in r.stderr
+
+
+def test_directory_is_a_reserved_channel_name(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text('[[channels]]\nname = "directory"\ntype = "twitter"\n')
+    with pytest.raises(ConfigError, match="feed pings"):
+        config.load(tmp_path / "s.toml")
