@@ -70,6 +70,7 @@ class PassReport:
     pings_planned: int = 0
     channel_errors: list[str] = field(default_factory=list)
     attention: list[str] = field(default_factory=list)
+    new_attention: list[str] = field(default_factory=list)  # first seen in this pass
     seconds: float = 0.0
 
     @property
@@ -366,7 +367,9 @@ def publish(
                 )
 
 
-def _attention(engine: Engine, report: PassReport) -> None:
+def _attention(engine: Engine, report: PassReport, since: datetime) -> None:
+    """Everything open that needs a person; `new_attention` holds what this pass found,
+    so a cron job mails once per incident, not on every pass."""
     with session(engine) as s:
         probs = s.exec(
             select(Problem).where(
@@ -376,12 +379,18 @@ def _attention(engine: Engine, report: PassReport) -> None:
         ).all()
         for p in probs:
             where = f"{p.location}:{p.line}" if p.line else p.location
-            report.attention.append(f"{p.source}: {where}: {p.message}")
+            line = f"{p.source}: {where}: {p.message}"
+            report.attention.append(line)
+            if p.first_seen_at and p.first_seen_at >= since:
+                report.new_attention.append(line)
         bad = s.exec(
             select(Delivery).where(Delivery.state.in_([outbox.FAILED, outbox.UNKNOWN]))  # type: ignore[attr-defined]
         ).all()
         for d in bad:
-            report.attention.append(f"delivery {d.id} on {d.channel} is {d.state}: {d.last_error}")
+            line = f"delivery {d.id} on {d.channel} is {d.state}: {d.last_error}"
+            report.attention.append(line)
+            if d.updated_at and d.updated_at >= since:
+                report.new_attention.append(line)
 
 
 def run_once(
@@ -463,6 +472,6 @@ def run_once(
     from syndicator.alerts import notify_operator
 
     notify_operator(engine, settings, clock())
-    _attention(engine, report)
+    _attention(engine, report, now)
     report.seconds = time.monotonic() - t0
     return report

@@ -63,10 +63,16 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
             out.print(f"feed {f.name}: {verb} ({f.episode_count} episodes)", highlight=False)
     for msg in report.channel_errors:
         err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
-    if report.attention:
-        err.print(f"[red]{len(report.attention)} thing(s) need attention:[/red]")
-        for line in report.attention:
+    # Under cron only what this pass found is printed (one mail per incident); the exit
+    # code still says 1 while anything is open.
+    shown = report.attention if verbose else report.new_attention
+    if shown:
+        err.print(f"[red]{len(shown)} thing(s) need attention:[/red]")
+        for line in shown:
             err.print(f"  {line}", highlight=False, markup=False)
+        if not verbose and len(report.attention) > len(shown):
+            more = len(report.attention) - len(shown)
+            err.print(f"  and {more} known before; see `syndicator status`", highlight=False)
 
 
 def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:

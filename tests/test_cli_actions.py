@@ -61,6 +61,8 @@ def test_failed_delivery_retried_by_hand(tmp_path: Path, site: Path, hook: FakeW
     assert r.returncode == 1 and "need attention" in r.stderr
     failed = [d for d in _rows(cfg) if d["state"] == "failed"]
     assert len(failed) == 2 and "400" in failed[0]["last_error"]
+    again = _cli(cfg, "run-once")  # cron: nothing new, so nothing to mail; still exit 1
+    assert again.returncode == 1 and again.stderr == "" and again.stdout == ""
     assert _cli(cfg, "delivery", "retry", str(failed[0]["id"])).returncode == 0
     assert (
         _cli(cfg, "delivery", "skip", str(failed[1]["id"]), "--reason", "wrong text").returncode
