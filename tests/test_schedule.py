@@ -102,3 +102,21 @@ def test_evergreen_reshares_oldest_first_without_flooding(
     assert len(reshares) == 2 and "Print Shop" in reshares[1]  # next oldest, not the same
     run_once(s, now=NOW + timedelta(days=70))  # after a long downtime: one, not ten
     assert len([t for t in _sent(hook) if "archive" in t.lower()]) == 3
+
+
+def test_a_rescheduled_post_follows_its_new_date(
+    tmp_path: Path, sqlite_url: str, site: Path, hook: FakeWebhook
+) -> None:
+    post = site / "_posts/podcast/2026-11-30-8-coming-monday.md"
+    post.write_text(
+        '---\ntitle: "Coming Monday"\ndate: 2026-11-30 10:00:00 +0000\ncategory: "podcast"\n'
+        'mp3_bytes: "100"\nmp3_duration: "2:00"\n---\nSoon.\n'
+    )
+    s = _settings(tmp_path, sqlite_url, site, hook)
+    run_once(s, now=NOW)
+    post.write_text(post.read_text().replace("2026-11-30 10:00", "2026-11-28 10:00").replace(
+        "Coming Monday", "Coming Saturday"))  # fmt: skip
+    run_once(s, now=NOW + timedelta(minutes=1))
+    run_once(s, now=datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC))
+    sent = [t for t in _sent(hook) if "Coming" in t]
+    assert len(sent) == 1 and "Coming Saturday" in sent[0]  # new date, new text

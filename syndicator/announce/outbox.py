@@ -227,7 +227,7 @@ def plan(
         for ch in channels:
             row = have.get((ep.id, ch.name))  # type: ignore[arg-type]
             if row is not None:
-                _refresh(s, row, ep, ch, renderer, limits, now, dry_run, out)
+                _refresh(s, settings, row, ep, ch, renderer, limits, now, dry_run)
                 continue
             if ep.withdrawn:
                 continue  # not announced; a row is made if it comes back
@@ -307,6 +307,7 @@ def render_or_report(
 
 def _refresh(
     s: Session,
+    settings: Settings,
     row: Delivery,
     ep: Episode,
     ch: ChannelConfig,
@@ -314,8 +315,9 @@ def _refresh(
     limits: dict[str, int],
     now: datetime,
     dry_run: bool,
-    out: list[PlannedRow],
 ) -> None:
+    """A row that never left follows its episode: withdrawn -> skipped; edited -> the
+    text, link card and publish time are rendered again."""
     if row.state not in (PLANNED, RETRYING) or row.attempts:
         return
     if ep.withdrawn:
@@ -329,13 +331,9 @@ def _refresh(
         if rendered is not None and not dry_run:
             row.text, row.text_length = rendered.text, rendered.length
             row.payload = {**row.payload, **_card(ep)}
-            row.due_at = max(row.due_at or now, publish_time(ep.date, now, _settings_of(renderer)))
+            row.due_at = publish_time(ep.date, now, settings)  # a moved date moves it
             row.updated_at = now
             s.add(row)
-
-
-def _settings_of(renderer: Any) -> Settings:
-    return renderer.settings  # type: ignore[no-any-return]
 
 
 def plan_ping(
