@@ -29,7 +29,8 @@ test: setup-test
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	for b in bench_pass bench_poll bench_feed bench_pickup bench_web; do \
+	  echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) examples/demo.db* examples/public
