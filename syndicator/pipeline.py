@@ -23,7 +23,7 @@ from syndicator.sources.base import ProblemData
 from syndicator.store import problems as problem_store
 from syndicator.store.db import session, upgrade
 from syndicator.store.ingest import apply_poll, apply_scan, ensure_source, known_stamps
-from syndicator.store.models import Delivery, Meta, Problem, Source
+from syndicator.store.models import Delivery, Meta, Source
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -371,13 +371,7 @@ def _attention(engine: Engine, report: PassReport, since: datetime) -> None:
     """Everything open that needs a person; `new_attention` holds what this pass found,
     so a cron job mails once per incident, not on every pass."""
     with session(engine) as s:
-        probs = s.exec(
-            select(Problem).where(
-                Problem.resolved_at.is_(None),  # type: ignore[union-attr]
-                Problem.severity == "error",
-            )
-        ).all()
-        for p in probs:
+        for p in problem_store.open_problems(s, severity="error"):
             where = f"{p.location}:{p.line}" if p.line else p.location
             line = f"{p.source}: {where}: {p.message}"
             report.attention.append(line)

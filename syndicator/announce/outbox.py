@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
 STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
-OPEN_STATES = (PLANNED, RETRYING, UNKNOWN, SENDING)
 
 
 class Renders(Protocol):

@@ -16,6 +16,7 @@ from sqlmodel import Session
 import syndicator
 
 _ENGINES: dict[str, Engine] = {}
+_UPGRADED: set[str] = set()  # URLs whose schema this process brought to head
 
 
 def normalize_url(url: str) -> str:
@@ -69,6 +70,7 @@ def dispose_all() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
+    _UPGRADED.clear()  # a test may drop and recreate a database under the same URL
 
 
 @contextmanager
@@ -120,10 +122,17 @@ def head_revision(url: str) -> str | None:
 
 
 def upgrade(url: str, busy_timeout_ms: int = 10_000) -> Engine:
-    """Apply pending migrations (cheap when there are none) and return the engine."""
+    """Apply pending migrations and return the engine.
+
+    Checked once per URL per process: every pass, heartbeat and web request opens
+    the store this way, and reading the migration scripts each time is wasted work.
+    """
     from alembic import command
 
     engine = get_engine(url, busy_timeout_ms)
+    key = normalize_url(url)
+    if key in _UPGRADED:
+        return engine
     if current_revision(engine) != head_revision(url):
         cfg = alembic_config(url)
         with engine.connect() as conn:
@@ -131,4 +140,5 @@ def upgrade(url: str, busy_timeout_ms: int = 10_000) -> Engine:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
+    _UPGRADED.add(key)
     return engine

@@ -87,8 +87,3 @@ def forget(engine: Engine, owner: str) -> None:
         hb = s.get(Heartbeat, owner)
         if hb is not None:
             s.delete(hb)
-
-
-def prune(engine: Engine, older_than: datetime) -> None:
-    with session(engine, write=True) as s:
-        s.execute(sa.delete(Heartbeat).where(Heartbeat.updated_at < older_than))  # type: ignore[arg-type]

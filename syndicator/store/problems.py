@@ -57,8 +57,12 @@ def resolve(
     return n
 
 
-def open_problems(s: Session, owner: str | None = None) -> list[Problem]:
+def open_problems(
+    s: Session, owner: str | None = None, severity: str | None = None
+) -> list[Problem]:
     q = select(Problem).where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
     if owner:
         q = q.where(Problem.source == owner)
+    if severity:
+        q = q.where(Problem.severity == severity)
     return list(s.exec(q.order_by(Problem.source, Problem.location)).all())  # type: ignore[arg-type]

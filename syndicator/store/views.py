@@ -13,6 +13,7 @@ from sqlmodel import Session, func, select
 
 from syndicator.store.db import session
 from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
+from syndicator.store.problems import open_problems
 
 
 def iso(value: datetime | None) -> str | None:
@@ -193,11 +194,7 @@ def feeds_list(s: Session) -> list[dict[str, Any]]:
 
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
-        probs = s.exec(
-            select(Problem)
-            .where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
-            .order_by(Problem.source, Problem.location)
-        ).all()
+        probs = open_problems(s)
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after),
