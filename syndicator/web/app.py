@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import syndicator
 from syndicator import __version__
@@ -281,6 +284,23 @@ async def render_cached(
     return HTMLResponse(html.replace(web.pages.placeholder, sess.csrf))
 
 
+def slash_redirect(request: Request) -> str | None:
+    """The same path with (or without) its trailing slash, when that is a route.
+
+    A relative URL: Starlette's own redirect is absolute and built from the Host
+    header, which a client can forge.
+    """
+    path = request.scope["path"]
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if path == "/" or not other:
+        return None
+    scope = {**request.scope, "path": other}
+    if all(route.matches(scope)[0] is Match.NONE for route in request.app.router.routes):
+        return None
+    target = quote(other) + (f"?{request.url.query}" if request.url.query else "")
+    return local_next(target, default="") or None  # never a //host/ URL
+
+
 def error_response(request: Request, status: int, message: str, **headers: str) -> Response:
     if wants_json(request):
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -316,6 +336,13 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         return error_response(request, exc.status_code, str(exc.detail), **(exc.headers or {}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _not_routed(request: Request, exc: StarletteHTTPException) -> Response:
+        # The router's own 404 (no route): maybe the path is a page with(out) a slash.
+        if exc.status_code == 404 and (target := slash_redirect(request)):
+            return RedirectResponse(target, status_code=307)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -431,6 +458,7 @@ def make_app(
         docs_url=None,  # Swagger UI loads from a CDN and needs inline script: not here
         redoc_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,  # done by slash_redirect, without the Host header
     )
     app.state.web = web
     app.add_middleware(SessionMiddleware, codec=codec, secure=settings.web.secure_cookies)
