@@ -292,6 +292,27 @@ class WebConfig(_Base):
     # web/: reverse proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    @field_validator("password_hash")
+    @classmethod
+    def _not_empty_password(cls, v: str) -> str:
+        import argon2
+
+        h = v.strip()
+        try:
+            argon2.extract_parameters(h)
+        except (argon2.exceptions.InvalidHashError, ValueError):
+            return v  # not argon2 at all: `serve` says so when it starts
+        try:
+            empty = argon2.PasswordHasher().verify(h, "")
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            empty = False
+        if empty:
+            raise ValueError(
+                "this is the hash of an empty password, which would let anyone in; "
+                "run `syndicator web set-password` to write a real one"
+            )
+        return v
+
 
 class DaemonConfig(_Base):
     heartbeat: Dur = timedelta(seconds=10)

@@ -135,3 +135,20 @@ def test_directory_is_a_reserved_channel_name(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text('[[channels]]\nname = "directory"\ntype = "twitter"\n')
     with pytest.raises(ConfigError, match="feed pings"):
         config.load(tmp_path / "s.toml")
+
+
+def test_a_hash_of_an_empty_password_is_rejected(tmp_path: Path) -> None:
+    import argon2
+
+    empty = argon2.PasswordHasher().hash("")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[podcast]\ntitle = "x"\n\n[web]\nport = 8080\npassword_hash = "{empty}"\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(cfg)
+    problem = err.value.problems[0]
+    assert problem.line == 6
+    assert "empty password" in str(problem) and "set-password" in str(problem)
+    # the hash of a real password loads
+    good = argon2.PasswordHasher().hash("a real password")
+    cfg.write_text(f'[web]\npassword_hash = "{good}"\n')
+    assert config.load(cfg).web.password_hash == good

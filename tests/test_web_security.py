@@ -432,3 +432,44 @@ def test_the_serve_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             proc.kill()
             proc.wait()
     assert f"http://127.0.0.1:{port}/" in (proc.stderr.read() if proc.stderr else "")
+
+
+@pytest.mark.parametrize("blank", ["", " ", "        ", "\t \n  \u3000  \r\n"])
+def test_set_password_refuses_a_blank_password(tmp_path: Path, blank: str) -> None:
+    from typer.testing import CliRunner
+
+    from syndicator.cli import app
+
+    cfg = tmp_path / "syndicator.toml"
+    cfg.write_text("[web]\n", encoding="utf-8")
+    with pytest.raises(auth.PasswordError, match="blank"):
+        auth.write_password_hash(cfg, blank)
+    result = CliRunner().invoke(
+        app, ["--config", str(cfg), "web", "set-password", "--password", blank]
+    )
+    assert result.exit_code == 2, result.output
+    assert cfg.read_text(encoding="utf-8") == "[web]\n"
+
+
+def test_a_blank_password_in_the_environment_is_no_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", "  \t ")
+    settings = web_settings(tmp_path)
+    assert auth.load_credential(settings) is None
+    # the documented no-password rules: loopback only, and no login to pass with blanks
+    with pytest.raises(WebServerError, match="without a password"):
+        WebServer(settings, host="0.0.0.0", port=0)
+    with running(settings) as server, client(server) as c:
+        assert c.get("/").status_code == 200
+        assert c.get("/", headers={"Host": "evil.example"}).status_code == 421
+
+
+def test_a_blank_environment_password_falls_back_to_the_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", " ")
+    settings = web_settings(tmp_path, web={"password_hash": auth.hash_password(PASSWORD)})
+    cred = auth.load_credential(settings)
+    assert cred is not None and cred.source == "config"
+    assert cred.verify(PASSWORD) and not cred.verify(" ")

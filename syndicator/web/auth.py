@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -31,6 +32,8 @@ from syndicator.config import Settings, secret
 from syndicator.store.db import session
 from syndicator.store.models import Meta
 from syndicator.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 SECRET_META_KEY = "web.session_secret"
 SESSION_COOKIE = "syndicator_session"
@@ -78,8 +81,10 @@ class Credential:
 def load_credential(settings: Settings) -> Credential | None:
     """The configured password, or None (then the page serves on 127.0.0.1 only)."""
     plain = secret("web", "password")
-    if plain:
+    if plain and plain.strip():
         return Credential("env", _plain=plain)
+    if plain:  # only blanks: a password nobody means to type
+        log.warning("SYNDICATOR_WEB_PASSWORD holds only whitespace; treated as unset")
     h = settings.web.password_hash.strip()
     if not h:
         return None
@@ -94,6 +99,8 @@ def load_credential(settings: Settings) -> Credential | None:
 
 
 def hash_password(password: str) -> str:
+    if not password.strip():
+        raise PasswordError("the password is blank; choose one with letters, digits or signs")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise PasswordError(f"use a password of at least {MIN_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
