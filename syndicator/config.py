@@ -291,6 +291,12 @@ class WebConfig(_Base):
     secure_cookies: bool | None = None  # None: Secure when served over https
     # web/: reverse proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed
     trusted_proxies: list[str] = Field(default_factory=list)
+    # web/: wrong passwords a client address may try per login_window, then 429
+    login_attempts: int = Field(default=5, ge=1)
+    login_window: Dur = timedelta(seconds=60)
+    # web/: password checks (argon2: 64 MiB each) at once; 0 = one per CPU
+    login_checks: int = Field(default=0, ge=0)
+    login_queue: int = Field(default=16, ge=0)  # logins waiting for a check; more get 503
 
     @field_validator("password_hash")
     @classmethod

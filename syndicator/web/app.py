@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ from syndicator.timeutil import parse_iso, utcnow
 from syndicator.web import metrics as metrics_mod
 from syndicator.web.auth import (
     Credential,
+    LoginGate,
     LoginLimiter,
     SessionCodec,
     WebSession,
@@ -183,6 +185,7 @@ class Web:
     changes: ChangeFeed
     runner: PassRunner
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    gate: LoginGate = field(default_factory=lambda: LoginGate(os.cpu_count() or 1, 16))
     metrics_token: str | None = None
     wake: Callable[[], None] | None = None
     registry: Any = None
@@ -428,13 +431,24 @@ def make_app(
         runner=runner,
         metrics_token=secret("web", "metrics_token") or None,
         wake=wake,
+        limiter=LoginLimiter(
+            settings.web.login_attempts, settings.web.login_window.total_seconds()
+        ),
+        gate=LoginGate(settings.web.login_checks or os.cpu_count() or 1, settings.web.login_queue),
     )
+    gate = web.gate
     web.registry = metrics_mod.make_registry(
         engine,
         settings,
         lambda: [
             ("syndicator_web_pass_running", "1 while a pass started here runs.",
              1.0 if runner.state.running else 0.0),
+            ("syndicator_web_login_checks", "Passwords checked since the server started.",
+             float(gate.checked)),
+            ("syndicator_web_login_checks_peak", "Most password checks that ran at once.",
+             float(gate.peak)),
+            ("syndicator_web_login_busy", "Logins refused (503) because too many waited.",
+             float(gate.refused)),
         ],
     )  # fmt: skip
 

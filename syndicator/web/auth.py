@@ -8,6 +8,7 @@ restart and the secret never sits in the config file.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -27,6 +28,7 @@ import argon2
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from syndicator.config import Settings, secret
 from syndicator.store.db import session
@@ -313,16 +315,73 @@ class LoginLimiter:
                 return None
             return max(q[0] + self.window - now, 1.0)
 
-    def failure(self, key: str) -> None:
+    def attempt(self, key: str) -> float | None:
+        """Take one try for this client, or say how many seconds it must wait.
+
+        Check and count are one step under the lock, so a burst of concurrent
+        logins can't all pass the check before any failure is counted: the try
+        counts as a failure from now on, until success() forgets this client.
+        """
         with self._lock:
             now = self._clock()
-            if len(self._fails) >= self._max_clients:
-                for k in list(self._fails):  # forget the quiet ones; keep memory bounded
-                    self._recent(k, now)
-            if len(self._fails) >= self._max_clients:
-                self._fails.pop(next(iter(self._fails)))
-            self._fails.setdefault(key, deque()).append(now)
+            q = self._recent(key, now)
+            if len(q) >= self.max_failures:
+                return max(q[0] + self.window - now, 1.0)
+            self._record(key, now)
+            return None
+
+    def failure(self, key: str) -> None:
+        with self._lock:
+            self._record(key, self._clock())
+
+    def _record(self, key: str, now: float) -> None:
+        if len(self._fails) >= self._max_clients:
+            for k in list(self._fails):  # forget the quiet ones; keep memory bounded
+                self._recent(k, now)
+        if len(self._fails) >= self._max_clients:
+            self._fails.pop(next(iter(self._fails)))
+        self._fails.setdefault(key, deque()).append(now)
 
     def success(self, key: str) -> None:
         with self._lock:
             self._fails.pop(key, None)
+
+
+class BusyError(Exception):
+    """Too many logins are waiting for a password check; try again shortly."""
+
+
+class LoginGate:
+    """At most `workers` password checks at once and `queue` more waiting.
+
+    An argon2 check takes 64 MiB and most of a CPU for a moment: a flood of
+    logins checked all at once takes the memory of the machine. A login that
+    finds the queue full is refused at once (BusyError) instead of waiting.
+    Used from the event loop only, so the counters need no lock.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers, self.queue = max(1, workers), max(0, queue)
+        self._sem = asyncio.Semaphore(self.workers)
+        self._inside = 0  # running plus waiting
+        self.running = 0
+        self.peak = 0  # most checks that ever ran at once
+        self.checked = 0
+        self.refused = 0
+
+    async def verify(self, credential: Credential, password: str) -> bool:
+        if self._inside >= self.workers + self.queue:
+            self.refused += 1
+            raise BusyError()
+        self._inside += 1
+        try:
+            async with self._sem:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+                try:
+                    return await run_in_threadpool(credential.verify, password)
+                finally:
+                    self.running -= 1
+                    self.checked += 1
+        finally:
+            self._inside -= 1

@@ -25,7 +25,7 @@ from syndicator.web.app import (
     wants_json,
     web_of,
 )
-from syndicator.web.auth import WebSession
+from syndicator.web.auth import BusyError, WebSession
 from syndicator.web.csrf import check_csrf
 from syndicator.web.metrics import render as render_metrics
 
@@ -141,6 +141,14 @@ def login_page(request: Request, next: str = "/") -> Response:
     return render(request, "login.html", nav="login", next=local_next(next), error=None)
 
 
+def _login_refused(request: Request, target: str, status: int, msg: str, wait: float) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": msg}, status, headers=retry_after_header(wait))
+    resp = render(request, "login.html", status, nav="login", next=target, error=msg)
+    resp.headers.update(retry_after_header(wait))
+    return resp
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     web = web_of(request)
@@ -151,20 +159,19 @@ async def login(request: Request) -> Response:
         return RedirectResponse(target, status_code=303)
     await check_csrf(request, sess)
     ip = client_ip(request)
-    wait = web.limiter.retry_after(ip)
+    wait = web.limiter.attempt(ip)  # counts this try before it is checked
     if wait is not None:
         msg = f"Too many wrong passwords; try again in {int(wait) + 1} s."
-        if wants_json(request):
-            return JSONResponse({"error": msg}, 429, headers=retry_after_header(wait))
-        resp = render(request, "login.html", 429, nav="login", next=target, error=msg)
-        resp.headers.update(retry_after_header(wait))
-        return resp
+        return _login_refused(request, target, 429, msg, wait)
     password = form.get("password", "")
     cred = web.credential
     assert cred is not None
-    ok = bool(password) and await run_in_threadpool(cred.verify, password)
+    try:
+        ok = bool(password.strip()) and await web.gate.verify(cred, password)
+    except BusyError:
+        msg = "Too many logins at once; try again in a few seconds."
+        return _login_refused(request, target, 503, msg, 2.0)
     if not ok:
-        web.limiter.failure(ip)
         msg = "Wrong password."
         if wants_json(request):
             return JSONResponse({"error": msg}, 401)
