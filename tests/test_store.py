@@ -187,3 +187,28 @@ def test_backup_is_a_consistent_copy_while_writing(sqlite_url: str, tmp_path: Pa
 def test_backup_refuses_postgres_with_a_pointer_to_pg_dump(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="pg_dump"):
         backup_sqlite("postgresql://x@127.0.0.1/db", tmp_path / "b.db")
+
+
+def test_admin_sessions_start_end_and_expire(db_url: str) -> None:
+    from syndicator.store import admin_sessions
+    from syndicator.web.auth import ServerSessions
+
+    engine = upgrade(db_url)
+    sessions = ServerSessions(engine, max_age=3600)
+    a = sessions.start()
+    b = sessions.start()
+    assert a != b and sessions.alive(a) and sessions.alive(b)
+    assert a not in admin_sessions.keys(engine)  # only hashes are stored
+    c = sessions.start(replaces=a)  # a new login on the same browser
+    assert not sessions.alive(a) and sessions.alive(c)
+    sessions.end(b)
+    assert not sessions.alive(b) and not sessions.alive("") and not sessions.alive("forged")
+    # idle longer than max_age: over, and cleared away at the next login
+    old = datetime.now(UTC) - timedelta(hours=2)
+    admin_sessions.touch(engine, ServerSessions._key(c), old)
+    assert not sessions.alive(c)
+    sessions.seen(c)
+    assert sessions.alive(c)
+    admin_sessions.touch(engine, ServerSessions._key(c), old)
+    d = sessions.start()
+    assert admin_sessions.keys(engine) == {ServerSessions._key(d)}

@@ -473,3 +473,73 @@ def test_a_blank_environment_password_falls_back_to_the_hash(
     cred = auth.load_credential(settings)
     assert cred is not None and cred.source == "config"
     assert cred.verify(PASSWORD) and not cred.verify(" ")
+
+
+def _session_cookie(c: httpx.Client) -> str:
+    value = c.cookies.get(auth.SESSION_COOKIE)
+    assert value
+    return str(value)
+
+
+def _with_cookie(site: Site, cookie: str) -> httpx.Client:
+    c = client(site.server)
+    c.cookies.set(auth.SESSION_COOKIE, cookie)
+    return c
+
+
+def _admin_session_keys(site: Site) -> set[str]:
+    from syndicator.store import admin_sessions
+
+    return admin_sessions.keys(site.engine)
+
+
+def test_logout_ends_the_session_on_the_server(locked: Site) -> None:
+    with client(locked.server) as c:
+        assert login(c).status_code == 303
+        copied = _session_cookie(c)
+        token = csrf_of(c)
+        with _with_cookie(locked, copied) as thief:
+            assert thief.get("/").status_code == 200  # a copy works while logged in
+        assert c.post("/logout", data={"csrf_token": token}).status_code == 303
+    with _with_cookie(locked, copied) as thief:
+        r = thief.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        assert thief.get("/api/status").status_code == 401
+        assert thief.get("/api/session").json()["authenticated"] is False
+        r = thief.post(f"/deliveries/{locked.ids['failed']}/retry", data={"csrf_token": token})
+        assert r.status_code in (303, 403)
+        assert delivery_state(locked.engine, locked.ids["failed"]) == "failed"
+    assert _admin_session_keys(locked) == set()
+
+
+def test_every_login_gets_a_new_session_id(locked: Site) -> None:
+    with client(locked.server) as a, client(locked.server) as b:
+        assert login(a).status_code == 303
+        first = _session_cookie(a)
+        assert login(b).status_code == 303
+        assert len(_admin_session_keys(locked)) == 2  # two logins, two server sessions
+        # logging in again on a logged-in session replaces its id: the old cookie is dead
+        r = a.post("/login", data={"password": PASSWORD, "csrf_token": csrf_of(a)})
+        assert r.status_code == 303
+        assert _session_cookie(a) != first
+        assert a.get("/").status_code == 200 and b.get("/").status_code == 200
+        assert len(_admin_session_keys(locked)) == 2
+    with _with_cookie(locked, first) as old:
+        assert old.get("/").status_code == 303
+
+
+def test_a_cookie_from_before_the_login_is_not_promoted(locked: Site) -> None:
+    with client(locked.server) as c:
+        page = c.get("/login")
+        before = _session_cookie(c)
+        r = c.post(
+            "/login",
+            data={"password": PASSWORD, "csrf_token": form_token(page.text), "next": "/"},
+        )
+        assert r.status_code == 303
+        assert _session_cookie(c) != before
+        assert c.get("/").status_code == 200
+    # whoever planted or saw the anonymous cookie is still anonymous with it
+    with _with_cookie(locked, before) as planted:
+        assert planted.get("/").status_code == 303
+        assert planted.get("/api/session").json()["authenticated"] is False

@@ -236,5 +236,18 @@ class Meta(SQLModel, table=True):
     updated_at: datetime | None = _ts(nullable=False)
 
 
+class AdminSession(SQLModel, table=True):
+    """A login to the admin page. The cookie holds a random id; this row, its hash.
+
+    Logging out deletes the row, so a copied cookie stops working with it.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    key: str = Field(primary_key=True)  # sha256 hex of the cookie's session id
+    created_at: datetime | None = _ts(nullable=False)
+    seen_at: datetime | None = _ts(nullable=False, index=True)
+
+
 def now() -> datetime:
     return utcnow()

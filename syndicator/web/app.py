@@ -42,6 +42,7 @@ from syndicator.web.auth import (
     Credential,
     LoginGate,
     LoginLimiter,
+    ServerSessions,
     SessionCodec,
     WebSession,
     load_credential,
@@ -190,6 +191,7 @@ class Web:
     wake: Callable[[], None] | None = None
     registry: Any = None
     pages: PageCache = field(default_factory=PageCache)
+    sessions: ServerSessions | None = None  # the logged-in sessions, in the store
 
     @property
     def login_required(self) -> bool:
@@ -435,6 +437,7 @@ def make_app(
             settings.web.login_attempts, settings.web.login_window.total_seconds()
         ),
         gate=LoginGate(settings.web.login_checks or os.cpu_count() or 1, settings.web.login_queue),
+        sessions=ServerSessions(engine),
     )
     gate = web.gate
     web.registry = metrics_mod.make_registry(
@@ -475,7 +478,9 @@ def make_app(
         redirect_slashes=False,  # done by slash_redirect, without the Host header
     )
     app.state.web = web
-    app.add_middleware(SessionMiddleware, codec=codec, secure=settings.web.secure_cookies)
+    app.add_middleware(
+        SessionMiddleware, codec=codec, secure=settings.web.secure_cookies, sessions=web.sessions
+    )
     outer: list[Callable[[Any], Any]] = [SecurityHeaders]
     if credential is None:
         names = {settings.web.host.lower()} if settings.web.host else set()

@@ -22,6 +22,7 @@ import tomllib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import argon2
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from syndicator.config import Settings, secret
+from syndicator.store import admin_sessions
 from syndicator.store.db import session
 from syndicator.store.models import Meta
 from syndicator.timeutil import utcnow
@@ -220,6 +222,8 @@ class WebSession:
     bound: str = ""  # HMAC of the credential at login time
     flash: list[list[str]] = field(default_factory=list)  # [kind, message]
     modified: bool = True
+    sid: str = ""  # the server-side session's id (ServerSessions); only when logged in
+    stale: bool = False  # signed more than SESSION_REFRESH ago: re-sign, mark it seen
 
     def add_flash(self, kind: str, message: str) -> None:
         self.flash.append([kind, message])
@@ -232,14 +236,14 @@ class WebSession:
             self.modified = True
         return out
 
-    def login(self, bound: str) -> None:
+    def login(self, bound: str, sid: str) -> None:
         # A new CSRF token at login: a token seen before login is worth nothing after.
         self.csrf = secrets.token_urlsafe(32)
-        self.user, self.bound, self.modified = True, bound, True
+        self.user, self.bound, self.sid, self.modified = True, bound, sid, True
 
     def logout(self) -> None:
         self.csrf = secrets.token_urlsafe(32)
-        self.user, self.bound, self.modified = False, "", True
+        self.user, self.bound, self.sid, self.modified = False, "", "", True
 
 
 class SessionCodec:
@@ -253,7 +257,7 @@ class SessionCodec:
         )
 
     def dumps(self, sess: WebSession) -> str:
-        data = {"c": sess.csrf, "u": sess.user, "b": sess.bound, "f": sess.flash}
+        data = {"c": sess.csrf, "u": sess.user, "b": sess.bound, "s": sess.sid, "f": sess.flash}
         return self._s.dumps(data)
 
     def loads(self, cookie: str | None) -> WebSession:
@@ -265,17 +269,60 @@ class SessionCodec:
             return WebSession()
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             return WebSession()
+        sid = data.get("s") if isinstance(data.get("s"), str) else ""
         user = bool(data.get("u")) and hmac.compare_digest(str(data.get("b", "")), self.bound)
+        # Only a claim: the middleware asks the store whether session `sid` still exists.
+        user = user and bool(self.bound) and bool(sid)
         sess = WebSession(
             csrf=data["c"],
-            user=user and bool(self.bound),
+            user=user,
             bound=str(data.get("b", "")) if user else "",
             flash=[list(map(str, f))[:2] for f in data.get("f") or [] if isinstance(f, list)],
             modified=False,
+            sid=str(sid) if user else "",
         )
         if time.time() - signed_at.timestamp() > SESSION_REFRESH:
-            sess.modified = True
+            sess.modified = sess.stale = True
         return sess
+
+
+class ServerSessions:
+    """The logged-in sessions, kept in the store so that logging out ends one.
+
+    The cookie carries a random id; the store keeps only its SHA-256, so a copy of
+    the database logs nobody in. A session unseen for SESSION_MAX_AGE is over.
+    """
+
+    def __init__(self, engine: Engine, max_age: float = SESSION_MAX_AGE) -> None:
+        self.engine, self.max_age = engine, max_age
+
+    @staticmethod
+    def _key(sid: str) -> str:
+        return hashlib.sha256(sid.encode()).hexdigest()
+
+    def start(self, replaces: str = "") -> str:
+        """A new session id (a login); the session it replaces, if any, ends."""
+        sid = secrets.token_urlsafe(32)
+        now = utcnow()
+        admin_sessions.create(
+            self.engine,
+            self._key(sid),
+            now,
+            replaces=self._key(replaces) if replaces else "",
+            idle_before=now - timedelta(seconds=self.max_age),
+        )
+        return sid
+
+    def alive(self, sid: str) -> bool:
+        since = utcnow() - timedelta(seconds=self.max_age)
+        return bool(sid) and admin_sessions.alive(self.engine, self._key(sid), since)
+
+    def seen(self, sid: str) -> None:
+        admin_sessions.touch(self.engine, self._key(sid), utcnow())
+
+    def end(self, sid: str) -> None:
+        if sid:
+            admin_sessions.delete(self.engine, self._key(sid))
 
 
 # ---------------------------------------------------------------- login rate limit

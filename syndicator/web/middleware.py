@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 
-from syndicator.web.auth import SESSION_COOKIE, SESSION_MAX_AGE, SessionCodec, WebSession
+import anyio.to_thread
+
+from syndicator.web.auth import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    ServerSessions,
+    SessionCodec,
+    WebSession,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,6 +38,7 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 NO_COOKIE_PATHS = {"/healthz", "/metrics", "/favicon.ico"}
+SESSIONLESS_PATHS = {"/healthz", "/favicon.ico"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -97,12 +106,34 @@ class LoopbackHostGuard:
 
 
 class SessionMiddleware:
-    """Reads the signed session cookie into the scope; writes it back when changed."""
+    """Reads the signed session cookie into the scope; writes it back when changed.
 
-    def __init__(self, app: ASGIApp, codec: SessionCodec, secure: bool | None) -> None:
+    A cookie that says "logged in" counts only while its session is in the store
+    (`sessions`): logging out deletes it there, so a copy of the cookie dies too.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        codec: SessionCodec,
+        secure: bool | None,
+        sessions: ServerSessions | None = None,
+    ) -> None:
         self.app = app
         self.codec = codec
         self.secure = secure  # None: Secure when the request came over https
+        self.sessions = sessions
+
+    async def _confirm(self, sess: WebSession, path: str) -> None:
+        if not sess.user or self.sessions is None:
+            return
+        if path in SESSIONLESS_PATHS:  # probes need no login, nor a store read for one
+            sess.user = False
+            return
+        if not await anyio.to_thread.run_sync(self.sessions.alive, sess.sid):
+            sess.logout()  # logged out elsewhere, or too long idle
+        elif sess.stale:
+            await anyio.to_thread.run_sync(self.sessions.seen, sess.sid)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
@@ -119,6 +150,7 @@ class SessionMiddleware:
                 if SESSION_COOKIE in jar:
                     raw = jar[SESSION_COOKIE].value
         sess: WebSession = self.codec.loads(raw)
+        await self._confirm(sess, scope["path"])
         scope[SESSION_SCOPE_KEY] = sess
         if scope["path"] in NO_COOKIE_PATHS:  # probes and scrapers keep no session
             await self.app(scope, receive, send)

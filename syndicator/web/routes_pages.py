@@ -177,7 +177,10 @@ async def login(request: Request) -> Response:
             return JSONResponse({"error": msg}, 401)
         return render(request, "login.html", 401, nav="login", next=target, error=msg)
     web.limiter.success(ip)
-    sess.login(web.codec.bound)
+    assert web.sessions is not None
+    # A new session id at every login: one planted or seen before it is worth nothing.
+    sid = await run_in_threadpool(web.sessions.start, sess.sid)
+    sess.login(web.codec.bound, sid)
     if wants_json(request):
         return JSONResponse({"ok": True, "csrf_token": sess.csrf})
     return RedirectResponse(target, status_code=303)
@@ -187,8 +190,10 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     sess = session_of(request)
     await check_csrf(request, sess)
-    sess.logout()
     web = web_of(request)
+    if sess.sid and web.sessions is not None:
+        await run_in_threadpool(web.sessions.end, sess.sid)  # a copied cookie ends too
+    sess.logout()
     return RedirectResponse("/login" if web.login_required else "/", status_code=303)
 
 
