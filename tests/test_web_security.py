@@ -135,6 +135,16 @@ def test_the_limiter_forgets_after_its_window() -> None:
     assert lim.retry_after("a") is None
 
 
+def test_the_limiter_counts_a_try_before_it_is_checked() -> None:
+    lim = auth.LoginLimiter(max_failures=3, window=60, clock=lambda: 0.0)
+    assert [lim.attempt("a") for _ in range(4)] == [None, None, None, 60]
+    assert lim.attempt("b") is None  # each address has its own tries
+    lim.give_back("a")  # a try the server was too busy to check
+    assert lim.attempt("a") is None and lim.attempt("a") == 60
+    lim.success("a")
+    assert lim.attempt("a") is None
+
+
 def test_csrf_is_required_on_every_post(locked: Site) -> None:
     with client(locked.server) as c:
         # login itself needs the form's token

@@ -381,6 +381,15 @@ class LoginLimiter:
         with self._lock:
             self._record(key, self._clock())
 
+    def give_back(self, key: str) -> None:
+        """Undo the last attempt(): the try was never checked (the server was busy)."""
+        with self._lock:
+            q = self._fails.get(key)
+            if q:
+                q.pop()
+                if not q:
+                    del self._fails[key]
+
     def _record(self, key: str, now: float) -> None:
         if len(self._fails) >= self._max_clients:
             for k in list(self._fails):  # forget the quiet ones; keep memory bounded

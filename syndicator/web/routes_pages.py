@@ -169,6 +169,7 @@ async def login(request: Request) -> Response:
     try:
         ok = bool(password.strip()) and await web.gate.verify(cred, password)
     except BusyError:
+        web.limiter.give_back(ip)  # not checked, so not one of the client's tries
         msg = "Too many logins at once; try again in a few seconds."
         return _login_refused(request, target, 503, msg, 2.0)
     if not ok:
