@@ -298,6 +298,13 @@ class WebConfig(_Base):
     login_checks: int = Field(default=0, ge=0)
     login_queue: int = Field(default=16, ge=0)  # logins waiting for a check; more get 503
 
+    @field_validator("login_window")
+    @classmethod
+    def _window(cls, v: timedelta) -> timedelta:
+        if v < timedelta(seconds=1):
+            raise ValueError("use at least 1s (a shorter window would not limit logins)")
+        return v
+
     @field_validator("password_hash")
     @classmethod
     def _not_empty_password(cls, v: str) -> str:

@@ -152,3 +152,19 @@ def test_a_hash_of_an_empty_password_is_rejected(tmp_path: Path) -> None:
     good = argon2.PasswordHasher().hash("a real password")
     cfg.write_text(f'[web]\npassword_hash = "{good}"\n')
     assert config.load(cfg).web.password_hash == good
+
+
+def test_login_limits_are_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[web]\nlogin_attempts = 3\nlogin_window = "2m"\nlogin_queue = 0\n')
+    web = config.load(cfg).web
+    assert (web.login_attempts, web.login_window.total_seconds(), web.login_queue) == (3, 120, 0)
+    for bad, line in (
+        ('login_window = "0s"', 2),
+        ("login_attempts = 0", 2),
+        ("login_checks = -1", 2),
+    ):
+        cfg.write_text(f"[web]\n{bad}\n")
+        with pytest.raises(ConfigError) as err:
+            config.load(cfg)
+        assert err.value.problems[0].line == line, bad
