@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -553,3 +554,38 @@ def test_a_cookie_from_before_the_login_is_not_promoted(locked: Site) -> None:
     with _with_cookie(locked, before) as planted:
         assert planted.get("/").status_code == 303
         assert planted.get("/api/session").json()["authenticated"] is False
+
+
+def test_logout_ends_a_live_update_stream_of_a_copied_cookie(locked: Site) -> None:
+    import threading
+
+    with client(locked.server) as c:
+        assert login(c).status_code == 303
+        copied = _session_cookie(c)
+        lines: list[str] = []
+        ended = threading.Event()
+
+        def listen() -> None:
+            with (
+                httpx.Client(
+                    base_url=locked.server.url,
+                    timeout=httpx.Timeout(10.0, read=40.0),
+                    cookies={auth.SESSION_COOKIE: copied},
+                ) as thief,
+                thief.stream("GET", "/events") as r,
+            ):
+                lines.append(str(r.status_code))
+                for line in r.iter_lines():
+                    lines.append(line)
+            ended.set()
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 10
+        while not any("hello" in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.05)
+        assert lines[0] == "200"
+        assert c.post("/logout", data={"csrf_token": csrf_of(c)}).status_code == 303
+        # the stream wakes at the next change or keep-alive (15 s) and ends there
+        assert ended.wait(25), lines

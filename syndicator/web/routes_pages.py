@@ -265,10 +265,19 @@ async def run_pass(request: Request, _: WebSession = Depends(require_csrf)) -> R
 
 
 @router.get("/events")
-async def events(request: Request, _: WebSession = Depends(require_login)) -> Response:
+async def events(request: Request, sess: WebSession = Depends(require_login)) -> Response:
     web = web_of(request)
+
+    async def over() -> bool:
+        # The stream outlives the login check of its request: end it with the session.
+        if await request.is_disconnected():
+            return True
+        if not sess.sid or web.sessions is None:
+            return False
+        return not await run_in_threadpool(web.sessions.alive, sess.sid)
+
     return StreamingResponse(
-        web.changes.stream(request.is_disconnected),
+        web.changes.stream(over),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
