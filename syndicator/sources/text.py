@@ -694,6 +694,7 @@ def plain_text(md: str) -> str:
     references (`&amp;`) and backslash escapes (`\\*`) become the characters they mean."""
     out = _markdown().renderInline(_MD_REFLINK.sub(r"\1", md))
     out = _IMG_ALT.sub(r"\1", out)  # an image keeps its alt text
+    out = _SCRIPT.sub(" ", out) if "<" in out else out  # what a browser would not show
     # markdown-it escapes every '<' and '&' of text, so what is left is tags and references
     return " ".join(html.unescape(_HTML_TAG.sub("", out)).split())
 
