@@ -960,12 +960,12 @@ def test_chapter_time_typo_is_read_as_h_mm_ss_when_that_keeps_the_order(site: Pa
         (4530, "Dots instead of colons"),
         (4840, "A semicolon"),
     ]
-    assert [(p.severity, p.line) for p in problems] == [
-        ("warning", 16),
-        ("warning", 17),
-        ("warning", 18),
-    ]
-    assert "'1:11-20'" in problems[0].message and "1:11:20" in problems[0].message
+    # the store keeps one open problem per file and kind: one message names every line
+    [p] = problems
+    assert (p.kind, p.severity, p.line) == ("chapter-time", "warning", 16)
+    assert p.message.startswith("3 chapters: line 16: chapter time '1:11-20' read as 1:11:20")
+    assert "line 17: chapter time '1.15.30' read as 1:15:30" in p.message
+    assert "line 18: chapter time '1:20;40' read as 1:20:40" in p.message
 
 
 def test_chapter_time_typo_out_of_order_is_dropped_with_a_warning(site: Path) -> None:
@@ -975,7 +975,11 @@ def test_chapter_time_typo_out_of_order_is_dropped_with_a_warning(site: Path) ->
     )
     assert chapters == [(0, "Hello"), (5400, "Late topic")]
     assert len(problems) == 1
-    assert (problems[0].severity, problems[0].line) == ("warning", 16)
+    assert (problems[0].kind, problems[0].severity, problems[0].line) == (
+        "chapter-time",
+        "warning",
+        16,
+    )
     assert "dropped" in problems[0].message and "1:11-20" in problems[0].message
 
 
@@ -984,14 +988,16 @@ def test_chapter_earlier_than_the_one_before_is_a_warning(site: Path) -> None:
         site, "- 0:00 -- Hello\n- 10:00 -- Middle\n- 5:00 -- Out of place\n- 12:00 -- End\n"
     )
     assert chapters == [(0, "Hello"), (300, "Out of place"), (600, "Middle"), (720, "End")]
-    assert [(p.severity, p.line) for p in problems] == [("warning", 16)]
+    assert [(p.kind, p.severity, p.line) for p in problems] == [("chapter-order", "warning", 16)]
     assert "0:05:00" in problems[0].message and "0:10:00" in problems[0].message
 
 
 def test_two_chapters_at_the_same_second_are_kept_in_the_episode(site: Path) -> None:
     chapters, problems = _chapter_scan(site, "- 0:00 -- Hello\n- 1:00 -- A\n- 1:00 -- B\n")
     assert chapters == [(0, "Hello"), (60, "A"), (60, "B")]
-    assert [p.severity for p in problems] == ["notice"]
+    assert [(p.kind, p.severity, p.line) for p in problems] == [
+        ("chapter-same-start", "notice", 16)
+    ]
 
 
 def test_chapter_titles_are_plain_text(site: Path) -> None:
@@ -1010,3 +1016,18 @@ def test_chapter_titles_are_plain_text(site: Path) -> None:
         # a text field never carries markup, even markup written escaped; a bare '<' stays
         (180, "The tag and a < b"),
     ]
+
+
+def test_chapter_problems_of_each_kind_are_separate_and_bounded(site: Path) -> None:
+    topics = "- 0:00 -- Hello\n- 0:00 -- Same\n- 9:00 -- Later\n- 1:00-30 -- Typo, dropped\n"
+    topics += "".join(f"- {59 - i}:00 -- Backwards {i}\n" for i in range(15))
+    chapters, problems = _chapter_scan(site, topics)
+    assert len(chapters) == 2 + 1 + 15
+    by_kind = {p.kind: p for p in problems}
+    assert set(by_kind) == {"chapter-same-start", "chapter-time", "chapter-order"}
+    assert by_kind["chapter-same-start"].severity == "notice"
+    assert by_kind["chapter-time"].severity == "warning"
+    order = by_kind["chapter-order"]
+    assert (order.severity, order.line) == ("warning", 19)  # the first one: 58:00 after 59:00
+    assert order.message.startswith("14 chapters: line 19:")
+    assert order.message.endswith("; and 4 more")

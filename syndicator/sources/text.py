@@ -685,6 +685,9 @@ _CHAPTER_TYPO = re.compile(  # 1:11-20, 1.11.20, 1:11;20: a typo for H:MM:SS
     r"^\s{0,3}(?:[-*+]|\d+[.)])\s+[\[(]?((\d{1,2})(?::(?!\d\d:)|\.)([0-5]\d)[-.;:]([0-5]\d))"
     r"[\])]?\s*(?:--|–|—|-|:|\|)\s*(\S.*?)\s*$"
 )
+_MAX_LISTED = 10  # problems listed in one message about a post's chapters
+MAX_CHAPTERS = 1000  # per episode: a real Topics list has tens; beyond this is not a list
+_MD_INLINE = re.compile(r"[\\`*_~\[<&]")  # what inline Markdown or HTML could change
 _IMG_ALT = re.compile(r'<img\b[^>]*?\balt="([^"]*)"[^>]*>')
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
@@ -692,6 +695,8 @@ _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]
 def plain_text(md: str) -> str:
     """Inline Markdown as plain text: links and images keep their text; character
     references (`&amp;`) and backslash escapes (`\\*`) become the characters they mean."""
+    if not _MD_INLINE.search(md):
+        return " ".join(md.split())  # nothing Markdown would change: skip the parser
     out = _markdown().renderInline(_MD_REFLINK.sub(r"\1", md))
     out = _IMG_ALT.sub(r"\1", out)  # an image keeps its alt text
     out = _SCRIPT.sub(" ", out) if "<" in out else out  # what a browser would not show
@@ -719,15 +724,6 @@ class _TopicLine:
 def _clock(seconds: int) -> str:
     h, rest = divmod(int(seconds), 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _line_in(source: str | None, text: str, fallback: int) -> int:
-    """The line of `text` in the file as written (Liquid may have moved it), 1-based."""
-    if source:
-        for i, line in enumerate(source.splitlines(), 1):
-            if line == text:
-                return i
-    return fallback
 
 
 def parse_chapters(markdown: str) -> list[Chapter]:
@@ -781,12 +777,30 @@ def read_chapters(
         else:
             current = None
 
-    problems: list[ProblemData] = []
+    # Where each line is in the file as written (Liquid may have moved it), once: a huge
+    # list stays linear.
+    written: dict[str, int] = {}
+    for n, text in enumerate((source or "").splitlines(), 1):
+        written.setdefault(text, n)
 
-    def warn(t: _TopicLine, message: str, severity: str = "warning") -> None:
-        line = _line_in(source, lines[t.line - 1], t.line) + line_offset
-        problems.append(ProblemData(location, "chapters", message, line, severity))
+    notes: dict[str, list[tuple[int, str, str]]] = {}  # kind -> (line, message, severity)
 
+    def warn(t: _TopicLine, kind: str, message: str, severity: str = "warning") -> None:
+        line = written.get(lines[t.line - 1], t.line) + line_offset
+        notes.setdefault(kind, []).append((line, message, severity))
+
+    if len(found) > MAX_CHAPTERS:
+        warn(
+            found[MAX_CHAPTERS],
+            "chapter-count",
+            f"{len(found):,} chapter lines: only the first {MAX_CHAPTERS:,} are kept (the "
+            "limit per episode); is this list really chapters?",
+        )
+        del found[MAX_CHAPTERS:]
+    # the next well-formed start after each line, once: a typo is checked against it
+    after: list[int | None] = [None] * (len(found) + 1)
+    for k in range(len(found) - 1, -1, -1):
+        after[k] = found[k].start if found[k].start is not None else after[k + 1]
     result: list[Chapter] = []
     prev: int | None = None
     for k, t in enumerate(found):
@@ -794,11 +808,13 @@ def read_chapters(
         if not title:
             continue
         if t.start is None:
-            after = next((n.start for n in found[k + 1 :] if n.start is not None), None)
-            fits = (prev is None or t.typo_start > prev) and (after is None or t.typo_start < after)
-            if not fits:
+            nxt = after[k + 1]
+            if (prev is not None and t.typo_start <= prev) or (
+                nxt is not None and t.typo_start >= nxt
+            ):
                 warn(
                     t,
+                    "chapter-time",
                     f"chapter '{title}' dropped: its time '{t.typo}' is not H:MM:SS, and read "
                     f"as {_clock(t.typo_start)} it would be out of order; write the time as "
                     "H:MM:SS",
@@ -806,6 +822,7 @@ def read_chapters(
                 continue
             warn(
                 t,
+                "chapter-time",
                 f"chapter time '{t.typo}' read as {_clock(t.typo_start)} (H:MM:SS); fix the "
                 "time in the post",
             )
@@ -813,6 +830,7 @@ def read_chapters(
         if prev is not None and t.start < prev:
             warn(
                 t,
+                "chapter-order",
                 f"chapter '{title}' at {_clock(t.start)} starts before the one above it "
                 f"({_clock(prev)}); chapters must run in order, so it is moved into place: "
                 "check its time",
@@ -820,6 +838,7 @@ def read_chapters(
         elif prev is not None and t.start == prev:
             warn(
                 t,
+                "chapter-same-start",
                 f"chapter '{title}' starts at the same second as the one above it "
                 f"({_clock(prev)}); the feed keeps only the first",
                 "notice",
@@ -827,7 +846,17 @@ def read_chapters(
         prev = t.start
         result.append(Chapter(start=t.start, title=title))
     result.sort(key=lambda c: c.start)  # stable: same-second chapters keep their order
-    return result, problems
+    return result, [_one_problem(location, kind, found_) for kind, found_ in notes.items()]
+
+
+def _one_problem(location: str, kind: str, notes: list[tuple[int, str, str]]) -> ProblemData:
+    """The store keeps one open problem per file and kind: several become one message."""
+    line, message, severity = notes[0]
+    if len(notes) == 1:
+        return ProblemData(location, kind, message, line, severity)
+    shown = "; ".join(f"line {n}: {m}" for n, m, _ in notes[:_MAX_LISTED])
+    more = f"; and {len(notes) - _MAX_LISTED} more" if len(notes) > _MAX_LISTED else ""
+    return ProblemData(location, kind, f"{len(notes)} chapters: {shown}{more}", line, severity)
 
 
 def parse_duration_field(value: str | int | float) -> int:

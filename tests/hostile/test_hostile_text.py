@@ -179,3 +179,31 @@ path = "public/feed.xml"
     assert "Ann" in persons and "Bob" in persons
     titles = [c.get("title") for c in root.iter(f"{{{PSC_NS}}}chapter")]
     assert {"Hello there", "Colours are gone", "Intro"} <= set(titles)
+
+
+def test_a_huge_topics_list_is_capped_with_a_warning(tmp_path: Path) -> None:
+    from syndicator.config import JekyllSourceConfig
+    from syndicator.sources.jekyll import scan
+    from syndicator.sources.text import MAX_CHAPTERS
+
+    site = tmp_path / "site"
+    shutil.copytree(EXAMPLE_SITE, site)
+    rel = "_posts/podcast/2026-11-27-8-many-chapters.md"
+    lines = "".join(
+        f"- {i // 3600}:{i // 60 % 60:02d}:{i % 60:02d} -- Topic **{i}** &amp; more\n"
+        for i in range(0, 20_000, 4)
+    )
+    (site / rel).write_text(
+        '---\ntitle: "Many"\ncategory: podcast\n---\n\n## Topics\n\n' + lines, encoding="utf-8"
+    )
+    cfg = JekyllSourceConfig.model_validate(
+        {"type": "jekyll", "name": "episodes", "path": site, "guid": "{site.url}/{slug}"}
+    )
+    result = scan(cfg, {})
+    [f] = [f for f in result.files if f.path == rel]
+    assert f.status == "parsed" and f.episode is not None
+    assert len(f.episode.chapters) == MAX_CHAPTERS
+    assert f.episode.chapters[-1].title == f"Topic {(MAX_CHAPTERS - 1) * 4} & more"
+    [p] = [p for p in result.problems if p.location == rel]
+    assert (p.kind, p.severity, p.line) == ("chapter-count", "warning", 8 + MAX_CHAPTERS)
+    assert "5,000 chapter lines" in p.message
