@@ -588,7 +588,7 @@ _ANSI = re.compile(
 )
 # C0 controls but tab and newline, DEL, C1, and what XML cannot carry at all.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
-_SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_SCRIPT = re.compile(r"<(script|style)\b[^<>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|h[1-6]|tr|td|th|blockquote|hr)\b", re.IGNORECASE)
@@ -687,6 +687,7 @@ _CHAPTER_TYPO = re.compile(  # 1:11-20, 1.11.20, 1:11;20: a typo for H:MM:SS
 )
 _MAX_LISTED = 10  # problems listed in one message about a post's chapters
 MAX_CHAPTERS = 1000  # per episode: a real Topics list has tens; beyond this is not a list
+MAX_CHAPTER_TITLE = 1000  # characters of Markdown read for one chapter's title
 _MD_INLINE = re.compile(r"[\\`*_~\[<&]")  # what inline Markdown or HTML could change
 _IMG_ALT = re.compile(r'<img\b[^>]*?\balt="([^"]*)"[^>]*>')
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
@@ -804,7 +805,10 @@ def read_chapters(
     result: list[Chapter] = []
     prev: int | None = None
     for k, t in enumerate(found):
-        title = plain_text(" ".join(t.parts))
+        raw = " ".join(t.parts)
+        if len(raw) > MAX_CHAPTER_TITLE:  # a title, not an essay: bound the Markdown work
+            raw = raw[:MAX_CHAPTER_TITLE].rsplit(" ", 1)[0] + " …"
+        title = plain_text(raw)
         if not title:
             continue
         if t.start is None:

@@ -207,3 +207,16 @@ def test_a_huge_topics_list_is_capped_with_a_warning(tmp_path: Path) -> None:
     [p] = [p for p in result.problems if p.location == rel]
     assert (p.kind, p.severity, p.line) == ("chapter-count", "warning", 8 + MAX_CHAPTERS)
     assert "5,000 chapter lines" in p.message
+
+
+def test_a_huge_chapter_title_is_cut_not_parsed_whole() -> None:
+    import time
+
+    from syndicator.sources.text import MAX_CHAPTER_TITLE, read_chapters
+
+    md = "## Topics\n\n- 0:00 -- " + "<!--<b>**word** " * 200_000 + "\n- 1:00 -- Next\n"
+    started = time.perf_counter()
+    chapters, problems = read_chapters(md, "post.md")
+    assert time.perf_counter() - started < 10
+    assert [c.start for c in chapters] == [0, 60] and not problems
+    assert chapters[0].title.endswith("…") and len(chapters[0].title) <= MAX_CHAPTER_TITLE + 2
