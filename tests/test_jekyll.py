@@ -1031,3 +1031,19 @@ def test_chapter_problems_of_each_kind_are_separate_and_bounded(site: Path) -> N
     assert (order.severity, order.line) == ("warning", 19)  # the first one: 58:00 after 59:00
     assert order.message.startswith("14 chapters: line 19:")
     assert order.message.endswith("; and 4 more")
+
+
+def test_front_matter_text_reads_as_the_site_shows_it(site: Path) -> None:
+    # Jekyll puts front matter into HTML: a reference there is the character it names
+    # (once), markup is not text, and a bare '&' is just an ampersand.
+    write(
+        site,
+        CHAPTER_POST,
+        GOOD_FRONT.replace('"A Test Episode"', '"R&amp;D &#8211; AT&T <i>live</i>"')
+        .replace('"Test Guest"', '"Tom &amp; Jerry&#39;s &amp;amp; co"')
+        .replace("A test.", '"Q&A: &lt;b&gt;bold&lt;/b&gt; ideas"'),
+    )
+    ep = episode(scan(make_cfg(site), {}, tz=NY), CHAPTER_POST)
+    assert ep.title == "R&D – AT&T live"
+    assert [g.name for g in ep.guests] == ["Tom & Jerry's &amp; co"]
+    assert ep.description == "Q&A: bold ideas"
