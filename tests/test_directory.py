@@ -466,6 +466,32 @@ def test_chapter_helpers() -> None:
     }
 
 
+def test_feed_chapters_are_strictly_increasing(tmp_path: Path, store: Any) -> None:
+    # Stored chapters may share a second (the episode keeps both) or come unsorted from a
+    # remote feed; the feed's JSON and psc: chapters must still run strictly forward.
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 107)).one()
+        ep.chapters = [
+            {"start": 60, "title": "A"},
+            {"start": 60, "title": "B, the same second"},
+            {"start": 0, "title": "Intro"},
+            {"start": 90.0004, "title": "C"},
+            {"start": 90.0001, "title": "D, the same millisecond"},
+            {"start": 120.5, "title": "E"},
+        ]
+        s.add(ep)
+    _publish(store, _settings(tmp_path))
+    first = _items(_feed_path(tmp_path).read_bytes())[0]
+    name = first.find("podcast:chapters", NS).get("url").rsplit("/", 1)[1]
+    doc = json.loads((tmp_path / "public/podcast/chapters" / name).read_bytes())
+    starts = [c["startTime"] for c in doc["chapters"]]
+    assert starts == [0, 60, 90, 120.5]
+    assert [c["title"] for c in doc["chapters"]] == ["Intro", "A", "C", "E"]
+    psc = [c.get("start") for c in first.find("psc:chapters", NS)]
+    assert psc == ["00:00:00.000", "00:01:00.000", "00:01:30.000", "00:02:00.500"]
+    assert psc == sorted(set(psc))
+
+
 # --------------------------------------------------------------------------- identity
 
 

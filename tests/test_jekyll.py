@@ -926,3 +926,124 @@ def test_crlf_bom_and_liquid_in_description(site: Path) -> None:
     assert ep.description == "With Test Guest."
     assert "<p>Hello Test Guest</p>" in ep.show_notes_html
     assert ep.file_hash == hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Chapters: time typos, order, plain-text titles
+# ---------------------------------------------------------------------------
+
+CHAPTER_POST = "_posts/podcast/2026-11-27-8-chapter-checks.md"
+
+
+def _chapter_scan(site: Path, topics: str) -> tuple[list[tuple[int, str]], list]:  # type: ignore[type-arg]
+    write(site, CHAPTER_POST, GOOD_FRONT + "\nSome notes.\n\n## Topics\n\n" + topics)
+    result = scan(make_cfg(site), {}, tz=NY)
+    ep = episode(result, CHAPTER_POST)
+    mine = [p for p in result.problems if p.location == CHAPTER_POST]
+    return [(c.start, c.title) for c in ep.chapters], mine
+
+
+def test_chapter_time_typo_is_read_as_h_mm_ss_when_that_keeps_the_order(site: Path) -> None:
+    # front matter is 8 lines, then a blank line, notes, blank, heading, blank: topics at 14
+    chapters, problems = _chapter_scan(
+        site,
+        "- 0:00 -- Hello\n"
+        "- 1:05:00 -- Deploys\n"
+        "- 1:11-20 -- Where to find the guest\n"
+        "- 1.15.30 -- Dots instead of colons\n"
+        "- 1:20;40 -- A semicolon\n",
+    )
+    assert chapters == [
+        (0, "Hello"),
+        (3900, "Deploys"),
+        (4280, "Where to find the guest"),
+        (4530, "Dots instead of colons"),
+        (4840, "A semicolon"),
+    ]
+    # the store keeps one open problem per file and kind: one message names every line
+    [p] = problems
+    assert (p.kind, p.severity, p.line) == ("chapter-time", "warning", 16)
+    assert p.message.startswith("3 chapters: line 16: chapter time '1:11-20' read as 1:11:20")
+    assert "line 17: chapter time '1.15.30' read as 1:15:30" in p.message
+    assert "line 18: chapter time '1:20;40' read as 1:20:40" in p.message
+
+
+def test_chapter_time_typo_out_of_order_is_dropped_with_a_warning(site: Path) -> None:
+    chapters, problems = _chapter_scan(
+        site,
+        "- 0:00 -- Hello\n- 1:30:00 -- Late topic\n- 1:11-20 -- Where to find the guest\n",
+    )
+    assert chapters == [(0, "Hello"), (5400, "Late topic")]
+    assert len(problems) == 1
+    assert (problems[0].kind, problems[0].severity, problems[0].line) == (
+        "chapter-time",
+        "warning",
+        16,
+    )
+    assert "dropped" in problems[0].message and "1:11-20" in problems[0].message
+
+
+def test_chapter_earlier_than_the_one_before_is_a_warning(site: Path) -> None:
+    chapters, problems = _chapter_scan(
+        site, "- 0:00 -- Hello\n- 10:00 -- Middle\n- 5:00 -- Out of place\n- 12:00 -- End\n"
+    )
+    assert chapters == [(0, "Hello"), (300, "Out of place"), (600, "Middle"), (720, "End")]
+    assert [(p.kind, p.severity, p.line) for p in problems] == [("chapter-order", "warning", 16)]
+    assert "0:05:00" in problems[0].message and "0:10:00" in problems[0].message
+
+
+def test_two_chapters_at_the_same_second_are_kept_in_the_episode(site: Path) -> None:
+    chapters, problems = _chapter_scan(site, "- 0:00 -- Hello\n- 1:00 -- A\n- 1:00 -- B\n")
+    assert chapters == [(0, "Hello"), (60, "A"), (60, "B")]
+    assert [(p.kind, p.severity, p.line) for p in problems] == [
+        ("chapter-same-start", "notice", 16)
+    ]
+
+
+def test_chapter_titles_are_plain_text(site: Path) -> None:
+    chapters, problems = _chapter_scan(
+        site,
+        "- 0:00 -- R&D\n"
+        "- 1:00 -- R&amp;D and Tom &amp; Jerry's\n"
+        '- 2:00 -- "quotes" and **bold** \\*stars\\*\n'
+        "- 3:00 -- The &lt;b&gt; tag and a < b\n",
+    )
+    assert not problems
+    assert chapters == [
+        (0, "R&D"),
+        (60, "R&D and Tom & Jerry's"),
+        (120, '"quotes" and bold *stars*'),
+        # a text field never carries markup, even markup written escaped; a bare '<' stays
+        (180, "The tag and a < b"),
+    ]
+
+
+def test_chapter_problems_of_each_kind_are_separate_and_bounded(site: Path) -> None:
+    topics = "- 0:00 -- Hello\n- 0:00 -- Same\n- 9:00 -- Later\n- 1:00-30 -- Typo, dropped\n"
+    topics += "".join(f"- {59 - i}:00 -- Backwards {i}\n" for i in range(15))
+    chapters, problems = _chapter_scan(site, topics)
+    assert len(chapters) == 2 + 1 + 15
+    by_kind = {p.kind: p for p in problems}
+    assert set(by_kind) == {"chapter-same-start", "chapter-time", "chapter-order"}
+    assert by_kind["chapter-same-start"].severity == "notice"
+    assert by_kind["chapter-time"].severity == "warning"
+    order = by_kind["chapter-order"]
+    assert (order.severity, order.line) == ("warning", 19)  # the first one: 58:00 after 59:00
+    assert order.message.startswith("14 chapters: line 19:")
+    assert order.message.endswith("; and 4 more")
+
+
+def test_front_matter_text_reads_as_the_site_shows_it(site: Path) -> None:
+    # Jekyll puts front matter into HTML: a reference there is the character it names
+    # (once), markup is not text, and a bare '&' is just an ampersand.
+    write(
+        site,
+        CHAPTER_POST,
+        GOOD_FRONT.replace('"A Test Episode"', '"R&amp;D &#8211; AT&T <i>live</i>"')
+        .replace('"Test Guest"', '"Tom &amp; Jerry&#39;s &amp;amp; co"')
+        .replace("A test.", '"Q&A: &lt;b&gt;bold&lt;/b&gt; ideas"'),
+    )
+    ep = episode(scan(make_cfg(site), {}, tz=NY), CHAPTER_POST)
+    assert ep.title == "R&D – AT&T live"
+    assert [g.name for g in ep.guests] == ["Tom & Jerry's &amp; co"]
+    assert ep.description == "Q&A: bold ideas"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,20 +31,25 @@ _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def normalize(chapters: Iterable[Mapping[str, Any]]) -> list[tuple[float, str]]:
-    """(start seconds, title) sorted by start; entries without a usable start or title are
-    dropped, and so is a second chapter at the same start (players can't show both)."""
-    out: dict[float, str] = {}
-    for ch in chapters:
+    """(start seconds, title), strictly increasing as written (to the millisecond, as psc:
+    writes it); entries without a usable start or title are dropped, and so is a later
+    chapter at the same start (players can't show both; the episode keeps it)."""
+    marks: list[tuple[float, int, str]] = []
+    for i, ch in enumerate(chapters):
         start = ch.get("start", ch.get("startTime"))
         title = _XML_BAD.sub("", str(ch.get("title") or "")).strip()
         try:
             secs = float(start)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
-        if secs < 0 or not title:
+        if not math.isfinite(secs) or secs < 0 or not title:
             continue
-        out.setdefault(secs, title)
-    return sorted(out.items())
+        marks.append((round(secs, 3), i, title))
+    out: list[tuple[float, str]] = []
+    for secs, _, title in sorted(marks):
+        if not out or secs > out[-1][0]:
+            out.append((secs, title))
+    return out
 
 
 def _num(secs: float) -> int | float:

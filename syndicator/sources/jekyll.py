@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from syndicator.sources.base import (
+    Chapter,
     Enclosure,
     EpisodeData,
     FileResult,
@@ -32,20 +33,22 @@ from syndicator.sources.base import (
     ScanResult,
 )
 from syndicator.sources.text import (
+    clean_episode,
     fix_data,
     fix_text,
     markdown_to_html,
-    parse_chapters,
     parse_duration_field,
+    read_chapters,
     render_liquid,
     slugify,
+    unescape_entities,
 )
 
 if TYPE_CHECKING:
     from syndicator.config import JekyllSourceConfig
 
 # Bump when parsing changes what an unchanged file yields: part of SiteInfo.fingerprint.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 MARKDOWN_EXTS = frozenset({".md", ".markdown", ".mkd", ".mkdn", ".mkdown"})
 POST_EXTS = MARKDOWN_EXTS | {".html", ".htm"}
@@ -677,15 +680,16 @@ def _guests(fm: dict[str, Any]) -> list[Guest]:
         if not name:
             continue
         website = _text(fm.get(f"{prefix}_website"))
+        # Jekyll puts front matter into HTML: `R&amp;D` there reads "R&D".
         guests.append(
             Guest(
-                name=name,
+                name=unescape_entities(name),
                 twitter=_handle(fm.get(f"{prefix}_twitter"), "twitter"),
                 mastodon=_handle(fm.get(f"{prefix}_mastodon"), "mastodon"),
                 bluesky=_handle(fm.get(f"{prefix}_bluesky"), "bluesky"),
                 website=None if website in (None, "#") else website,
                 avatar=_text(fm.get(f"{prefix}_avatar")),
-                title=_text(fm.get(f"{prefix}_title")),
+                title=unescape_entities(_text(fm.get(f"{prefix}_title")) or "") or None,
             )
         )
     return guests
@@ -923,9 +927,13 @@ def _parse_post(
         raise _Bad(errors[0].kind, errors[0].message, errors[0].line)
     warnings.extend(probs)
     show_notes = markdown_to_html(rendered_body) if ext in MARKDOWN_EXTS else rendered_body
+    chapters: list[Chapter] = []
+    if ext in MARKDOWN_EXTS:
+        chapters, probs = read_chapters(rendered_body, rel, source=body, line_offset=body_line - 1)
+        warnings.extend(probs)
 
     episode = EpisodeData(
-        title=title,
+        title=unescape_entities(title),
         date=when,
         guid=guid,
         key=None,
@@ -938,9 +946,9 @@ def _parse_post(
         categories=categories,
         enclosure=enclosure,
         duration_seconds=duration,
-        description=description,
+        description=unescape_entities(description),
         show_notes_html=show_notes,
-        chapters=parse_chapters(rendered_body) if ext in MARKDOWN_EXTS else [],
+        chapters=chapters,
         image=image,
         transcript_url=transcript_url,
         transcript_type=transcript_type,
@@ -949,4 +957,4 @@ def _parse_post(
         withdrawn=withdrawn,
         withdrawn_reason=reason,
     )
-    return episode, warnings
+    return clean_episode(episode), warnings

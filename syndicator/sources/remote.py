@@ -43,6 +43,7 @@ from syndicator.sources.base import (
     ProblemData,
 )
 from syndicator.sources.fetch import Fetcher, FetchOutcome, parse_retry_after
+from syndicator.sources.text import clean_episode
 from syndicator.timeutil import as_utc, parse_iso
 
 if TYPE_CHECKING:  # config pulls in pydantic; process-pool workers need not import it
@@ -416,6 +417,7 @@ def parse_feed(
     """Parse one feed body into episodes and problems. Never raises for bad input."""
     started, cpu = time.perf_counter(), time.thread_time()
     result = _parse_feed(body, url, content_type, list(categories), tz)
+    result.episodes = [clean_episode(e) for e in result.episodes]
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.thread_time() - cpu
     return result

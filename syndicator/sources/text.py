@@ -6,6 +6,7 @@ Nothing here knows about the store or the scan; `jekyll.py` strings them togethe
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import html
 import io
 import re
@@ -29,7 +30,7 @@ from liquid.tag import Tag
 from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_ILLEGAL, TOKEN_TAG, Token
 from markdown_it import MarkdownIt
 
-from syndicator.sources.base import Chapter, ProblemData
+from syndicator.sources.base import Chapter, EpisodeData, Guest, ProblemData
 from syndicator.timeutil import parse_clock, parse_duration
 
 # ---------------------------------------------------------------------------
@@ -575,6 +576,79 @@ def render_liquid(
 
 
 # ---------------------------------------------------------------------------
+# Plain-text fields
+# ---------------------------------------------------------------------------
+
+# Terminal escape sequences (CSI such as "ESC[31m", OSC such as a window title, and
+# two-byte ones) go whole: dropping only the ESC would leave "[31m" in a guest's name.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[@-Z\\-_]"
+)
+# C0 controls but tab and newline, DEL, C1, and what XML cannot carry at all.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+_SCRIPT = re.compile(r"<(script|style)\b[^<>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|h[1-6]|tr|td|th|blockquote|hr)\b", re.IGNORECASE)
+
+
+def strip_controls(s: str) -> str:
+    """`s` without terminal escape sequences and control characters (tab, newline kept)."""
+    if s.isprintable():
+        return s
+    return _CONTROL.sub("", _ANSI.sub("", s))
+
+
+def clean_text(s: str) -> str:
+    """A plain-text field as it may be shown anywhere: no control characters or terminal
+    escapes, no markup (tags go, `<script>`/`<style>` with their content; the text between
+    tags stays), whitespace folded. Entities are left alone: a field is plain text, so
+    `&amp;` is what was written. Idempotent."""
+    s = strip_controls(s)
+    if "<" in s:
+        s = _COMMENT.sub(" ", _SCRIPT.sub(" ", s))
+        s = _MARKUP.sub(lambda m: " " if _BLOCK_TAG.match(m.group(0)) else "", s)
+    return " ".join(s.split())
+
+
+def _clean_guest(g: Guest) -> Guest | None:
+    name = clean_text(g.name)
+    if not name:
+        return None
+    return dataclasses.replace(
+        g,
+        name=name,
+        title=clean_text(g.title) or None if g.title else None,
+        twitter=clean_text(g.twitter) or None if g.twitter else None,
+        mastodon=clean_text(g.mastodon) or None if g.mastodon else None,
+        bluesky=clean_text(g.bluesky) or None if g.bluesky else None,
+        website=strip_controls(g.website).strip() or None if g.website else None,
+        avatar=strip_controls(g.avatar).strip() or None if g.avatar else None,
+    )
+
+
+def clean_episode(ep: EpisodeData) -> EpisodeData:
+    """Every text field of an episode as plain text (`clean_text`); show notes lose their
+    control characters (they are HTML, sanitised when the feed is written). Every source
+    passes what it hands on through here, so announcements, the CLI and the feed never see
+    markup or terminal escapes from a post or a remote feed."""
+    guests = [c for c in (_clean_guest(g) for g in ep.guests) if c is not None]
+    chapters = [Chapter(start=c.start, title=t) for c in ep.chapters if (t := clean_text(c.title))]
+    return dataclasses.replace(
+        ep,
+        title=clean_text(ep.title),
+        description=clean_text(ep.description),
+        show_notes_html=strip_controls(ep.show_notes_html),
+        guests=guests,
+        tags=list(dict.fromkeys(t for t in map(clean_text, ep.tags) if t)),
+        categories=list(dict.fromkeys(c for c in map(clean_text, ep.categories) if c)),
+        chapters=chapters,
+    )
+
+
+# ---------------------------------------------------------------------------
 # Markdown
 # ---------------------------------------------------------------------------
 
@@ -605,32 +679,72 @@ _CHAPTER = re.compile(
     r"^\s{0,3}(?:[-*+]|\d+[.)])\s+[\[(]?(\d{1,2}(?::[0-5]\d){1,2})[\])]?"
     r"\s*(?:--|–|—|-|:|\|)\s*(\S.*?)\s*$"
 )
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^)]*\))*\)")
 _MD_REFLINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
-_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_EMPHASIS = re.compile(r"(?<![\w*_])[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?![\w*_])")
+_CHAPTER_TYPO = re.compile(  # 1:11-20, 1.11.20, 1:11;20: a typo for H:MM:SS
+    r"^\s{0,3}(?:[-*+]|\d+[.)])\s+[\[(]?((\d{1,2})(?::(?!\d\d:)|\.)([0-5]\d)[-.;:]([0-5]\d))"
+    r"[\])]?\s*(?:--|–|—|-|:|\|)\s*(\S.*?)\s*$"
+)
+_MAX_LISTED = 10  # problems listed in one message about a post's chapters
+MAX_CHAPTERS = 1000  # per episode: a real Topics list has tens; beyond this is not a list
+MAX_CHAPTER_TITLE = 1000  # characters of Markdown read for one chapter's title
+_MD_INLINE = re.compile(r"[\\`*_~\[<&]")  # what inline Markdown or HTML could change
+_IMG_ALT = re.compile(r'<img\b[^>]*?\balt="([^"]*)"[^>]*>')
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
 
 def plain_text(md: str) -> str:
-    """Reduce inline Markdown to plain text: links and images keep their text."""
-    s = _MD_IMAGE.sub(r"\1", md)
-    s = _MD_LINK.sub(r"\1", s)
-    s = _MD_REFLINK.sub(r"\1", s)
-    s = _AUTOLINK.sub(r"\1", s)
-    s = _HTML_TAG.sub("", s)
-    s = s.replace("`", "")
-    s = _EMPHASIS.sub("", s)
-    return " ".join(s.split())
+    """Inline Markdown as plain text: links and images keep their text; character
+    references (`&amp;`) and backslash escapes (`\\*`) become the characters they mean."""
+    if not _MD_INLINE.search(md):
+        return " ".join(md.split())  # nothing Markdown would change: skip the parser
+    out = _markdown().renderInline(_MD_REFLINK.sub(r"\1", md))
+    out = _IMG_ALT.sub(r"\1", out)  # an image keeps its alt text
+    out = _SCRIPT.sub(" ", out) if "<" in out else out  # what a browser would not show
+    # markdown-it escapes every '<' and '&' of text, so what is left is tags and references
+    return " ".join(html.unescape(_HTML_TAG.sub("", out)).split())
+
+
+def unescape_entities(s: str) -> str:
+    """Decode `&amp;`, `&#38;`, `&#x26;` once. Only references ended by ';' count, so plain
+    text like "AT&T" or "&notes" is never changed."""
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), s) if "&" in s else s
+
+
+@dataclass
+class _TopicLine:
+    """One chapter line of the Topics list, before its time is checked."""
+
+    start: int | None  # None: a time with a typo that is resolved later
+    typo: str | None  # the time as written, when it had a typo
+    typo_start: int  # what the typo reads as, H:MM:SS
+    parts: list[str]
+    line: int  # in the rendered body, 1-based
+
+
+def _clock(seconds: int) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def parse_chapters(markdown: str) -> list[Chapter]:
-    """Chapters from the "Topics" list: `- 1:45 -- High level overview`.
+    """Chapters from the "Topics" list (see `read_chapters`), without the problems."""
+    return read_chapters(markdown)[0]
+
+
+def read_chapters(
+    markdown: str, location: str = "", *, source: str | None = None, line_offset: int = 0
+) -> tuple[list[Chapter], list[ProblemData]]:
+    """Chapters from the "Topics" list: `- 1:45 -- High level overview`, and the warnings.
 
     Uses the list under a heading that says "Topics" when there is one, else any list
     line that starts with a timestamp. A list item continued on the next line keeps its
-    whole title. Chapters come back sorted by start time.
+    whole title; titles are plain text. A time with a typo (`1:11-20`, `1.11.20`,
+    `1:11;20`) is read as H:MM:SS when that keeps the list in order, else the line is
+    dropped; either way a warning names the line. A chapter that starts before the one
+    above it is a warning too. Chapters come back sorted by start time; two at the same
+    second are both kept (a notice: the feed keeps the first). Line numbers are those of
+    `source` (the body as written) when the line is found there, plus `line_offset`.
     """
     lines = markdown.splitlines()
     start, end = 0, len(lines)
@@ -641,13 +755,19 @@ def parse_chapters(markdown: str) -> list[Chapter]:
                 (j for j in range(start, len(lines)) if _HEADING.match(lines[j])), len(lines)
             )
             break
-    chapters: list[tuple[int, list[str]]] = []
+    found: list[_TopicLine] = []
     current: list[str] | None = None
-    for line in lines[start:end]:
-        m = _CHAPTER.match(line)
-        if m:
+    for i in range(start, end):
+        line = lines[i]
+        t = _CHAPTER_TYPO.match(line)
+        m = None if t else _CHAPTER.match(line)
+        if t:
+            h, mm, ss = (int(g) for g in t.group(2, 3, 4))
+            current = [t.group(5)]
+            found.append(_TopicLine(None, t.group(1), h * 3600 + mm * 60 + ss, current, i + 1))
+        elif m:
             current = [m.group(2)]
-            chapters.append((parse_clock(m.group(1)), current))
+            found.append(_TopicLine(parse_clock(m.group(1)), None, 0, current, i + 1))
         elif (
             current is not None
             and line.strip()
@@ -657,10 +777,90 @@ def parse_chapters(markdown: str) -> list[Chapter]:
             current.append(line.strip())  # a wrapped list item
         else:
             current = None
-    result = [Chapter(start=s, title=plain_text(" ".join(parts))) for s, parts in chapters]
-    result = [c for c in result if c.title]
-    result.sort(key=lambda c: c.start)
-    return result
+
+    # Where each line is in the file as written (Liquid may have moved it), once: a huge
+    # list stays linear.
+    written: dict[str, int] = {}
+    for n, text in enumerate((source or "").splitlines(), 1):
+        written.setdefault(text, n)
+
+    notes: dict[str, list[tuple[int, str, str]]] = {}  # kind -> (line, message, severity)
+
+    def warn(t: _TopicLine, kind: str, message: str, severity: str = "warning") -> None:
+        line = written.get(lines[t.line - 1], t.line) + line_offset
+        notes.setdefault(kind, []).append((line, message, severity))
+
+    if len(found) > MAX_CHAPTERS:
+        warn(
+            found[MAX_CHAPTERS],
+            "chapter-count",
+            f"{len(found):,} chapter lines: only the first {MAX_CHAPTERS:,} are kept (the "
+            "limit per episode); is this list really chapters?",
+        )
+        del found[MAX_CHAPTERS:]
+    # the next well-formed start after each line, once: a typo is checked against it
+    after: list[int | None] = [None] * (len(found) + 1)
+    for k in range(len(found) - 1, -1, -1):
+        after[k] = found[k].start if found[k].start is not None else after[k + 1]
+    result: list[Chapter] = []
+    prev: int | None = None
+    for k, t in enumerate(found):
+        raw = " ".join(t.parts)
+        if len(raw) > MAX_CHAPTER_TITLE:  # a title, not an essay: bound the Markdown work
+            raw = raw[:MAX_CHAPTER_TITLE].rsplit(" ", 1)[0] + " …"
+        title = plain_text(raw)
+        if not title:
+            continue
+        if t.start is None:
+            nxt = after[k + 1]
+            if (prev is not None and t.typo_start <= prev) or (
+                nxt is not None and t.typo_start >= nxt
+            ):
+                warn(
+                    t,
+                    "chapter-time",
+                    f"chapter '{title}' dropped: its time '{t.typo}' is not H:MM:SS, and read "
+                    f"as {_clock(t.typo_start)} it would be out of order; write the time as "
+                    "H:MM:SS",
+                )
+                continue
+            warn(
+                t,
+                "chapter-time",
+                f"chapter time '{t.typo}' read as {_clock(t.typo_start)} (H:MM:SS); fix the "
+                "time in the post",
+            )
+            t.start = t.typo_start
+        if prev is not None and t.start < prev:
+            warn(
+                t,
+                "chapter-order",
+                f"chapter '{title}' at {_clock(t.start)} starts before the one above it "
+                f"({_clock(prev)}); chapters must run in order, so it is moved into place: "
+                "check its time",
+            )
+        elif prev is not None and t.start == prev:
+            warn(
+                t,
+                "chapter-same-start",
+                f"chapter '{title}' starts at the same second as the one above it "
+                f"({_clock(prev)}); the feed keeps only the first",
+                "notice",
+            )
+        prev = t.start
+        result.append(Chapter(start=t.start, title=title))
+    result.sort(key=lambda c: c.start)  # stable: same-second chapters keep their order
+    return result, [_one_problem(location, kind, found_) for kind, found_ in notes.items()]
+
+
+def _one_problem(location: str, kind: str, notes: list[tuple[int, str, str]]) -> ProblemData:
+    """The store keeps one open problem per file and kind: several become one message."""
+    line, message, severity = notes[0]
+    if len(notes) == 1:
+        return ProblemData(location, kind, message, line, severity)
+    shown = "; ".join(f"line {n}: {m}" for n, m, _ in notes[:_MAX_LISTED])
+    more = f"; and {len(notes) - _MAX_LISTED} more" if len(notes) > _MAX_LISTED else ""
+    return ProblemData(location, kind, f"{len(notes)} chapters: {shown}{more}", line, severity)
 
 
 def parse_duration_field(value: str | int | float) -> int:
