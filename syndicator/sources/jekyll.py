@@ -32,6 +32,8 @@ from syndicator.sources.base import (
     ScanResult,
 )
 from syndicator.sources.text import (
+    RenderLimits,
+    RenderStopped,
     fix_data,
     fix_text,
     markdown_to_html,
@@ -279,7 +281,18 @@ class _ScanState:
     enclosure_template: str
     transcripts: dict[str, list[str]] | None
     problems: list[ProblemData]
+    limits: RenderLimits = field(default_factory=RenderLimits)
+    should_stop: Callable[[], bool] | None = None
     audio_without_template: int = 0
+
+
+def render_limits(cfg: JekyllSourceConfig) -> RenderLimits:
+    """A source's Liquid limits (config keys max_render_seconds, _bytes, max_loop_iterations)."""
+    return RenderLimits(
+        seconds=cfg.max_render_seconds.total_seconds(),
+        output_bytes=cfg.max_render_bytes,
+        loop_iterations=cfg.max_loop_iterations,
+    )
 
 
 def scan(
@@ -290,6 +303,7 @@ def scan(
     tz: ZoneInfo | None = None,
     force: bool = False,
     on_parse: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanResult:
     """Walk the posts folder and report every post file; never raises for bad input.
 
@@ -299,7 +313,9 @@ def scan(
     podcast post: another category, or not named like a post) or "bad" (one problem).
     `tz` is the podcast's time zone for naive dates. `force` re-parses everything
     (use it when `SiteInfo.fingerprint` changed). `on_parse(path)` is called after each
-    file that had to be read (progress for a long cold scan).
+    file that had to be read (progress for a long cold scan). When `should_stop()`
+    turns true (the daemon is shutting down) the scan raises RenderStopped, even in the
+    middle of rendering a post: store nothing of it, the next pass reads it again.
     """
     tz = tz or ZoneInfo("UTC")
     site = site or load_site(cfg)
@@ -336,6 +352,8 @@ def scan(
         enclosure_template=enclosure_template,
         transcripts=_list_transcripts(cfg, result.problems),
         problems=result.problems,
+        limits=render_limits(cfg),
+        should_stop=should_stop,
     )
     prefix = _rel(site.posts_dir, site.root)
     prefix = "" if prefix in ("", ".") else prefix + "/"
@@ -387,6 +405,8 @@ def scan(
             ):
                 files.append(FileResult(rel, old, "unchanged"))
                 continue
+            if should_stop is not None and should_stop():
+                raise RenderStopped()
             fr = _process(state, entry.path, rel, name, ext, dirs, st, None if force else old)
             if fr is not None:
                 files.append(fr)
@@ -496,6 +516,8 @@ def _process(
     except _Bad as bad:
         stamp.ok = False
         return _bad(state, rel, stamp, bad)
+    except RenderStopped:
+        raise  # shutting down: not this file's fault
     except Exception as exc:  # one file must never stop the scan
         stamp.ok = False
         return _bad(
@@ -908,6 +930,8 @@ def _parse_post(
             site.includes_dir,
             rel,
             line_offset=(_key_line(fm_text, "description") or 1) - 1,
+            limits=state.limits,
+            should_stop=state.should_stop,
         )
         if any(p.severity == "error" for p in probs):
             p = next(p for p in probs if p.severity == "error")
@@ -916,8 +940,9 @@ def _parse_post(
         warnings.extend(probs)
 
     rendered_body, probs = render_liquid(
-        body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1
-    )
+        body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1,
+        limits=state.limits, should_stop=state.should_stop,
+    )  # fmt: skip
     errors = [p for p in probs if p.severity == "error"]
     if errors:
         raise _Bad(errors[0].kind, errors[0].message, errors[0].line)
