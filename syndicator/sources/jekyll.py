@@ -42,6 +42,7 @@ from syndicator.sources.text import (
     render_liquid,
     slugify,
 )
+from syndicator.sources.yamlload import YamlTooLarge, load_bounded
 
 if TYPE_CHECKING:
     from syndicator.config import JekyllSourceConfig
@@ -51,8 +52,6 @@ PARSER_VERSION = "1"
 
 MARKDOWN_EXTS = frozenset({".md", ".markdown", ".mkd", ".mkdn", ".mkdown"})
 POST_EXTS = MARKDOWN_EXTS | {".html", ".htm"}
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
 
 _POST_NAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
 _NUMBERED = re.compile(r"^(\d+)-(.+)$")
@@ -65,6 +64,14 @@ _DATE_STR = re.compile(
 )
 
 TEMPLATE_FIELDS = ("guid", "episode_url", "enclosure_url", "image_url", "transcript_url")
+# Settings that change what a post renders to (or whether it is over a limit).
+_LIMIT_FIELDS = (
+    "ignore_tags",
+    "max_render_seconds",
+    "max_render_bytes",
+    "max_loop_iterations",
+    "max_yaml_nodes",
+)
 _PLACEHOLDER_ROOTS = frozenset(
     {"site", "page", "slug", "number", "year", "month", "day", "title_slug", "guest_avatar"}
 )
@@ -127,7 +134,7 @@ def load_site(cfg: JekyllSourceConfig) -> SiteInfo:
         root, posts = path, path
     info = SiteInfo(root=root, posts_dir=posts)
     digest = hashlib.sha256(PARSER_VERSION.encode())
-    for name in (*TEMPLATE_FIELDS, "enclosure_type", "categories", "transcripts"):
+    for name in (*TEMPLATE_FIELDS, "enclosure_type", "categories", "transcripts", *_LIMIT_FIELDS):
         digest.update(f"{name}={getattr(cfg, name, '')!r}\n".encode())
 
     config_file = root / "_config.yml"
@@ -137,7 +144,21 @@ def load_site(cfg: JekyllSourceConfig) -> SiteInfo:
         try:
             raw = config_file.read_bytes()
             digest.update(raw)
-            data = yaml.load(fix_text(raw.decode("utf-8-sig")), Loader=_Loader)
+            data = load_bounded(fix_text(raw.decode("utf-8-sig")), cfg.max_yaml_nodes)
+        except YamlTooLarge as exc:
+            info.problems.append(
+                ProblemData(
+                    rel,
+                    "yaml",
+                    f"the site config is refused: {exc.message}; write the values out "
+                    "instead of nesting aliases, or raise max_yaml_nodes for this source",
+                    line=exc.line + 1 if exc.line is not None else None,
+                )
+            )
+            data = {}
+        except RecursionError:
+            info.problems.append(ProblemData(rel, "yaml", "the site config nests too deeply"))
+            data = {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             info.problems.append(
@@ -583,9 +604,16 @@ def _key_line(fm: str, key: str) -> int | None:
     return fm.count("\n", 0, m.start()) + 2 if m else None
 
 
-def _load_yaml(fm: str) -> dict[str, Any]:
+def _load_yaml(fm: str, max_nodes: int) -> dict[str, Any]:
     try:
-        data = yaml.load(fm, Loader=_Loader)
+        data = load_bounded(fm, max_nodes)
+    except YamlTooLarge as exc:
+        raise _Bad(
+            "yaml",
+            f"the front matter is refused: {exc.message}; write the values out instead "
+            "of nesting aliases, or raise max_yaml_nodes for this source",
+            exc.line + 2 if exc.line is not None else None,
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise _Bad(
@@ -760,7 +788,7 @@ def _parse_post(
     text = fix_text(text.replace("\r\n", "\n"))
 
     fm_text, body, body_line = _split_front_matter(text)
-    fm = _load_yaml(fm_text)
+    fm = _load_yaml(fm_text, state.cfg.max_yaml_nodes)
     tz, site = state.tz, state.site
 
     # `category` is one name (or a list); `categories` a list or space-separated names.
