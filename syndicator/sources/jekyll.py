@@ -304,6 +304,7 @@ class _ScanState:
     problems: list[ProblemData]
     limits: RenderLimits = field(default_factory=RenderLimits)
     should_stop: Callable[[], bool] | None = None
+    noticed: set[tuple[str, str]] = field(default_factory=set)  # (kind, message) this pass
     audio_without_template: int = 0
 
 
@@ -553,8 +554,20 @@ def _process(
     if episode is None:
         return FileResult(rel, stamp, "ignored")
     episode.file_hash = digest
-    state.problems.extend(warnings)
+    state.problems.extend(_first_notices(state, warnings))
     return FileResult(rel, stamp, "parsed", episode)
+
+
+def _first_notices(state: _ScanState, problems: list[ProblemData]) -> list[ProblemData]:
+    """Drop a notice already recorded this pass: a plugin tag in 100 posts is one notice."""
+    kept = []
+    for p in problems:
+        if p.severity == "notice":
+            if (p.kind, p.message) in state.noticed:
+                continue
+            state.noticed.add((p.kind, p.message))
+        kept.append(p)
+    return kept
 
 
 def _bad(state: _ScanState, rel: str, stamp: FileStamp, bad: _Bad) -> FileResult:
@@ -960,6 +973,7 @@ def _parse_post(
             line_offset=(_key_line(fm_text, "description") or 1) - 1,
             limits=state.limits,
             should_stop=state.should_stop,
+            ignore_tags=state.cfg.ignore_tags,
         )
         if any(p.severity == "error" for p in probs):
             p = next(p for p in probs if p.severity == "error")
@@ -969,7 +983,7 @@ def _parse_post(
 
     rendered_body, probs = render_liquid(
         body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1,
-        limits=state.limits, should_stop=state.should_stop,
+        limits=state.limits, should_stop=state.should_stop, ignore_tags=state.cfg.ignore_tags,
     )  # fmt: skip
     errors = [p for p in probs if p.severity == "error"]
     if errors:

@@ -9,7 +9,7 @@ import contextvars
 import html
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -161,6 +161,8 @@ class _Note:
     kind: str
     message: str
     token: Token | None
+    tag: str | None = None  # the unknown tag's name, for `ignore_tags`
+    severity: str = "warning"
 
 
 # Per render call (and per thread / task): where tags report what they dropped.
@@ -169,10 +171,17 @@ _NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
 )
 
 
-def _note(kind: str, message: str, token: Token | None) -> None:
+def _note(
+    kind: str,
+    message: str,
+    token: Token | None,
+    *,
+    tag: str | None = None,
+    severity: str = "warning",
+) -> None:
     notes = _NOTES.get()
     if notes is not None:
-        notes.append(_Note(kind, message, token))
+        notes.append(_Note(kind, message, token, tag, severity))
 
 
 @dataclass(frozen=True)
@@ -366,11 +375,16 @@ class _UnknownTag(Tag):
         if token.value.startswith("end") and len(token.value) > 3:
             # The end of an unknown block tag: its opening tag already got the warning.
             return IllegalNode(token)
+        # Nothing to act on: a plugin tag renders as nothing, like on a site without
+        # that plugin. A notice (once per tag per pass), silenced by `ignore_tags`.
         _note(
             "liquid-tag",
             f"unknown Liquid tag '{{% {token.value} %}}' dropped (a Jekyll plugin tag this "
-            "tool cannot run; wrap it in {% raw %} if it should show literally)",
+            "tool cannot run; add it to the source's ignore_tags to silence this, or wrap "
+            "it in {% raw %} if it should show literally)",
             token,
+            tag=token.value,
+            severity="notice",
         )
         return IllegalNode(token)
 
@@ -406,11 +420,32 @@ def _render_to_string(nodes: Iterable[Node], context: Any, parent: TextIO) -> st
     return buf.getvalue()
 
 
-_PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S+))""")
+# Jekyll's include parameters: key="v", key='v' (backslash escapes the quote) or key=variable.
+_PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(\S+))""")
+
+
+def _param_literal(m: re.Match[str]) -> str | None:
+    if m.group(2) is not None:
+        return m.group(2).replace('\\"', '"')
+    if m.group(3) is not None:
+        return m.group(3).replace("\\'", "'")
+    return None
 
 
 class _IncludeFailed(Exception):
     """Why an include could not be rendered."""
+
+
+class _IncludeFromTheme(Exception):
+    """An include missing from _includes/ on a site with a theme: the theme has it."""
+
+
+def _site_theme(context: Any) -> str | None:
+    site = context.resolve("site", default={}) or {}
+    if not isinstance(site, Mapping):
+        return None
+    theme = site.get("theme") or site.get("remote_theme")
+    return str(theme) if theme else None
 
 
 _INCLUDE_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar(
@@ -443,6 +478,16 @@ class _IncludeNode(Node):
         reset = _INCLUDE_DEPTH.set(depth + 1)
         try:
             out = self._render(context, buffer)
+        except _IncludeFromTheme as theme:
+            # Jekyll takes it from the theme's gem, which is not here: nothing to fix.
+            _note(
+                "include",
+                f"include '{self.name}' dropped: it is not in _includes/, so it comes from "
+                f"the theme '{theme}', which this tool cannot render",
+                self.token,
+                severity="notice",
+            )
+            return 0
         except _IncludeFailed as failed:
             if depth:
                 raise  # a nested include failed: the post's own include is what gets dropped
@@ -472,6 +517,10 @@ class _IncludeNode(Node):
         except LiquidError as err:
             raise _IncludeFailed(str(err.message)) from None
         template, why = env.load_include(name)
+        if template is None and why.startswith("no such file"):
+            theme = _site_theme(context)
+            if theme:
+                raise _IncludeFromTheme(theme)
         if template is None:
             raise _IncludeFailed(why if name == self.name else f"'{name}': {why}")
         if _INCLUDE_DEPTH.get() > _MAX_INCLUDE_DEPTH:
@@ -508,10 +557,7 @@ class _JekyllInclude(Tag):
             name, _, rest = expr.partition(" ")
         name = name.strip("\"'")
         name_template = self.env.from_string(name) if "{{" in name else None
-        args = [
-            (m.group(1), m.group(2) if m.group(2) is not None else m.group(3), m.group(4))
-            for m in _PARAM.finditer(rest)
-        ]
+        args = [(m.group(1), _param_literal(m), m.group(4)) for m in _PARAM.finditer(rest)]
         return _IncludeNode(token, name, name_template, args)
 
 
@@ -669,7 +715,13 @@ class _JekyllEnvironment(Environment):
         _, template, why, notes = cached
         # Warnings found while parsing the include repeat for every post that uses it.
         for n in notes:
-            _note(n.kind, f"in {self.includes_dir.name}/{name}: {n.message}", None)
+            _note(
+                n.kind,
+                f"in {self.includes_dir.name}/{name}: {n.message}",
+                None,
+                tag=n.tag,
+                severity=n.severity,
+            )
         return template, why
 
 
@@ -711,14 +763,17 @@ def render_liquid(
     line_offset: int = 0,
     limits: RenderLimits | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ignore_tags: Collection[str] = (),
 ) -> tuple[str, list[ProblemData]]:
     """Render Jekyll-flavoured Liquid with `page` and `site` in scope.
 
     Returns the text and the problems. A syntax error or a rendering over one of
     `limits` is one problem of severity "error" (the text returned is then `body`
-    unchanged); unknown plugin tags and failed includes are dropped with "warning"
-    problems. `line_offset` is added to body line numbers (the lines of front matter
-    above the body). Raises RenderStopped when `should_stop()` turns true mid-render.
+    unchanged); failed includes are dropped with "warning" problems, unknown plugin
+    tags (and includes a theme would provide) with "notice" ones, except tags named in
+    `ignore_tags`, dropped silently. `line_offset` is added to body line numbers (the
+    lines of front matter above the body). Raises RenderStopped when `should_stop()`
+    turns true mid-render.
     """
     if "{{" not in body and "{%" not in body:
         return body, []
@@ -768,6 +823,8 @@ def render_liquid(
     problems: list[ProblemData] = []
     seen: set[tuple[str, str]] = set()
     for n in notes:
+        if n.tag is not None and n.tag in ignore_tags:
+            continue
         if (n.kind, n.message) in seen:
             continue  # the same plugin tag used ten times is one warning
         seen.add((n.kind, n.message))
@@ -778,7 +835,7 @@ def render_liquid(
                 kind=n.kind,
                 message=n.message,
                 line=line + line_offset if line else None,
-                severity="warning",
+                severity=n.severity,
             )
         )
     return text, problems
