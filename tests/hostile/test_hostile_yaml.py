@@ -94,6 +94,13 @@ def test_aliases_within_the_limit_still_load() -> None:
     assert len(data["x"]) == 4 and data["x"][0][0] == ["lol"] * 4
 
 
+def test_a_long_document_without_aliases_is_not_an_alias_bomb() -> None:
+    text = "tags:\n" + "".join(f"  - t{i}\n" for i in range(5000))
+    assert len(load_bounded(text, 1000)["tags"]) == 5000
+    with pytest.raises(YamlTooLarge, match="max_yaml_nodes"):
+        load_bounded(text + "again: &a [" + ", ".join(["x"] * 600) + "]\nmore: [*a, *a]\n", 1000)
+
+
 def test_max_yaml_nodes_is_a_setting(tmp_path: Path) -> None:
     site = _site(tmp_path)
     (site / BAD).write_text(f"---\n{FRONT}{_laughs(levels=3, width=10)}---\nok\n")
