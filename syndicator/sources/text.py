@@ -24,6 +24,7 @@ from liquid import Environment
 from liquid.ast import BlockNode, IllegalNode, Node
 from liquid.context import RenderContext
 from liquid.exceptions import (
+    BlockNestingError,
     ContextDepthError,
     LiquidError,
     LiquidSyntaxError,
@@ -335,6 +336,11 @@ def _limit_message(err: ResourceLimitError, limits: RenderLimits) -> str:
         return (
             f"its Liquid renders over {limits.output_bytes:,} bytes of text "
             "(max_render_bytes): shrink it, or raise max_render_bytes for this source"
+        )
+    if isinstance(err, BlockNestingError):
+        return (
+            f"its Liquid blocks ({{% if %}}, {{% for %}}…) nest over {CONTEXT_DEPTH} deep: "
+            "flatten them"
         )
     if isinstance(err, ContextDepthError):
         return (
@@ -672,6 +678,7 @@ class _JekyllEnvironment(Environment):
         self.output_stream_limit = limits.output_bytes
         self.local_namespace_limit = limits.output_bytes
         self.context_depth_limit = CONTEXT_DEPTH
+        self.block_nesting_limit = CONTEXT_DEPTH
         self.includes_dir = includes_dir
         self._includes: dict[str, tuple[tuple[int, int], Any, str, list[_Note]]] = {}
         self.add_tag(_JekyllInclude)

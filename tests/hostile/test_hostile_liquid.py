@@ -97,6 +97,7 @@ BOMBS = {
         None,
         "max_render_bytes",
     ),
+    "deep-blocks": ("{% if true %}" * 5000 + "x" + "{% endif %}" * 5000, None, "nest over 30"),
     "include-fan-out": ("{% include f0.html %}", _fan_out(8, 10), "max_render_seconds"),
     "include-recursion": ("{% include self.html %}", {"self.html": "{% include self.html %}"}, ""),
 }
