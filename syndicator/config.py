@@ -170,6 +170,13 @@ class JekyllSourceConfig(_SourceBase):
     max_loop_iterations: int = Field(default=100_000, ge=100)
     max_yaml_nodes: int = Field(default=100_000, ge=100)
 
+    @field_validator("ignore_tags")
+    @classmethod
+    def _ignore_tags(cls, v: list[str]) -> list[str]:
+        # "{% all_tags %}" and "all_tags" both name the tag `all_tags`.
+        names = [t.strip().removeprefix("{%").removesuffix("%}").strip() for t in v]
+        return [n.split()[0] for n in names if n]
+
 
 class FeedSourceConfig(_SourceBase):
     type: Literal["feed"]
