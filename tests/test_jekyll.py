@@ -231,6 +231,14 @@ def test_render_liquid_include_params_follow_jekyll(tmp_path: Path) -> None:
     assert (text, problems) == ('[say "hi"|it\'s|y]', [])
 
 
+def test_render_liquid_include_spread_over_lines(tmp_path: Path) -> None:
+    inc = tmp_path / "_includes"
+    inc.mkdir()
+    (inc / "a.html").write_text("[{{ include.x }}|{{ include.y }}]")
+    body = '{% include a.html\n   x="1"\n   y=page.n %}'
+    assert render_liquid(body, {"n": 2}, {}, inc, "p.md") == ("[1|2]", [])
+
+
 def test_render_liquid_include_missing_on_a_themed_site_is_a_notice(tmp_path: Path) -> None:
     """Jekyll takes an include missing from _includes/ from the theme's gem: nothing to fix."""
     inc = tmp_path / "_includes"

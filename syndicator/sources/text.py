@@ -561,7 +561,8 @@ class _JekyllInclude(Tag):
                 raise LiquidSyntaxError("unclosed '{{' in include file name", token=token)
             name, rest = expr[: end + 2], expr[end + 2 :]
         else:
-            name, _, rest = expr.partition(" ")
+            # The parameters may start on the next line.
+            name, rest = [*re.split(r"\s+", expr, maxsplit=1), ""][:2]
         name = name.strip("\"'")
         name_template = self.env.from_string(name) if "{{" in name else None
         args = [(m.group(1), _param_literal(m), m.group(4)) for m in _PARAM.finditer(rest)]
