@@ -162,6 +162,20 @@ class JekyllSourceConfig(_SourceBase):
     transcript_url: str = ""  # template; used only when `transcripts` has a file for the episode
     transcripts: Path | None = None  # folder of "<number>.vtt|srt|txt" transcripts
     max_file_bytes: int = 5 * 1024 * 1024
+    # Jekyll plugin tags to drop without a notice, e.g. ["all_tags", "asset_path"].
+    ignore_tags: list[str] = Field(default_factory=list)
+    # Bounds on one post's Liquid and front matter: a hostile post fails alone.
+    max_render_seconds: Dur = timedelta(seconds=5)
+    max_render_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    max_loop_iterations: int = Field(default=100_000, ge=100)
+    max_yaml_nodes: int = Field(default=100_000, ge=100)
+
+    @field_validator("ignore_tags")
+    @classmethod
+    def _ignore_tags(cls, v: list[str]) -> list[str]:
+        # "{% all_tags %}" and "all_tags" both name the tag `all_tags`.
+        names = [t.strip().removeprefix("{%").removesuffix("%}").strip() for t in v]
+        return [n.split()[0] for n in names if n]
 
 
 class FeedSourceConfig(_SourceBase):

@@ -105,9 +105,15 @@ def poll_sources(
     force: bool = False,
     due_slack: timedelta = timedelta(0),
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[SourceOutcome]:
-    """Read every due source and store what it holds. Bad input becomes problems."""
+    """Read every due source and store what it holds. Bad input becomes problems.
+
+    `should_stop()` turning true (a shutdown) ends the reading early, even mid-render:
+    the source being read stores nothing this time and the rest are left for later.
+    """
     from syndicator.sources import jekyll, remote
+    from syndicator.sources.text import RenderStopped
 
     progress = progress or _NoProgress()
     out: list[SourceOutcome] = []
@@ -131,8 +137,11 @@ def poll_sources(
             reparse = stored_fp is None or stored_fp.value != site.fingerprint
             result = jekyll.scan(
                 src, known, site, tz=tz, force=reparse and bool(known),
-                on_parse=lambda _path: progress.advance(),
+                on_parse=lambda _path: progress.advance(), should_stop=should_stop,
             )  # fmt: skip
+        except RenderStopped:
+            log.warning("source %s: reading stopped for shutdown", src.name)
+            return out
         except Exception as exc:  # a source must never take the pass down
             log.exception("source %s failed", src.name)
             result = None
@@ -419,6 +428,7 @@ def run_once(
             force=force_poll,
             due_slack=due_slack,
             progress=progress,
+            should_stop=should_stop,
         )
 
     progress.step("planning announcements")

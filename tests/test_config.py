@@ -168,3 +168,26 @@ def test_login_limits_are_checked(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             config.load(cfg)
         assert err.value.problems[0].line == line, bad
+
+
+def test_jekyll_ignore_tags_and_limits() -> None:
+    src = JekyllSourceConfig.model_validate(
+        {
+            "type": "jekyll",
+            "name": "site",
+            "path": "site",
+            "ignore_tags": ["all_tags", "{% asset_path x %}", " post_url "],
+            "max_render_seconds": "2s",
+        }
+    )
+    assert src.ignore_tags == ["all_tags", "asset_path", "post_url"]
+    assert src.max_render_seconds == timedelta(seconds=2)
+    assert (src.max_render_bytes, src.max_loop_iterations, src.max_yaml_nodes) == (
+        2 * 1024 * 1024,
+        100_000,
+        100_000,
+    )
+    with pytest.raises(ValueError, match="max_loop_iterations"):
+        JekyllSourceConfig.model_validate(
+            {"type": "jekyll", "name": "s", "path": "s", "max_loop_iterations": 0}
+        )

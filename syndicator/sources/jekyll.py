@@ -34,6 +34,8 @@ from syndicator.sources.base import (
 )
 from syndicator.sources.text import (
     clean_episode,
+    RenderLimits,
+    RenderStopped,
     fix_data,
     fix_text,
     markdown_to_html,
@@ -43,6 +45,7 @@ from syndicator.sources.text import (
     slugify,
     unescape_entities,
 )
+from syndicator.sources.yamlload import YamlTooLarge, load_bounded
 
 if TYPE_CHECKING:
     from syndicator.config import JekyllSourceConfig
@@ -52,8 +55,6 @@ PARSER_VERSION = "2"
 
 MARKDOWN_EXTS = frozenset({".md", ".markdown", ".mkd", ".mkdn", ".mkdown"})
 POST_EXTS = MARKDOWN_EXTS | {".html", ".htm"}
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
 
 _POST_NAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
 _NUMBERED = re.compile(r"^(\d+)-(.+)$")
@@ -66,6 +67,14 @@ _DATE_STR = re.compile(
 )
 
 TEMPLATE_FIELDS = ("guid", "episode_url", "enclosure_url", "image_url", "transcript_url")
+# Settings that change what a post renders to (or whether it is over a limit).
+_LIMIT_FIELDS = (
+    "ignore_tags",
+    "max_render_seconds",
+    "max_render_bytes",
+    "max_loop_iterations",
+    "max_yaml_nodes",
+)
 _PLACEHOLDER_ROOTS = frozenset(
     {"site", "page", "slug", "number", "year", "month", "day", "title_slug", "guest_avatar"}
 )
@@ -128,7 +137,7 @@ def load_site(cfg: JekyllSourceConfig) -> SiteInfo:
         root, posts = path, path
     info = SiteInfo(root=root, posts_dir=posts)
     digest = hashlib.sha256(PARSER_VERSION.encode())
-    for name in (*TEMPLATE_FIELDS, "enclosure_type", "categories", "transcripts"):
+    for name in (*TEMPLATE_FIELDS, "enclosure_type", "categories", "transcripts", *_LIMIT_FIELDS):
         digest.update(f"{name}={getattr(cfg, name, '')!r}\n".encode())
 
     config_file = root / "_config.yml"
@@ -138,7 +147,21 @@ def load_site(cfg: JekyllSourceConfig) -> SiteInfo:
         try:
             raw = config_file.read_bytes()
             digest.update(raw)
-            data = yaml.load(fix_text(raw.decode("utf-8-sig")), Loader=_Loader)
+            data = load_bounded(fix_text(raw.decode("utf-8-sig")), cfg.max_yaml_nodes)
+        except YamlTooLarge as exc:
+            info.problems.append(
+                ProblemData(
+                    rel,
+                    "yaml",
+                    f"the site config is refused: {exc.message}; write the values out "
+                    "instead of nesting aliases, or raise max_yaml_nodes for this source",
+                    line=exc.line + 1 if exc.line is not None else None,
+                )
+            )
+            data = {}
+        except RecursionError:
+            info.problems.append(ProblemData(rel, "yaml", "the site config nests too deeply"))
+            data = {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             info.problems.append(
@@ -282,7 +305,19 @@ class _ScanState:
     enclosure_template: str
     transcripts: dict[str, list[str]] | None
     problems: list[ProblemData]
+    limits: RenderLimits = field(default_factory=RenderLimits)
+    should_stop: Callable[[], bool] | None = None
+    noticed: set[tuple[str, str]] = field(default_factory=set)  # (kind, message) this pass
     audio_without_template: int = 0
+
+
+def render_limits(cfg: JekyllSourceConfig) -> RenderLimits:
+    """A source's Liquid limits (config keys max_render_seconds, _bytes, max_loop_iterations)."""
+    return RenderLimits(
+        seconds=cfg.max_render_seconds.total_seconds(),
+        output_bytes=cfg.max_render_bytes,
+        loop_iterations=cfg.max_loop_iterations,
+    )
 
 
 def scan(
@@ -293,6 +328,7 @@ def scan(
     tz: ZoneInfo | None = None,
     force: bool = False,
     on_parse: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanResult:
     """Walk the posts folder and report every post file; never raises for bad input.
 
@@ -302,7 +338,9 @@ def scan(
     podcast post: another category, or not named like a post) or "bad" (one problem).
     `tz` is the podcast's time zone for naive dates. `force` re-parses everything
     (use it when `SiteInfo.fingerprint` changed). `on_parse(path)` is called after each
-    file that had to be read (progress for a long cold scan).
+    file that had to be read (progress for a long cold scan). When `should_stop()`
+    turns true (the daemon is shutting down) the scan raises RenderStopped, even in the
+    middle of rendering a post: store nothing of it, the next pass reads it again.
     """
     tz = tz or ZoneInfo("UTC")
     site = site or load_site(cfg)
@@ -339,6 +377,8 @@ def scan(
         enclosure_template=enclosure_template,
         transcripts=_list_transcripts(cfg, result.problems),
         problems=result.problems,
+        limits=render_limits(cfg),
+        should_stop=should_stop,
     )
     prefix = _rel(site.posts_dir, site.root)
     prefix = "" if prefix in ("", ".") else prefix + "/"
@@ -390,6 +430,8 @@ def scan(
             ):
                 files.append(FileResult(rel, old, "unchanged"))
                 continue
+            if should_stop is not None and should_stop():
+                raise RenderStopped()
             fr = _process(state, entry.path, rel, name, ext, dirs, st, None if force else old)
             if fr is not None:
                 files.append(fr)
@@ -499,6 +541,8 @@ def _process(
     except _Bad as bad:
         stamp.ok = False
         return _bad(state, rel, stamp, bad)
+    except RenderStopped:
+        raise  # shutting down: not this file's fault
     except Exception as exc:  # one file must never stop the scan
         stamp.ok = False
         return _bad(
@@ -513,8 +557,20 @@ def _process(
     if episode is None:
         return FileResult(rel, stamp, "ignored")
     episode.file_hash = digest
-    state.problems.extend(warnings)
+    state.problems.extend(_first_notices(state, warnings))
     return FileResult(rel, stamp, "parsed", episode)
+
+
+def _first_notices(state: _ScanState, problems: list[ProblemData]) -> list[ProblemData]:
+    """Drop a notice already recorded this pass: a plugin tag in 100 posts is one notice."""
+    kept = []
+    for p in problems:
+        if p.severity == "notice":
+            if (p.kind, p.message) in state.noticed:
+                continue
+            state.noticed.add((p.kind, p.message))
+        kept.append(p)
+    return kept
 
 
 def _bad(state: _ScanState, rel: str, stamp: FileStamp, bad: _Bad) -> FileResult:
@@ -564,9 +620,16 @@ def _key_line(fm: str, key: str) -> int | None:
     return fm.count("\n", 0, m.start()) + 2 if m else None
 
 
-def _load_yaml(fm: str) -> dict[str, Any]:
+def _load_yaml(fm: str, max_nodes: int) -> dict[str, Any]:
     try:
-        data = yaml.load(fm, Loader=_Loader)
+        data = load_bounded(fm, max_nodes)
+    except YamlTooLarge as exc:
+        raise _Bad(
+            "yaml",
+            f"the front matter is refused: {exc.message}; write the values out instead "
+            "of nesting aliases, or raise max_yaml_nodes for this source",
+            exc.line + 2 if exc.line is not None else None,
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise _Bad(
@@ -742,7 +805,7 @@ def _parse_post(
     text = fix_text(text.replace("\r\n", "\n"))
 
     fm_text, body, body_line = _split_front_matter(text)
-    fm = _load_yaml(fm_text)
+    fm = _load_yaml(fm_text, state.cfg.max_yaml_nodes)
     tz, site = state.tz, state.site
 
     # `category` is one name (or a list); `categories` a list or space-separated names.
@@ -912,6 +975,9 @@ def _parse_post(
             site.includes_dir,
             rel,
             line_offset=(_key_line(fm_text, "description") or 1) - 1,
+            limits=state.limits,
+            should_stop=state.should_stop,
+            ignore_tags=state.cfg.ignore_tags,
         )
         if any(p.severity == "error" for p in probs):
             p = next(p for p in probs if p.severity == "error")
@@ -920,8 +986,9 @@ def _parse_post(
         warnings.extend(probs)
 
     rendered_body, probs = render_liquid(
-        body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1
-    )
+        body, page, site.site, site.includes_dir, rel, line_offset=body_line - 1,
+        limits=state.limits, should_stop=state.should_stop, ignore_tags=state.cfg.ignore_tags,
+    )  # fmt: skip
     errors = [p for p in probs if p.severity == "error"]
     if errors:
         raise _Bad(errors[0].kind, errors[0].message, errors[0].line)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import html
-import io
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -22,11 +23,22 @@ from urllib.parse import quote, quote_plus, urljoin
 import ftfy
 from liquid import Environment
 from liquid.ast import BlockNode, IllegalNode, Node
-from liquid.exceptions import LiquidError, LiquidSyntaxError
+from liquid.context import RenderContext
+from liquid.exceptions import (
+    BlockNestingError,
+    ContextDepthError,
+    LiquidError,
+    LiquidSyntaxError,
+    LocalNamespaceLimitError,
+    LoopIterationLimitError,
+    OutputStreamLimitError,
+    ResourceLimitError,
+)
 from liquid.filter import with_context
 from liquid.parser import get_parser
 from liquid.stream import TokenStream
 from liquid.tag import Tag
+from liquid.template import BoundTemplate
 from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_ILLEGAL, TOKEN_TAG, Token
 from markdown_it import MarkdownIt
 
@@ -151,6 +163,8 @@ class _Note:
     kind: str
     message: str
     token: Token | None
+    tag: str | None = None  # the unknown tag's name, for `ignore_tags`
+    severity: str = "warning"
 
 
 # Per render call (and per thread / task): where tags report what they dropped.
@@ -159,10 +173,183 @@ _NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
 )
 
 
-def _note(kind: str, message: str, token: Token | None) -> None:
+def _note(
+    kind: str,
+    message: str,
+    token: Token | None,
+    *,
+    tag: str | None = None,
+    severity: str = "warning",
+) -> None:
     notes = _NOTES.get()
     if notes is not None:
-        notes.append(_Note(kind, message, token))
+        notes.append(_Note(kind, message, token, tag, severity))
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """Bounds on rendering one file's Liquid: a hostile post must not hang or fill a pass."""
+
+    seconds: float = 5.0  # wall time per rendering
+    output_bytes: int = 2 * 1024 * 1024  # output, captures, variables and filter results
+    loop_iterations: int = 100_000  # all loop iterations of one rendering together
+
+
+# Blocks, includes and loops nest at most this deep (python-liquid's own default).
+CONTEXT_DEPTH = 30
+
+
+class RenderStopped(Exception):
+    """Rendering was interrupted because the process is shutting down (not the post's fault)."""
+
+
+class _TimeLimitError(ResourceLimitError):
+    """A rendering ran past its time budget."""
+
+
+class _Budget:
+    """Time, shutdown and total loop iterations of one rendering.
+
+    python-liquid asks `if context.disabled_tags:` before every node it renders, and
+    that is its only per-node hook: this object stands in for that (always empty) list,
+    so `__bool__` is where a long render gets checked (every 128 nodes: a clock read
+    per node would cost more than the node).
+    """
+
+    __slots__ = ("deadline", "iterations", "limits", "nodes", "should_stop")
+
+    def __init__(self, limits: RenderLimits, should_stop: Callable[[], bool] | None):
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.seconds
+        self.should_stop = should_stop
+        self.iterations = 0
+        self.nodes = 0
+
+    def __bool__(self) -> bool:
+        self.nodes += 1
+        if not self.nodes & 0x7F:
+            self.check()
+        return False
+
+    def __contains__(self, _item: object) -> bool:
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise RenderStopped()
+        if time.monotonic() > self.deadline:
+            raise _TimeLimitError("time limit reached", token=None)
+
+    def add_iterations(self, n: int) -> None:
+        self.iterations += n
+        if self.iterations > self.limits.loop_iterations:
+            raise LoopIterationLimitError("loop iteration limit reached", token=None)
+        self.check()
+
+
+# Integers past this many bits are refused: `times` can square a number into megabytes.
+_MAX_INT_BITS = 4096
+
+
+def _too_big(value: object, limits: RenderLimits) -> bool:
+    if isinstance(value, str):
+        return len(value) > limits.output_bytes
+    if isinstance(value, int):
+        return value.bit_length() > _MAX_INT_BITS
+    if isinstance(value, Sized) and not isinstance(value, bytes):
+        return len(value) > limits.loop_iterations
+    return False
+
+
+def _result_too_big(name: str, value: object, args: tuple[object, ...], limit: int) -> bool:
+    """Whether a filter whose result grows as a product of its inputs would exceed `limit`."""
+    if name == "replace" and isinstance(value, str) and len(args) >= 2:
+        old, new = str(args[0]), str(args[1])
+        return len(value) + value.count(old) * len(new) > limit
+    if name == "join" and isinstance(value, Sized) and args:
+        return len(value) * len(str(args[0])) > limit
+    return False
+
+
+class _LimitedContext(RenderContext):
+    """A render context that keeps the `_Budget`: loops, filters and nodes are counted."""
+
+    def budget(self) -> _Budget | None:
+        b = self.disabled_tags
+        return b if isinstance(b, _Budget) else None
+
+    def loop(self, namespace: Any, forloop: Any) -> AbstractContextManager[RenderContext]:
+        budget = self.budget()
+        if budget is not None:
+            budget.add_iterations(int(forloop.length))
+        return super().loop(namespace, forloop)
+
+    def stopindex(self, key: str, index: int | None = None) -> int:
+        # A loop's slice is taken (and, with `reversed`, copied) before `loop()` sees its
+        # length: refuse a huge one here, before python-liquid builds it.
+        budget = self.budget()
+        if budget is not None and index is not None and index > budget.limits.loop_iterations:
+            raise LoopIterationLimitError("loop iteration limit reached", token=None)
+        return super().stopindex(key, index)
+
+    def filter(self, name: str, token: Token | None) -> Callable[..., object]:
+        func = super().filter(name, token)
+        budget = self.budget()
+        if budget is None:
+            return func
+        limits = budget.limits
+
+        # A filter runs in one go: `append` doubling a string or `join` over a range of
+        # a billion is refused by its input and result size, not after the fact.
+        def limited(value: object, *args: object, **kwargs: object) -> object:
+            budget.check()
+            if _too_big(value, limits) or _result_too_big(name, value, args, limits.output_bytes):
+                raise OutputStreamLimitError("filter input over the size limit", token=token)
+            result = func(value, *args, **kwargs)
+            if _too_big(result, limits):
+                raise OutputStreamLimitError("filter result over the size limit", token=token)
+            return result
+
+        return limited
+
+
+class _LimitedTemplate(BoundTemplate):
+    context_class = _LimitedContext
+
+
+def _limit_message(err: ResourceLimitError, limits: RenderLimits) -> str:
+    if isinstance(err, _TimeLimitError):
+        return (
+            f"rendering its Liquid took over {limits.seconds:g} s (max_render_seconds): "
+            "simplify the loops or includes, or raise max_render_seconds for this source"
+        )
+    if isinstance(err, LoopIterationLimitError):
+        return (
+            f"its Liquid loops run over {limits.loop_iterations:,} iterations "
+            "(max_loop_iterations): shorten the loops, or raise max_loop_iterations"
+        )
+    if isinstance(err, OutputStreamLimitError | LocalNamespaceLimitError):
+        return (
+            f"its Liquid renders over {limits.output_bytes:,} bytes of text "
+            "(max_render_bytes): shrink it, or raise max_render_bytes for this source"
+        )
+    if isinstance(err, BlockNestingError):
+        return (
+            f"its Liquid blocks ({{% if %}}, {{% for %}}…) nest over {CONTEXT_DEPTH} deep: "
+            "flatten them"
+        )
+    if isinstance(err, ContextDepthError):
+        return (
+            f"its Liquid includes or loops nest over {CONTEXT_DEPTH} deep "
+            "(does an include include itself?)"
+        )
+    return f"its Liquid is over a resource limit: {err.message}"
 
 
 # Tags that only make sense inside a block: alone they are real syntax errors, not
@@ -196,11 +383,16 @@ class _UnknownTag(Tag):
         if token.value.startswith("end") and len(token.value) > 3:
             # The end of an unknown block tag: its opening tag already got the warning.
             return IllegalNode(token)
+        # Nothing to act on: a plugin tag renders as nothing, like on a site without
+        # that plugin. A notice (once per tag per pass), silenced by `ignore_tags`.
         _note(
             "liquid-tag",
             f"unknown Liquid tag '{{% {token.value} %}}' dropped (a Jekyll plugin tag this "
-            "tool cannot run; wrap it in {% raw %} if it should show literally)",
+            "tool cannot run; add it to the source's ignore_tags to silence this, or wrap "
+            "it in {% raw %} if it should show literally)",
             token,
+            tag=token.value,
+            severity="notice",
         )
         return IllegalNode(token)
 
@@ -228,18 +420,40 @@ class _TrackingTag:
             raise
 
 
-def _render_to_string(nodes: Iterable[Node], context: Any) -> str:
-    buf = io.StringIO()
+def _render_to_string(nodes: Iterable[Node], context: Any, parent: TextIO) -> str:
+    # The context's buffer keeps the output limit, counting what `parent` holds already.
+    buf = context.get_buffer(parent)
     for node in nodes:
         node.render(context, buf)
     return buf.getvalue()
 
 
-_PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S+))""")
+# Jekyll's include parameters: key="v", key='v' (backslash escapes the quote) or key=variable.
+_PARAM = re.compile(r"""([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(\S+))""")
+
+
+def _param_literal(m: re.Match[str]) -> str | None:
+    if m.group(2) is not None:
+        return m.group(2).replace('\\"', '"')
+    if m.group(3) is not None:
+        return m.group(3).replace("\\'", "'")
+    return None
 
 
 class _IncludeFailed(Exception):
     """Why an include could not be rendered."""
+
+
+class _IncludeFromTheme(Exception):
+    """An include missing from _includes/ on a site with a theme: the theme has it."""
+
+
+def _site_theme(context: Any) -> str | None:
+    site = context.resolve("site", default={}) or {}
+    if not isinstance(site, Mapping):
+        return None
+    theme = site.get("theme") or site.get("remote_theme")
+    return str(theme) if theme else None
 
 
 _INCLUDE_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar(
@@ -271,7 +485,17 @@ class _IncludeNode(Node):
         depth = _INCLUDE_DEPTH.get()
         reset = _INCLUDE_DEPTH.set(depth + 1)
         try:
-            out = self._render(context)
+            out = self._render(context, buffer)
+        except _IncludeFromTheme as theme:
+            # Jekyll takes it from the theme's gem, which is not here: nothing to fix.
+            _note(
+                "include",
+                f"include '{self.name}' dropped: it is not in _includes/, so it comes from "
+                f"the theme '{theme}', which this tool cannot render",
+                self.token,
+                severity="notice",
+            )
+            return 0
         except _IncludeFailed as failed:
             if depth:
                 raise  # a nested include failed: the post's own include is what gets dropped
@@ -282,12 +506,12 @@ class _IncludeNode(Node):
         buffer.write(out)
         return 1
 
-    def _render(self, context: Any) -> str:
+    def _render(self, context: Any, buffer: TextIO) -> str:
         env: _JekyllEnvironment = context.env
         name = self.name
         try:
             if self.name_template is not None:
-                name = _render_to_string(self.name_template.nodes, context).strip()
+                name = _render_to_string(self.name_template.nodes, context, buffer).strip()
             params: dict[str, object] = {}
             for key, literal, var in self.args:
                 if var is None:
@@ -296,18 +520,26 @@ class _IncludeNode(Node):
                     parts = [p for p in re.split(r"[.\[\]\"']+", var) if p]
                     path: list[object] = [int(p) if p.isdigit() else p for p in parts]
                     params[key] = context.get(path, token=None, default=None)
+        except ResourceLimitError:
+            raise  # a limit fails the whole post, not just this include
         except LiquidError as err:
             raise _IncludeFailed(str(err.message)) from None
         template, why = env.load_include(name)
+        if template is None and why.startswith("no such file"):
+            theme = _site_theme(context)
+            if theme:
+                raise _IncludeFromTheme(theme)
         if template is None:
             raise _IncludeFailed(why if name == self.name else f"'{name}': {why}")
         if _INCLUDE_DEPTH.get() > _MAX_INCLUDE_DEPTH:
             raise _IncludeFailed("includes nest too deeply (does an include include itself?)")
         try:
             with context.extend({"include": params}):
-                return _render_to_string(template.nodes, context)
+                return _render_to_string(template.nodes, context, buffer)
         except _IncludeFailed as failed:
             raise _IncludeFailed(f"{failed} (inside '{name}')") from None
+        except ResourceLimitError:
+            raise
         except LiquidError as err:
             raise _IncludeFailed(f"'{name}' failed to render: {err.message}") from None
 
@@ -330,13 +562,11 @@ class _JekyllInclude(Tag):
                 raise LiquidSyntaxError("unclosed '{{' in include file name", token=token)
             name, rest = expr[: end + 2], expr[end + 2 :]
         else:
-            name, _, rest = expr.partition(" ")
+            # The parameters may start on the next line.
+            name, rest = [*re.split(r"\s+", expr, maxsplit=1), ""][:2]
         name = name.strip("\"'")
         name_template = self.env.from_string(name) if "{{" in name else None
-        args = [
-            (m.group(1), m.group(2) if m.group(2) is not None else m.group(3), m.group(4))
-            for m in _PARAM.finditer(rest)
-        ]
+        args = [(m.group(1), _param_literal(m), m.group(4)) for m in _PARAM.finditer(rest)]
         return _IncludeNode(token, name, name_template, args)
 
 
@@ -353,7 +583,7 @@ class _HighlightNode(Node):
         return f"{{% highlight {self.lang} %}}"
 
     def render_to_output(self, context: Any, buffer: TextIO) -> int:
-        code = _render_to_string([self.block], context).strip("\n")
+        code = _render_to_string([self.block], context, buffer).strip("\n")
         buffer.write(f"\n```{self.lang}\n{code}\n```\n")
         return 1
 
@@ -440,9 +670,18 @@ _JEKYLL_FILTERS: dict[str, Any] = {
 class _JekyllEnvironment(Environment):
     """A Liquid environment that behaves like Jekyll's for one site's _includes/."""
 
-    def __init__(self, includes_dir: Path | None):
+    template_class = _LimitedTemplate
+
+    def __init__(self, includes_dir: Path | None, limits: RenderLimits):
         # Jekyll renders unknown filters as no-ops and undefined variables as empty.
         super().__init__(strict_filters=False)
+        # python-liquid's own limits (class attributes, set per instance here): one loop's
+        # nested product, the output stream, and what `assign`/`capture` hold.
+        self.loop_iteration_limit = limits.loop_iterations
+        self.output_stream_limit = limits.output_bytes
+        self.local_namespace_limit = limits.output_bytes
+        self.context_depth_limit = CONTEXT_DEPTH
+        self.block_nesting_limit = CONTEXT_DEPTH
         self.includes_dir = includes_dir
         self._includes: dict[str, tuple[tuple[int, int], Any, str, list[_Note]]] = {}
         self.add_tag(_JekyllInclude)
@@ -486,13 +725,19 @@ class _JekyllEnvironment(Environment):
         _, template, why, notes = cached
         # Warnings found while parsing the include repeat for every post that uses it.
         for n in notes:
-            _note(n.kind, f"in {self.includes_dir.name}/{name}: {n.message}", None)
+            _note(
+                n.kind,
+                f"in {self.includes_dir.name}/{name}: {n.message}",
+                None,
+                tag=n.tag,
+                severity=n.severity,
+            )
         return template, why
 
 
 @lru_cache(maxsize=32)
-def _environment(includes_dir: str | None) -> _JekyllEnvironment:
-    return _JekyllEnvironment(Path(includes_dir) if includes_dir else None)
+def _environment(includes_dir: str | None, limits: RenderLimits) -> _JekyllEnvironment:
+    return _JekyllEnvironment(Path(includes_dir) if includes_dir else None, limits)
 
 
 def _token_line(token: Token | None, source: str | None = None) -> int | None:
@@ -526,22 +771,51 @@ def render_liquid(
     location: str,
     *,
     line_offset: int = 0,
+    limits: RenderLimits | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    ignore_tags: Collection[str] = (),
 ) -> tuple[str, list[ProblemData]]:
     """Render Jekyll-flavoured Liquid with `page` and `site` in scope.
 
-    Returns the text and the problems. A syntax error is one problem of severity
-    "error" (the text returned is then `body` unchanged); unknown plugin tags and
-    failed includes are dropped with "warning" problems. `line_offset` is added to
-    body line numbers (the lines of front matter above the body).
+    Returns the text and the problems. A syntax error or a rendering over one of
+    `limits` is one problem of severity "error" (the text returned is then `body`
+    unchanged); failed includes are dropped with "warning" problems, unknown plugin
+    tags (and includes a theme would provide) with "notice" ones, except tags named in
+    `ignore_tags`, dropped silently. `line_offset` is added to body line numbers (the
+    lines of front matter above the body). Raises RenderStopped when `should_stop()`
+    turns true mid-render.
     """
     if "{{" not in body and "{%" not in body:
         return body, []
-    env = _environment(str(includes_dir) if includes_dir else None)
+    limits = limits or RenderLimits()
+    env = _environment(str(includes_dir) if includes_dir else None, limits)
     notes: list[_Note] = []
     reset = _NOTES.set(notes)
     try:
         template = env.from_string(body)
-        text = template.render(page=page, site=site)
+        context = _LimitedContext(
+            template, globals=template.make_globals({"page": page, "site": site})
+        )
+        context.disabled_tags = _Budget(limits, should_stop)  # type: ignore[assignment]
+        buf = context.get_buffer()
+        template.render_with_context(context, buf)
+        text = buf.getvalue()
+    except ResourceLimitError as err:
+        line = _token_line(err.token, body)
+        return body, [
+            ProblemData(
+                location=location,
+                kind="limit",
+                message=_limit_message(err, limits),
+                line=line + line_offset if line else None,
+            )
+        ]
+    except MemoryError:
+        # The limits above keep real posts far from this; a bomb they miss is still
+        # this post's problem, not the pass's.
+        return body, [
+            ProblemData(location, "limit", "rendering its Liquid ran out of memory", None)
+        ]
     except LiquidError as err:
         line = _token_line(err.token, body)
         return body, [
@@ -559,6 +833,8 @@ def render_liquid(
     problems: list[ProblemData] = []
     seen: set[tuple[str, str]] = set()
     for n in notes:
+        if n.tag is not None and n.tag in ignore_tags:
+            continue
         if (n.kind, n.message) in seen:
             continue  # the same plugin tag used ten times is one warning
         seen.add((n.kind, n.message))
@@ -569,7 +845,7 @@ def render_liquid(
                 kind=n.kind,
                 message=n.message,
                 line=line + line_offset if line else None,
-                severity="warning",
+                severity=n.severity,
             )
         )
     return text, problems
