@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +19,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from syndicator import __version__
+from syndicator.sources.decode import (
+    BadEncoding,
+    BoundedDecoder,
+    TooLarge,
+    UnsupportedEncoding,
+    accept_encoding,
+)
 
 DEFAULT_USER_AGENT = (
     f"syndicator/{__version__} (+https://github.com/syndicator; podcast feed aggregator)"
@@ -42,7 +50,7 @@ class FetchOutcome:
     headers: httpx.Headers = field(default_factory=httpx.Headers)
     body: bytes = b""
     new_url: str | None = None  # end of an unbroken chain of permanent redirects
-    error_kind: str | None = None  # timeout, connect, too-large, redirect, url, network
+    error_kind: str | None = None  # timeout, connect, too-large, encoding, redirect, url, network
     error: str | None = None
     elapsed: float = 0.0  # seconds on the network (not counting waits for a free slot)
 
@@ -120,7 +128,8 @@ class Fetcher:
     ) -> FetchOutcome:
         """GET `url` with conditional headers, following up to 10 redirects by hand."""
         out = FetchOutcome(url=url, final_url=url)
-        headers: dict[str, str] = {}
+        # only encodings whose decoded size can be bounded (see decode.py)
+        headers: dict[str, str] = {"Accept-Encoding": accept_encoding()}
         # validators come from a server: send them back only if they are sane header values
         if etag and _HEADER_VALUE.fullmatch(etag):
             headers["If-None-Match"] = etag
@@ -208,16 +217,18 @@ class Fetcher:
                 if cap == max_bytes and declared.isdigit() and int(declared) > max_bytes:
                     _fail(out, "too-large", _too_large_msg(url, int(declared), max_bytes))
                     return None
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():  # decoded: a gzip bomb hits the cap too
-                    size += len(chunk)
-                    if size > cap:
-                        if cap == max_bytes:
-                            _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
-                        break  # an error page's body is only a courtesy
-                    chunks.append(chunk)
-                out.body = b"".join(chunks)
+                try:
+                    body = await _read_body(resp, cap)
+                except TooLarge:
+                    if cap == max_bytes:
+                        _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
+                    return None  # an error page's body is only a courtesy
+                except UnsupportedEncoding as exc:
+                    _fail(out, "encoding", f"{exc}. Tell the feed's publisher.")
+                    return None
+                except BadEncoding as exc:
+                    raise httpx.DecodingError(str(exc)) from exc
+                out.body = body
                 return None
         except httpx.TimeoutException as exc:
             phase = type(exc).__name__.removesuffix("Timeout").lower() or "read"
@@ -248,6 +259,26 @@ class Fetcher:
         return None
 
 
+async def _read_body(resp: httpx.Response, cap: int) -> bytes:
+    """The decoded body, counting decoded bytes; TooLarge as soon as it passes `cap`."""
+    decoder = BoundedDecoder(resp.headers.get("content-encoding", ""), cap)
+    chunks: list[bytes] = []
+    size = 0
+
+    def take(pieces: Iterator[bytes]) -> None:
+        nonlocal size
+        for piece in pieces:
+            size += len(piece)
+            if size > cap:
+                raise TooLarge
+            chunks.append(piece)
+
+    async for raw in resp.aiter_raw():  # raw: decoded here, a piece at a time
+        take(decoder.feed(raw))
+    take(decoder.finish())
+    return b"".join(chunks)
+
+
 def _fail(out: FetchOutcome, kind: str, message: str) -> FetchOutcome:
     out.error_kind = kind
     out.error = message
@@ -272,8 +303,9 @@ def _timeout_msg(url: str, timeout: float, *, phase: str = "read", whole: bool =
 
 
 def _too_large_msg(url: str, declared: int | None, cap: int) -> str:
-    size = f" ({declared} bytes)" if declared is not None else ""
+    size = f" (it declares {declared} bytes)" if declared is not None else ""
     return (
-        f"the feed is larger than the {cap}-byte cap{size}; nothing was read. Raise the "
-        "source's `max_bytes` if this feed is really that big."
+        f"feed larger than {cap / 1048576:.3g} MB decoded{size}; max_bytes is {cap} bytes, so "
+        "nothing of it was kept. Raise the source's `max_bytes` if this feed is really "
+        "that big."
     )

@@ -750,6 +750,7 @@ _SHORT_ERRORS = {
     "redirect": "bad redirect",
     "url": "invalid URL",
     "network": "network error",
+    "encoding": "unsupported Content-Encoding",
 }
 
 

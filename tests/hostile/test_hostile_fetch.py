@@ -1,0 +1,135 @@
+"""Hostile remote feeds: decompression bombs in every Content-Encoding, served on 127.0.0.1.
+
+Each bomb is a few kilobytes to a few hundred on the wire and 2 GiB decoded, more than the
+memory ceiling of this test: if the byte cap stopped counting decoded bytes for one
+encoding, the test would die of MemoryError instead of seeing a "too-large" problem.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from syndicator.config import FeedSourceConfig, FetchConfig
+from syndicator.sources.decode import accept_encoding
+from syndicator.sources.remote import PollRequest, poll_feeds_sync
+from tests.feedserver import FeedServer, Route, make_feed_xml
+
+ZEROS = bytes(16 * 1024 * 1024)
+COPIES = 128  # 128 x 16 MiB = 2 GiB decoded
+DECODED = len(ZEROS) * COPIES
+CAP = 1024 * 1024
+
+
+def _raw_deflate_zeros() -> bytes:
+    """Raw deflate of DECODED zero bytes, built from one byte-aligned segment repeated."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = c.compress(ZEROS) + c.flush(zlib.Z_FULL_FLUSH)  # no back-reference across it
+    return segment * COPIES + b"\x03\x00"  # an empty final block
+
+
+def _checksums() -> tuple[int, int]:
+    crc, adler = 0, 1
+    for _ in range(COPIES):
+        crc = zlib.crc32(ZEROS, crc)
+        adler = zlib.adler32(ZEROS, adler)
+    return crc, adler
+
+
+def _gzip(raw: bytes, crc: int, size: int) -> bytes:
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + raw + struct.pack("<II", crc, size)
+
+
+def _zstd_zeros() -> bytes:
+    zstandard = pytest.importorskip("zstandard")
+    c = zstandard.ZstdCompressor(level=3).compressobj()
+    return b"".join(c.compress(ZEROS) for _ in range(COPIES)) + c.flush()
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, tuple[str, bytes]]:
+    raw = _raw_deflate_zeros()
+    crc, adler = _checksums()
+    gz = _gzip(raw, crc, DECODED & 0xFFFFFFFF)
+    zst = _zstd_zeros()
+    gz_of_gz = _gzip_of(gz)
+    return {
+        "/gzip": ("gzip", gz),
+        "/deflate": ("deflate", b"\x78\xda" + raw + struct.pack(">I", adler)),
+        "/raw-deflate": ("deflate", raw),
+        "/gzip-gzip": ("gzip, gzip", gz_of_gz),
+        "/zstd": ("zstd", zst),
+        "/zstd-gzip": ("zstd, gzip", _gzip_of(zst)),
+        "/x-gzip-chunked": ("x-gzip", gz),
+    }
+
+
+def _gzip_of(data: bytes) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+@pytest.fixture
+def srv() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        yield server
+
+
+def _source(url: str, name: str) -> FeedSourceConfig:
+    return FeedSourceConfig(
+        type="feed", name=name, url=url, timeout=timedelta(seconds=20), max_bytes=CAP
+    )
+
+
+def test_bombs_in_every_encoding_stop_at_the_cap(
+    srv: FeedServer, bombs: dict[str, tuple[str, bytes]]
+) -> None:
+    for path, (encoding, body) in bombs.items():
+        assert len(body) < DECODED // 500, path  # small on the wire...
+        srv.add(
+            path,
+            Route(
+                body=body,
+                headers={"Content-Encoding": encoding},
+                chunked=path.endswith("chunked"),
+            ),
+        )
+    srv.add_feed("/good", make_feed_xml(3))
+    paths = [*bombs, "/good"]
+    reqs = [PollRequest(_source(srv.url(p), p.strip("/")), srv.url(p)) for p in paths]
+    results = poll_feeds_sync(reqs, FetchConfig(), parse_in="loop")
+    by_path = dict(zip(paths, results, strict=True))
+    assert by_path["/good"].status == "ok" and len(by_path["/good"].episodes) == 3
+    for path in bombs:
+        res = by_path[path]
+        assert res.status == "error", path
+        [problem] = res.problems
+        assert problem.kind == "too-large", (path, problem.message)
+        assert "decoded" in problem.message and "max_bytes" in problem.message
+    # every request said which encodings the client can bound
+    assert {r.headers.get("accept-encoding") for r in srv.requests()} == {accept_encoding()}
+    assert "br" not in accept_encoding()
+
+
+def test_an_encoding_not_asked_for_is_a_problem_not_a_guess(srv: FeedServer) -> None:
+    # Brotli cannot be decoded within a bound with the `brotli` binding, so it is not asked
+    # for; a server that sends it anyway gets a clear problem, and the other feed is read.
+    srv.add("/br", Route(body=b"\x1b" * 5000, headers={"Content-Encoding": "br"}))
+    srv.add(
+        "/stacked",
+        Route(body=_gzip_of(b"x"), headers={"Content-Encoding": "gzip, " * 6 + "gzip"}),
+    )
+    srv.add_feed("/good", make_feed_xml(2))
+    paths = ["/br", "/stacked", "/good"]
+    reqs = [PollRequest(_source(srv.url(p), p.strip("/")), srv.url(p)) for p in paths]
+    br, stacked, good = poll_feeds_sync(reqs, FetchConfig(), parse_in="loop")
+    assert good.status == "ok"
+    for res in (br, stacked):
+        [problem] = res.problems
+        assert problem.kind == "encoding", problem.message
+        assert "Content-Encoding" in problem.message
+    assert "'br'" in br.problems[0].message
