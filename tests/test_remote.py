@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from syndicator.config import FeedSourceConfig, FetchConfig
+from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import PollResult
-from syndicator.sources.fetch import DEFAULT_USER_AGENT, parse_retry_after
+from syndicator.sources.fetch import DEFAULT_USER_AGENT
 from syndicator.sources.remote import (
     ENTITY_REFUSAL,
     PollRequest,
@@ -358,6 +359,24 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Mon, 01 Jan 2024 11:00:00 GMT", now) == 0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1e400", None),
+        ("-5", None),
+        ("NaN", None),
+        ("inf", None),
+        ("9" * 40, 86400.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+        ("Fri, 31 Dec 9999 23:59:59 -2359", 86400.0),
+        ("Mon, 01 Jan 0001 00:00:00 +2359", 0.0),
+        ("x" * 10_000, None),
+    ],
+)
+def test_parse_retry_after_absurd_values(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value, datetime(2024, 1, 1, 12, tzinfo=UTC)) == expected
 
 
 @pytest.mark.parametrize(

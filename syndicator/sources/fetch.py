@@ -8,12 +8,10 @@ turns every network failure into a `FetchOutcome` with an error kind instead of 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -53,26 +51,6 @@ class FetchOutcome:
     error_kind: str | None = None  # timeout, connect, too-large, encoding, redirect, url, network
     error: str | None = None
     elapsed: float = 0.0  # seconds on the network (not counting waits for a free slot)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    raw = value.strip()
-    try:
-        secs = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        secs = (when - (now or datetime.now(UTC))).total_seconds()
-    if secs != secs:  # NaN
-        return None
-    return max(0.0, secs)
 
 
 class Fetcher:

@@ -34,6 +34,7 @@ from urllib.parse import urljoin
 import feedparser
 import nh3
 
+from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import (
     Chapter,
     Enclosure,
@@ -42,7 +43,7 @@ from syndicator.sources.base import (
     PollResult,
     ProblemData,
 )
-from syndicator.sources.fetch import Fetcher, FetchOutcome, parse_retry_after
+from syndicator.sources.fetch import Fetcher, FetchOutcome
 from syndicator.timeutil import as_utc, parse_iso
 
 if TYPE_CHECKING:  # config pulls in pydantic; process-pool workers need not import it
