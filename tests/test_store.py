@@ -187,3 +187,29 @@ def test_backup_is_a_consistent_copy_while_writing(sqlite_url: str, tmp_path: Pa
 def test_backup_refuses_postgres_with_a_pointer_to_pg_dump(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="pg_dump"):
         backup_sqlite("postgresql://x@127.0.0.1/db", tmp_path / "b.db")
+
+
+def test_processes_starting_at_once_on_an_empty_postgres_all_succeed(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Migrations run under an advisory lock: the others wait, then find the schema done."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[database]\nurl = "{pg_url}"\n')
+    commands = [["db", "upgrade"], ["db", "upgrade"], ["status"], ["db", "upgrade"], ["status"]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    for args, (code, out, err) in zip(commands, outcomes, strict=True):
+        assert code == 0, (args, out, err)
+    assert current_revision(upgrade(pg_url)) == head_revision(pg_url)
