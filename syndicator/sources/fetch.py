@@ -8,9 +8,11 @@ turns every network failure into a `FetchOutcome` with an error kind instead of 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -24,6 +26,8 @@ from syndicator.sources.decode import (
     UnsupportedEncoding,
     accept_encoding,
 )
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_USER_AGENT = (
     f"syndicator/{__version__} (+https://github.com/syndicator; podcast feed aggregator)"
@@ -63,8 +67,12 @@ class Fetcher:
         max_per_host: int = 4,
         max_connections: int = 50,
         client: httpx.AsyncClient | None = None,
+        allow_private_redirects: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         self.max_per_host = max(1, max_per_host)
+        self.allow_private_redirects = allow_private_redirects
+        self.resolve: Resolver = resolver or system_resolve
         self.max_connections = max(1, max_connections)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
@@ -89,6 +97,41 @@ class Fetcher:
         if self._own_client:
             await self.client.aclose()
 
+    async def _private_addresses(self, url: str) -> list[str]:
+        """The private/loopback/link-local addresses `url`'s host resolves to."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return [str(a) for a in await self.resolve(parts.hostname or "", port) if _private(a)]
+
+    async def _private_redirect(
+        self, out: FetchOutcome, url: str, target: str
+    ) -> FetchOutcome | None:
+        """A failed outcome when `target` (a redirect from a public `url`) is private."""
+        try:
+            private = await self._private_addresses(target)
+        except OSError as exc:
+            # fail here, not in httpx: a second lookup might answer differently
+            out.final_url = target
+            return _fail(
+                out,
+                "connect",
+                f"could not resolve {urlsplit(target).hostname} ({_reason(exc)}), where the "
+                f"feed redirects; the next poll tries again.",
+            )
+        if not private:
+            return None
+        out.final_url = target
+        out.new_url = None  # a refused target is no new home for the source
+        return _fail(
+            out,
+            "redirect",
+            f"the feed redirects to {target}, a private, loopback or link-local address "
+            f"({', '.join(private)}), while its own URL is public; it was not followed, so a "
+            "feed cannot make this machine reach its own network. If the feed really moved "
+            "there, set `allow_private_redirects = true` on the source (or in [fetch]), or "
+            "point the source's url at it.",
+        )
+
     def _host_sem(self, host: str) -> asyncio.Semaphore:
         sem = self._hosts.get(host)
         if sem is None:
@@ -103,8 +146,16 @@ class Fetcher:
         max_bytes: int,
         etag: str | None = None,
         last_modified: str | None = None,
+        allow_private_redirects: bool | None = None,
     ) -> FetchOutcome:
-        """GET `url` with conditional headers, following up to 10 redirects by hand."""
+        """GET `url` with conditional headers, following up to 10 redirects by hand.
+
+        A redirect to a private, loopback or link-local address is followed only when `url`
+        itself resolves to one, or `allow_private_redirects` (default: the Fetcher's) says so.
+        """
+        if allow_private_redirects is None:
+            allow_private_redirects = self.allow_private_redirects
+        origin_private: bool | None = None  # looked up at the first redirect
         out = FetchOutcome(url=url, final_url=url)
         # only encodings whose decoded size can be bounded (see decode.py)
         headers: dict[str, str] = {"Accept-Encoding": accept_encoding()}
@@ -127,6 +178,16 @@ class Fetcher:
                 return _fail(
                     out, "url", f"{current!r} is not an http(s) URL; it came from {where}."
                 )
+            if current != url and not allow_private_redirects:
+                if origin_private is None:
+                    try:
+                        origin_private = bool(await self._private_addresses(url))
+                    except OSError:
+                        origin_private = False  # unknown: hold it to the public rule
+                if not origin_private:
+                    refused = await self._private_redirect(out, url, current)
+                    if refused:
+                        return refused
             async with self._host_sem(host), self._global:
                 started = time.monotonic()
                 try:
@@ -235,6 +296,26 @@ class Fetcher:
                 "the next poll tries again.",
             )
         return None
+
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+async def system_resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses `host` resolves to (an IP literal is its own answer)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _private(addr: IPAddress) -> bool:
+    """Not a public unicast address: private, loopback, link-local, CGNAT, reserved..."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not addr.is_global or addr.is_multicast
 
 
 async def _read_body(resp: httpx.Response, cap: int) -> bytes:

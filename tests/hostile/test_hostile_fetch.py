@@ -7,6 +7,7 @@ encoding, the test would die of MemoryError instead of seeing a "too-large" prob
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from syndicator.config import FeedSourceConfig, FetchConfig
 from syndicator.sources.decode import accept_encoding
+from syndicator.sources.fetch import IPAddress
 from syndicator.sources.remote import PollRequest, poll_feeds_sync
 from tests.feedserver import FeedServer, Route, make_feed_xml
 
@@ -133,3 +135,51 @@ def test_an_encoding_not_asked_for_is_a_problem_not_a_guess(srv: FeedServer) -> 
         assert problem.kind == "encoding", problem.message
         assert "Content-Encoding" in problem.message
     assert "'br'" in br.problems[0].message
+
+
+# ---- redirects into the private network ---------------------------------------------------
+# Tests only have 127.0.0.1, so the resolver at fetch.py's boundary says "127.0.0.1" is a
+# public host and "localhost" a loopback one; every request still goes to 127.0.0.1.
+
+PUBLIC = ipaddress.ip_address("93.184.215.14")
+
+
+async def _resolver(host: str, port: int) -> list[IPAddress]:
+    return [PUBLIC] if host == "127.0.0.1" else [ipaddress.ip_address("127.0.0.1")]
+
+
+def _poll_redirect(srv: FeedServer, start_host: str, fetch: FetchConfig, **src_kw: object):  # type: ignore[no-untyped-def]
+    srv.add_feed("/internal", make_feed_xml(2))
+    srv.add_redirect("/feed", srv.url("/internal", host="localhost"), status=301)
+    url = srv.url("/feed", host=start_host)
+    source = FeedSourceConfig(type="feed", name="s", url=url, **src_kw)  # type: ignore[arg-type]
+    [res] = poll_feeds_sync([PollRequest(source, url)], fetch, parse_in="loop", resolver=_resolver)
+    return res
+
+
+def test_a_public_feed_cannot_redirect_into_the_private_network(srv: FeedServer) -> None:
+    res = _poll_redirect(srv, "127.0.0.1", FetchConfig())
+    assert res.status == "error"
+    [problem] = res.problems
+    assert problem.kind == "redirect"
+    assert "private, loopback or link-local" in problem.message
+    assert "allow_private_redirects" in problem.message
+    assert res.new_url is None  # the source is not moved there either
+    assert srv.count("/feed") == 1 and srv.count("/internal") == 0  # never requested
+
+
+def test_private_redirects_allowed_per_source_or_globally(srv: FeedServer) -> None:
+    res = _poll_redirect(srv, "127.0.0.1", FetchConfig(), allow_private_redirects=True)
+    assert res.status == "ok" and len(res.episodes) == 2
+    res = _poll_redirect(srv, "127.0.0.1", FetchConfig(allow_private_redirects=True))
+    assert res.status == "ok"
+    # a source's own `false` wins over the global `true`
+    res = _poll_redirect(
+        srv, "127.0.0.1", FetchConfig(allow_private_redirects=True), allow_private_redirects=False
+    )
+    assert res.status == "error" and res.problems[0].kind == "redirect"
+
+
+def test_a_private_feed_may_redirect_within_the_private_network(srv: FeedServer) -> None:
+    res = _poll_redirect(srv, "localhost", FetchConfig())
+    assert res.status == "ok" and len(res.episodes) == 2
