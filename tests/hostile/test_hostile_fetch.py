@@ -8,10 +8,12 @@ encoding, the test would die of MemoryError instead of seeing a "too-large" prob
 from __future__ import annotations
 
 import ipaddress
+import json
 import struct
 import zlib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from syndicator.sources.decode import accept_encoding
 from syndicator.sources.fetch import IPAddress
 from syndicator.sources.remote import PollRequest, poll_feeds_sync
 from tests.feedserver import FeedServer, Route, make_feed_xml
+from tests.hostile.conftest import run_cli
 
 ZEROS = bytes(16 * 1024 * 1024)
 COPIES = 128  # 128 x 16 MiB = 2 GiB decoded
@@ -183,3 +186,48 @@ def test_private_redirects_allowed_per_source_or_globally(srv: FeedServer) -> No
 def test_a_private_feed_may_redirect_within_the_private_network(srv: FeedServer) -> None:
     res = _poll_redirect(srv, "localhost", FetchConfig())
     assert res.status == "ok" and len(res.episodes) == 2
+
+
+# ---- a whole pass through the CLI ---------------------------------------------------------
+
+
+def test_one_pass_survives_bombs_and_absurd_retry_after(
+    tmp_path: Path, srv: FeedServer, bombs: dict[str, tuple[str, bytes]]
+) -> None:
+    """Bombs and absurd Retry-After values in one `run-once`: each is one problem for its
+    source, the good feed is stored, and a second pass still runs."""
+    encoding, body = bombs["/zstd"]
+    srv.add("/zstd", Route(body=body, headers={"Content-Encoding": encoding}))
+    encoding, body = bombs["/gzip-gzip"]
+    srv.add("/gzip-gzip", Route(body=body, headers={"Content-Encoding": encoding}))
+    srv.add_status("/inf", 429, retry_after="1e400")
+    srv.add_status("/far", 503, retry_after="Fri, 31 Dec 9999 23:59:59 GMT")
+    srv.add_status("/huge", 429, retry_after="9" * 40)
+    srv.add_feed("/good", make_feed_xml(3))
+    names = ["zstd", "gzip-gzip", "inf", "far", "huge", "good"]
+    sources = "".join(
+        f'[[sources]]\nname = "{n}"\ntype = "feed"\nurl = "{srv.url("/" + n)}"\n'
+        f'timeout = "20s"\nmax_bytes = {CAP}\n'
+        for n in names
+    )
+    cfg = tmp_path / "syndicator.toml"
+    cfg.write_text(
+        '[podcast]\ntitle = "Show"\nlink = "https://show.example"\ntimezone = "UTC"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n{sources}'
+    )
+    done = run_cli(cfg, "run-once", "-v", timeout=80)
+    assert "Traceback" not in done.stderr, done.stderr
+    status = json.loads(run_cli(cfg, "status", "--json").stdout)
+    by_name = {s["name"]: s for s in status["sources"]}
+    assert by_name["good"]["ok"] and by_name["good"]["episodes"] == 3
+    kinds = {(p["location"], p["kind"]) for p in status["problems"]}
+    assert (srv.url("/zstd"), "too-large") in kinds
+    assert (srv.url("/gzip-gzip"), "too-large") in kinds
+    now = datetime.fromisoformat(status["now"].replace("Z", "+00:00"))
+    for name in ("inf", "far", "huge"):
+        src = by_name[name]
+        assert not src["ok"] and src["consecutive_errors"] == 1, src
+        due = datetime.fromisoformat(src["next_due"].replace("Z", "+00:00"))
+        assert due <= now + timedelta(days=1, minutes=1), (name, due)  # clamped to a day
+    again = run_cli(cfg, "run-once", "--force", "-v", timeout=80)
+    assert "Traceback" not in again.stderr, again.stderr
