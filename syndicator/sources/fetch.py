@@ -104,18 +104,20 @@ class Fetcher:
         return [str(a) for a in await self.resolve(parts.hostname or "", port) if _private(a)]
 
     async def _private_redirect(
-        self, out: FetchOutcome, url: str, target: str
+        self, out: FetchOutcome, url: str, target: str, timeout: float
     ) -> FetchOutcome | None:
         """A failed outcome when `target` (a redirect from a public `url`) is private."""
         try:
-            private = await self._private_addresses(target)
-        except OSError as exc:
+            async with asyncio.timeout(timeout):
+                private = await self._private_addresses(target)
+        except (OSError, TimeoutError) as exc:
             # fail here, not in httpx: a second lookup might answer differently
             out.final_url = target
             return _fail(
                 out,
                 "connect",
-                f"could not resolve {urlsplit(target).hostname} ({_reason(exc)}), where the "
+                f"could not resolve {urlsplit(target).hostname} "
+                f"({_reason(exc) if isinstance(exc, OSError) else 'timed out'}), where the "
                 f"feed redirects; the next poll tries again.",
             )
         if not private:
@@ -181,11 +183,12 @@ class Fetcher:
             if current != url and not allow_private_redirects:
                 if origin_private is None:
                     try:
-                        origin_private = bool(await self._private_addresses(url))
-                    except OSError:
+                        async with asyncio.timeout(timeout):
+                            origin_private = bool(await self._private_addresses(url))
+                    except (OSError, TimeoutError):
                         origin_private = False  # unknown: hold it to the public rule
                 if not origin_private:
-                    refused = await self._private_redirect(out, url, current)
+                    refused = await self._private_redirect(out, url, current, timeout)
                     if refused:
                         return refused
             async with self._host_sem(host), self._global:

@@ -231,3 +231,18 @@ def test_one_pass_survives_bombs_and_absurd_retry_after(
         assert due <= now + timedelta(days=1, minutes=1), (name, due)  # clamped to a day
     again = run_cli(cfg, "run-once", "--force", "-v", timeout=80)
     assert "Traceback" not in again.stderr, again.stderr
+
+
+def test_a_redirect_target_that_does_not_resolve_is_not_requested(srv: FeedServer) -> None:
+    async def failing(host: str, port: int) -> list[IPAddress]:
+        if host == "127.0.0.1":
+            return [PUBLIC]
+        raise OSError("Name or service not known")
+
+    srv.add_redirect("/feed", srv.url("/internal", host="localhost"))
+    url = srv.url("/feed")
+    source = FeedSourceConfig(type="feed", name="s", url=url)
+    [res] = poll_feeds_sync([PollRequest(source, url)], FetchConfig(), resolver=failing)
+    [problem] = res.problems
+    assert problem.kind == "connect" and "could not resolve localhost" in problem.message
+    assert srv.count("/internal") == 0
