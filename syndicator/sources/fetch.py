@@ -266,10 +266,13 @@ class Fetcher:
                         _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
                     return None  # an error page's body is only a courtesy
                 except UnsupportedEncoding as exc:
-                    _fail(out, "encoding", f"{exc}. Tell the feed's publisher.")
+                    if cap == max_bytes:  # an error page's status says enough
+                        _fail(out, "encoding", f"{exc}. Tell the feed's publisher.")
                     return None
                 except BadEncoding as exc:
-                    raise httpx.DecodingError(str(exc)) from exc
+                    if cap == max_bytes:
+                        raise httpx.DecodingError(str(exc)) from exc
+                    return None
                 out.body = body
                 return None
         except httpx.TimeoutException as exc:

@@ -246,3 +246,14 @@ def test_a_redirect_target_that_does_not_resolve_is_not_requested(srv: FeedServe
     [problem] = res.problems
     assert problem.kind == "connect" and "could not resolve localhost" in problem.message
     assert srv.count("/internal") == 0
+
+
+def test_an_error_page_in_an_odd_encoding_still_reports_its_status(srv: FeedServer) -> None:
+    srv.add("/gone-br", Route(status=404, body=b"\x1b" * 100, headers={"Content-Encoding": "br"}))
+    bomb = {"Content-Encoding": "gzip", "Retry-After": "60"}
+    srv.add("/busy-bomb", Route(status=503, body=_gzip_of(bytes(50_000_000)), headers=bomb))
+    paths = ["/gone-br", "/busy-bomb"]
+    reqs = [PollRequest(_source(srv.url(p), p.strip("/")), srv.url(p)) for p in paths]
+    gone, busy = poll_feeds_sync(reqs, FetchConfig(), parse_in="loop")
+    assert gone.http_status == 404 and gone.problems[0].kind != "encoding"
+    assert busy.http_status == 503 and busy.retry_after == 60
