@@ -185,6 +185,8 @@ class FeedSourceConfig(_SourceBase):
     timeout: Dur = timedelta(seconds=20)
     max_bytes: int = 20 * 1024 * 1024
     categories: list[str] = Field(default_factory=list)  # categories given to its episodes
+    # follow redirects to private/loopback/link-local addresses; None: [fetch]'s setting
+    allow_private_redirects: bool | None = None
 
 
 SourceConfig = Annotated[JekyllSourceConfig | FeedSourceConfig, Field(discriminator="type")]
@@ -195,6 +197,7 @@ class FetchConfig(_Base):
     max_per_host: int = 4
     max_connections: int = 50
     max_backoff: Dur = timedelta(hours=6)
+    allow_private_redirects: bool = False  # see FeedSourceConfig; per source overrides this
 
 
 class AnnounceConfig(_Base):

@@ -11,6 +11,7 @@ from fakes import FakeWebhook, refused_url
 
 from syndicator.channels._net import never_sent, retry_after, same_text, transport_error
 from syndicator.channels.base import TransientError, UnknownOutcome
+from syndicator.retry_after import MAX_RETRY_AFTER
 
 NOW = 1_700_000_000.0
 
@@ -26,6 +27,15 @@ NOW = 1_700_000_000.0
         ({"x-rate-limit-reset": str(int(NOW - 50))}, 0.0),  # already passed
         ({"Retry-After": "soon"}, None),
         ({}, None),
+        # absurd values: ignored, or clamped to a day
+        ({"Retry-After": "1e400"}, None),
+        ({"Retry-After": "-5"}, None),
+        ({"Retry-After": "NaN"}, None),
+        ({"Retry-After": "9" * 40}, MAX_RETRY_AFTER),
+        ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_RETRY_AFTER),
+        ({"Retry-After": "1e400", "x-rate-limit-reset": "1e400"}, None),
+        ({"x-rate-limit-reset": "9" * 30}, MAX_RETRY_AFTER),
+        ({"X-RateLimit-Reset": "9999-12-31T23:59:59Z"}, MAX_RETRY_AFTER),
     ],
 )
 def test_retry_after(headers: dict[str, str], expected: float | None) -> None:

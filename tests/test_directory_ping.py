@@ -205,3 +205,25 @@ def test_bad_rows_are_permanent() -> None:
             ch.send(_post("https://hub.example.com/", feed=None))
     finally:
         ch.close()
+
+
+def test_absurd_retry_after_from_a_hub_is_clamped_or_ignored(receiver: Receiver) -> None:
+    from syndicator.retry_after import MAX_RETRY_AFTER
+
+    cases = [
+        ("1e400", None),
+        ("-5", None),
+        ("NaN", None),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+        ("9" * 40, MAX_RETRY_AFTER),
+    ]
+    for value, _ in cases:
+        receiver.replies.append((503, {"Retry-After": value}, b"", 0.0))
+    ch = PingChannel(timeout=5)
+    try:
+        for value, expected in cases:
+            with pytest.raises(TransientError) as info:
+                ch.send(_post(receiver.url + "/hub"))
+            assert info.value.retry_after == expected, value
+    finally:
+        ch.close()

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from syndicator.config import FeedSourceConfig, FetchConfig
+from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import PollResult
-from syndicator.sources.fetch import DEFAULT_USER_AGENT, parse_retry_after
+from syndicator.sources.fetch import DEFAULT_USER_AGENT
 from syndicator.sources.remote import (
     ENTITY_REFUSAL,
     PollRequest,
@@ -361,6 +362,24 @@ def test_parse_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1e400", None),
+        ("-5", None),
+        ("NaN", None),
+        ("inf", None),
+        ("9" * 40, 86400.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+        ("Fri, 31 Dec 9999 23:59:59 -2359", 86400.0),
+        ("Mon, 01 Jan 0001 00:00:00 +2359", 0.0),
+        ("x" * 10_000, None),
+    ],
+)
+def test_parse_retry_after_absurd_values(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value, datetime(2024, 1, 1, 12, tzinfo=UTC)) == expected
+
+
+@pytest.mark.parametrize(
     ("code", "words"), [(500, "HTTP 500"), (404, "not found"), (403, "denied")]
 )
 def test_http_errors(srv: FeedServer, code: int, words: str) -> None:
@@ -651,3 +670,36 @@ def test_insane_validators_are_not_sent(srv: FeedServer) -> None:
     assert res.status == "ok"
     sent = srv.requests("/feed.xml")[0].headers
     assert "if-none-match" not in sent and "if-modified-since" not in sent and "x-evil" not in sent
+
+
+def test_compressed_feeds_are_decoded(srv: FeedServer) -> None:
+    import zlib
+
+    from tests.feedserver import Route
+
+    zstandard = pytest.importorskip("zstandard")
+    body = make_feed_xml(120)  # decodes to more than one 64 KiB piece
+
+    def gz(data: bytes) -> bytes:
+        c = zlib.compressobj(6, zlib.DEFLATED, 31)
+        return c.compress(data) + c.flush()
+
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    cases = {
+        "/gzip": ("gzip", gz(body)),
+        "/deflate": ("deflate", zlib.compress(body)),
+        "/raw-deflate": ("deflate", raw.compress(body) + raw.flush()),
+        "/zstd": ("zstd", zstandard.ZstdCompressor().compress(body)),
+        "/gzip-zstd": ("gzip, zstd", zstandard.ZstdCompressor().compress(gz(body))),
+        "/identity": ("identity", body),
+    }
+    for path, (encoding, data) in cases.items():
+        srv.add(path, Route(body=data, headers={"Content-Encoding": encoding}))
+        res = poll_one(srv.url(path))
+        assert res.status == "ok", (path, res.problems)
+        assert len(res.episodes) == 120, path
+    broken = gz(body)[:10] + b"\xff" * 200  # a deflate block of the reserved type 3
+    srv.add("/broken", Route(body=broken, headers={"Content-Encoding": "gzip"}))
+    res = poll_one(srv.url("/broken"))
+    assert res.status == "error" and only_problem(res).kind == "network"
+    assert "could not be decoded" in only_problem(res).message

@@ -190,3 +190,16 @@ dry_run = true
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 1
     assert re.search(r"twitter\.j2:\d+: template: ", r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("value", ["1e400", "-5", "NaN", "Fri, 31 Dec 9999 23:59:59 GMT", "9" * 40])
+def test_absurd_retry_after_breaks_nothing(
+    tmp_path: Path, sqlite_url: str, srv: FeedServer, value: str
+) -> None:
+    srv.add_status("/busy.xml", 429, retry_after=value)
+    report = run_once(_settings(tmp_path, sqlite_url, srv.url("/busy.xml")), now=NOW)
+    assert report.sources[0].status == "error"
+    due = _source(sqlite_url).next_due_at
+    # at most a day (the clamp), at least the normal back-off of one `every`
+    assert due is not None
+    assert NOW + timedelta(minutes=29) <= due <= NOW + timedelta(days=1, seconds=5)

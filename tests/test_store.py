@@ -212,3 +212,29 @@ def test_admin_sessions_start_end_and_expire(db_url: str) -> None:
     admin_sessions.touch(engine, ServerSessions._key(c), old)
     d = sessions.start()
     assert admin_sessions.keys(engine) == {ServerSessions._key(d)}
+
+
+def test_processes_starting_at_once_on_an_empty_postgres_all_succeed(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Migrations run under an advisory lock: the others wait, then find the schema done."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[database]\nurl = "{pg_url}"\n')
+    commands = [["db", "upgrade"], ["db", "upgrade"], ["status"], ["db", "upgrade"], ["status"]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    for args, (code, out, err) in zip(commands, outcomes, strict=True):
+        assert code == 0, (args, out, err)
+    assert current_revision(upgrade(pg_url)) == head_revision(pg_url)

@@ -15,7 +15,6 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ import requests
 import urllib3.exceptions
 
 from syndicator.channels.base import SendError, TransientError, UnknownOutcome
+from syndicator.retry_after import clamp_wait, parse_retry_after
 
 # Headers that carry "when may I try again", most specific first.
 _RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset")
@@ -61,26 +61,18 @@ def retry_after(headers: Mapping[str, Any] | None, now: float | None = None) -> 
     now = time.time() if now is None else now
     value = _header(headers, "retry-after")
     if value is not None:
-        value = value.strip()
-        try:
-            seconds = float(value)
-            if math.isfinite(seconds):
-                return max(seconds, 0.0)
-        except ValueError:
-            try:
-                when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
-                return max(when.timestamp() - now, 0.0)
+        seconds = parse_retry_after(value, datetime.fromtimestamp(now, UTC))
+        if seconds is not None:
+            return seconds
     for name in _RESET_HEADERS:
         value = _header(headers, name)
         if value is not None:
-            seconds = _reset_seconds(value, now)
+            try:
+                seconds = _reset_seconds(value, now)
+            except (OverflowError, ValueError):  # a reset time beyond datetime's range
+                seconds = None
             if seconds is not None:
-                return max(seconds, 0.0)
+                return clamp_wait(seconds)
     return None
 
 

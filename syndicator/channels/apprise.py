@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
@@ -130,7 +130,9 @@ class AppriseChannel:
         self.name = name
         self._limit = limit
         self._apprise = apprise.Apprise()
-        if not self._apprise.add(with_timeouts(url, timeout)):
+        with _apprise_debug_log():  # Apprise logs a URL it cannot parse, token and all
+            added = self._apprise.add(with_timeouts(url, timeout))
+        if not added:
             scheme = url.split("://", 1)[0] if "://" in url else url[:12]
             raise PermanentError(
                 f"channel {name!r}: Apprise cannot use this URL (scheme {scheme!r}); "
@@ -139,6 +141,10 @@ class AppriseChannel:
         self.plugin: Any = self._apprise[0]
         if api_base:
             self._rebase(api_base)
+        # Shown and stored instead of the URL: Apprise's privacy form, path masked too (a
+        # webhook's token usually lives in the path, which e.g. json:// does not mask).
+        self.where = _mask_path(self.plugin.url(privacy=True).split("?", 1)[0])
+        self._secrets = _secrets(url, self.plugin.url(privacy=True))
 
     def _rebase(self, api_base: str) -> None:
         """Point a plugin with a fixed service URL (Discord's discord.com...) elsewhere."""
@@ -185,10 +191,19 @@ class AppriseChannel:
 
     # ---- reading Apprise's log -----------------------------------------------------------
 
+    def scrub(self, text: str) -> str:
+        """`text` with every secret part of the channel's URL masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, _mask(secret))
+        return text
+
     def _error(self, result: Any) -> SendError:
-        where = self.plugin.url(privacy=True).split("?", 1)[0]
-        messages = [e.message for e in result.logs()]
-        warnings = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
+        where = self.where
+        # Apprise's and requests' words can quote the URL (a socket error names the path):
+        # everything read from the log is scrubbed before it goes into an error.
+        logs = [(e.level, self.scrub(e.message)) for e in result.logs()]
+        messages = [m for _, m in logs]
+        warnings = [m for level, m in logs if level in ("WARNING", "ERROR", "CRITICAL")]
         said = "; ".join(warnings) or "Apprise reported a failure"
         if getattr(result.status, "name", "") == "TIMEOUT":
             return UnknownOutcome(f"{where}: Apprise gave up waiting ({said})")
@@ -225,6 +240,46 @@ class AppriseChannel:
             return None
         reset = reset.replace(tzinfo=UTC) if reset.tzinfo is None else reset
         return max((reset - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _mask(value: str) -> str:
+    """A secret as Apprise shows it in privacy mode: first and last character only."""
+    return f"{value[0]}...{value[-1]}" if len(value) > 2 else "..."
+
+
+def _mask_path(url: str) -> str:
+    """The URL with every path segment masked (Apprise leaves some plugins' paths as is)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if not sep or not slash:
+        return url
+    segments = [seg if not seg or "..." in seg else _mask(unquote(seg)) for seg in path.split("/")]
+    return f"{scheme}://{host}/" + "/".join(segments)
+
+
+def _secrets(url: str, privacy_url: str) -> list[str]:
+    """The parts of an Apprise URL that may be secret, longest first.
+
+    Every path segment and the password; the host and query values when Apprise's own
+    privacy form hides them (a Telegram bot token is the "host"; ?token=... is dropped).
+    """
+    found: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        host, password = parts.hostname or "", parts.password or ""
+    except ValueError:  # a URL urllib cannot split: hide all of it after the scheme
+        return [url.split("://", 1)[-1]]
+    found.update(unquote(seg) for seg in parts.path.split("/"))
+    found.add(unquote(password))
+    if host and host not in privacy_url:
+        found.add(host)
+    for _key, value in parse_qsl(parts.query):
+        if value not in privacy_url:
+            found.add(value)
+    found = {f for f in found if len(f) >= 4}
+    # each secret also as it appears percent-encoded in a request line
+    found |= {quote(f, safe="") for f in found}
+    return sorted(found, key=len, reverse=True)
 
 
 def _short(text: str) -> str:

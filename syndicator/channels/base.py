@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from syndicator.retry_after import clamp_wait
+
 
 class SendError(Exception):
     """Base of the send errors; `message` keeps the API's own words."""
@@ -27,7 +29,9 @@ class TransientError(SendError):
         self, message: str, *, retry_after: float | None = None, status: int | None = None
     ):
         super().__init__(message, status=status)
-        self.retry_after = retry_after  # seconds, from Retry-After or a rate-limit reset header
+        # seconds, from Retry-After or a rate-limit reset header; held to a sane range here
+        # too, as some come from client libraries' own header parsing
+        self.retry_after = clamp_wait(retry_after)
 
 
 class PermanentError(SendError):

@@ -30,6 +30,7 @@ import httpx
 import syndicator
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError
 from syndicator.config import FeedConfig
+from syndicator.retry_after import parse_retry_after
 
 PingKind = Literal["websub", "notify"]
 
@@ -76,22 +77,6 @@ def _message(resp: httpx.Response) -> str:
             if isinstance(data.get(key), str) and data[key].strip():
                 return data[key].strip()
     return " ".join(text.split())[:300] or resp.reason_phrase or "no message"
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return float(value)
-    if value:
-        from email.utils import parsedate_to_datetime
-
-        from syndicator.timeutil import utcnow
-
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-        except (TypeError, ValueError):
-            return None
-    return None
 
 
 class PingChannel:
@@ -147,7 +132,11 @@ class PingChannel:
             return Sent(remote_id=None, remote_url=None)
         detail = f"{what} to {target}: HTTP {status}: {_message(resp)}"
         if status in (408, 425, 429) or status >= 500:
-            raise TransientError(detail, retry_after=_retry_after(resp), status=status)
+            raise TransientError(
+                detail,
+                retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                status=status,
+            )
         raise PermanentError(
             detail + " (check the hub/endpoint URL and that the feed URL is public)", status=status
         )

@@ -8,16 +8,26 @@ turns every network failure into a `FetchOutcome` with an error kind instead of 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import ipaddress
 import re
+import socket
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from syndicator import __version__
+from syndicator.sources.decode import (
+    BadEncoding,
+    BoundedDecoder,
+    TooLarge,
+    UnsupportedEncoding,
+    accept_encoding,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_USER_AGENT = (
     f"syndicator/{__version__} (+https://github.com/syndicator; podcast feed aggregator)"
@@ -42,29 +52,9 @@ class FetchOutcome:
     headers: httpx.Headers = field(default_factory=httpx.Headers)
     body: bytes = b""
     new_url: str | None = None  # end of an unbroken chain of permanent redirects
-    error_kind: str | None = None  # timeout, connect, too-large, redirect, url, network
+    error_kind: str | None = None  # timeout, connect, too-large, encoding, redirect, url, network
     error: str | None = None
     elapsed: float = 0.0  # seconds on the network (not counting waits for a free slot)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    raw = value.strip()
-    try:
-        secs = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        secs = (when - (now or datetime.now(UTC))).total_seconds()
-    if secs != secs:  # NaN
-        return None
-    return max(0.0, secs)
 
 
 class Fetcher:
@@ -77,8 +67,12 @@ class Fetcher:
         max_per_host: int = 4,
         max_connections: int = 50,
         client: httpx.AsyncClient | None = None,
+        allow_private_redirects: bool = False,
+        resolver: Resolver | None = None,
     ) -> None:
         self.max_per_host = max(1, max_per_host)
+        self.allow_private_redirects = allow_private_redirects
+        self.resolve: Resolver = resolver or system_resolve
         self.max_connections = max(1, max_connections)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
@@ -103,6 +97,43 @@ class Fetcher:
         if self._own_client:
             await self.client.aclose()
 
+    async def _private_addresses(self, url: str) -> list[str]:
+        """The private/loopback/link-local addresses `url`'s host resolves to."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return [str(a) for a in await self.resolve(parts.hostname or "", port) if _private(a)]
+
+    async def _private_redirect(
+        self, out: FetchOutcome, url: str, target: str, timeout: float
+    ) -> FetchOutcome | None:
+        """A failed outcome when `target` (a redirect from a public `url`) is private."""
+        try:
+            async with asyncio.timeout(timeout):
+                private = await self._private_addresses(target)
+        except (OSError, TimeoutError) as exc:
+            # fail here, not in httpx: a second lookup might answer differently
+            out.final_url = target
+            return _fail(
+                out,
+                "connect",
+                f"could not resolve {urlsplit(target).hostname} "
+                f"({_reason(exc) if isinstance(exc, OSError) else 'timed out'}), where the "
+                f"feed redirects; the next poll tries again.",
+            )
+        if not private:
+            return None
+        out.final_url = target
+        out.new_url = None  # a refused target is no new home for the source
+        return _fail(
+            out,
+            "redirect",
+            f"the feed redirects to {target}, a private, loopback or link-local address "
+            f"({', '.join(private)}), while its own URL is public; it was not followed, so a "
+            "feed cannot make this machine reach its own network. If the feed really moved "
+            "there, set `allow_private_redirects = true` on the source (or in [fetch]), or "
+            "point the source's url at it.",
+        )
+
     def _host_sem(self, host: str) -> asyncio.Semaphore:
         sem = self._hosts.get(host)
         if sem is None:
@@ -117,10 +148,19 @@ class Fetcher:
         max_bytes: int,
         etag: str | None = None,
         last_modified: str | None = None,
+        allow_private_redirects: bool | None = None,
     ) -> FetchOutcome:
-        """GET `url` with conditional headers, following up to 10 redirects by hand."""
+        """GET `url` with conditional headers, following up to 10 redirects by hand.
+
+        A redirect to a private, loopback or link-local address is followed only when `url`
+        itself resolves to one, or `allow_private_redirects` (default: the Fetcher's) says so.
+        """
+        if allow_private_redirects is None:
+            allow_private_redirects = self.allow_private_redirects
+        origin_private: bool | None = None  # looked up at the first redirect
         out = FetchOutcome(url=url, final_url=url)
-        headers: dict[str, str] = {}
+        # only encodings whose decoded size can be bounded (see decode.py)
+        headers: dict[str, str] = {"Accept-Encoding": accept_encoding()}
         # validators come from a server: send them back only if they are sane header values
         if etag and _HEADER_VALUE.fullmatch(etag):
             headers["If-None-Match"] = etag
@@ -140,6 +180,17 @@ class Fetcher:
                 return _fail(
                     out, "url", f"{current!r} is not an http(s) URL; it came from {where}."
                 )
+            if current != url and not allow_private_redirects:
+                if origin_private is None:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            origin_private = bool(await self._private_addresses(url))
+                    except (OSError, TimeoutError):
+                        origin_private = False  # unknown: hold it to the public rule
+                if not origin_private:
+                    refused = await self._private_redirect(out, url, current, timeout)
+                    if refused:
+                        return refused
             async with self._host_sem(host), self._global:
                 started = time.monotonic()
                 try:
@@ -208,16 +259,21 @@ class Fetcher:
                 if cap == max_bytes and declared.isdigit() and int(declared) > max_bytes:
                     _fail(out, "too-large", _too_large_msg(url, int(declared), max_bytes))
                     return None
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():  # decoded: a gzip bomb hits the cap too
-                    size += len(chunk)
-                    if size > cap:
-                        if cap == max_bytes:
-                            _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
-                        break  # an error page's body is only a courtesy
-                    chunks.append(chunk)
-                out.body = b"".join(chunks)
+                try:
+                    body = await _read_body(resp, cap)
+                except TooLarge:
+                    if cap == max_bytes:
+                        _fail(out, "too-large", _too_large_msg(url, None, max_bytes))
+                    return None  # an error page's body is only a courtesy
+                except UnsupportedEncoding as exc:
+                    if cap == max_bytes:  # an error page's status says enough
+                        _fail(out, "encoding", f"{exc}. Tell the feed's publisher.")
+                    return None
+                except BadEncoding as exc:
+                    if cap == max_bytes:
+                        raise httpx.DecodingError(str(exc)) from exc
+                    return None
+                out.body = body
                 return None
         except httpx.TimeoutException as exc:
             phase = type(exc).__name__.removesuffix("Timeout").lower() or "read"
@@ -248,6 +304,46 @@ class Fetcher:
         return None
 
 
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+async def system_resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses `host` resolves to (an IP literal is its own answer)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _private(addr: IPAddress) -> bool:
+    """Not a public unicast address: private, loopback, link-local, CGNAT, reserved..."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not addr.is_global or addr.is_multicast
+
+
+async def _read_body(resp: httpx.Response, cap: int) -> bytes:
+    """The decoded body, counting decoded bytes; TooLarge as soon as it passes `cap`."""
+    decoder = BoundedDecoder(resp.headers.get("content-encoding", ""), cap)
+    chunks: list[bytes] = []
+    size = 0
+
+    def take(pieces: Iterator[bytes]) -> None:
+        nonlocal size
+        for piece in pieces:
+            size += len(piece)
+            if size > cap:
+                raise TooLarge
+            chunks.append(piece)
+
+    async for raw in resp.aiter_raw():  # raw: decoded here, a piece at a time
+        take(decoder.feed(raw))
+    take(decoder.finish())
+    return b"".join(chunks)
+
+
 def _fail(out: FetchOutcome, kind: str, message: str) -> FetchOutcome:
     out.error_kind = kind
     out.error = message
@@ -272,8 +368,9 @@ def _timeout_msg(url: str, timeout: float, *, phase: str = "read", whole: bool =
 
 
 def _too_large_msg(url: str, declared: int | None, cap: int) -> str:
-    size = f" ({declared} bytes)" if declared is not None else ""
+    size = f" (it declares {declared} bytes)" if declared is not None else ""
     return (
-        f"the feed is larger than the {cap}-byte cap{size}; nothing was read. Raise the "
-        "source's `max_bytes` if this feed is really that big."
+        f"feed larger than {cap / 1048576:.3g} MB decoded{size}; max_bytes is {cap} bytes, so "
+        "nothing of it was kept. Raise the source's `max_bytes` if this feed is really "
+        "that big."
     )

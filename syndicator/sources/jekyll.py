@@ -33,9 +33,9 @@ from syndicator.sources.base import (
     ScanResult,
 )
 from syndicator.sources.text import (
-    clean_episode,
     RenderLimits,
     RenderStopped,
+    clean_episode,
     fix_data,
     fix_text,
     markdown_to_html,

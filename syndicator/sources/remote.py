@@ -34,6 +34,7 @@ from urllib.parse import urljoin
 import feedparser
 import nh3
 
+from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import (
     Chapter,
     Enclosure,
@@ -42,7 +43,7 @@ from syndicator.sources.base import (
     PollResult,
     ProblemData,
 )
-from syndicator.sources.fetch import Fetcher, FetchOutcome, parse_retry_after
+from syndicator.sources.fetch import Fetcher, FetchOutcome, Resolver
 from syndicator.sources.text import clean_episode
 from syndicator.timeutil import as_utc, parse_iso
 
@@ -752,6 +753,7 @@ _SHORT_ERRORS = {
     "redirect": "bad redirect",
     "url": "invalid URL",
     "network": "network error",
+    "encoding": "unsupported Content-Encoding",
 }
 
 
@@ -881,6 +883,7 @@ class _Poller:
             max_bytes=int(src.max_bytes),
             etag=req.etag,
             last_modified=req.last_modified,
+            allow_private_redirects=src.allow_private_redirects,
         )
         try:
             result = await self._result(req, url, got)
@@ -986,6 +989,7 @@ async def poll_feeds(
     parse_workers: int | None = None,
     stats: PollStats | None = None,
     client: Any = None,
+    resolver: Resolver | None = None,
 ) -> list[PollResult]:
     """Poll every request concurrently; return one PollResult per request, in order.
 
@@ -995,7 +999,8 @@ async def poll_feeds(
     processes, default min(cpus, 4)), "loop" (inline, blocks the loop) or "auto" (a thread,
     plus a process pool once the pass has received more than 8 MB of feeds on a multi-core
     machine). `stats`, when given, is filled in. `client` (an httpx.AsyncClient) replaces the
-    internally created one (the caller then closes it).
+    internally created one (the caller then closes it). `resolver` replaces the DNS lookup
+    used to tell private redirect targets (tests).
     """
     st = stats if stats is not None else PollStats()
     started = time.perf_counter()
@@ -1006,6 +1011,8 @@ async def poll_feeds(
         max_per_host=fetch.max_per_host,
         max_connections=fetch.max_connections,
         client=client,
+        allow_private_redirects=fetch.allow_private_redirects,
+        resolver=resolver,
     ) as fetcher:
         poller = _Poller(fetcher, tz, progress, parse_in, workers, st)
         try:

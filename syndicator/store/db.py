@@ -128,17 +128,50 @@ def upgrade(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     the store this way, and reading the migration scripts each time is wasted work.
     """
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     engine = get_engine(url, busy_timeout_ms)
     key = normalize_url(url)
     if key in _UPGRADED:
         return engine
-    if current_revision(engine) != head_revision(url):
+    head = head_revision(url)
+    if current_revision(engine) != head:
         cfg = alembic_config(url)
-        with engine.connect() as conn:
+        with engine.connect() as conn, _migration_lock(conn):
             conn.info["write"] = True
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            # another process may have migrated while this one waited for the lock
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
             conn.commit()
     _UPGRADED.add(key)
     return engine
+
+
+# pg_advisory_lock key for schema migrations ("synd" in ASCII); any bigint would do
+MIGRATION_LOCK_KEY = 0x73796E64
+
+
+@contextmanager
+def _migration_lock(conn: sa.Connection) -> Iterator[None]:
+    """On PostgreSQL, one process migrates at a time; the others wait here.
+
+    Without it, processes starting together on an empty database all create
+    alembic_version and all but one die of a UniqueViolation. The lock is per session
+    (it outlives the migration's transactions) and is released when done. SQLite needs
+    none: BEGIN IMMEDIATE already makes writers take turns.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+    conn.commit()
+    try:
+        yield
+    finally:
+        try:
+            conn.rollback()  # a failed migration leaves its transaction open
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+        except sa.exc.SQLAlchemyError:
+            conn.invalidate()  # closing the session releases its lock too
