@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from syndicator.sources import bounds
 from syndicator.sources.base import (
     Enclosure,
     EpisodeData,
@@ -645,12 +646,13 @@ def _words(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else str(value).split()
-    out: list[str] = []
+    # A dict keeps the first of each in order, in linear time (a list's `in` is quadratic).
+    out: dict[str, None] = {}
     for item in items:
         s = _text(item)
-        if s and s not in out:
-            out.append(s)
-    return out
+        if s:
+            out.setdefault(s, None)
+    return list(out)
 
 
 def _handle(value: Any, kind: str) -> str | None:
@@ -744,9 +746,7 @@ def _parse_post(
     # `category` is one name (or a list); `categories` a list or space-separated names.
     cat = fm.get("category")
     categories = _words(cat) if isinstance(cat, list) else [c for c in [_text(cat)] if c]
-    for c in _words(fm.get("categories")):
-        if c not in categories:
-            categories.append(c)
+    categories = list(dict.fromkeys([*categories, *_words(fm.get("categories"))]))
     if not categories:
         categories = list(dirs)  # `_posts/podcast/x.md` with no category: "podcast"
     if state.categories and not state.categories.intersection(c.lower() for c in categories):
@@ -756,7 +756,12 @@ def _parse_post(
     if fm_slug:
         slug = fm_slug
     nm = _NUMBERED.match(m.group(4))
-    number = int(nm.group(1)) if nm else None
+    try:
+        number = bounds.episode_number(nm.group(1)) if nm else None
+    except bounds.OutOfRange as exc:
+        raise _Bad(
+            "range", f"the file name's {exc}: rename the file with the real episode number"
+        ) from None
 
     if "date" in fm and fm["date"] not in (None, ""):
         try:
@@ -771,6 +776,10 @@ def _parse_post(
     if fm.get("mp3_duration") not in (None, ""):
         try:
             duration = parse_duration_field(fm["mp3_duration"]) or None
+        except bounds.OutOfRange as exc:
+            raise _Bad(
+                "range", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")
+            ) from None
         except ValueError as exc:
             raise _Bad(
                 "field", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")
@@ -785,12 +794,27 @@ def _parse_post(
                 f'mp3_bytes: {value!r} is not a number of bytes (e.g. mp3_bytes: "98981760")',
                 _key_line(fm_text, "mp3_bytes"),
             )
-        mp3_bytes = int(s)
+        try:
+            mp3_bytes = bounds.enclosure_bytes(s)
+        except bounds.OutOfRange as exc:
+            raise _Bad("range", f"mp3_bytes: {exc}", _key_line(fm_text, "mp3_bytes")) from None
 
     title = _text(fm.get("title")) or _title_from_slug(slug)
     guests = _guests(fm)
     tags = _words(fm.get("tags")) or _words(fm.get("tag"))
     warnings: list[ProblemData] = []
+    if len(tags) > bounds.MAX_TAGS:
+        warnings.append(
+            ProblemData(
+                rel,
+                "too-many-tags",
+                f"{len(tags):,} tags; only the first {bounds.MAX_TAGS} are kept: "
+                "shorten the post's tags list",
+                _key_line(fm_text, "tags") or _key_line(fm_text, "tag"),
+                severity="warning",
+            )
+        )
+        tags = tags[: bounds.MAX_TAGS]
 
     avatar = guests[0].avatar if guests else None
     values: dict[str, Any] = {
