@@ -177,3 +177,13 @@ def test_check_exits_0_when_only_notices_remain(tmp_path: Path, site: Path) -> N
     _record(cfg, ("_includes/x.html", "liquid-tag", "plugin tag {% x %} dropped", "notice"))
     r = _cli(cfg, "check")
     assert r.returncode == 0 and "config and sources OK" in r.stdout
+
+
+def test_a_wrong_site_path_says_the_folder_does_not_exist(tmp_path: Path) -> None:
+    cfg = _plain_config(tmp_path, "sitez")  # relative: taken from the config's folder
+    r = _cli(cfg, "check")
+    assert r.returncode == 1
+    assert f"the site folder {tmp_path / 'sitez'} does not exist" in r.stderr
+    assert "_config.yml" not in r.stderr
+    r = _cli(cfg, "run-once")
+    assert r.returncode == 1 and "does not exist" in r.stderr

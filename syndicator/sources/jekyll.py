@@ -303,6 +303,20 @@ def scan(
     file that had to be read (progress for a long cold scan).
     """
     tz = tz or ZoneInfo("UTC")
+    if not Path(cfg.path).is_dir():
+        # Said first: a missing site would otherwise read as a _config.yml lacking keys.
+        what = "is not a folder" if Path(cfg.path).exists() else "does not exist"
+        return ScanResult(
+            problems=[
+                ProblemData(
+                    str(cfg.path),
+                    "missing-folder",
+                    f"the site folder {cfg.path} {what}: check `path` of source "
+                    f"'{cfg.name}' (a relative path is taken from the config file's folder)",
+                )
+            ],
+            complete=False,
+        )
     site = site or load_site(cfg)
     if any(p.severity == "error" for p in site.problems):
         # A broken _config.yml would give wrong URLs and guids: read nothing this time.
