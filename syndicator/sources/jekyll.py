@@ -774,7 +774,7 @@ def _parse_post(
         number = bounds.episode_number(nm.group(1)) if nm else None
     except bounds.OutOfRange as exc:
         raise _Bad(
-            "range", f"the file name's {exc}: rename the file with the real episode number"
+            "range", f"the file name's {exc}; rename the file with the real episode number"
         ) from None
 
     if "date" in fm and fm["date"] not in (None, ""):
@@ -792,7 +792,9 @@ def _parse_post(
             duration = parse_duration_field(fm["mp3_duration"]) or None
         except bounds.OutOfRange as exc:
             raise _Bad(
-                "range", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")
+                "range",
+                f"mp3_duration: {exc}; write the real length as H:MM:SS",
+                _key_line(fm_text, "mp3_duration"),
             ) from None
         except ValueError as exc:
             raise _Bad(
@@ -811,7 +813,11 @@ def _parse_post(
         try:
             mp3_bytes = bounds.enclosure_bytes(s)
         except bounds.OutOfRange as exc:
-            raise _Bad("range", f"mp3_bytes: {exc}", _key_line(fm_text, "mp3_bytes")) from None
+            raise _Bad(
+                "range",
+                f"mp3_bytes: {exc}; put the audio file's real size in bytes",
+                _key_line(fm_text, "mp3_bytes"),
+            ) from None
 
     title = _text(fm.get("title")) or _title_from_slug(slug)
     guests = _guests(fm)

@@ -100,6 +100,9 @@ def test_out_of_range_numbers_in_posts_are_problems_of_their_files(
         assert "out of range" in p["message"] or "not a finite" in p["message"]
     assert not [p for p in problems if p["kind"] == "store"]  # the site is not blamed
     assert "mp3_bytes" in by_file["_posts/podcast/2026-11-27-40-huge-bytes.md"]["message"]
+    assert "real size in bytes" in by_file["_posts/podcast/2026-11-27-40-huge-bytes.md"]["message"]
+    huge = by_file["_posts/podcast/2026-11-27-99999999999999999999999-huge-number.md"]
+    assert "rename the file" in huge["message"]
     inf = by_file["_posts/podcast/2026-11-27-41-infinite-duration.md"]
     assert "mp3_duration" in inf["message"] and inf["line"] == 4
 
