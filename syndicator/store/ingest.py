@@ -488,6 +488,10 @@ def apply_poll(
                 stats.problems += 1
             if first_pass:
                 source.first_pass_at = now
+        if result.status == "not-modified":
+            # The same body as last time: what its reading found still holds. Only a
+            # failure to fetch (an error) is over.
+            keep |= problems.open_kinds(s, name, result.url, exclude_severity="error")
         if not any(p.severity == "error" for p in result.problems):
             problems.resolve(s, name, result.url, now, keep=keep)
     elif result.status == "gone":

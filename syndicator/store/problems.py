@@ -61,6 +61,20 @@ def resolve(
     return n
 
 
+def open_kinds(s: Session, owner: str, location: str, *, exclude_severity: str) -> set[str]:
+    """The kinds of the open problems of one file or URL, but those of one severity."""
+    return set(
+        s.exec(
+            select(Problem.kind).where(
+                Problem.source == owner,
+                Problem.location == location,
+                Problem.severity != exclude_severity,
+                Problem.resolved_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+
+
 def open_problems(
     s: Session, owner: str | None = None, severity: str | None = None
 ) -> list[Problem]:
