@@ -154,13 +154,21 @@ def check() -> None:
     Prints every problem with its file and line. Exit 1 when a source has problems.
     """
     from syndicator.checks import check_all
+    from syndicator.store.problems import group, group_line, needs_action
 
     settings = state.settings()
     problems, notes = check_all(settings)
     for n in notes:
         out.print(n, highlight=False)
-    for p in problems:
-        err.print(f"[red]{p.severity}:[/red] {escape(str(p))}", highlight=False)
+    # Grouped: "include x.html dropped — in 106 places" is one line; notices are dim.
+    rows = [
+        {"location": p.location, "line": p.line, "kind": p.kind, "severity": p.severity,
+         "message": p.message}
+        for p in problems
+    ]  # fmt: skip
+    for g in group(rows):
+        style = "red" if needs_action(g.severity) else "dim"
+        err.print(f"[{style}]{g.severity}:[/{style}] {escape(group_line(g))}", highlight=False)
     if any(p.severity == "error" for p in problems):
         raise typer.Exit(1)
     out.print("[green]config and sources OK[/green]")

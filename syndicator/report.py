@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syndicator.pipeline import PassReport
+from syndicator.store.problems import group, group_line, needs_action
 from syndicator.timeutil import parse_iso
 
 
@@ -112,15 +113,30 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "
             f"{len(f['problems'])} problem(s)"
         )
-    if data["problems"]:
-        out.print(f"[red]{len(data['problems'])} open problem(s):[/red]")
-        for p in data["problems"]:
-            where = f"{p['location']}:{p['line']}" if p["line"] else p["location"]
+    print_problem_groups(out, data["problems"], tz)
+
+
+def print_problem_groups(out: Console, rows: list[dict[str, Any]], tz: ZoneInfo) -> None:
+    """Open problems grouped by kind and message: one line for 106 files with the same
+    dropped include. Notices (no action needed) come last, dimmed, after a count."""
+    groups = group(rows)
+    action = [g for g in groups if needs_action(g.severity)]
+    notices = [g for g in groups if not needs_action(g.severity)]
+    if action:
+        n = sum(g.count for g in action)
+        out.print(f"[red]{n} open problem(s):[/red]")
+        for g in action:
             out.print(
-                f"  {p['severity']}: {p['source']}: {where}: {p['message']} "
-                f"(since {_local(p['since'], tz)})",
+                f"  {g.severity}: {g.source}: {group_line(g)} (since {_local(g.since, tz)})",
                 highlight=False,
                 markup=False,
             )
     else:
         out.print("no open problems")
+    if notices:
+        n = sum(g.count for g in notices)
+        out.print(f"[dim]{n} notice(s), no action needed:[/dim]")
+        for g in notices:
+            out.print(
+                f"  notice: {g.source}: {group_line(g)}", style="dim", highlight=False, markup=False
+            )

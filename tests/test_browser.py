@@ -158,3 +158,42 @@ def test_the_dashboard_follows_a_pass_in_the_browser(
         assert page.evaluate("window.__noReload") == 1
         wait_for(lambda: "Run a pass now" in page.content())
         page.close()
+
+
+def test_notices_are_collapsed_and_grey_under_the_problems(
+    browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    from syndicator.sources.base import ProblemData
+    from syndicator.store.problems import record
+
+    monkeypatch.delenv("SYNDICATOR_WEB_PASSWORD", raising=False)
+    settings = web_settings(tmp_path, channels=[])
+    engine = engine_for(settings)
+    seed(engine)
+    with write(engine) as s:
+        for n in range(106):
+            notice = ProblemData(
+                f"_posts/2021-03-{n:03d}-x.md", "include", "include 'x.html' dropped", 4, "notice"
+            )
+            record(s, "site", notice, utcnow())
+    with running(settings) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url + "/")
+        card = page.locator("#summary .card", has_text="Problems")
+        expect(card.locator(".big")).to_have_text("1")  # the seed's error; not 107
+        expect(card).to_contain_text("106 notices")
+        page.goto(server.url + "/problems")
+        expect(page.locator("#problem-list h2 .count")).to_have_text("1")
+        notices = page.locator("#notices")
+        expect(notices.locator("summary")).to_have_text("106 notices, no action needed")
+        expect(notices.locator("tr.sev-notice")).to_have_count(1)  # one group for 106 files
+        expect(notices.locator("tr.sev-notice")).to_be_hidden()  # collapsed
+        notices.locator("summary").click()
+        expect(notices.locator("tr.sev-notice")).to_be_visible()
+        expect(notices.locator("tr.sev-notice")).to_contain_text("in 106 places")
+        color = notices.evaluate("e => getComputedStyle(e).color")
+        assert color != page.evaluate("getComputedStyle(document.body).color")  # greyed
+        page.screenshot(path=str(SHOTS / "syndicator-problems.png"), full_page=True)
+        page.close()

@@ -101,3 +101,89 @@ def test_backup_and_json_logs(tmp_path: Path, site: Path, hook: FakeWebhook) -> 
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("select count(*) from episodes").fetchone()[0] == 6
     db.close()
+
+
+def _plain_config(tmp_path: Path, path: str) -> Path:
+    cfg = tmp_path / "syndicator.toml"
+    cfg.write_text(f"""
+[podcast]
+title = "Shipping It"
+[database]
+url = "sqlite:///s.db"
+[[sources]]
+name = "episodes"
+type = "jekyll"
+path = "{path}"
+""")
+    return cfg
+
+
+def test_check_prints_a_problem_repeated_in_many_posts_once(tmp_path: Path, site: Path) -> None:
+    for n in range(5):
+        (site / f"_posts/podcast/2026-11-2{n}-{40 + n}-inc.md").write_text(
+            f'---\ntitle: "Inc {n}"\nmp3_bytes: "1"\ncategory: "podcast"\n---\n'
+            + "\n" * n
+            + "{% include nope.html %}\n"
+        )
+    r = _cli(_plain_config(tmp_path, str(site)), "check")
+    assert r.stderr.count("nope.html") == 1, r.stderr  # five posts, one line
+    assert "in 5 places" in r.stderr and "2026-11-20-40-inc.md:6" in r.stderr
+
+
+def _record(cfg: Path, *problems: tuple[str, str, str, str]) -> None:
+    from syndicator.sources.base import ProblemData
+    from syndicator.store import problems as store
+    from syndicator.store.db import session, upgrade
+    from syndicator.timeutil import utcnow
+
+    engine = upgrade("sqlite:///" + str(cfg.parent / "s.db"))
+    with session(engine, write=True) as s:
+        for location, kind, message, severity in problems:
+            store.record(s, "episodes", ProblemData(location, kind, message, 3, severity), utcnow())
+
+
+def test_status_groups_problems_and_keeps_notices_quiet(tmp_path: Path, site: Path) -> None:
+    cfg = _plain_config(tmp_path, str(site))
+    assert _cli(cfg, "run-once").returncode == 0
+    tag = "plugin tag {% asset_path %} dropped"
+    _record(
+        cfg,
+        *[(f"_includes/p{n}.html", "liquid-tag", tag, "notice") for n in range(40)],
+        *[(f"_includes/w{n}.html", "include", f"include 'w{n}.html' dropped", "warning")
+          for n in range(3)],
+    )  # fmt: skip
+    # Notices alone need nobody: a pass exits 0 and prints nothing under cron.
+    r = _cli(cfg, "run-once")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+    text = " ".join(_cli(cfg, "status").stdout.split())  # however the terminal wraps it
+    assert text.count("asset_path") == 1 and "in 40 places" in text
+    assert "40 notice(s), no action needed" in text
+    assert "3 open problem(s)" in text and text.count("dropped") == 2  # 3 warnings, 1 line
+    assert text.index("open problem(s)") < text.index("notice(s)")
+
+    data = json.loads(_cli(cfg, "status", "--json").stdout)
+    assert len(data["problems"]) == 43  # every row, as before
+    assert data["problem_counts"] == {"error": 0, "warning": 3, "notice": 40}
+    groups = {g["kind"]: g for g in data["problem_groups"]}
+    assert groups["liquid-tag"]["count"] == 40 and groups["liquid-tag"]["severity"] == "notice"
+    assert groups["liquid-tag"]["examples"][0] == {"location": "_includes/p0.html", "line": 3}
+    assert groups["include"]["count"] == 3
+    assert [g["severity"] for g in data["problem_groups"]] == ["warning", "notice"]
+
+
+def test_check_exits_0_when_only_notices_remain(tmp_path: Path, site: Path) -> None:
+    cfg = _plain_config(tmp_path, str(site))
+    _record(cfg, ("_includes/x.html", "liquid-tag", "plugin tag {% x %} dropped", "notice"))
+    r = _cli(cfg, "check")
+    assert r.returncode == 0 and "config and sources OK" in r.stdout
+
+
+def test_a_wrong_site_path_says_the_folder_does_not_exist(tmp_path: Path) -> None:
+    cfg = _plain_config(tmp_path, "sitez")  # relative: taken from the config's folder
+    r = _cli(cfg, "check")
+    assert r.returncode == 1
+    assert f"the site folder {tmp_path / 'sitez'} does not exist" in r.stderr
+    assert "_config.yml" not in r.stderr
+    r = _cli(cfg, "run-once")
+    assert r.returncode == 1 and "does not exist" in r.stderr

@@ -238,3 +238,40 @@ def test_processes_starting_at_once_on_an_empty_postgres_all_succeed(
     for args, (code, out, err) in zip(commands, outcomes, strict=True):
         assert code == 0, (args, out, err)
     assert current_revision(upgrade(pg_url)) == head_revision(pg_url)
+
+
+def test_problems_group_by_kind_and_message_pattern() -> None:
+    from syndicator.store.problems import group, group_line
+
+    def row(loc: str, kind: str, msg: str, sev: str = "warning", line: int | None = 2) -> dict:  # type: ignore[type-arg]
+        since = f"2026-01-0{line or 1}T00:00:00Z"
+        return {"source": "site", "location": loc, "line": line, "kind": kind,
+                "severity": sev, "message": msg, "since": since}  # fmt: skip
+
+    rows = [
+        *[
+            row(f"_posts/p{n}.md", "include", f"include 'x.html' dropped at line {n}", "notice", n)
+            for n in range(1, 8)
+        ],
+        row("_posts/a.md", "include", "include 'y.html' dropped at line 3", "notice"),
+        row("_posts/b.md", "yaml", "invalid YAML in _posts/b.md at line 4", "error", None),
+        row("_posts/c.md", "yaml", "invalid YAML in _posts/c.md at line 9", "error", None),
+        row("_posts/d.md", "url", "no episode URL"),
+    ]
+    groups = group(rows)
+    # errors first, then warnings, then notices; the file's own name and numbers ignored
+    assert [(g.severity, g.kind, g.count) for g in groups] == [
+        ("error", "yaml", 2), ("warning", "url", 1), ("notice", "include", 7),
+        ("notice", "include", 1),
+    ]  # fmt: skip
+    included = groups[2]
+    assert included.examples == [
+        {"location": "_posts/p1.md", "line": 1}, {"location": "_posts/p2.md", "line": 2},
+    ]  # fmt: skip
+    assert included.since == "2026-01-01T00:00:00Z"
+    assert group_line(included) == (
+        "include: include 'x.html' dropped at line 1 — in 7 places "
+        "(e.g. _posts/p1.md:1, _posts/p2.md:2, …)"
+    )
+    assert group_line(groups[1]) == "_posts/d.md:2: url: no episode URL"
+    assert group_line(groups[0]).endswith("(e.g. _posts/b.md, _posts/c.md)")

@@ -269,3 +269,30 @@ def test_heartbeat_shows_the_daemon_alive(web: Site) -> None:
     with client(web.server) as c:
         page = c.get("/").text
         assert "running" in page and "Next pass" in page
+
+
+def test_notices_are_not_counted_as_problems_and_are_listed_quietly(web: Site) -> None:
+    from syndicator.sources.base import ProblemData
+    from syndicator.store.problems import record
+
+    now = utcnow()
+    with write(web.engine) as s:
+        for n in range(30):
+            record(
+                s, "site",
+                ProblemData(f"_posts/2021-02-{n:02d}-x.md", "liquid-tag",
+                            "plugin tag {% asset_path %} dropped", 7, "notice"),
+                now,
+            )  # fmt: skip
+    with client(web.server) as c:
+        page = c.get("/").text
+        card = page.split("<h3>Problems</h3>", 1)[1].split("</div>", 1)[0]
+        # the seed's one error counts and colours the card; 30 notices do not
+        assert '<a href="/problems">1</a>' in card and "30 notices" in card
+        assert "asset_path" not in page.split('id="problems"', 1)[1]  # not in the table
+        r = c.get("/problems")
+        actionable, notices = r.text.split('id="notices"', 1)
+        assert '<span class="count">1</span>' in actionable and "asset_path" not in actionable
+        assert notices.count("asset_path") == 1  # thirty files, one grouped row
+        assert "30 notices, no action needed" in notices and "in 30 places" in notices
+        assert "_posts/2021-02-00-x.md:7" in notices

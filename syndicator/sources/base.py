@@ -91,7 +91,7 @@ class ProblemData:
     kind: str  # e.g. "yaml", "front-matter", "liquid", "http", "xml", "too-large"
     message: str
     line: int | None = None
-    severity: str = "error"  # error | warning
+    severity: str = "error"  # error | warning (a person must act) | notice (no action needed)
 
     def __str__(self) -> str:
         where = f"{self.location}:{self.line}" if self.line else self.location

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from syndicator.sources import bounds
 from syndicator.sources.base import (
     Chapter,
     Enclosure,
@@ -343,6 +344,20 @@ def scan(
     middle of rendering a post: store nothing of it, the next pass reads it again.
     """
     tz = tz or ZoneInfo("UTC")
+    if not Path(cfg.path).is_dir():
+        # Said first: a missing site would otherwise read as a _config.yml lacking keys.
+        what = "is not a folder" if Path(cfg.path).exists() else "does not exist"
+        return ScanResult(
+            problems=[
+                ProblemData(
+                    str(cfg.path),
+                    "missing-folder",
+                    f"the site folder {cfg.path} {what}: check `path` of source "
+                    f"'{cfg.name}' (a relative path is taken from the config file's folder)",
+                )
+            ],
+            complete=False,
+        )
     site = site or load_site(cfg)
     if any(p.severity == "error" for p in site.problems):
         # A broken _config.yml would give wrong URLs and guids: read nothing this time.
@@ -711,12 +726,13 @@ def _words(value: Any) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else str(value).split()
-    out: list[str] = []
+    # A dict keeps the first of each in order, in linear time (a list's `in` is quadratic).
+    out: dict[str, None] = {}
     for item in items:
         s = _text(item)
-        if s and s not in out:
-            out.append(s)
-    return out
+        if s:
+            out.setdefault(s, None)
+    return list(out)
 
 
 def _handle(value: Any, kind: str) -> str | None:
@@ -811,9 +827,7 @@ def _parse_post(
     # `category` is one name (or a list); `categories` a list or space-separated names.
     cat = fm.get("category")
     categories = _words(cat) if isinstance(cat, list) else [c for c in [_text(cat)] if c]
-    for c in _words(fm.get("categories")):
-        if c not in categories:
-            categories.append(c)
+    categories = list(dict.fromkeys([*categories, *_words(fm.get("categories"))]))
     if not categories:
         categories = list(dirs)  # `_posts/podcast/x.md` with no category: "podcast"
     if state.categories and not state.categories.intersection(c.lower() for c in categories):
@@ -823,7 +837,12 @@ def _parse_post(
     if fm_slug:
         slug = fm_slug
     nm = _NUMBERED.match(m.group(4))
-    number = int(nm.group(1)) if nm else None
+    try:
+        number = bounds.episode_number(nm.group(1)) if nm else None
+    except bounds.OutOfRange as exc:
+        raise _Bad(
+            "range", f"the file name's {exc}; rename the file with the real episode number"
+        ) from None
 
     if "date" in fm and fm["date"] not in (None, ""):
         try:
@@ -838,6 +857,12 @@ def _parse_post(
     if fm.get("mp3_duration") not in (None, ""):
         try:
             duration = parse_duration_field(fm["mp3_duration"]) or None
+        except bounds.OutOfRange as exc:
+            raise _Bad(
+                "range",
+                f"mp3_duration: {exc}; write the real length as H:MM:SS",
+                _key_line(fm_text, "mp3_duration"),
+            ) from None
         except ValueError as exc:
             raise _Bad(
                 "field", f"mp3_duration: {exc}", _key_line(fm_text, "mp3_duration")
@@ -852,12 +877,31 @@ def _parse_post(
                 f'mp3_bytes: {value!r} is not a number of bytes (e.g. mp3_bytes: "98981760")',
                 _key_line(fm_text, "mp3_bytes"),
             )
-        mp3_bytes = int(s)
+        try:
+            mp3_bytes = bounds.enclosure_bytes(s)
+        except bounds.OutOfRange as exc:
+            raise _Bad(
+                "range",
+                f"mp3_bytes: {exc}; put the audio file's real size in bytes",
+                _key_line(fm_text, "mp3_bytes"),
+            ) from None
 
     title = _text(fm.get("title")) or _title_from_slug(slug)
     guests = _guests(fm)
     tags = _words(fm.get("tags")) or _words(fm.get("tag"))
     warnings: list[ProblemData] = []
+    if len(tags) > bounds.MAX_TAGS:
+        warnings.append(
+            ProblemData(
+                rel,
+                "too-many-tags",
+                f"{len(tags):,} tags; only the first {bounds.MAX_TAGS} are kept: "
+                "shorten the post's tags list",
+                _key_line(fm_text, "tags") or _key_line(fm_text, "tag"),
+                severity="warning",
+            )
+        )
+        tags = tags[: bounds.MAX_TAGS]
 
     avatar = guests[0].avatar if guests else None
     values: dict[str, Any] = {

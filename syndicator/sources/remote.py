@@ -35,6 +35,7 @@ import feedparser
 import nh3
 
 from syndicator.retry_after import parse_retry_after
+from syndicator.sources import bounds
 from syndicator.sources.base import (
     Chapter,
     Enclosure,
@@ -237,7 +238,10 @@ def clean_html(value: str, base: str | None) -> str:
 
 
 def parse_itunes_duration(value: Any) -> int | None:
-    """itunes:duration "1:02:03", "62:03", "3723" or "3723.5" -> seconds; else None."""
+    """itunes:duration "1:02:03", "62:03", "3723" or "3723.5" -> seconds; else None.
+
+    Raises `bounds.OutOfRange` for a duration that is not finite or past a week.
+    """
     if value is None:
         return None
     raw = str(value).strip()
@@ -255,12 +259,15 @@ def parse_itunes_duration(value: Any) -> int | None:
     secs = 0.0
     for x in nums:
         secs = secs * 60 + x
-    return int(secs)
+    return bounds.duration_seconds(secs)
 
 
 def parse_clock_ms(value: str) -> int | None:
-    """Chapter start "HH:MM:SS.mmm", "MM:SS" or "SS.s" -> whole seconds."""
-    return parse_itunes_duration(value)
+    """Chapter start "HH:MM:SS.mmm", "MM:SS" or "SS.s" -> whole seconds; None if absurd."""
+    try:
+        return parse_itunes_duration(value)
+    except bounds.OutOfRange:
+        return None
 
 
 def _parse_date(raw: str, tz: tzinfo) -> datetime | None:
@@ -299,9 +306,26 @@ def _abs(value: str | None, base: str) -> str | None:
     return urljoin(base, value)
 
 
-def _int(value: Any) -> int | None:
+def _bounded(
+    check: Callable[[str], int | None],
+    value: Any,
+    field: str,
+    notes: list[str],
+    *,
+    digits: bool = True,
+) -> int | None:
+    """A number from an item through the shared bounds; an absurd one becomes a note.
+
+    With `digits`, anything but a plain run of digits is no number and ignored, as before.
+    """
     raw = str(value).strip() if value is not None else ""
-    return int(raw) if raw.isdigit() else None
+    if not raw or (digits and not raw.isdigit()):
+        return None
+    try:
+        return check(raw)
+    except bounds.OutOfRange as exc:
+        notes.append(f"{field}: {exc}")
+        return None
 
 
 # ---- podcast namespace pass -----------------------------------------------------------------
@@ -551,9 +575,12 @@ def _parse_feed(
     episodes: list[EpisodeData] = []
     seen: set[str] = set()
     no_key: list[str] = []
+    range_notes: list[str] = []  # numbers out of range, one line per item and field
+    many_tags: list[str] = []
     dupes = 0
     for i, e in enumerate(entries):
-        enclosure = _enclosure(e)
+        item_notes: list[str] = []
+        enclosure = _enclosure(e, item_notes)
         guid = (e.get("id") or "").strip() or None
         link = (e.get("link") or "").strip() or None
         key = guid or link or (enclosure.url if enclosure else None)
@@ -568,9 +595,15 @@ def _parse_feed(
         ns = None
         if ns_items is not None:
             ns = ns_items[i] if by_index else (by_key.get(guid or "") or by_key.get(link or ""))
-        episodes.append(
-            _episode(e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz)
-        )
+        ep = _episode(
+            e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz, item_notes
+        )  # fmt: skip
+        label = f"{title or 'untitled item'!r} ({key[:200]})"
+        range_notes.extend(f"{label}: {n}" for n in item_notes)
+        if len(ep.tags) > bounds.MAX_TAGS:
+            many_tags.append(f"{label} has {len(ep.tags):,}")
+            ep.tags = ep.tags[: bounds.MAX_TAGS]
+        episodes.append(ep)
     if not episodes and d.get("bozo"):
         return _invalid_xml(url, d.get("bozo_exception"))
     if d.get("bozo"):
@@ -593,6 +626,28 @@ def _parse_feed(
                 f"{len(no_key)} item(s) have no guid, link or enclosure URL and were skipped "
                 f"({shown}): without one an item cannot be told apart from the others; ask the "
                 "publisher to add a <guid>.",
+                severity="warning",
+            )
+        )
+    if range_notes:
+        shown = "; ".join(range_notes[:3]) + (" ..." if len(range_notes) > 3 else "")
+        problems.append(
+            _problem(
+                url,
+                "range",
+                f"{len(range_notes)} number(s) in the feed's items are out of range and were "
+                f"dropped, the items kept without them ({shown}). Ask the publisher to fix them.",
+                severity="warning",
+            )
+        )
+    if many_tags:
+        shown = "; ".join(many_tags[:3]) + (" ..." if len(many_tags) > 3 else "")
+        problems.append(
+            _problem(
+                url,
+                "too-many-tags",
+                f"{len(many_tags)} item(s) have more than {bounds.MAX_TAGS} tags; only the "
+                f"first {bounds.MAX_TAGS} of each are kept ({shown}).",
                 severity="warning",
             )
         )
@@ -634,11 +689,11 @@ def _title(e: Any) -> str:
     return fix_text(_SPACE.sub(" ", raw).strip())
 
 
-def _enclosure(e: Any) -> Enclosure | None:
+def _enclosure(e: Any, notes: list[str]) -> Enclosure | None:
     for enc in e.get("enclosures") or []:
         href = (enc.get("href") or enc.get("url") or "").strip()
         if href:
-            length = _int(enc.get("length"))
+            length = _bounded(bounds.enclosure_bytes, enc.get("length"), "enclosure length", notes)
             return Enclosure(
                 url=href,
                 length=length if length else None,
@@ -659,6 +714,7 @@ def _episode(
     doc_url: str,
     feed_link: str,
     tz: tzinfo,
+    range_notes: list[str],
 ) -> EpisodeData:
     # keys stay as written (identity must not depend on where the feed is served from);
     # the URLs shown are made absolute against the feed's own URL
@@ -689,11 +745,11 @@ def _episode(
                 image = thumb["url"]
                 break
 
-    tags: list[str] = []
+    tags: dict[str, None] = {}  # first of each in order, in linear time
     for t in e.get("tags") or []:
         term = _SPACE.sub(" ", (t.get("term") or "")).strip()
-        if term and term not in tags:
-            tags.append(fix_text(term))
+        if term:
+            tags.setdefault(fix_text(term), None)
 
     chapters: list[Chapter] = []
     for ch in (e.get("psc_chapters") or {}).get("chapters") or []:
@@ -719,13 +775,21 @@ def _episode(
         date=_entry_date(e, tz),
         guid=guid or key,
         key=key,
-        number=_int(e.get("itunes_episode")),
+        number=_bounded(
+            bounds.episode_number, e.get("itunes_episode"), "itunes:episode", range_notes
+        ),
         url=link,
         guests=list(ns.guests) if ns else [],
-        tags=tags,
+        tags=list(tags),
         categories=list(categories),
         enclosure=enclosure,
-        duration_seconds=parse_itunes_duration(e.get("itunes_duration")),
+        duration_seconds=_bounded(
+            parse_itunes_duration,
+            e.get("itunes_duration"),
+            "itunes:duration",
+            range_notes,
+            digits=False,
+        ),
         description=fix_text(description),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,

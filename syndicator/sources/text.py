@@ -42,6 +42,7 @@ from liquid.template import BoundTemplate
 from liquid.token import TOKEN_EOF, TOKEN_EXPRESSION, TOKEN_ILLEGAL, TOKEN_TAG, Token
 from markdown_it import MarkdownIt
 
+from syndicator.sources import bounds
 from syndicator.sources.base import Chapter, EpisodeData, Guest, ProblemData
 from syndicator.timeutil import parse_clock, parse_duration
 
@@ -1140,26 +1141,25 @@ def _one_problem(location: str, kind: str, notes: list[tuple[int, str, str]]) ->
 
 
 def parse_duration_field(value: str | int | float) -> int:
-    """Seconds from front matter's `mp3_duration`: "1:43:06", "58:12", "2:50", "3600"."""
+    """Seconds from front matter's `mp3_duration`: "1:43:06", "58:12", "2:50", "3600".
+
+    A value past `bounds.MAX_DURATION_SECONDS`, or not finite, raises `bounds.OutOfRange`.
+    """
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use H:MM:SS, MM:SS or seconds")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: it is negative")
-        return int(value)
+        return bounds.duration_seconds(value)
     raw = str(value).strip()
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return int(float(raw))
-    if ":" in raw:
-        try:
-            return parse_clock(raw)
-        except ValueError:
-            pass
-    else:
-        try:
-            return int(parse_duration(raw).total_seconds())
-        except ValueError:
-            pass
+        return bounds.duration_seconds(raw.split(".")[0])
+    try:
+        secs = parse_clock(raw) if ":" in raw else parse_duration(raw).total_seconds()
+    except OverflowError:  # e.g. "99999999999999 weeks": past what a timedelta holds
+        secs = float("inf")
+    except ValueError:
+        secs = None
+    if secs is not None:
+        return bounds.duration_seconds(secs)
     raise ValueError(f"invalid duration {value!r}: use H:MM:SS, MM:SS or a number of seconds")
 
 

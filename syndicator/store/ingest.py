@@ -9,15 +9,22 @@ turned bad keeps what was stored for it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ScanResult
+from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.store import problems
 from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -102,6 +109,24 @@ def _taken_guids(s: Session) -> set[str]:
     return set(s.connection().execute(sa.select(Episode.guid)).scalars())  # type: ignore[arg-type]
 
 
+def _refused(exc: Exception) -> str:
+    """The database's reason, without the statement and its (possibly huge) parameters."""
+    reason = getattr(exc, "orig", None) or exc
+    return f"{type(reason).__name__}: {str(reason).splitlines()[0][:300] if str(reason) else ''}"
+
+
+def _one_by_one(s: Session, write: Callable[[], _T]) -> _T | Exception:
+    """Run `write` and flush it in its own savepoint: its result, or the error if the
+    database refused it (the savepoint is rolled back; the rest of the transaction goes on)."""
+    try:
+        with s.begin_nested():
+            out = write()
+            s.flush()
+    except Exception as exc:  # one refused row is that row's problem, not the pass's
+        return exc
+    return out
+
+
 def _is_backlog(data: EpisodeData, first_pass: bool, now: datetime, window: timedelta) -> bool:
     return first_pass and data.date is not None and data.date < now - window
 
@@ -154,7 +179,29 @@ def apply_scan(
     now: datetime,
     window: timedelta,
 ) -> IngestStats:
-    """Store a Jekyll scan. Files listed as present but not parsed are left as they were."""
+    """Store a Jekyll scan. Files listed as present but not parsed are left as they were.
+
+    Written in one batch; when the database refuses a row, the batch is rolled back and
+    written again file by file, so that file becomes a problem and the others are stored.
+    """
+    try:
+        with s.begin_nested():
+            return _apply_scan(s, source, result, known, now, window, careful=False)
+    except Exception:
+        log.warning("source %s: the batch write failed; storing file by file", source.name)
+        return _apply_scan(s, source, result, known, now, window, careful=True)
+
+
+def _apply_scan(
+    s: Session,
+    source: Source,
+    result: ScanResult,
+    known: dict[str, FileStamp],
+    now: datetime,
+    window: timedelta,
+    *,
+    careful: bool,
+) -> IngestStats:
     stats = IngestStats()
     name = source.name
     first_pass = source.first_pass_at is None
@@ -269,7 +316,33 @@ def apply_scan(
             continue
         data = f.episode
         backlog = _is_backlog(data, first_pass, now, window)
-        ep, is_new = _upsert(s, name, lookup(data), data, now, backlog, stats, taken)
+        if careful:
+            found = lookup(data)
+            changed_before = len(stats.changed)
+            upsert = partial(_upsert, s, name, found, data, now, backlog, stats, taken)
+            done = _one_by_one(s, upsert)
+            if isinstance(done, Exception):
+                # What was stored for this file stays; the file is read again once it changes.
+                del stats.changed[changed_before:]
+                row.ok = False
+                s.add(row)
+                stats.bad += 1
+                stats.problems += 1
+                problems.record(
+                    s,
+                    name,
+                    ProblemData(
+                        path,
+                        "store",
+                        f"the database refused this post ({_refused(done)}); nothing of it "
+                        "was stored, the other posts were. Check its numbers and lengths.",
+                    ),
+                    now,
+                )
+                continue
+            ep, is_new = done
+        else:
+            ep, is_new = _upsert(s, name, lookup(data), data, now, backlog, stats, taken)
         if is_new:
             new_eps.append(ep)
             by_guid[ep.guid] = ep
@@ -314,6 +387,56 @@ def apply_scan(
     return stats
 
 
+def _store_items(
+    s: Session,
+    name: str,
+    result: PollResult,
+    first_pass: bool,
+    now: datetime,
+    window: timedelta,
+    stats: IngestStats,
+) -> list[str]:
+    """Upsert a poll's items in one batch, else item by item; the items the database
+    refused, each as "'title' (key): reason"."""
+    for careful in (False, True):
+        refused: list[str] = []
+        try:
+            with s.begin_nested():
+                stats.new, stats.changed, stats.unchanged = [], [], 0
+                eps = s.exec(select(Episode).where(Episode.source == name)).all()
+                by_key = {e.item_key: e for e in eps}
+                by_guid = {e.guid: e for e in eps}
+                taken = _taken_guids(s)
+                new_eps: list[Episode] = []
+                for data in result.episodes:
+                    found = by_key.get(data.key) or by_guid.get(data.guid)
+                    backlog = _is_backlog(data, first_pass, now, window)
+                    upsert = partial(_upsert, s, name, found, data, now, backlog, stats, taken)
+                    if careful:
+                        changed_before = len(stats.changed)
+                        done = _one_by_one(s, upsert)
+                        if isinstance(done, Exception):
+                            del stats.changed[changed_before:]
+                            refused.append(f"{data.title!r} ({data.key}): {_refused(done)}")
+                            continue
+                    else:
+                        done = upsert()
+                    ep, is_new = done
+                    if is_new:
+                        new_eps.append(ep)
+                        by_guid[ep.guid] = ep
+                    if data.key:
+                        by_key[data.key] = ep
+                s.flush()
+                stats.new = [e.id for e in new_eps]  # type: ignore[misc]
+            return refused
+        except Exception:
+            if careful:
+                raise
+            log.warning("source %s: the batch write failed; storing item by item", name)
+    return []  # not reached: the careful round returns or raises
+
+
 def apply_poll(
     s: Session,
     source: Source,
@@ -344,28 +467,33 @@ def apply_poll(
             source.etag = result.etag
         if result.last_modified is not None or result.status == "ok":
             source.last_modified = result.last_modified
-        if not any(p.severity == "error" for p in result.problems):
-            problems.resolve(s, name, result.url, now, keep={p.kind for p in result.problems})
+        keep = {p.kind for p in result.problems}
         first_pass = source.first_pass_at is None
         if result.status == "ok":
-            eps = s.exec(select(Episode).where(Episode.source == name)).all()
-            by_key = {e.item_key: e for e in eps}
-            by_guid = {e.guid: e for e in eps}
-            taken = _taken_guids(s)
-            new_eps = []
-            for data in result.episodes:
-                found = by_key.get(data.key) or by_guid.get(data.guid)
-                backlog = _is_backlog(data, first_pass, now, window)
-                ep, is_new = _upsert(s, name, found, data, now, backlog, stats, taken)
-                if is_new:
-                    new_eps.append(ep)
-                    by_guid[ep.guid] = ep
-                if data.key:
-                    by_key[data.key] = ep
-            s.flush()
-            stats.new = [e.id for e in new_eps]  # type: ignore[misc]
+            refused = _store_items(s, name, result, first_pass, now, window, stats)
+            if refused:
+                keep.add("store")
+                shown = "; ".join(refused[:3]) + (" ..." if len(refused) > 3 else "")
+                problems.record(
+                    s,
+                    name,
+                    ProblemData(
+                        result.url,
+                        "store",
+                        f"the database refused {len(refused)} item(s), which were not stored "
+                        f"({shown}); the feed's other items were. Check the items' numbers.",
+                    ),
+                    now,
+                )
+                stats.problems += 1
             if first_pass:
                 source.first_pass_at = now
+        if result.status == "not-modified":
+            # The same body as last time: what its reading found still holds. Only a
+            # failure to fetch (an error) is over.
+            keep |= problems.open_kinds(s, name, result.url, exclude_severity="error")
+        if not any(p.severity == "error" for p in result.problems):
+            problems.resolve(s, name, result.url, now, keep=keep)
     elif result.status == "gone":
         source.disabled = True
         source.disabled_reason = result.error or "the feed answered 410 Gone"

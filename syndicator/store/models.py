@@ -137,7 +137,7 @@ class Problem(SQLModel, table=True):
     line: int | None = None
     kind: str  # yaml, front-matter, liquid, http, xml, ...
     message: str = Field(sa_column=Column(sa.Text, nullable=False))
-    severity: str = "error"  # error | warning
+    severity: str = "error"  # error | warning (a person must act) | notice (no action needed)
     first_seen_at: datetime | None = _ts(nullable=False)
     last_seen_at: datetime | None = _ts(nullable=False)
     resolved_at: datetime | None = _ts(index=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -57,6 +61,20 @@ def resolve(
     return n
 
 
+def open_kinds(s: Session, owner: str, location: str, *, exclude_severity: str) -> set[str]:
+    """The kinds of the open problems of one file or URL, but those of one severity."""
+    return set(
+        s.exec(
+            select(Problem.kind).where(
+                Problem.source == owner,
+                Problem.location == location,
+                Problem.severity != exclude_severity,
+                Problem.resolved_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+
+
 def open_problems(
     s: Session, owner: str | None = None, severity: str | None = None
 ) -> list[Problem]:
@@ -66,3 +84,80 @@ def open_problems(
     if severity:
         q = q.where(Problem.severity == severity)
     return list(s.exec(q.order_by(Problem.source, Problem.location)).all())  # type: ignore[arg-type]
+
+
+# ---- grouping: "include x.html dropped in 106 posts" is one line, not 106 ----------------
+
+ACTION = ("error", "warning")  # a person must act; "notice" needs no action
+_ORDER = {"error": 0, "warning": 1, "notice": 2}
+_DIGITS = re.compile(r"\d+")
+
+
+def needs_action(severity: str) -> bool:
+    return severity in ACTION
+
+
+def pattern(message: str, location: str) -> str:
+    """A message with what differs from file to file taken out: the file's own name and
+    numbers (line numbers, counts), so repeats of one kind of problem group together."""
+    if location:
+        message = message.replace(location, "<file>")
+    return _DIGITS.sub("#", message)
+
+
+@dataclass
+class ProblemGroup:
+    """Open problems of one source, severity, kind and message pattern."""
+
+    severity: str
+    source: str
+    kind: str
+    message: str  # the first problem's message
+    count: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)  # {location, line}, 2 at most
+    since: str | None = None  # the oldest member's first sight (ISO), when rows carry it
+
+    @property
+    def where(self) -> str:
+        return ", ".join(
+            f"{e['location']}:{e['line']}" if e.get("line") else str(e["location"])
+            for e in self.examples
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "source": self.source,
+            "kind": self.kind,
+            "message": self.message,
+            "count": self.count,
+            "examples": list(self.examples),
+            "since": self.since,
+        }
+
+
+def group(rows: Iterable[Mapping[str, Any]]) -> list[ProblemGroup]:
+    """Rows with source, location, line, kind, severity and message (problem_dict's shape),
+    grouped: errors first, then warnings, then notices; the biggest group first."""
+    groups: dict[tuple[str, str, str, str], ProblemGroup] = {}
+    for r in rows:
+        source = str(r.get("source") or "")
+        key = (r["severity"], source, r["kind"], pattern(r["message"], r["location"]))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = ProblemGroup(r["severity"], source, r["kind"], r["message"])
+        g.count += 1
+        since = r.get("since")
+        if since and (g.since is None or since < g.since):
+            g.since = since
+        if len(g.examples) < 2:
+            g.examples.append({"location": r["location"], "line": r.get("line")})
+    return sorted(groups.values(), key=lambda g: (_ORDER.get(g.severity, 0), -g.count))
+
+
+def group_line(g: ProblemGroup) -> str:
+    """One line for a person: the message, and where (how many files, one or two named)."""
+    if g.count == 1:
+        return f"{g.where}: {g.kind}: {g.message}"
+    more = "" if g.count <= len(g.examples) else ", …"
+    return f"{g.kind}: {g.message} — in {g.count} places (e.g. {g.where}{more})"

@@ -13,7 +13,7 @@ from sqlmodel import Session, func, select
 
 from syndicator.store.db import session
 from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
-from syndicator.store.problems import open_problems
+from syndicator.store.problems import group, open_problems
 
 
 def iso(value: datetime | None) -> str | None:
@@ -194,12 +194,17 @@ def feeds_list(s: Session) -> list[dict[str, Any]]:
 
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
-        probs = open_problems(s)
+        rows = [problem_dict(p) for p in open_problems(s)]
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
             "feeds": feeds_list(s),
-            "problems": [problem_dict(p) for p in probs],
+            "problems": rows,
+            "problem_counts": {
+                sev: sum(1 for r in rows if r["severity"] == sev)
+                for sev in ("error", "warning", "notice")
+            },
+            "problem_groups": [g.to_dict() for g in group(rows)],
         }

@@ -20,6 +20,7 @@ from syndicator.announce.outbox import STATES
 from syndicator.config import ChannelConfig, Settings
 from syndicator.store.db import session
 from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
+from syndicator.store.problems import ACTION
 from syndicator.store.views import (
     daemon_dict,
     delivery_counts,
@@ -43,8 +44,15 @@ def stale_after(settings: Settings) -> timedelta:
 # ---------------------------------------------------------------- dashboard
 
 
-def open_problems(s: Session, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+def open_problems(
+    s: Session, limit: int | None = None, *, action: bool | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Open problems and their count; `action=True` only those a person must act on
+    (errors, warnings), `action=False` only notices, None every one."""
     open_ = Problem.resolved_at.is_(None)  # type: ignore[union-attr]
+    if action is not None:
+        acting = Problem.severity.in_(ACTION)  # type: ignore[attr-defined]
+        open_ = sa.and_(open_, acting if action else sa.not_(acting))
     total = s.exec(select(func.count()).select_from(Problem).where(open_)).one()
     q = (
         select(Problem)
@@ -76,7 +84,9 @@ def pings(s: Session, limit: int = 10) -> list[dict[str, Any]]:
 def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
     """status_dict's shape (plus totals and pings), from aggregate queries only."""
     with session(engine) as s:
-        problems, problem_total = open_problems(s, limit=10)
+        # Only what needs a person counts and colours the page; notices are counted apart.
+        problems, problem_total = open_problems(s, limit=10, action=True)
+        _, notice_total = open_problems(s, limit=0, action=False)
         counts = delivery_counts(s)
         episodes = s.exec(select(func.count()).select_from(Episode)).one()
         return {
@@ -87,6 +97,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "feeds": feeds_list(s),
             "problems": problems,
             "problem_total": problem_total,
+            "notice_total": notice_total,
             "episode_total": int(episodes),
             "pings": pings(s),
         }

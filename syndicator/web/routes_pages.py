@@ -123,10 +123,15 @@ def channels(request: Request, _: WebSession = Depends(require_login)) -> Respon
 def problems(request: Request, _: WebSession = Depends(require_login)) -> Response:
     web = web_of(request)
     from syndicator.store.db import session
+    from syndicator.store.problems import group
 
     with session(web.engine) as s:
-        rows, total = queries.open_problems(s)
-    return render(request, "problems.html", nav="problems", rows=rows, total=total)
+        rows, total = queries.open_problems(s, action=True)
+        notices, notice_total = queries.open_problems(s, action=False)
+    return render(
+        request, "problems.html", nav="problems", rows=rows, total=total,
+        notice_groups=group(notices), notice_total=notice_total,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- login
