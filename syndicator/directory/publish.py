@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +51,14 @@ from syndicator.store.db import session
 from syndicator.store.models import Episode, FeedState
 
 _TMP_COUNTER = itertools.count()
+# A build writes its temporary file in seconds (tens of MB at most); one left unchanged
+# this long belongs to a build that was killed, and a later build of the same file
+# removes it. Younger ones may be another live build's (another process, a cron pass).
+STALE_TMP_SECONDS = 15 * 60
+# _TempFile's names: .<target name>.<pid>.<counter>.tmp
+_TMP_NAME = re.compile(r"\.(.+)\.\d+\.\d+\.tmp")
+
+log = logging.getLogger(__name__)
 
 
 class UnknownFeedError(ValueError):
@@ -189,6 +199,32 @@ class _TempFile:
             os.unlink(self.tmp)
 
 
+def remove_stale_temp_files(
+    folder: Path, target: str | None = None, *, older_than: float = STALE_TMP_SECONDS
+) -> int:
+    """Remove the temporary files _TempFile left in `folder` (for the file named `target`,
+    or any) whose last write is more than `older_than` seconds ago; returns how many."""
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        m = _TMP_NAME.fullmatch(entry.name)
+        if m is None or (target is not None and m.group(1) != target):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+                log.info("removed %s, left by a build that was stopped mid-write", entry.path)
+        except FileNotFoundError:
+            pass  # another build removed it first
+    return removed
+
+
 def atomic_write(
     path: Path, data: bytes | Callable[[BinaryIO], None], *, durable: bool = True
 ) -> None:
@@ -270,6 +306,7 @@ def write_chapter_files(folder: Path, files: dict[str, bytes]) -> int:
     if not files:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)
     existing = {e.name: e for e in os.scandir(folder)}
     written: list[str] = []
     for name, data in files.items():
@@ -389,6 +426,9 @@ def _publish_one(
             else:
                 # Serialize once, into a temporary file and the hash together; the file
                 # replaces the feed only if the content changed.
+                remove_stale_temp_files(path.parent, path.name)
+                if json_path is not None:
+                    remove_stale_temp_files(json_path.parent, json_path.name)
                 sink = rss.HashingWriter()
                 tmp = _TempFile(path)
                 try:
