@@ -35,6 +35,7 @@ _DURATION = re.compile(r"^(?:\d+|(?:\d+:)?[0-5]?\d:[0-5]\d)$")
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
 _ENCLOSURE_TYPES = ("audio/", "video/")
 _EPISODE_TYPES = {"full", "trailer", "bonus"}
+DESCRIPTION_MAX_BYTES = 4000  # Apple's cap on an item's <description> and itunes:summary
 
 
 def rfc2822_problem(value: str | None) -> str | None:
@@ -180,6 +181,14 @@ def _item(
         etype = enc.get("type", "")
         if not (etype.startswith(_ENCLOSURE_TYPES) or etype == "application/pdf"):
             yield f"{where}: enclosure type {etype!r} is not an audio or video type"
+    for tag, name in (("description", "<description>"), (f"{IT}summary", "itunes:summary")):
+        el = kids.get(tag)
+        size = len((el.text or "").encode("utf-8")) if el is not None else 0
+        if size > DESCRIPTION_MAX_BYTES:
+            yield (
+                f"{where}: {name} is {size:,} bytes; Apple allows {DESCRIPTION_MAX_BYTES:,} "
+                "at most (put the whole show notes in content:encoded)"
+            )
     pub = kids.get("pubDate")
     if pub is None:
         yield f"{where}: no <pubDate>"

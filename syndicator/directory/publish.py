@@ -400,6 +400,9 @@ def _publish_one(
                 f"episode {ep.guid!r} ({ep.title!r}) left out of feed {feed.name!r}: {exc}"
             )
 
+        def note(ep: rss.EpisodeLike, message: str) -> None:
+            problems.append(f"episode {ep.guid!r} ({ep.title!r}) in feed {feed.name!r}: {message}")
+
         chapter_files: dict[str, bytes] = {}
         json_path = Path(feed.json_feed) if feed.json_feed else None
         if json_path is not None and not json_path.is_absolute():
@@ -407,7 +410,12 @@ def _publish_one(
         json_bytes: bytes | None = None
         with _gc_paused():
             root = rss.build_tree(
-                meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
+                meta,
+                episodes,
+                last_build=now,
+                on_error=skip,
+                chapter_files=chapter_files,
+                on_problem=note,
             )
             shown = [ep for ep in episodes if id(ep) not in left_out]
             if json_path is not None:

@@ -28,6 +28,7 @@ from lxml import etree
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
 from syndicator.directory.extensions import Person, Transcript
+from syndicator.sources.remote import html_to_text
 
 # https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
@@ -66,6 +67,10 @@ _CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _SubElement = etree.SubElement
 # Only re-reads feedgen's own channel output, which it just wrote.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+# Apple's cap on an item's <description> and itunes:summary, in bytes of UTF-8.
+DESCRIPTION_MAX_BYTES = 4000
+_LAST_SPACE = re.compile(r"\s+\S*$")
 
 TRANSCRIPT_TYPES = {
     ".vtt": "text/vtt",
@@ -166,6 +171,19 @@ def sanitize_html(text: str, base_url: str | None = None) -> str:
     return cleaned.replace("]]>", "]]&gt;").strip()
 
 
+def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
+    """`text` when it fits in `max_bytes` of UTF-8, else its start cut at a word boundary
+    and ended with "…" (the whole within `max_bytes`)."""
+    if len(text) * 4 <= max_bytes or len(text.encode("utf-8")) <= max_bytes:
+        return text
+    # "…" is 3 bytes; a character cut in half by the byte limit is dropped
+    head = text.encode("utf-8")[: max_bytes - 3].decode("utf-8", "ignore")
+    m = _LAST_SPACE.search(head)
+    if m and m.start() >= len(head) // 2:  # one giant "word": cut it rather than lose most
+        head = head[: m.start()]
+    return head.rstrip(" \t\n,;:.-") + "…"
+
+
 def _plain_to_html(text: str) -> str:
     paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paras)
@@ -239,7 +257,7 @@ class FeedMeta:
     host: HostConfig
     hubs: tuple[str, ...]
     chapters_base_url: str  # ends with "/"
-    item_description: str = "notes"  # "notes" | "summary" (see FeedConfig.item_description)
+    item_description: str = "summary"  # "summary" | "notes" (see FeedConfig.item_description)
     avatar_url: str = ""  # template for a guest's img when the avatar is a bare name
     problems: tuple[str, ...] = field(default=())  # config problems found while resolving
 
@@ -427,6 +445,7 @@ def _item(
     meta: FeedMeta,
     fallback: datetime,
     chapter_files: dict[str, bytes] | None = None,
+    report: Callable[[EpisodeLike, str], None] | None = None,
 ) -> None:
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
@@ -437,10 +456,21 @@ def _item(
     summary = xml_text(ep.description).strip()
     if not notes and summary:
         notes = _plain_to_html(summary)
-    if meta.item_description == "summary" and summary:
-        description = summary
-    else:
-        description = notes or title
+    # <description> and itunes:summary: the episode's own short description, else the start
+    # of its notes as plain text; Apple cuts both at 4,000 bytes. The notes go whole in
+    # content:encoded.
+    excerpt = text_excerpt(summary or html_to_text(notes) or title)
+    if summary and excerpt != summary and report is not None:
+        report(
+            ep,
+            f"its description is {len(summary.encode('utf-8')):,} bytes, over Apple's "
+            f"{DESCRIPTION_MAX_BYTES:,}-byte limit for <description>; the feed carries its "
+            "start, cut at a word boundary. Shorten the episode's description (the show "
+            "notes are whole in content:encoded).",
+        )
+    description = excerpt
+    if meta.item_description == "notes" and len(notes.encode("utf-8")) <= DESCRIPTION_MAX_BYTES:
+        description = notes or excerpt
     url = xml_text(ep.enclosure_url).strip()
 
     it = extensions.ItunesEntryExtension()
@@ -451,6 +481,7 @@ def _item(
     it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
     it.image = absolute_url(xml_text(ep.image), link or meta.link) if ep.image else None
     it.explicit = ep.explicit
+    it.summary = excerpt
 
     pc = extensions.PodcastNsEntryExtension()
     pc.persons = _persons(ep.guests, meta)
@@ -473,7 +504,10 @@ def _item(
         _SubElement(item, "title").text = title
         if link:
             _SubElement(item, "link").text = link
-        _SubElement(item, "description").text = etree.CDATA(description)
+        # CDATA cannot hold "]]>" (sanitized notes never do; plain text might)
+        _SubElement(item, "description").text = (
+            etree.CDATA(description) if "]]>" not in description else description
+        )
         if notes:
             _SubElement(item, _CONTENT_ENCODED).text = etree.CDATA(notes)
         # isPermaLink="true" promises the guid is the episode's page; only say so when it is.
@@ -502,6 +536,7 @@ def build_tree(
     last_build: datetime,
     on_error: Callable[[EpisodeLike, Exception], None] | None = None,
     chapter_files: dict[str, bytes] | None = None,
+    on_problem: Callable[[EpisodeLike, str], None] | None = None,
 ) -> etree._Element:
     """The feed as an lxml tree (the <rss> element), items in the order given.
 
@@ -511,6 +546,8 @@ def build_tree(
     given) is reported and left out, so one bad row doesn't stop the feed; without
     on_error the exception propagates. `chapter_files`, when given, receives the JSON
     chapters files the items point to (file name -> bytes), to be written beside the feed.
+    `on_problem` hears of what was changed to fit the rules (an episode kept, but not as
+    stored: a description cut to Apple's limit...).
     """
     fg = _new_generator(meta, last_build)
     root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
@@ -519,7 +556,7 @@ def build_tree(
         if not ep.enclosure_url:
             continue
         try:
-            _item(channel, ep, meta, last_build, chapter_files)
+            _item(channel, ep, meta, last_build, chapter_files, on_problem)
         except Exception as exc:
             if on_error is None:
                 raise

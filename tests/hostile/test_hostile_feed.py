@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from syndicator.config import Settings, from_dict
+from syndicator.directory.check import check_feed
 from syndicator.directory.publish import FeedOutcome, publish_feeds
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Episode
 
 SITE = "https://show.example.org"
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+CONTENT = "http://purl.org/rss/1.0/modules/content/"
 
 
 def _settings(tmp: Path, **feed: Any) -> Settings:
@@ -111,3 +114,30 @@ def test_stale_temp_files_of_a_killed_build_are_removed(tmp_path: Path, store: A
     again = _tmp_file(folder / ".feed.xml.4245.0.tmp", mb, 3600)
     _publish(store, settings, check_only=True)
     assert again.exists()
+
+
+# --------------------------------------------------------------------------- huge descriptions
+
+
+def test_a_100_kb_description_is_cut_to_apples_limit_and_reported(
+    tmp_path: Path, store: Any
+) -> None:
+    word = "Lörem ipsüm dolor sit amet, "
+    with session(store, write=True) as s:
+        s.add(_episode(3, description=word * 3700))  # ~100 KB, one line
+        s.add(_episode(4, description="", show_notes_html="<p>" + word * 3700 + "</p>"))
+    out = _publish(store, _settings(tmp_path))
+    assert out.error is None and out.episode_count == 4
+    raw = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    items = {i.findtext("guid"): i for i in etree.fromstring(raw).iter("item")}
+    for n in (3, 4):
+        text = items[f"{SITE}/{n}"].findtext("description")
+        assert 3_900 < len(text.encode()) <= 4_000 and text.endswith("…")
+        assert (word * 3700).startswith(text[:-1])
+    assert len(items[f"{SITE}/4"].findtext(f"{{{CONTENT}}}encoded").encode()) > 100_000
+    # the long front matter description is a problem to fix; notes without one are not
+    [problem] = out.problems
+    assert f"'{SITE}/3'" in problem and "'Episode 3'" in problem
+    size = len((word * 3700).strip().encode())
+    assert f"{size:,} bytes" in problem and "4,000" in problem and "Shorten" in problem
+    assert check_feed(raw) == []
