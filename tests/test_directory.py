@@ -460,6 +460,19 @@ def test_check_reports_descriptions_over_apples_limit() -> None:
     assert not [p for p in check_feed(ok) if p.startswith("item 1 ")]
 
 
+def test_item_without_title_is_named_after_its_audio_file(tmp_path: Path, store: Any) -> None:
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 46)).one()
+        ep.title = " "
+        s.add(ep)
+    _publish(store, _settings(tmp_path, json_feed="public/podcast/feed.json"))
+    raw = _feed_path(tmp_path).read_bytes()
+    assert _items(raw)[2].findtext("title") == "ep-46"  # .../assets/podcast/ep-46.mp3
+    assert b"Untitled" not in raw
+    doc = json.loads((tmp_path / "public" / "podcast" / "feed.json").read_bytes())
+    assert doc["items"][2]["title"] == "ep-46"
+
+
 def test_guests_are_podcast_persons(tmp_path: Path, store: Any) -> None:
     _publish(
         store,

@@ -57,7 +57,7 @@ def build_json_feed(
         item: dict[str, Any] = {"id": ep.guid}
         if link:
             item["url"] = link
-        item["title"] = rss.xml_text(ep.title).strip() or "Untitled episode"
+        item["title"] = rss.item_title(ep)
         summary = rss.xml_text(ep.description).strip()
         if notes:
             item["content_html"] = notes

@@ -28,7 +28,7 @@ from lxml import etree
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
 from syndicator.directory.extensions import Person, Transcript
-from syndicator.sources.remote import html_to_text
+from syndicator.sources.remote import html_to_text, title_from_url
 
 # https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
@@ -439,6 +439,16 @@ def rfc2822(dt: datetime) -> str:
     return format_datetime(dt.astimezone(UTC))
 
 
+def item_title(ep: EpisodeLike) -> str:
+    """The episode's title; an item without one is named as podcast apps name it, from
+    its audio file's name (gPodder)."""
+    return (
+        xml_text(ep.title).strip()
+        or xml_text(title_from_url(ep.enclosure_url)).strip()
+        or "Untitled episode"
+    )
+
+
 def _item(
     channel: etree._Element,
     ep: EpisodeLike,
@@ -449,7 +459,7 @@ def _item(
 ) -> None:
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
-    title = xml_text(ep.title).strip() or "Untitled episode"
+    title = item_title(ep)
     link = xml_text(ep.url).strip() or None
     guid = xml_text(ep.guid)
     notes = sanitize_html(ep.show_notes_html or "", link)

@@ -20,6 +20,7 @@ import email.utils
 import html
 import io
 import logging
+import mimetypes
 import os
 import re
 import time
@@ -29,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import feedparser
 import nh3
@@ -631,6 +632,16 @@ def _title(e: Any) -> str:
     return fix_text(_SPACE.sub(" ", raw).strip())
 
 
+def title_from_url(url: str | None) -> str:
+    """A title for an item that has none, the way podcast apps make one (gPodder): the file
+    name of its enclosure without the extension ("" when the URL names no file)."""
+    if not url:
+        return ""
+    name = unquote(urlsplit(url.strip()).path.rstrip("/").rpartition("/")[2])
+    stem, ext = os.path.splitext(name)
+    return _SPACE.sub(" ", stem if stem else ext).strip()
+
+
 def _enclosure(e: Any) -> Enclosure | None:
     for enc in e.get("enclosures") or []:
         href = (enc.get("href") or enc.get("url") or "").strip()
@@ -641,7 +652,30 @@ def _enclosure(e: Any) -> Enclosure | None:
                 length=length if length else None,
                 type=(enc.get("type") or "").strip() or "audio/mpeg",
             )
-    return None
+    return _media_enclosure(e)
+
+
+def _media_enclosure(e: Any) -> Enclosure | None:
+    """Media RSS (media:content, also inside media:group) as the episode's file, for items
+    without an <enclosure> (video and YouTube-born podcasts publish only these): the first
+    audio file, else the first video; isDefault="true" first within each."""
+    best: tuple[int, Enclosure] | None = None
+    for mc in e.get("media_content") or []:
+        url = (mc.get("url") or "").strip()
+        if not url:
+            continue
+        mtype = (mc.get("type") or "").split(";")[0].strip().lower()
+        if not mtype:
+            mtype = mimetypes.guess_type(urlsplit(url).path)[0] or ""
+        kind = mtype.partition("/")[0] if "/" in mtype else (mc.get("medium") or "").lower()
+        if kind not in ("audio", "video"):
+            continue  # images, documents, players
+        rank = (0 if kind == "audio" else 2) + (0 if mc.get("isdefault") == "true" else 1)
+        if best is None or rank < best[0]:
+            length = _int(mc.get("filesize"))
+            default_type = "audio/mpeg" if kind == "audio" else "video/mp4"
+            best = (rank, Enclosure(url, length if length else None, mtype or default_type))
+    return best[1] if best else None
 
 
 def _episode(
@@ -712,7 +746,10 @@ def _episode(
     etype = (e.get("itunes_episodetype") or "full").strip().lower()
     explicit = e.get("itunes_explicit")
     return EpisodeData(
-        title=title or "Untitled episode",
+        title=title
+        or title_from_url(enclosure.url if enclosure else None)
+        or title_from_url(link)
+        or "Untitled episode",
         date=_entry_date(e, tz),
         guid=guid or key,
         key=key,
