@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -36,6 +36,17 @@ _IMAGE_EXT = (".jpg", ".jpeg", ".png")
 _ENCLOSURE_TYPES = ("audio/", "video/")
 _EPISODE_TYPES = {"full", "trailer", "bonus"}
 DESCRIPTION_MAX_BYTES = 4000  # Apple's cap on an item's <description> and itunes:summary
+# Marks the problems publish.py refuses to write a feed for (see unsafe_urls).
+UNSAFE_URL = "unsafe URL"
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# What a browser ignores in a URL (WHATWG URL parsing): so does the scheme test
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_EDGE = "".join(map(chr, range(0x21)))
+# Attributes that hold a URL, on any element (enclosure url, itunes:image href, podcast:person
+# img, podcast:transcript url, podcast:chapters url, atom:link href, psc:chapter image...)
+_URL_ATTRS = frozenset({"url", "href", "img", "image", "uri"})
+# Elements whose text is a URL (<link>, <image><url>, <comments>, itunes:new-feed-url)
+_URL_TEXTS = frozenset({"link", "url", "comments", "new-feed-url"})
 
 
 def rfc2822_problem(value: str | None) -> str | None:
@@ -61,6 +72,8 @@ def _text(el: etree._Element | None) -> str:
 def _image_problem(href: str) -> str | None:
     if not href:
         return "has no href"
+    if bad_scheme(href):
+        return None  # an unsafe URL: told by unsafe_urls, with the others
     if not _is_http(href):
         return f"{href!r} is not an http(s) URL"
     if not urlsplit(href).path.lower().endswith(_IMAGE_EXT):
@@ -139,6 +152,48 @@ def _channel(channel: etree._Element) -> Iterator[str]:
             uuid.UUID(guid)
         except ValueError:
             yield f"channel: podcast:guid {guid!r} is not a UUID"
+    yield from unsafe_urls("channel", _channel_nodes(channel))
+
+
+def bad_scheme(url: str) -> str | None:
+    """The scheme of `url` when it has one other than http(s) (javascript:, data:, file:...)."""
+    m = _URL_SCHEME.match(_URL_IGNORED.sub("", url.strip(_URL_EDGE)))
+    if m is None or m.group(1).lower() in ("http", "https"):
+        return None
+    return m.group(1).lower()
+
+
+def _short(value: str, limit: int = 80) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def unsafe_urls(where: str, nodes: Iterable[etree._Element]) -> Iterator[str]:
+    """A problem for every URL on `nodes` (URL attributes and <link> text) whose scheme is not
+    http(s): apps would open or load it, and a javascript:, data: or file: URL can run code
+    or read files there."""
+    for node in nodes:
+        tag = node.tag
+        if not isinstance(tag, str):
+            continue
+        name = tag.rpartition("}")[2]
+        values = [(f"<{name}> {k}", v) for k, v in node.items() if k in _URL_ATTRS]
+        if name in _URL_TEXTS and node.text:
+            values.append((f"<{name}>", node.text))
+        for what, value in values:
+            scheme = bad_scheme(value)
+            if scheme:
+                yield (
+                    f"{where}: {UNSAFE_URL}: {what} {_short(value.strip())!r} is a {scheme}: "
+                    "URL, not http(s); apps would open it. The feed is not written until it "
+                    "is gone (fix the source it came from, or the config)"
+                )
+
+
+def _channel_nodes(channel: etree._Element) -> Iterator[etree._Element]:
+    """The channel's own elements, its items left out (they are checked one by one)."""
+    for child in channel:
+        if child.tag != "item":
+            yield from child.iter()
 
 
 def _is_http(url: str) -> bool:
@@ -169,7 +224,9 @@ def _item(
         yield f"{where}: no <enclosure> (the audio file)"
     else:
         url = enc.get("url", "")
-        if not _is_http(url):
+        if bad_scheme(url):
+            pass  # told below, with every other unsafe URL
+        elif not _is_http(url):
             yield f"{where}: enclosure url {url!r} is not an http(s) URL"
         elif url in urls:
             yield f"{where}: enclosure url {url!r} repeats item {urls[url]}"
@@ -221,6 +278,7 @@ def _item(
             f"{where}: podcast:chapters type {chapters.get('type')!r}; "
             "use application/json+chapters"
         )
+    yield from unsafe_urls(where, item.iter())
 
 
 def check_tree(root: etree._Element) -> list[str]:

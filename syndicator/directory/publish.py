@@ -46,7 +46,7 @@ from sqlmodel import Session
 
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, jsonfeed, rss
-from syndicator.directory.check import check_tree
+from syndicator.directory.check import UNSAFE_URL, check_tree
 from syndicator.store.db import session
 from syndicator.store.models import Episode, FeedState
 
@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 class UnknownFeedError(ValueError):
     """`names` asked for a feed that is not configured."""
+
+
+class UnsafeFeedError(ValueError):
+    """The built feed carries a URL that is not http(s) (javascript:, data:, file:...)."""
 
 
 @dataclass
@@ -426,6 +430,15 @@ def _publish_one(
             # (peak memory at 10,000 episodes).
             del episodes, shown
             problems += check_tree(root)  # the tree just built: no second parse of the bytes
+            unsafe = [p for p in problems if UNSAFE_URL in p]
+            if unsafe:
+                # the items' own fields were cleaned while building; this is the last guard
+                # (the config, or a field nothing cleaned): never publish such a URL
+                outcome.problems = problems
+                raise UnsafeFeedError(
+                    f"it carries {len(unsafe)} URL(s) that are not http(s), and is not "
+                    f"written until they are gone; the first: {unsafe[0]}"
+                )
             # The feed is streamed from the tree, never held as one big bytes object:
             # first only hashed; written (streamed again) only when it changed.
             tmp: _TempFile | None = None

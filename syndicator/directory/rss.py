@@ -27,6 +27,7 @@ from lxml import etree
 
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
+from syndicator.directory.check import bad_scheme
 from syndicator.directory.extensions import Person, Transcript
 from syndicator.sources.remote import html_to_text, title_from_url
 
@@ -460,7 +461,21 @@ def _item(
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
     title = item_title(ep)
-    link = xml_text(ep.url).strip() or None
+
+    def safe(what: str, value: str | None) -> str | None:
+        """`value`, unless it is a URL that is not http(s) (javascript:, data:, file:...):
+        such a URL never reaches the feed, and the build says so."""
+        value = xml_text(value).strip() or None
+        scheme = bad_scheme(value) if value else None
+        if scheme is None:
+            return value
+        if what == "audio URL":  # no audio, no item: on_error leaves it out
+            raise ValueError(f"its audio URL {value[:80]!r} is a {scheme}: URL, not http(s)")
+        if report is not None:
+            report(ep, f"its {what} {value[:80]!r} is a {scheme}: URL, not http(s); left out")
+        return None
+
+    link = safe("link", ep.url)
     guid = xml_text(ep.guid)
     notes = sanitize_html(ep.show_notes_html or "", link)
     summary = xml_text(ep.description).strip()
@@ -481,7 +496,7 @@ def _item(
     description = excerpt
     if meta.item_description == "notes" and len(notes.encode("utf-8")) <= DESCRIPTION_MAX_BYTES:
         description = notes or excerpt
-    url = xml_text(ep.enclosure_url).strip()
+    url = safe("audio URL", ep.enclosure_url) or ""
 
     it = extensions.ItunesEntryExtension()
     if ep.duration_seconds is not None and ep.duration_seconds >= 0:
@@ -489,11 +504,16 @@ def _item(
     if ep.number is not None and ep.number > 0:  # Apple: a non-zero integer
         it.episode = int(ep.number)
     it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
-    it.image = absolute_url(xml_text(ep.image), link or meta.link) if ep.image else None
+    image = safe("image", ep.image)
+    it.image = absolute_url(image, link or meta.link) if image else None
     it.explicit = ep.explicit
     it.summary = excerpt
 
     pc = extensions.PodcastNsEntryExtension()
+    for g in ep.guests or []:
+        if isinstance(g, dict):  # the unsafe ones are told here; _persons drops them
+            safe(f"guest {xml_text(g.get('name'))!r} website", g.get("website"))
+            safe(f"guest {xml_text(g.get('name'))!r} avatar", g.get("avatar"))
     pc.persons = _persons(ep.guests, meta)
     psc = extensions.PscEntryExtension()
     if ep.chapters:
@@ -503,8 +523,8 @@ def _item(
             psc.chapters = cf.psc
             if chapter_files is not None:
                 chapter_files[cf.name] = cf.data
-    if ep.transcript_url:
-        turl = xml_text(ep.transcript_url).strip()
+    turl = safe("transcript URL", ep.transcript_url)
+    if turl:
         ttype = xml_text(transcript_type(turl, ep.transcript_type))
         rel = "captions" if ttype in CAPTION_TYPES else None
         pc.transcripts = [Transcript(url=turl, type=ttype, rel=rel)]

@@ -298,6 +298,33 @@ def _abs(value: str | None, base: str) -> str | None:
     return urljoin(base, value)
 
 
+# (field, URL as written) of the URLs an item loses for not being http(s)
+Refused = list[tuple[str, str]]
+
+
+def _web_url(value: str | None, base: str, what: str, refused: Refused) -> str | None:
+    """`value` made absolute (see _abs) when that gives an http(s) URL; a javascript:, data:,
+    file: (or any other) URL is refused: noted in `refused` and never passed on."""
+    url = _abs(value, base)
+    if url is None or url[:8].lower().startswith(("http://", "https://")):
+        return url
+    refused.append((what, (value or "").strip()))
+    return None
+
+
+def _refused_problem(url: str, items: list[str]) -> ProblemData:
+    """One problem for the feed (the store keeps one per URL and kind), naming each item."""
+    shown = " ".join(items[:20]) + (f" ... and {len(items) - 20} more." if len(items) > 20 else "")
+    return _problem(
+        url,
+        "unsafe-url",
+        f"{len(items)} item(s) carry URLs that are not http(s), left out: {shown} Only http(s) "
+        "URLs reach the published feed (a javascript:, data: or file: URL could run code or "
+        "read files in listeners' apps); ask the feed's publisher to fix these items.",
+        severity="warning",
+    )
+
+
 def _int(value: Any) -> int | None:
     raw = str(value).strip() if value is not None else ""
     return int(raw) if raw.isdigit() else None
@@ -549,9 +576,11 @@ def _parse_feed(
     episodes: list[EpisodeData] = []
     seen: set[str] = set()
     no_key: list[str] = []
+    unsafe_items: list[str] = []
     dupes = 0
     for i, e in enumerate(entries):
-        enclosure = _enclosure(e)
+        refused: Refused = []
+        enclosure = _enclosure(e, url, refused)
         guid = (e.get("id") or "").strip() or None
         link = (e.get("link") or "").strip() or None
         key = guid or link or (enclosure.url if enclosure else None)
@@ -566,9 +595,13 @@ def _parse_feed(
         ns = None
         if ns_items is not None:
             ns = ns_items[i] if by_index else (by_key.get(guid or "") or by_key.get(link or ""))
-        episodes.append(
-            _episode(e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz)
+        ep = _episode(
+            e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz, refused
         )
+        episodes.append(ep)
+        if refused:
+            lost = ", ".join(f"{what} {value[:80]!r}" for what, value in refused)
+            unsafe_items.append(f"item {ep.title[:200]!r} ({key[:200]!r}): {lost};")
     if not episodes and d.get("bozo"):
         return _invalid_xml(url, d.get("bozo_exception"))
     if d.get("bozo"):
@@ -594,6 +627,8 @@ def _parse_feed(
                 severity="warning",
             )
         )
+    if unsafe_items:
+        problems.append(_refused_problem(url, unsafe_items))
     if dupes:
         problems.append(
             _problem(
@@ -642,27 +677,29 @@ def title_from_url(url: str | None) -> str:
     return _SPACE.sub(" ", stem if stem else ext).strip()
 
 
-def _enclosure(e: Any) -> Enclosure | None:
+def _enclosure(e: Any, base: str, refused: Refused) -> Enclosure | None:
+    """The item's file: its first <enclosure> with an http(s) URL (kept as written, made
+    absolute later), else Media RSS."""
     for enc in e.get("enclosures") or []:
         href = (enc.get("href") or enc.get("url") or "").strip()
-        if href:
+        if href and _web_url(href, base, "enclosure", refused):
             length = _int(enc.get("length"))
             return Enclosure(
                 url=href,
                 length=length if length else None,
                 type=(enc.get("type") or "").strip() or "audio/mpeg",
             )
-    return _media_enclosure(e)
+    return _media_enclosure(e, base, refused)
 
 
-def _media_enclosure(e: Any) -> Enclosure | None:
+def _media_enclosure(e: Any, base: str, refused: Refused) -> Enclosure | None:
     """Media RSS (media:content, also inside media:group) as the episode's file, for items
     without an <enclosure> (video and YouTube-born podcasts publish only these): the first
     audio file, else the first video; isDefault="true" first within each."""
     best: tuple[int, Enclosure] | None = None
     for mc in e.get("media_content") or []:
         url = (mc.get("url") or "").strip()
-        if not url:
+        if not url or not _web_url(url, base, "media:content", refused):
             continue
         mtype = (mc.get("type") or "").split(";")[0].strip().lower()
         if not mtype:
@@ -690,10 +727,11 @@ def _episode(
     doc_url: str,
     feed_link: str,
     tz: tzinfo,
+    refused: Refused,
 ) -> EpisodeData:
     # keys stay as written (identity must not depend on where the feed is served from);
     # the URLs shown are made absolute against the feed's own URL
-    link = _abs(link, doc_url)
+    link = _web_url(link, doc_url, "link", refused)
     if enclosure is not None and not enclosure.url.startswith(("http://", "https://")):
         enclosure = Enclosure(_abs(enclosure.url, doc_url) or "", enclosure.length, enclosure.type)
     summary = e.get("summary") or ""
@@ -702,7 +740,8 @@ def _episode(
     base = link or feed_link
     if ns is not None and ns.guests:
         for g in ns.guests:
-            g.website, g.avatar = _abs(g.website, doc_url), _abs(g.avatar, doc_url)
+            g.website = _web_url(g.website, doc_url, f"guest {g.name!r} website", refused)
+            g.avatar = _web_url(g.avatar, doc_url, f"guest {g.name!r} img", refused)
     for c in content:
         if "html" in (c.get("type") or "") and c.get("value"):
             notes = c["value"]
@@ -737,11 +776,15 @@ def _episode(
         if secs is not None:
             chapters.append(Chapter(start=secs, title=fix_text((ch.get("title") or "").strip())))
 
-    transcript = _pick_transcript(ns.transcripts) if ns else None
-    if transcript is None and ns is None:
+    options = list(ns.transcripts) if ns else []
+    if ns is None:
         pt = e.get("podcast_transcript")  # feedparser's view, when the XML pass did not run
         if isinstance(pt, dict) and pt.get("url"):
-            transcript = (pt["url"], pt.get("type") or "")
+            options = [(pt["url"], pt.get("type") or "")]
+    transcript = _pick_transcript(
+        [(u, kind) for raw, kind in options if (u := _web_url(raw, doc_url, "transcript", refused))]
+    )
+    transcript_url = transcript[0] if transcript else None
 
     etype = (e.get("itunes_episodetype") or "full").strip().lower()
     explicit = e.get("itunes_explicit")
@@ -763,8 +806,8 @@ def _episode(
         description=fix_text(description),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,
-        image=_abs(image, doc_url),
-        transcript_url=_abs(transcript[0], doc_url) if transcript else None,
+        image=_web_url(image, doc_url, "image", refused),
+        transcript_url=transcript_url,
         transcript_type=(transcript[1] or None) if transcript else None,
         explicit=explicit if isinstance(explicit, bool) else None,
         episode_type=etype if etype in ("full", "trailer", "bonus") else "full",

@@ -4,6 +4,7 @@ URLs that are not http(s), through a real store, real files and real parsers."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +12,15 @@ from typing import Any
 
 import pytest
 from lxml import etree
+from sqlmodel import select
 
 from syndicator.config import Settings, from_dict
 from syndicator.directory.check import check_feed
 from syndicator.directory.publish import FeedOutcome, publish_feeds
 from syndicator.store.db import session, upgrade
-from syndicator.store.models import Episode
+from syndicator.store.models import Episode, Problem
+from tests.feedserver import FeedServer
+from tests.hostile.conftest import run_cli
 
 SITE = "https://show.example.org"
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -141,3 +145,189 @@ def test_a_100_kb_description_is_cut_to_apples_limit_and_reported(
     size = len((word * 3700).strip().encode())
     assert f"{size:,} bytes" in problem and "4,000" in problem and "Shorten" in problem
     assert check_feed(raw) == []
+
+
+# --------------------------------------------------------------------------- unsafe URLs
+
+FEEDS = Path(__file__).resolve().parent.parent / "feeds"
+UNSAFE = (b"javascript:", b"data:", b"file:")
+
+
+def _urls(xml: bytes) -> list[str]:
+    """Every URL-carrying attribute and <link> text in a feed."""
+    out = []
+    for el in etree.fromstring(xml).iter():
+        if not isinstance(el.tag, str):
+            continue
+        out += [v for k, v in el.items() if k in ("url", "href", "img", "image", "uri")]
+        if el.tag.rpartition("}")[2] == "link" and el.text:
+            out.append(el.text)
+    return out
+
+
+def _config(tmp: Path, feed_url: str, **podcast: str) -> Path:
+    extra = "".join(f'{k} = "{v}"\n' for k, v in podcast.items())
+    cfg = tmp / "s.toml"
+    cfg.write_text(
+        f"""
+[podcast]
+title = "Hostile Show"
+description = "A show under attack."
+link = "{SITE}"
+feed_url = "{SITE}/podcast/feed.xml"
+image = "{SITE}/cover.jpg"
+author = "Nadia Host"
+owner_email = "nadia@show.example.org"
+categories = ["Technology"]
+{extra}
+[database]
+url = "sqlite:///s.db"
+
+[[sources]]
+name = "hostile"
+type = "feed"
+url = "{feed_url}"
+
+[[feeds]]
+name = "main"
+path = "public/podcast/feed.xml"
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_unsafe_urls_from_a_remote_feed_never_reach_the_published_feed(tmp_path: Path) -> None:
+    with FeedServer() as srv:
+        srv.add_feed("/hostile.xml", (FEEDS / "hostile_urls.xml").read_bytes())
+        cfg = _config(tmp_path, srv.url("/hostile.xml"))
+        r = run_cli(cfg, "run-once")
+    assert r.returncode in (0, 1), r.stderr
+    raw = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    for scheme in UNSAFE:
+        assert scheme not in raw.lower(), scheme
+    urls = _urls(raw)
+    assert urls and all(u.startswith(("http://", "https://")) for u in urls), urls
+    # an item whose only audio is unsafe is not in the feed; one with a safe media:content is
+    items = {i.findtext("guid"): i for i in etree.fromstring(raw).iter("item")}
+    assert set(items) == {"hostile-1", "hostile-4"}
+    enc = items["hostile-1"].find("enclosure")
+    assert enc is not None and enc.get("url") == "https://cdn.hostile.example/1.mp3"
+    assert items["hostile-1"].find("link") is None
+    assert "Mallory" in etree.tostring(items["hostile-1"]).decode()
+    # one problem for the feed (the store keeps one per URL and kind), naming every item
+    # and every URL each lost
+    with session(upgrade(f"sqlite:///{tmp_path / 's.db'}")) as s:
+        rows = s.exec(select(Problem).where(Problem.kind == "unsafe-url")).all()
+    [problem] = rows
+    listed = problem.message.split(" left out: ", 1)[1].split("; Only http(s)", 1)[0]
+    items = re.split(r";\s+(?=item ')", listed)
+    assert items[0] == (
+        "item 'Scripted everything' ('hostile-1'): enclosure 'JavaScript:alert(1)//.mp3', "
+        "link 'javascript:alert(document.cookie)', guest 'Mallory' website "
+        "'javascript:alert(2)', guest 'Mallory' img 'data:image/svg+xml,<svg onload=alert(3)>', "
+        "transcript 'file:///etc/passwd', image 'data:image/png;base64,iVBORw0KGgo='"
+    )
+    assert items[1].startswith("item 'Only a data enclosure' ('hostile-2'): enclosure 'data:")
+    assert items[2] == (
+        "item 'A file enclosure, tab-split scheme' ('hostile-3'): enclosure "
+        "'file:///var/lib/secret.mp3', link 'jav\\tascript:alert(5)', image 'javascript:alert(6)'"
+    )
+    assert problem.message.startswith("3 item(s) carry URLs that are not http(s)")
+    assert "ask the feed's publisher" in problem.message
+    assert problem.severity == "warning" and problem.resolved_at is None
+
+
+def test_the_builder_leaves_out_unsafe_urls_already_stored(tmp_path: Path, store: Any) -> None:
+    # rows stored before the source dropped them (or by any other way in): the feed
+    # builder is the second line of defence
+    with session(store, write=True) as s:
+        s.add(_episode(3, enclosure_url="javascript:alert(1)//x.mp3"))
+        s.add(
+            _episode(
+                4,
+                url="data:text/html,<script>alert(2)</script>",
+                image="file:///etc/passwd",
+                transcript_url="JAVASCRIPT:alert(3)",
+                guests=[{"name": "Eve", "website": "javascript:x()", "avatar": "data:x"}],
+            )
+        )
+    out = _publish(store, _settings(tmp_path))
+    assert out.error is None and out.changed and out.episode_count == 3
+    raw = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    for scheme in UNSAFE:
+        assert scheme not in raw.lower(), scheme
+    guids = [i.findtext("guid") for i in etree.fromstring(raw).iter("item")]
+    assert f"{SITE}/3" not in guids and f"{SITE}/4" in guids
+    text = "\n".join(out.problems)
+    assert f"episode '{SITE}/3' ('Episode 3') left out" in text
+    assert "audio URL 'javascript:alert(1)//x.mp3' is a javascript: URL" in text
+    for what in (
+        "link 'data:text/html,<script>alert(2)</script>' is a data: URL",
+        "image 'file:///etc/passwd' is a file: URL",
+        "transcript URL 'JAVASCRIPT:alert(3)' is a javascript: URL",
+        "guest 'Eve' website 'javascript:x()' is a javascript: URL",
+        "guest 'Eve' avatar 'data:x' is a data: URL",
+    ):
+        assert f"episode '{SITE}/4' ('Episode 4') in feed 'main': its {what}" in text, what
+
+
+def test_a_feed_carrying_an_unsafe_url_is_not_written(tmp_path: Path, store: Any) -> None:
+    # the config is the one way left for such a URL to reach the built tree
+    good = _settings(tmp_path)
+    assert _publish(store, good).changed
+    feed = tmp_path / "public" / "podcast" / "feed.xml"
+    before = feed.read_bytes()
+    cfg = _config(
+        tmp_path,
+        "https://friends.example/f.xml",
+        funding_url="javascript:alert(1)",
+    )
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write('hubs = ["data:text/plain,hub"]\nchapters_url = "file:///tmp/chapters/"\n')
+    r = run_cli(cfg, "feed", "build", "--check")
+    assert r.returncode == 1
+    err = " ".join(r.stderr.split())
+    for what in (
+        "channel: unsafe URL: <funding> url 'javascript:alert(1)' is a javascript: URL",
+        "channel: unsafe URL: <link> href 'data:text/plain,hub' is a data: URL",
+        "unsafe URL: <chapters> url 'file:///tmp/chapters/",
+        "it carries 3 URL(s) that are not http(s), and is not written",
+    ):
+        assert what in err, (what, r.stderr)
+    r = run_cli(cfg, "feed", "build")
+    assert r.returncode == 1 and "is not written" in r.stderr
+    assert feed.read_bytes() == before  # the last good feed stays
+    assert not [p for p in feed.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_check_feed_reports_every_unsafe_url() -> None:
+    xml = (FEEDS / "hostile_urls.xml").read_bytes()
+    problems = [p for p in check_feed(xml) if "unsafe URL" in p]
+    assert problems[0] == (
+        "channel: unsafe URL: <link> 'javascript:alert(document.cookie)' is a javascript: URL, "
+        "not http(s); apps would open it. The feed is not written until it is gone (fix the "
+        "source it came from, or the config)"
+    )
+    where = [p.split(" is a ", 1)[0] for p in problems]
+    assert where == [
+        "channel: unsafe URL: <link> 'javascript:alert(document.cookie)'",
+        "channel: unsafe URL: <url> 'javascript:alert(1)'",
+        "channel: unsafe URL: <link> 'javascript:alert(1)'",
+        "item 1 ('Scripted everything'): unsafe URL: <link> 'javascript:alert(document.cookie)'",
+        "item 1 ('Scripted everything'): unsafe URL: <enclosure> url 'JavaScript:alert(1)//.mp3'",
+        "item 1 ('Scripted everything'): unsafe URL: <image> href "
+        "'data:image/png;base64,iVBORw0KGgo='",
+        "item 1 ('Scripted everything'): unsafe URL: <transcript> url 'file:///etc/passwd'",
+        "item 1 ('Scripted everything'): unsafe URL: <person> href 'javascript:alert(2)'",
+        "item 1 ('Scripted everything'): unsafe URL: <person> img "
+        "'data:image/svg+xml,<svg onload=alert(3)>'",
+        "item 2 ('Only a data enclosure'): unsafe URL: <enclosure> url "
+        "'data:audio/mpeg;base64,SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAAAAAAA...'",
+        "item 3 ('A file enclosure, tab-split scheme'): unsafe URL: <link> "
+        "'jav\\tascript:alert(5)'",
+        "item 3 ('A file enclosure, tab-split scheme'): unsafe URL: <enclosure> url "
+        "'file:///var/lib/secret.mp3'",
+        "item 3 ('A file enclosure, tab-split scheme'): unsafe URL: <image> href "
+        "'javascript:alert(6)'",
+    ]
