@@ -219,6 +219,22 @@ def test_media_rss_content_is_the_audio_without_an_enclosure(srv: FeedServer) ->
     }
 
 
+def test_long_item_description_is_kept_within_apples_limit(srv: FeedServer) -> None:
+    # many feeds carry the whole show notes in <description>: the episode's description is
+    # its start, cut at a word, within the 4,000 bytes Apple allows; the notes stay whole
+    para = "Über die Grenze gehen wir heute, mit Gästen &amp; Fragen. "
+    body = ITEMS_RSS.replace(
+        "<description>no guid, link or enclosure</description>",
+        f"<description>{para * 400}</description><guid>long</guid>",
+    )
+    srv.add_feed("/long.xml", body)
+    ep = next(e for e in poll_one(srv.url("/long.xml")).episodes if e.guid == "long")
+    assert 3_900 < len(ep.description.encode()) <= 4_000 and ep.description.endswith("…")
+    whole = " ".join([para.replace("&amp;", "&").strip()] * 400)
+    assert whole.startswith(ep.description[:-1])
+    assert ep.show_notes_html.count("Über die Grenze") == 400
+
+
 def test_item_without_title_is_named_after_its_file(srv: FeedServer) -> None:
     # as gPodder does: the enclosure's file name without its extension
     srv.add_feed("/video.xml", (FEEDS / "media_rss.xml").read_bytes())

@@ -17,6 +17,7 @@ from lxml import etree
 
 from syndicator.directory import apple
 from syndicator.directory.extensions import ATOM_NS, ITUNES_NS, PODCAST_NS
+from syndicator.sources.remote import DESCRIPTION_MAX_BYTES
 
 IT = f"{{{ITUNES_NS}}}"
 PC = f"{{{PODCAST_NS}}}"
@@ -35,7 +36,6 @@ _DURATION = re.compile(r"^(?:\d+|(?:\d+:)?[0-5]?\d:[0-5]\d)$")
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
 _ENCLOSURE_TYPES = ("audio/", "video/")
 _EPISODE_TYPES = {"full", "trailer", "bonus"}
-DESCRIPTION_MAX_BYTES = 4000  # Apple's cap on an item's <description> and itunes:summary
 # Marks the problems publish.py refuses to write a feed for (see unsafe_urls).
 UNSAFE_URL = "unsafe URL"
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -45,8 +45,8 @@ _URL_EDGE = "".join(map(chr, range(0x21)))
 # Attributes that hold a URL, on any element (enclosure url, itunes:image href, podcast:person
 # img, podcast:transcript url, podcast:chapters url, atom:link href, psc:chapter image...)
 _URL_ATTRS = frozenset({"url", "href", "img", "image", "uri"})
-# Elements whose text is a URL (<link>, <image><url>, <comments>, itunes:new-feed-url)
-_URL_TEXTS = frozenset({"link", "url", "comments", "new-feed-url"})
+# Elements whose text is a URL (<link>, <image><url>, <comments>; and itunes:new-feed-url)
+_URL_TEXTS = frozenset({"link", "url", "comments"})
 
 
 def rfc2822_problem(value: str | None) -> str | None:
@@ -157,6 +157,8 @@ def _channel(channel: etree._Element) -> Iterator[str]:
 
 def bad_scheme(url: str) -> str | None:
     """The scheme of `url` when it has one other than http(s) (javascript:, data:, file:...)."""
+    if url.startswith(("https://", "http://")) or ":" not in url:
+        return None  # nearly every URL: no regex
     m = _URL_SCHEME.match(_URL_IGNORED.sub("", url.strip(_URL_EDGE)))
     if m is None or m.group(1).lower() in ("http", "https"):
         return None
@@ -167,33 +169,43 @@ def _short(value: str, limit: int = 80) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
 
 
+# Every URL-carrying attribute and URL text at or under an element, found by libxml2: a
+# Python loop over every element costs twice as much. (Per element: one union over a whole
+# document is quadratic in libxml2.)
+_URL_VALUES = etree.XPath(
+    " | ".join(
+        [f"descendant-or-self::*/@{a}" for a in sorted(_URL_ATTRS)]
+        + [f"descendant-or-self::{t}/text()" for t in sorted(_URL_TEXTS)]
+        + ["descendant-or-self::itunes:new-feed-url/text()"]
+    ),
+    namespaces={"itunes": ITUNES_NS},
+)
+
+
 def unsafe_urls(where: str, nodes: Iterable[etree._Element]) -> Iterator[str]:
-    """A problem for every URL on `nodes` (URL attributes and <link> text) whose scheme is not
-    http(s): apps would open or load it, and a javascript:, data: or file: URL can run code
-    or read files there."""
+    """A problem for every URL at or under `nodes` (URL attributes, and the text of <link>,
+    <url>...) whose scheme is not http(s): apps would open or load it, and a javascript:,
+    data: or file: URL can run code or read files there."""
     for node in nodes:
-        tag = node.tag
-        if not isinstance(tag, str):
-            continue
-        name = tag.rpartition("}")[2]
-        values = [(f"<{name}> {k}", v) for k, v in node.items() if k in _URL_ATTRS]
-        if name in _URL_TEXTS and node.text:
-            values.append((f"<{name}>", node.text))
-        for what, value in values:
+        for value in _URL_VALUES(node):
             scheme = bad_scheme(value)
-            if scheme:
-                yield (
-                    f"{where}: {UNSAFE_URL}: {what} {_short(value.strip())!r} is a {scheme}: "
-                    "URL, not http(s); apps would open it. The feed is not written until it "
-                    "is gone (fix the source it came from, or the config)"
-                )
+            if not scheme:
+                continue
+            parent = value.getparent()
+            name = parent.tag.rpartition("}")[2] if isinstance(parent.tag, str) else "?"
+            what = f"<{name}> {value.attrname}" if value.is_attribute else f"<{name}>"
+            yield (
+                f"{where}: {UNSAFE_URL}: {what} {_short(str(value).strip())!r} is a {scheme}: "
+                "URL, not http(s); apps would open it. The feed is not written until it "
+                "is gone (fix the source it came from, or the config)"
+            )
 
 
 def _channel_nodes(channel: etree._Element) -> Iterator[etree._Element]:
     """The channel's own elements, its items left out (they are checked one by one)."""
     for child in channel:
         if child.tag != "item":
-            yield from child.iter()
+            yield child
 
 
 def _is_http(url: str) -> bool:
@@ -278,7 +290,7 @@ def _item(
             f"{where}: podcast:chapters type {chapters.get('type')!r}; "
             "use application/json+chapters"
         )
-    yield from unsafe_urls(where, item.iter())
+    yield from unsafe_urls(where, (item,))
 
 
 def check_tree(root: etree._Element) -> list[str]:

@@ -29,7 +29,12 @@ from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
 from syndicator.directory.check import bad_scheme
 from syndicator.directory.extensions import Person, Transcript
-from syndicator.sources.remote import html_to_text, title_from_url
+from syndicator.sources.remote import (
+    DESCRIPTION_MAX_BYTES,
+    html_to_text,
+    text_excerpt,
+    title_from_url,
+)
 
 # https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
@@ -68,10 +73,6 @@ _CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _SubElement = etree.SubElement
 # Only re-reads feedgen's own channel output, which it just wrote.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-
-# Apple's cap on an item's <description> and itunes:summary, in bytes of UTF-8.
-DESCRIPTION_MAX_BYTES = 4000
-_LAST_SPACE = re.compile(r"\s+\S*$")
 
 TRANSCRIPT_TYPES = {
     ".vtt": "text/vtt",
@@ -170,19 +171,6 @@ def sanitize_html(text: str, base_url: str | None = None) -> str:
         cleaned = _HREF.sub(absolute, cleaned)
     # "]]>" would end the CDATA section early; nh3 escapes ">" in text, this is belt and braces.
     return cleaned.replace("]]>", "]]&gt;").strip()
-
-
-def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
-    """`text` when it fits in `max_bytes` of UTF-8, else its start cut at a word boundary
-    and ended with "…" (the whole within `max_bytes`)."""
-    if len(text) * 4 <= max_bytes or len(text.encode("utf-8")) <= max_bytes:
-        return text
-    # "…" is 3 bytes; a character cut in half by the byte limit is dropped
-    head = text.encode("utf-8")[: max_bytes - 3].decode("utf-8", "ignore")
-    m = _LAST_SPACE.search(head)
-    if m and m.start() >= len(head) // 2:  # one giant "word": cut it rather than lose most
-        head = head[: m.start()]
-    return head.rstrip(" \t\n,;:.-") + "…"
 
 
 def _plain_to_html(text: str) -> str:

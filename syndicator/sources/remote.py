@@ -202,6 +202,10 @@ _BLOCK = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+# Apple's cap on an item's <description> and itunes:summary, in bytes of UTF-8: a feed's
+# description is kept within it (the whole text is in the show notes).
+DESCRIPTION_MAX_BYTES = 4000
+_LAST_SPACE = re.compile(r"\s+\S*$")
 
 
 def fix_text(text: str) -> str:
@@ -221,6 +225,19 @@ def html_to_text(value: str) -> str:
         value = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"})
     value = html.unescape(value) if "&" in value else value
     return _SPACE.sub(" ", value).strip()
+
+
+def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
+    """`text` when it fits in `max_bytes` of UTF-8, else its start cut at a word boundary
+    and ended with "…" (the whole within `max_bytes`)."""
+    if len(text) * 4 <= max_bytes or len(text.encode("utf-8")) <= max_bytes:
+        return text
+    # "…" is 3 bytes; a character cut in half by the byte limit is dropped
+    head = text.encode("utf-8")[: max_bytes - 3].decode("utf-8", "ignore")
+    m = _LAST_SPACE.search(head)
+    if m and m.start() >= len(head) // 2:  # one giant "word": cut it rather than lose most
+        head = head[: m.start()]
+    return head.rstrip(" \t\n,;:.-") + "…"
 
 
 def clean_html(value: str, base: str | None) -> str:
@@ -803,7 +820,7 @@ def _episode(
         categories=list(categories),
         enclosure=enclosure,
         duration_seconds=parse_itunes_duration(e.get("itunes_duration")),
-        description=fix_text(description),
+        description=text_excerpt(fix_text(description)),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,
         image=_web_url(image, doc_url, "image", refused),
