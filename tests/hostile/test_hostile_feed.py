@@ -252,11 +252,14 @@ def test_the_builder_leaves_out_unsafe_urls_already_stored(tmp_path: Path, store
                 guests=[{"name": "Eve", "website": "javascript:x()", "avatar": "data:x"}],
             )
         )
-    out = _publish(store, _settings(tmp_path))
+    out = _publish(store, _settings(tmp_path, json_feed="public/podcast/feed.json"))
     assert out.error is None and out.changed and out.episode_count == 3
     raw = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    json_feed = (tmp_path / "public" / "podcast" / "feed.json").read_bytes()
     for scheme in UNSAFE:
         assert scheme not in raw.lower(), scheme
+        assert scheme not in json_feed.lower(), scheme
+    assert f'"id": "{SITE}/4"'.encode() in json_feed
     guids = [i.findtext("guid") for i in etree.fromstring(raw).iter("item")]
     assert f"{SITE}/3" not in guids and f"{SITE}/4" in guids
     text = "\n".join(out.problems)
