@@ -145,6 +145,9 @@ def test_a_100_kb_description_is_cut_to_apples_limit_and_reported(
     size = len((word * 3700).strip().encode())
     assert f"{size:,} bytes" in problem and "4,000" in problem and "Shorten" in problem
     assert check_feed(raw) == []
+    # `feed build --check` says the same
+    checked = _publish(store, _settings(tmp_path), check_only=True)
+    assert checked.problems == [problem]
 
 
 # --------------------------------------------------------------------------- unsafe URLs
