@@ -232,6 +232,7 @@ def test_unsafe_urls_from_a_remote_feed_never_reach_the_published_feed(tmp_path:
         "transcript 'file:///etc/passwd', image 'data:image/png;base64,iVBORw0KGgo='"
     )
     assert items[1].startswith("item 'Only a data enclosure' ('hostile-2'): enclosure 'data:")
+    assert items[1].endswith("', media:content 'javascript:alert(7)'")
     assert items[2] == (
         "item 'A file enclosure, tab-split scheme' ('hostile-3'): enclosure "
         "'file:///var/lib/secret.mp3', link 'jav\\tascript:alert(5)', image 'javascript:alert(6)'"
@@ -325,11 +326,15 @@ def test_check_feed_reports_every_unsafe_url() -> None:
         "item 1 ('Scripted everything'): unsafe URL: <image> href "
         "'data:image/png;base64,iVBORw0KGgo='",
         "item 1 ('Scripted everything'): unsafe URL: <transcript> url 'file:///etc/passwd'",
+        "item 1 ('Scripted everything'): unsafe URL: <chapters> url 'javascript:alert(8)'",
+        "item 1 ('Scripted everything'): unsafe URL: <chapter> href 'javascript:alert(9)'",
+        "item 1 ('Scripted everything'): unsafe URL: <chapter> image 'data:image/png;base64,AAAA'",
         "item 1 ('Scripted everything'): unsafe URL: <person> href 'javascript:alert(2)'",
         "item 1 ('Scripted everything'): unsafe URL: <person> img "
         "'data:image/svg+xml,<svg onload=alert(3)>'",
         "item 2 ('Only a data enclosure'): unsafe URL: <enclosure> url "
         "'data:audio/mpeg;base64,SUQzBAAAAAAAI1RTU0UAAAAPAAADTGF2ZjU4Ljc2LjEwMAAAAAAAAAAAA...'",
+        "item 2 ('Only a data enclosure'): unsafe URL: <content> url 'javascript:alert(7)'",
         "item 3 ('A file enclosure, tab-split scheme'): unsafe URL: <link> "
         "'jav\\tascript:alert(5)'",
         "item 3 ('A file enclosure, tab-split scheme'): unsafe URL: <enclosure> url "
