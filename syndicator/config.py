@@ -295,9 +295,10 @@ class FeedConfig(_Base):
     # directory/: additive fields
     json_feed_url: str = ""  # URL of json_feed; default: beside the feed URL
     podcast_guid: str = ""  # keep a podcast:guid the show already has; default: from the URL
-    # what an item's <description> holds: the show notes (like content:encoded) or the
-    # episode's short description ("summary")
-    item_description: Literal["notes", "summary"] = "notes"
+    # what an item's <description> holds: the episode's short description (else the start
+    # of its notes as plain text), within Apple's 4,000 bytes ("summary"); or the show notes
+    # when they fit in 4,000 bytes ("notes"). content:encoded always has the whole notes.
+    item_description: Literal["notes", "summary"] = "summary"
     avatar_url: str = ""  # guest img when an avatar is a bare name: "https://x/img/{avatar}.jpg"
 
 

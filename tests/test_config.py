@@ -118,6 +118,19 @@ def test_init_writes_an_example_that_loads(tmp_path: Path) -> None:
     assert _cli("init", cwd=tmp_path).returncode == 2  # won't overwrite
 
 
+def test_init_tells_about_podcast_locked(tmp_path: Path) -> None:
+    # podcast:locked is on by default: the config `init` writes must say so, and what it does
+    assert _cli("init", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "syndicator.toml").read_text("utf-8")
+    podcast = text.split("[podcast]", 1)[1].split("\n[", 1)[0]
+    lines = podcast.splitlines()
+    i = next(i for i, x in enumerate(lines) if x.startswith("locked"))
+    assert lines[i].split("#")[0].split("=")[1].strip() == "true"
+    comment = " ".join(lines[i - 3 : i + 1])
+    assert "podcast:locked" in comment and "import" in comment and "false" in comment
+    assert config.load(tmp_path / "syndicator.toml").podcast.locked is True
+
+
 def test_missing_config_is_exit_2_with_advice(tmp_path: Path) -> None:
     r = _cli("--config", str(tmp_path / "nope.toml"), "status", cwd=tmp_path)
     assert r.returncode == 2

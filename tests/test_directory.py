@@ -327,11 +327,9 @@ def test_items_newest_first_with_stored_identity(tmp_path: Path, store: Any) -> 
 def test_show_notes_are_sanitized_cdata(tmp_path: Path, store: Any) -> None:
     _publish(store, _settings(tmp_path))
     raw = _feed_path(tmp_path).read_text("utf-8")
-    assert "<description><![CDATA[<p>In this episode Filipe Névola" in raw
     assert "<content:encoded><![CDATA[<p>In this episode Filipe Névola" in raw
     first = _items(raw.encode())[0]
     notes = first.findtext("content:encoded", namespaces=NS)
-    assert notes == first.findtext("description")
     for gone in ("<script", "alert(1)", "onclick", "<img", "onerror", "<table", "<td"):
         assert gone not in notes
     assert '<a href="https://show.example.org/tags/meteor">more</a>' in notes  # made absolute
@@ -340,7 +338,7 @@ def test_show_notes_are_sanitized_cdata(tmp_path: Path, store: Any) -> None:
     assert '<li><a href="https://guide.meteor.com/">Meteor guide</a></li>' in notes
     # an episode without show notes gets its short description as a paragraph
     preview = _items(raw.encode())[3]
-    assert preview.findtext("description") == "<p>What this show is about.</p>"
+    assert preview.findtext("content:encoded", namespaces=NS) == "<p>What this show is about.</p>"
 
 
 def test_sanitize_html_keeps_safe_tags_and_absolute_links() -> None:
@@ -360,13 +358,119 @@ def test_sanitize_html_keeps_safe_tags_and_absolute_links() -> None:
     assert rss.sanitize_html("a ]]> b\x00") == "a ]]&gt; b"
 
 
-def test_item_description_can_be_the_summary(tmp_path: Path, store: Any) -> None:
-    _publish(store, _settings(tmp_path, item_description="summary"))
-    first = _items(_feed_path(tmp_path).read_bytes())[0]
-    assert first.findtext("description") == (
-        "Filipe Névola goes over building a Meteor hosting platform."
+def _long_notes(paragraphs: int) -> str:
+    para = "<p>We talk about <b>Postgres</b> &amp; résumés, then wander off into the weeds.</p>"
+    return "\n".join(para for _ in range(paragraphs))
+
+
+PARA_TEXT = "We talk about Postgres & résumés, then wander off into the weeds."
+
+
+def test_item_description_is_the_short_description(tmp_path: Path, store: Any) -> None:
+    # Apple caps <description> at 4,000 bytes: the whole show notes go in content:encoded,
+    # the front matter description in <description> and itunes:summary
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 107)).one()
+        ep.show_notes_html = _long_notes(200)  # ~16 KB
+        s.add(ep)
+    out = _publish(store, _settings(tmp_path))
+    assert out.problems == []
+    raw = _feed_path(tmp_path).read_bytes()
+    first = _items(raw)[0]
+    summary = "Filipe Névola goes over building a Meteor hosting platform."
+    assert first.findtext("description") == summary
+    assert first.findtext("itunes:summary", namespaces=NS) == summary
+    notes = first.findtext("content:encoded", namespaces=NS)
+    assert len(notes.encode()) > 15_000 and notes.count("<b>Postgres</b>") == 200
+    assert check_feed(raw) == []
+    # gPodder's parser and feedparser read the short description and the whole notes
+    ep = podcastparser.parse(FEED_URL, io.BytesIO(raw))["episodes"][0]
+    assert ep["description"] == summary and ep["description_html"].count("Postgres") == 200
+    entry = feedparser.parse(raw).entries[0]
+    assert entry.summary == summary and entry.content[0].value.count("Postgres") == 200
+
+
+def test_item_without_description_gets_the_start_of_its_notes(tmp_path: Path, store: Any) -> None:
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 107)).one()
+        ep.description = ""
+        ep.show_notes_html = _long_notes(200)
+        s.add(ep)
+    out = _publish(store, _settings(tmp_path))
+    assert out.problems == []  # nothing for a person to do
+    raw = _feed_path(tmp_path).read_bytes()
+    first = _items(raw)[0]
+    text = first.findtext("description")
+    assert first.findtext("itunes:summary", namespaces=NS) == text
+    assert 3_800 < len(text.encode()) <= 4_000
+    assert text.startswith(PARA_TEXT + " " + PARA_TEXT)
+    assert "<" not in text and "&amp;" not in text
+    assert text.endswith("…") and " ".join([PARA_TEXT] * 200).startswith(text[:-1] + " ")
+    assert check_feed(raw) == []
+
+
+def test_item_description_can_be_the_notes_when_they_fit(tmp_path: Path, store: Any) -> None:
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 46)).one()
+        ep.show_notes_html = _long_notes(200)
+        s.add(ep)
+    _publish(store, _settings(tmp_path, item_description="notes"))
+    raw = _feed_path(tmp_path).read_bytes()
+    first, long = _items(raw)[0], _items(raw)[2]
+    notes = first.findtext("content:encoded", namespaces=NS)
+    assert notes.startswith("<p>In this episode") and first.findtext("description") == notes
+    # notes over 4,000 bytes: the short description instead
+    assert long.findtext("description") == "Two guests go over a hardware appliance."
+    assert check_feed(raw) == []
+
+
+def test_text_excerpt_cuts_at_a_word_within_the_bytes() -> None:
+    assert rss.text_excerpt("short one") == "short one"
+    assert rss.text_excerpt("é" * 2000) == "é" * 2000  # exactly 4,000 bytes
+    cut = rss.text_excerpt("é" * 2001)  # one giant word: cut inside it, whole characters
+    assert cut == "é" * 1998 + "…" and len(cut.encode()) == 3999
+    words = "naïve words, " * 1000
+    cut = rss.text_excerpt(words)
+    assert 3990 <= len(cut.encode()) <= 4000 and cut.endswith("…")
+    assert words.startswith(cut[:-1]) and words[len(cut) - 1] in " ,"  # a whole word
+    assert rss.text_excerpt("ab cd efgh", max_bytes=10) == "ab cd efgh"  # fits
+    assert rss.text_excerpt("ab cd efgh", max_bytes=9) == "ab cd…"
+    assert rss.text_excerpt("ab cde fgh", max_bytes=8) == "ab…"  # "cd" of "cde" dropped
+
+
+def test_check_reports_descriptions_over_apples_limit() -> None:
+    item = (
+        "<item><title>Long</title><guid>g1</guid><pubDate>Tue, 02 Jan 2024 10:00:00 +0000"
+        '</pubDate><enclosure url="https://x.example/1.mp3" length="1" type="audio/mpeg"/>'
+        "<description><![CDATA[{d}]]></description><itunes:summary>{s}</itunes:summary></item>"
     )
-    assert first.findtext("content:encoded", namespaces=NS).startswith("<p>In this episode")
+    xml = BAD_FEED.replace(
+        b"<item>", item.format(d="é" * 2001, s="x" * 4001).encode() + b"<item>", 1
+    )
+    problems = [p for p in check_feed(xml) if p.startswith("item 1 ")]
+    assert problems == [
+        "item 1 ('Long'): <description> is 4,002 bytes; Apple allows 4,000 at most "
+        "(put the whole show notes in content:encoded)",
+        "item 1 ('Long'): itunes:summary is 4,001 bytes; Apple allows 4,000 at most "
+        "(put the whole show notes in content:encoded)",
+    ]
+    ok = BAD_FEED.replace(
+        b"<item>", item.format(d="é" * 2000, s="x" * 4000).encode() + b"<item>", 1
+    )
+    assert not [p for p in check_feed(ok) if p.startswith("item 1 ")]
+
+
+def test_item_without_title_is_named_after_its_audio_file(tmp_path: Path, store: Any) -> None:
+    with session(store, write=True) as s:
+        ep = s.exec(select(Episode).where(Episode.number == 46)).one()
+        ep.title = " "
+        s.add(ep)
+    _publish(store, _settings(tmp_path, json_feed="public/podcast/feed.json"))
+    raw = _feed_path(tmp_path).read_bytes()
+    assert _items(raw)[2].findtext("title") == "ep-46"  # .../assets/podcast/ep-46.mp3
+    assert b"Untitled" not in raw
+    doc = json.loads((tmp_path / "public" / "podcast" / "feed.json").read_bytes())
+    assert doc["items"][2]["title"] == "ep-46"
 
 
 def test_guests_are_podcast_persons(tmp_path: Path, store: Any) -> None:

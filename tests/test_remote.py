@@ -8,6 +8,7 @@ import io
 import socket
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +27,7 @@ from syndicator.sources.remote import (
     parse_itunes_duration,
     poll_feeds,
     poll_feeds_sync,
+    title_from_url,
 )
 
 try:
@@ -46,6 +48,7 @@ except ImportError:  # tests/ is not a package: pytest puts this folder on sys.p
     )
 
 TIMEOUT = timedelta(seconds=0.5)
+FEEDS = Path(__file__).parent / "feeds"
 
 
 @pytest.fixture
@@ -194,6 +197,58 @@ def test_item_variants_keys_and_fields(srv: FeedServer) -> None:
     text = " ".join(p.message for p in warnings)
     assert "1 item(s) have no guid, link or enclosure URL" in text and "Nothing to key on" in text
     assert "1 item(s) repeat the guid" in text
+
+
+def test_media_rss_content_is_the_audio_without_an_enclosure(srv: FeedServer) -> None:
+    srv.add_feed("/video.xml", (FEEDS / "media_rss.xml").read_bytes())
+    res = poll_one(srv.url("/video.xml"))
+    assert res.status == "ok" and res.problems == [], res.problems
+    enc = {e.guid: e.enclosure for e in res.episodes}
+    got = {g: (e.url, e.length, e.type) if e else None for g, e in enc.items()}
+    assert got == {
+        "vid-1": ("https://cdn.video.example/v/1.mp4", 73400320, "video/mp4"),
+        # audio before video; the default one first
+        "vid-2": ("https://cdn.video.example/a/2-hq.m4a", 60000000, "audio/mp4"),
+        "vid-3": ("https://cdn.video.example/a/3.mp3", None, "audio/mpeg"),
+        "vid-4": ("https://cdn.video.example/a/4.mp3", 4000, "audio/mpeg"),
+        "vid-5": None,  # a picture is no episode file
+        "vid-6": (
+            "https://cdn.video.example/v/Episode%206%20-%20Untitled%20No%20More.mp4?token=abc",
+            123,
+            "video/mp4",
+        ),
+    }
+
+
+def test_long_item_description_is_kept_within_apples_limit(srv: FeedServer) -> None:
+    # many feeds carry the whole show notes in <description>: the episode's description is
+    # its start, cut at a word, within the 4,000 bytes Apple allows; the notes stay whole
+    para = "Über die Grenze gehen wir heute, mit Gästen &amp; Fragen. "
+    body = ITEMS_RSS.replace(
+        "<description>no guid, link or enclosure</description>",
+        f"<description>{para * 400}</description><guid>long</guid>",
+    )
+    srv.add_feed("/long.xml", body)
+    ep = next(e for e in poll_one(srv.url("/long.xml")).episodes if e.guid == "long")
+    assert 3_900 < len(ep.description.encode()) <= 4_000 and ep.description.endswith("…")
+    whole = " ".join([para.replace("&amp;", "&").strip()] * 400)
+    assert whole.startswith(ep.description[:-1])
+    assert ep.show_notes_html.count("Über die Grenze") == 400
+
+
+def test_item_without_title_is_named_after_its_file(srv: FeedServer) -> None:
+    # as gPodder does: the enclosure's file name without its extension
+    srv.add_feed("/video.xml", (FEEDS / "media_rss.xml").read_bytes())
+    by_guid = {e.guid: e for e in poll_one(srv.url("/video.xml")).episodes}
+    assert by_guid["vid-6"].title == "Episode 6 - Untitled No More"
+    assert by_guid["vid-1"].title == "Video only"
+    rss_item = ITEMS_RSS.replace("<title>Only an enclosure</title>", "<title>  </title>")
+    srv.add_feed("/v.xml", rss_item)
+    by_guid = {e.guid: e for e in poll_one(srv.url("/v.xml")).episodes}
+    assert by_guid["https://cdn.example/a.mp3"].title == "a"
+    assert title_from_url("https://x.example/pod/ep%2012.final.mp3?dl=1#t") == "ep 12.final"
+    assert title_from_url("https://x.example/feed/") == "feed"
+    assert title_from_url("https://x.example") == "" and title_from_url(None) == ""
 
 
 def test_naive_dates_use_the_given_zone(srv: FeedServer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -17,6 +17,7 @@ from lxml import etree
 
 from syndicator.directory import apple
 from syndicator.directory.extensions import ATOM_NS, ITUNES_NS, PODCAST_NS
+from syndicator.sources.remote import DESCRIPTION_MAX_BYTES
 
 IT = f"{{{ITUNES_NS}}}"
 PC = f"{{{PODCAST_NS}}}"
@@ -35,6 +36,17 @@ _DURATION = re.compile(r"^(?:\d+|(?:\d+:)?[0-5]?\d:[0-5]\d)$")
 _IMAGE_EXT = (".jpg", ".jpeg", ".png")
 _ENCLOSURE_TYPES = ("audio/", "video/")
 _EPISODE_TYPES = {"full", "trailer", "bonus"}
+# Marks the problems publish.py refuses to write a feed for (see unsafe_urls).
+UNSAFE_URL = "unsafe URL"
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# What a browser ignores in a URL (WHATWG URL parsing): so does the scheme test
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_EDGE = "".join(map(chr, range(0x21)))
+# Attributes that hold a URL, on any element (enclosure url, itunes:image href, podcast:person
+# img, podcast:transcript url, podcast:chapters url, atom:link href, psc:chapter image...)
+_URL_ATTRS = frozenset({"url", "href", "img", "image", "uri"})
+# Elements whose text is a URL (<link>, <image><url>, <comments>; and itunes:new-feed-url)
+_URL_TEXTS = frozenset({"link", "url", "comments"})
 
 
 def rfc2822_problem(value: str | None) -> str | None:
@@ -60,6 +72,8 @@ def _text(el: etree._Element | None) -> str:
 def _image_problem(href: str) -> str | None:
     if not href:
         return "has no href"
+    if bad_scheme(href):
+        return None  # an unsafe URL: told by unsafe_urls, with the others
     if not _is_http(href):
         return f"{href!r} is not an http(s) URL"
     if not urlsplit(href).path.lower().endswith(_IMAGE_EXT):
@@ -138,6 +152,60 @@ def _channel(channel: etree._Element) -> Iterator[str]:
             uuid.UUID(guid)
         except ValueError:
             yield f"channel: podcast:guid {guid!r} is not a UUID"
+    yield from unsafe_urls("channel", _channel_nodes(channel))
+
+
+def bad_scheme(url: str) -> str | None:
+    """The scheme of `url` when it has one other than http(s) (javascript:, data:, file:...)."""
+    if url.startswith(("https://", "http://")) or ":" not in url:
+        return None  # nearly every URL: no regex
+    m = _URL_SCHEME.match(_URL_IGNORED.sub("", url.strip(_URL_EDGE)))
+    if m is None or m.group(1).lower() in ("http", "https"):
+        return None
+    return m.group(1).lower()
+
+
+def _short(value: str, limit: int = 80) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+# Every URL-carrying attribute and URL text at or under an element, found by libxml2: a
+# Python loop over every element costs twice as much. (Per element: one union over a whole
+# document is quadratic in libxml2.)
+_URL_VALUES = etree.XPath(
+    " | ".join(
+        [f"descendant-or-self::*/@{a}" for a in sorted(_URL_ATTRS)]
+        + [f"descendant-or-self::{t}/text()" for t in sorted(_URL_TEXTS)]
+        + ["descendant-or-self::itunes:new-feed-url/text()"]
+    ),
+    namespaces={"itunes": ITUNES_NS},
+)
+
+
+def unsafe_urls(where: str, nodes: Iterable[etree._Element]) -> Iterator[str]:
+    """A problem for every URL at or under `nodes` (URL attributes, and the text of <link>,
+    <url>...) whose scheme is not http(s): apps would open or load it, and a javascript:,
+    data: or file: URL can run code or read files there."""
+    for node in nodes:
+        for value in _URL_VALUES(node):
+            scheme = bad_scheme(value)
+            if not scheme:
+                continue
+            parent = value.getparent()
+            name = parent.tag.rpartition("}")[2] if isinstance(parent.tag, str) else "?"
+            what = f"<{name}> {value.attrname}" if value.is_attribute else f"<{name}>"
+            yield (
+                f"{where}: {UNSAFE_URL}: {what} {_short(str(value).strip())!r} is a {scheme}: "
+                "URL, not http(s); apps would open it. The feed is not written until it "
+                "is gone (fix the source it came from, or the config)"
+            )
+
+
+def _channel_nodes(channel: etree._Element) -> Iterator[etree._Element]:
+    """The channel's own elements, its items left out (they are checked one by one)."""
+    for child in channel:
+        if child.tag != "item":
+            yield child
 
 
 def _is_http(url: str) -> bool:
@@ -168,7 +236,9 @@ def _item(
         yield f"{where}: no <enclosure> (the audio file)"
     else:
         url = enc.get("url", "")
-        if not _is_http(url):
+        if bad_scheme(url):
+            pass  # told below, with every other unsafe URL
+        elif not _is_http(url):
             yield f"{where}: enclosure url {url!r} is not an http(s) URL"
         elif url in urls:
             yield f"{where}: enclosure url {url!r} repeats item {urls[url]}"
@@ -180,6 +250,14 @@ def _item(
         etype = enc.get("type", "")
         if not (etype.startswith(_ENCLOSURE_TYPES) or etype == "application/pdf"):
             yield f"{where}: enclosure type {etype!r} is not an audio or video type"
+    for tag, name in (("description", "<description>"), (f"{IT}summary", "itunes:summary")):
+        el = kids.get(tag)
+        size = len((el.text or "").encode("utf-8")) if el is not None else 0
+        if size > DESCRIPTION_MAX_BYTES:
+            yield (
+                f"{where}: {name} is {size:,} bytes; Apple allows {DESCRIPTION_MAX_BYTES:,} "
+                "at most (put the whole show notes in content:encoded)"
+            )
     pub = kids.get("pubDate")
     if pub is None:
         yield f"{where}: no <pubDate>"
@@ -212,6 +290,7 @@ def _item(
             f"{where}: podcast:chapters type {chapters.get('type')!r}; "
             "use application/json+chapters"
         )
+    yield from unsafe_urls(where, (item,))
 
 
 def check_tree(root: etree._Element) -> list[str]:

@@ -134,11 +134,14 @@ class ItunesEntryExtension(BaseEntryExtension):
         self.episode_type: str | None = None  # full | trailer | bonus
         self.image: str | None = None
         self.explicit: bool | None = None
+        self.summary: str | None = None  # plain text, at most 4,000 bytes (Apple)
 
     def extend_ns(self) -> dict[str, str]:
         return {"itunes": ITUNES_NS}
 
     def extend_rss(self, item: etree._Element) -> etree._Element:
+        if self.summary:
+            _SubElement(item, _it("summary")).text = self.summary
         if self.duration is not None:
             _SubElement(item, _it("duration")).text = str(int(self.duration))
         if self.episode is not None:

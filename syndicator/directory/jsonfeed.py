@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 from syndicator.config import FeedConfig
 from syndicator.directory import rss
+from syndicator.directory.check import bad_scheme
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -52,12 +53,14 @@ def build_json_feed(
     for ep in episodes:
         if not ep.enclosure_url:
             continue
-        link = ep.url or None
+        # never a javascript:/data:/file: link (the RSS build reports it; items whose audio
+        # URL is one are not given here at all)
+        link = ep.url if ep.url and not bad_scheme(ep.url) else None
         notes = rss.sanitize_html(ep.show_notes_html or "", link)
         item: dict[str, Any] = {"id": ep.guid}
         if link:
             item["url"] = link
-        item["title"] = rss.xml_text(ep.title).strip() or "Untitled episode"
+        item["title"] = rss.item_title(ep)
         summary = rss.xml_text(ep.description).strip()
         if notes:
             item["content_html"] = notes

@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -44,15 +46,27 @@ from sqlmodel import Session
 
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, jsonfeed, rss
-from syndicator.directory.check import check_tree
+from syndicator.directory.check import UNSAFE_URL, check_tree
 from syndicator.store.db import session
 from syndicator.store.models import Episode, FeedState
 
 _TMP_COUNTER = itertools.count()
+# A build writes its temporary file in seconds (tens of MB at most); one left unchanged
+# this long belongs to a build that was killed, and a later build of the same file
+# removes it. Younger ones may be another live build's (another process, a cron pass).
+STALE_TMP_SECONDS = 15 * 60
+# _TempFile's names: .<target name>.<pid>.<counter>.tmp
+_TMP_NAME = re.compile(r"\.(.+)\.\d+\.\d+\.tmp")
+
+log = logging.getLogger(__name__)
 
 
 class UnknownFeedError(ValueError):
     """`names` asked for a feed that is not configured."""
+
+
+class UnsafeFeedError(ValueError):
+    """The built feed carries a URL that is not http(s) (javascript:, data:, file:...)."""
 
 
 @dataclass
@@ -189,6 +203,32 @@ class _TempFile:
             os.unlink(self.tmp)
 
 
+def remove_stale_temp_files(
+    folder: Path, target: str | None = None, *, older_than: float = STALE_TMP_SECONDS
+) -> int:
+    """Remove the temporary files _TempFile left in `folder` (for the file named `target`,
+    or any) whose last write is more than `older_than` seconds ago; returns how many."""
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        m = _TMP_NAME.fullmatch(entry.name)
+        if m is None or (target is not None and m.group(1) != target):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+                log.info("removed %s, left by a build that was stopped mid-write", entry.path)
+        except FileNotFoundError:
+            pass  # another build removed it first
+    return removed
+
+
 def atomic_write(
     path: Path, data: bytes | Callable[[BinaryIO], None], *, durable: bool = True
 ) -> None:
@@ -270,6 +310,7 @@ def write_chapter_files(folder: Path, files: dict[str, bytes]) -> int:
     if not files:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)
     existing = {e.name: e for e in os.scandir(folder)}
     written: list[str] = []
     for name, data in files.items():
@@ -363,6 +404,9 @@ def _publish_one(
                 f"episode {ep.guid!r} ({ep.title!r}) left out of feed {feed.name!r}: {exc}"
             )
 
+        def note(ep: rss.EpisodeLike, message: str) -> None:
+            problems.append(f"episode {ep.guid!r} ({ep.title!r}) in feed {feed.name!r}: {message}")
+
         chapter_files: dict[str, bytes] = {}
         json_path = Path(feed.json_feed) if feed.json_feed else None
         if json_path is not None and not json_path.is_absolute():
@@ -370,7 +414,12 @@ def _publish_one(
         json_bytes: bytes | None = None
         with _gc_paused():
             root = rss.build_tree(
-                meta, episodes, last_build=now, on_error=skip, chapter_files=chapter_files
+                meta,
+                episodes,
+                last_build=now,
+                on_error=skip,
+                chapter_files=chapter_files,
+                on_problem=note,
             )
             shown = [ep for ep in episodes if id(ep) not in left_out]
             if json_path is not None:
@@ -381,6 +430,15 @@ def _publish_one(
             # (peak memory at 10,000 episodes).
             del episodes, shown
             problems += check_tree(root)  # the tree just built: no second parse of the bytes
+            unsafe = [p for p in problems if UNSAFE_URL in p]
+            if unsafe:
+                # the items' own fields were cleaned while building; this is the last guard
+                # (the config, or a field nothing cleaned): never publish such a URL
+                outcome.problems = problems
+                raise UnsafeFeedError(
+                    f"it carries {len(unsafe)} URL(s) that are not http(s), and is not "
+                    f"written until they are gone; the first: {unsafe[0]}"
+                )
             # The feed is streamed from the tree, never held as one big bytes object:
             # first only hashed; written (streamed again) only when it changed.
             tmp: _TempFile | None = None
@@ -389,6 +447,9 @@ def _publish_one(
             else:
                 # Serialize once, into a temporary file and the hash together; the file
                 # replaces the feed only if the content changed.
+                remove_stale_temp_files(path.parent, path.name)
+                if json_path is not None:
+                    remove_stale_temp_files(json_path.parent, json_path.name)
                 sink = rss.HashingWriter()
                 tmp = _TempFile(path)
                 try:

@@ -27,7 +27,14 @@ from lxml import etree
 
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import apple, chapters, extensions
+from syndicator.directory.check import bad_scheme
 from syndicator.directory.extensions import Person, Transcript
+from syndicator.sources.remote import (
+    DESCRIPTION_MAX_BYTES,
+    html_to_text,
+    text_excerpt,
+    title_from_url,
+)
 
 # https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
@@ -239,7 +246,7 @@ class FeedMeta:
     host: HostConfig
     hubs: tuple[str, ...]
     chapters_base_url: str  # ends with "/"
-    item_description: str = "notes"  # "notes" | "summary" (see FeedConfig.item_description)
+    item_description: str = "summary"  # "summary" | "notes" (see FeedConfig.item_description)
     avatar_url: str = ""  # template for a guest's img when the avatar is a bare name
     problems: tuple[str, ...] = field(default=())  # config problems found while resolving
 
@@ -421,27 +428,63 @@ def rfc2822(dt: datetime) -> str:
     return format_datetime(dt.astimezone(UTC))
 
 
+def item_title(ep: EpisodeLike) -> str:
+    """The episode's title; an item without one is named as podcast apps name it, from
+    its audio file's name (gPodder)."""
+    return (
+        xml_text(ep.title).strip()
+        or xml_text(title_from_url(ep.enclosure_url)).strip()
+        or "Untitled episode"
+    )
+
+
 def _item(
     channel: etree._Element,
     ep: EpisodeLike,
     meta: FeedMeta,
     fallback: datetime,
     chapter_files: dict[str, bytes] | None = None,
+    report: Callable[[EpisodeLike, str], None] | None = None,
 ) -> None:
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
-    title = xml_text(ep.title).strip() or "Untitled episode"
-    link = xml_text(ep.url).strip() or None
+    title = item_title(ep)
+
+    def safe(what: str, value: str | None) -> str | None:
+        """`value`, unless it is a URL that is not http(s) (javascript:, data:, file:...):
+        such a URL never reaches the feed, and the build says so."""
+        value = xml_text(value).strip() or None
+        scheme = bad_scheme(value) if value else None
+        if scheme is None:
+            return value
+        if what == "audio URL":  # no audio, no item: on_error leaves it out
+            raise ValueError(f"its audio URL {value[:80]!r} is a {scheme}: URL, not http(s)")
+        if report is not None:
+            report(ep, f"its {what} {value[:80]!r} is a {scheme}: URL, not http(s); left out")
+        return None
+
+    link = safe("link", ep.url)
     guid = xml_text(ep.guid)
     notes = sanitize_html(ep.show_notes_html or "", link)
     summary = xml_text(ep.description).strip()
     if not notes and summary:
         notes = _plain_to_html(summary)
-    if meta.item_description == "summary" and summary:
-        description = summary
-    else:
-        description = notes or title
-    url = xml_text(ep.enclosure_url).strip()
+    # <description> and itunes:summary: the episode's own short description, else the start
+    # of its notes as plain text; Apple cuts both at 4,000 bytes. The notes go whole in
+    # content:encoded.
+    excerpt = text_excerpt(summary or html_to_text(notes) or title)
+    if summary and excerpt != summary and report is not None:
+        report(
+            ep,
+            f"its description is {len(summary.encode('utf-8')):,} bytes, over Apple's "
+            f"{DESCRIPTION_MAX_BYTES:,}-byte limit for <description>; the feed carries its "
+            "start, cut at a word boundary. Shorten the episode's description (the show "
+            "notes are whole in content:encoded).",
+        )
+    description = excerpt
+    if meta.item_description == "notes" and len(notes.encode("utf-8")) <= DESCRIPTION_MAX_BYTES:
+        description = notes or excerpt
+    url = safe("audio URL", ep.enclosure_url) or ""
 
     it = extensions.ItunesEntryExtension()
     if ep.duration_seconds is not None and ep.duration_seconds >= 0:
@@ -449,10 +492,16 @@ def _item(
     if ep.number is not None and ep.number > 0:  # Apple: a non-zero integer
         it.episode = int(ep.number)
     it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
-    it.image = absolute_url(xml_text(ep.image), link or meta.link) if ep.image else None
+    image = safe("image", ep.image)
+    it.image = absolute_url(image, link or meta.link) if image else None
     it.explicit = ep.explicit
+    it.summary = excerpt
 
     pc = extensions.PodcastNsEntryExtension()
+    for g in ep.guests or []:
+        if isinstance(g, dict):  # the unsafe ones are told here; _persons drops them
+            safe(f"guest {xml_text(g.get('name'))!r} website", g.get("website"))
+            safe(f"guest {xml_text(g.get('name'))!r} avatar", g.get("avatar"))
     pc.persons = _persons(ep.guests, meta)
     psc = extensions.PscEntryExtension()
     if ep.chapters:
@@ -462,8 +511,8 @@ def _item(
             psc.chapters = cf.psc
             if chapter_files is not None:
                 chapter_files[cf.name] = cf.data
-    if ep.transcript_url:
-        turl = xml_text(ep.transcript_url).strip()
+    turl = safe("transcript URL", ep.transcript_url)
+    if turl:
         ttype = xml_text(transcript_type(turl, ep.transcript_type))
         rel = "captions" if ttype in CAPTION_TYPES else None
         pc.transcripts = [Transcript(url=turl, type=ttype, rel=rel)]
@@ -473,7 +522,10 @@ def _item(
         _SubElement(item, "title").text = title
         if link:
             _SubElement(item, "link").text = link
-        _SubElement(item, "description").text = etree.CDATA(description)
+        # CDATA cannot hold "]]>" (sanitized notes never do; plain text might)
+        _SubElement(item, "description").text = (
+            etree.CDATA(description) if "]]>" not in description else description
+        )
         if notes:
             _SubElement(item, _CONTENT_ENCODED).text = etree.CDATA(notes)
         # isPermaLink="true" promises the guid is the episode's page; only say so when it is.
@@ -502,6 +554,7 @@ def build_tree(
     last_build: datetime,
     on_error: Callable[[EpisodeLike, Exception], None] | None = None,
     chapter_files: dict[str, bytes] | None = None,
+    on_problem: Callable[[EpisodeLike, str], None] | None = None,
 ) -> etree._Element:
     """The feed as an lxml tree (the <rss> element), items in the order given.
 
@@ -511,6 +564,8 @@ def build_tree(
     given) is reported and left out, so one bad row doesn't stop the feed; without
     on_error the exception propagates. `chapter_files`, when given, receives the JSON
     chapters files the items point to (file name -> bytes), to be written beside the feed.
+    `on_problem` hears of what was changed to fit the rules (an episode kept, but not as
+    stored: a description cut to Apple's limit...).
     """
     fg = _new_generator(meta, last_build)
     root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
@@ -519,7 +574,7 @@ def build_tree(
         if not ep.enclosure_url:
             continue
         try:
-            _item(channel, ep, meta, last_build, chapter_files)
+            _item(channel, ep, meta, last_build, chapter_files, on_problem)
         except Exception as exc:
             if on_error is None:
                 raise

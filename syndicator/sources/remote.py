@@ -20,6 +20,7 @@ import email.utils
 import html
 import io
 import logging
+import mimetypes
 import os
 import re
 import time
@@ -29,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import feedparser
 import nh3
@@ -204,6 +205,10 @@ _BLOCK = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+# Apple's cap on an item's <description> and itunes:summary, in bytes of UTF-8: a feed's
+# description is kept within it (the whole text is in the show notes).
+DESCRIPTION_MAX_BYTES = 4000
+_LAST_SPACE = re.compile(r"\s+\S*$")
 
 
 def fix_text(text: str) -> str:
@@ -223,6 +228,19 @@ def html_to_text(value: str) -> str:
         value = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"})
     value = html.unescape(value) if "&" in value else value
     return _SPACE.sub(" ", value).strip()
+
+
+def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
+    """`text` when it fits in `max_bytes` of UTF-8, else its start cut at a word boundary
+    and ended with "…" (the whole within `max_bytes`)."""
+    if len(text) * 4 <= max_bytes or len(text.encode("utf-8")) <= max_bytes:
+        return text
+    # "…" is 3 bytes; a character cut in half by the byte limit is dropped
+    head = text.encode("utf-8")[: max_bytes - 3].decode("utf-8", "ignore")
+    m = _LAST_SPACE.search(head)
+    if m and m.start() >= len(head) // 2:  # one giant "word": cut it rather than lose most
+        head = head[: m.start()]
+    return head.rstrip(" \t\n,;:.-") + "…"
 
 
 def clean_html(value: str, base: str | None) -> str:
@@ -304,6 +322,33 @@ def _abs(value: str | None, base: str) -> str | None:
     if value.startswith(("http://", "https://")):
         return value
     return urljoin(base, value)
+
+
+# (field, URL as written) of the URLs an item loses for not being http(s)
+Refused = list[tuple[str, str]]
+
+
+def _web_url(value: str | None, base: str, what: str, refused: Refused) -> str | None:
+    """`value` made absolute (see _abs) when that gives an http(s) URL; a javascript:, data:,
+    file: (or any other) URL is refused: noted in `refused` and never passed on."""
+    url = _abs(value, base)
+    if url is None or url[:8].lower().startswith(("http://", "https://")):
+        return url
+    refused.append((what, (value or "").strip()))
+    return None
+
+
+def _refused_problem(url: str, items: list[str]) -> ProblemData:
+    """One problem for the feed (the store keeps one per URL and kind), naming each item."""
+    shown = " ".join(items[:20]) + (f" ... and {len(items) - 20} more." if len(items) > 20 else "")
+    return _problem(
+        url,
+        "unsafe-url",
+        f"{len(items)} item(s) carry URLs that are not http(s), left out: {shown} Only http(s) "
+        "URLs reach the published feed (a javascript:, data: or file: URL could run code or "
+        "read files in listeners' apps); ask the feed's publisher to fix these items.",
+        severity="warning",
+    )
 
 
 def _bounded(
@@ -577,10 +622,12 @@ def _parse_feed(
     no_key: list[str] = []
     range_notes: list[str] = []  # numbers out of range, one line per item and field
     many_tags: list[str] = []
+    unsafe_items: list[str] = []
     dupes = 0
     for i, e in enumerate(entries):
         item_notes: list[str] = []
-        enclosure = _enclosure(e, item_notes)
+        refused: Refused = []
+        enclosure = _enclosure(e, url, item_notes, refused)
         guid = (e.get("id") or "").strip() or None
         link = (e.get("link") or "").strip() or None
         key = guid or link or (enclosure.url if enclosure else None)
@@ -596,7 +643,8 @@ def _parse_feed(
         if ns_items is not None:
             ns = ns_items[i] if by_index else (by_key.get(guid or "") or by_key.get(link or ""))
         ep = _episode(
-            e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz, item_notes
+            e, key, guid, link, title, enclosure, ns, categories, url, feed_link, tz, item_notes,
+            refused,
         )  # fmt: skip
         label = f"{title or 'untitled item'!r} ({key[:200]})"
         range_notes.extend(f"{label}: {n}" for n in item_notes)
@@ -604,6 +652,9 @@ def _parse_feed(
             many_tags.append(f"{label} has {len(ep.tags):,}")
             ep.tags = ep.tags[: bounds.MAX_TAGS]
         episodes.append(ep)
+        if refused:
+            lost = ", ".join(f"{what} {value[:80]!r}" for what, value in refused)
+            unsafe_items.append(f"item {ep.title[:200]!r} ({key[:200]!r}): {lost};")
     if not episodes and d.get("bozo"):
         return _invalid_xml(url, d.get("bozo_exception"))
     if d.get("bozo"):
@@ -651,6 +702,8 @@ def _parse_feed(
                 severity="warning",
             )
         )
+    if unsafe_items:
+        problems.append(_refused_problem(url, unsafe_items))
     if dupes:
         problems.append(
             _problem(
@@ -689,17 +742,54 @@ def _title(e: Any) -> str:
     return fix_text(_SPACE.sub(" ", raw).strip())
 
 
-def _enclosure(e: Any, notes: list[str]) -> Enclosure | None:
+def title_from_url(url: str | None) -> str:
+    """A title for an item that has none, the way podcast apps make one (gPodder): the file
+    name of its enclosure without the extension ("" when the URL names no file)."""
+    if not url:
+        return ""
+    name = unquote(urlsplit(url.strip()).path.rstrip("/").rpartition("/")[2])
+    stem, ext = os.path.splitext(name)
+    return _SPACE.sub(" ", stem if stem else ext).strip()
+
+
+def _enclosure(e: Any, base: str, notes: list[str], refused: Refused) -> Enclosure | None:
+    """The item's file: its first <enclosure> with an http(s) URL (kept as written, made
+    absolute later), else Media RSS."""
     for enc in e.get("enclosures") or []:
         href = (enc.get("href") or enc.get("url") or "").strip()
-        if href:
+        if href and _web_url(href, base, "enclosure", refused):
             length = _bounded(bounds.enclosure_bytes, enc.get("length"), "enclosure length", notes)
             return Enclosure(
                 url=href,
                 length=length if length else None,
                 type=(enc.get("type") or "").strip() or "audio/mpeg",
             )
-    return None
+    return _media_enclosure(e, base, notes, refused)
+
+
+def _media_enclosure(e: Any, base: str, notes: list[str], refused: Refused) -> Enclosure | None:
+    """Media RSS (media:content, also inside media:group) as the episode's file, for items
+    without an <enclosure> (video and YouTube-born podcasts publish only these): the first
+    audio file, else the first video; isDefault="true" first within each."""
+    best: tuple[int, Enclosure] | None = None
+    for mc in e.get("media_content") or []:
+        url = (mc.get("url") or "").strip()
+        if not url or not _web_url(url, base, "media:content", refused):
+            continue
+        mtype = (mc.get("type") or "").split(";")[0].strip().lower()
+        if not mtype:
+            mtype = mimetypes.guess_type(urlsplit(url).path)[0] or ""
+        kind = mtype.partition("/")[0] if "/" in mtype else (mc.get("medium") or "").lower()
+        if kind not in ("audio", "video"):
+            continue  # images, documents, players
+        rank = (0 if kind == "audio" else 2) + (0 if mc.get("isdefault") == "true" else 1)
+        if best is None or rank < best[0]:
+            length = _bounded(
+                bounds.enclosure_bytes, mc.get("filesize"), "media:content fileSize", notes
+            )
+            default_type = "audio/mpeg" if kind == "audio" else "video/mp4"
+            best = (rank, Enclosure(url, length if length else None, mtype or default_type))
+    return best[1] if best else None
 
 
 def _episode(
@@ -715,10 +805,11 @@ def _episode(
     feed_link: str,
     tz: tzinfo,
     range_notes: list[str],
+    refused: Refused,
 ) -> EpisodeData:
     # keys stay as written (identity must not depend on where the feed is served from);
     # the URLs shown are made absolute against the feed's own URL
-    link = _abs(link, doc_url)
+    link = _web_url(link, doc_url, "link", refused)
     if enclosure is not None and not enclosure.url.startswith(("http://", "https://")):
         enclosure = Enclosure(_abs(enclosure.url, doc_url) or "", enclosure.length, enclosure.type)
     summary = e.get("summary") or ""
@@ -727,7 +818,8 @@ def _episode(
     base = link or feed_link
     if ns is not None and ns.guests:
         for g in ns.guests:
-            g.website, g.avatar = _abs(g.website, doc_url), _abs(g.avatar, doc_url)
+            g.website = _web_url(g.website, doc_url, f"guest {g.name!r} website", refused)
+            g.avatar = _web_url(g.avatar, doc_url, f"guest {g.name!r} img", refused)
     for c in content:
         if "html" in (c.get("type") or "") and c.get("value"):
             notes = c["value"]
@@ -762,16 +854,23 @@ def _episode(
         if secs is not None:
             chapters.append(Chapter(start=secs, title=fix_text((ch.get("title") or "").strip())))
 
-    transcript = _pick_transcript(ns.transcripts) if ns else None
-    if transcript is None and ns is None:
+    options = list(ns.transcripts) if ns else []
+    if ns is None:
         pt = e.get("podcast_transcript")  # feedparser's view, when the XML pass did not run
         if isinstance(pt, dict) and pt.get("url"):
-            transcript = (pt["url"], pt.get("type") or "")
+            options = [(pt["url"], pt.get("type") or "")]
+    transcript = _pick_transcript(
+        [(u, kind) for raw, kind in options if (u := _web_url(raw, doc_url, "transcript", refused))]
+    )
+    transcript_url = transcript[0] if transcript else None
 
     etype = (e.get("itunes_episodetype") or "full").strip().lower()
     explicit = e.get("itunes_explicit")
     return EpisodeData(
-        title=title or "Untitled episode",
+        title=title
+        or title_from_url(enclosure.url if enclosure else None)
+        or title_from_url(link)
+        or "Untitled episode",
         date=_entry_date(e, tz),
         guid=guid or key,
         key=key,
@@ -790,11 +889,11 @@ def _episode(
             range_notes,
             digits=False,
         ),
-        description=fix_text(description),
+        description=text_excerpt(fix_text(description)),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,
-        image=_abs(image, doc_url),
-        transcript_url=_abs(transcript[0], doc_url) if transcript else None,
+        image=_web_url(image, doc_url, "image", refused),
+        transcript_url=transcript_url,
         transcript_type=(transcript[1] or None) if transcript else None,
         explicit=explicit if isinstance(explicit, bool) else None,
         episode_type=etype if etype in ("full", "trailer", "bonus") else "full",
