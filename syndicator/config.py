@@ -323,27 +323,6 @@ class WebConfig(_Base):
             raise ValueError("use at least 1s (a shorter window would not limit logins)")
         return v
 
-    @field_validator("password_hash")
-    @classmethod
-    def _not_empty_password(cls, v: str) -> str:
-        import argon2
-
-        h = v.strip()
-        try:
-            argon2.extract_parameters(h)
-        except (argon2.exceptions.InvalidHashError, ValueError):
-            return v  # not argon2 at all: `serve` says so when it starts
-        try:
-            empty = argon2.PasswordHasher().verify(h, "")
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-            empty = False
-        if empty:
-            raise ValueError(
-                "this is the hash of an empty password, which would let anyone in; "
-                "run `syndicator web set-password` to write a real one"
-            )
-        return v
-
 
 class DaemonConfig(_Base):
     heartbeat: Dur = timedelta(seconds=10)

@@ -7,7 +7,7 @@ yields its output in pieces of at most CHUNK bytes (zlib's `max_length`, zstanda
 can take is the cap plus a chunk, whatever the compression ratio.
 
 Only encodings that can be bounded are asked for (`accept_encoding()`): gzip and deflate
-always, zstd when `zstandard` is installed. Brotli is not asked for: the `brotli` binding's
+and zstd. Brotli is not asked for: the `brotli` binding's
 `process()` returns all output of its input at once, so it cannot be bounded the same way.
 """
 
@@ -17,10 +17,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-try:
-    import zstandard
-except ImportError:  # an optional extra of httpx; without it zstd is simply not asked for
-    zstandard = None
+import zstandard
 
 CHUNK = 64 * 1024
 MAX_LAYERS = 4  # "gzip, gzip" is legal; a dozen stacked encodings is an attack
@@ -42,7 +39,7 @@ class BadEncoding(Exception):
 
 def accept_encoding() -> str:
     """The Accept-Encoding header value: only what `BoundedDecoder` can bound."""
-    return "gzip, deflate, zstd" if zstandard is not None else "gzip, deflate"
+    return "gzip, deflate, zstd"
 
 
 class _Layer(Protocol):
@@ -109,7 +106,6 @@ class _Zstd:
     """zstd through a stream writer that emits CHUNK bytes at a time and stops past `limit`."""
 
     def __init__(self, limit: int) -> None:
-        assert zstandard is not None
         self._sink = _Sink()
         self._sink.room = limit
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)

@@ -99,6 +99,17 @@ def load_credential(settings: Settings) -> Credential | None:
             "[web] password_hash is not an argon2 hash; run `syndicator web set-password` "
             "to write a new one (or set SYNDICATOR_WEB_PASSWORD)"
         ) from exc
+    # Checked here, when the page starts, not at every config load: a verify costs an argon2
+    # run (64 MiB, ~0.1 s) that cron's run-once should not pay.
+    try:
+        empty = _hasher.verify(h, "")
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        empty = False
+    if empty:
+        raise AuthConfigError(
+            "[web] password_hash is the hash of an empty password, which would let anyone in; "
+            "run `syndicator web set-password` to write a real one"
+        )
     return Credential("config", _hash=h)
 
 
