@@ -269,11 +269,13 @@ def episodes(
     """Every stored episode, newest first."""
     from syndicator.pipeline import open_store
     from syndicator.store.db import session
+    from syndicator.store.history import for_episodes
     from syndicator.store.views import episode_dict, list_episodes
 
     settings = state.settings()
     with session(open_store(settings)) as s:
-        rows = [episode_dict(e) for e in list_episodes(s)]
+        events = for_episodes(s)
+        rows = [episode_dict(e, events.get(e.id)) for e in list_episodes(s)]  # type: ignore[arg-type]
     if as_json:
         _dump(rows)
         return

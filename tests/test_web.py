@@ -269,3 +269,16 @@ def test_heartbeat_shows_the_daemon_alive(web: Site) -> None:
     with client(web.server) as c:
         page = c.get("/").text
         assert "running" in page and "Next pass" in page
+
+
+def test_the_episode_page_shows_why_posts_were_or_were_not_merged(web: Site) -> None:
+    from syndicator.store.history import add
+
+    with write(web.engine) as s:
+        add(s, web.ids["xss"], "not-merged", f"not merged with episode #9 {XSS}", utcnow())
+    with client(web.server) as c:
+        page = c.get(f"/episodes/{web.ids['xss']}").text
+        assert 'id="history"' in page and "not-merged" in page
+        assert "not merged with episode #9 &lt;script&gt;" in page
+        api = c.get("/api/episodes").json()
+    assert any(h["event"] == "not-merged" for e in api["items"] for h in e["history"])
