@@ -183,7 +183,7 @@ name = "x"
 type = "twitter"
 dry_run = true
 """)
-    r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z"], tmp_path)
+    r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z", "--force"], tmp_path)
     assert r.returncode == 0, r.stderr
     eps = json.loads(_cli(["episodes", "--json"], tmp_path).stdout)
     billing = next(e for e in eps if e["number"] == 6)
@@ -195,6 +195,7 @@ dry_run = true
     assert billing["date"] == "2026-11-24T14:30:00Z"
     assert billing["enclosure"]["length"] == 62914560
     assert billing["duration_seconds"] == 3861
+    assert billing["history"] == []  # no identity decision was needed
     assert billing["chapters"][0]["start"] >= 0
     status = json.loads(_cli(["status", "--json"], tmp_path).stdout)
     assert status["sources"][0]["name"] == "episodes" and status["sources"][0]["ok"]

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from syndicator.announce.joined import joined_at
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
@@ -123,6 +124,15 @@ def filter_reason(episode: Episode, ch: ChannelConfig, now: datetime) -> str | N
     return None
 
 
+def before_channel(ep: Episode, joined: datetime, now: datetime, window: timedelta) -> bool:
+    """An episode that appeared before the channel joined and is not recent by its date:
+    the channel does not announce it (adding a channel never posts the back catalogue)."""
+    seen = ep.first_seen_at
+    if seen is None or seen >= joined:
+        return False
+    return ep.date is None or ep.date < now - window
+
+
 @dataclass
 class PlannedRow:
     """What planning decided for one (episode, channel): also what --dry-run prints."""
@@ -221,6 +231,8 @@ def plan(
             select(Delivery).where(Delivery.kind == "announce", Delivery.channel.in_(names))  # type: ignore[attr-defined]
         ).all()
     }
+    joined = joined_at(s, settings.channels, now, dry_run=dry_run)
+    window = settings.announce.window
     episodes = s.exec(select(Episode).order_by(Episode.date, Episode.id)).all()  # type: ignore[arg-type]
     for ep in episodes:
         for ch in channels:
@@ -233,6 +245,12 @@ def plan(
             state, reason = PLANNED, None
             if ep.backlog:
                 state, reason = SKIPPED, "backlog: older than the window at first sight"
+            elif before_channel(ep, joined[ch.name], now, window):
+                state = SKIPPED
+                reason = (
+                    f"channel added {joined[ch.name]:%Y-%m-%d %H:%M} UTC, after this episode "
+                    "first appeared, and its date is outside announce.window"
+                )
             else:
                 reason = filter_reason(ep, ch, now)
                 if reason:

@@ -428,7 +428,10 @@ def apply_poll(
         if result.last_modified is not None or result.status == "ok":
             source.last_modified = result.last_modified
         if not any(p.severity == "error" for p in result.problems):
-            problems.resolve(s, name, result.url, now, keep={p.kind for p in result.problems})
+            keep = {p.kind for p in result.problems}
+            if result.status == "not-modified":
+                keep.add("duplicate-guid")  # nothing re-read: it still holds
+            problems.resolve(s, name, result.url, now, keep=keep)
         first_pass = source.first_pass_at is None
         if result.status == "ok":
             eps = s.exec(select(Episode).where(Episode.source == name)).all()
