@@ -50,14 +50,20 @@ def joined_at(
     for ch in channels:
         acct = account(ch)
         rec = records.get(ch.name)
-        if rec is not None:
+        if rec is not None and rec.removed_at is None:
             out[ch.name] = rec.added_at
             if acct and rec.account != acct and not dry_run:
                 channel_rows.put(s, ChannelRecord(ch.name, rec.added_at, acct), now)
             continue
+        if rec is not None:  # back after passes without it: what appeared meanwhile is old
+            out[ch.name] = now
+            if not dry_run:
+                channel_rows.put(s, ChannelRecord(ch.name, now, acct or rec.account), now)
+            continue
         old = _renamed_from(s, ch, acct, records, names)
         if old is not None:
-            added = old.added_at
+            # Renamed in one config change: its join time holds. After a gap: from now.
+            added = old.added_at if old.removed_at is None else now
             if not dry_run:
                 moved = channel_rows.rename_rows(s, old.name, ch.name)
                 channel_rows.drop(s, old.name)
@@ -84,6 +90,11 @@ def joined_at(
         out[ch.name] = added
         if not dry_run:
             channel_rows.put(s, ChannelRecord(ch.name, added, acct), now)
+    if not dry_run:
+        for rec in records.values():
+            if rec.name not in names and rec.removed_at is None:
+                rec.removed_at = now
+                channel_rows.put(s, rec, now)
     return out
 
 

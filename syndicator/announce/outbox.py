@@ -221,6 +221,7 @@ def plan(
     their episode changed since, and skips open rows of withdrawn episodes.
     """
     out: list[PlannedRow] = []
+    joined = joined_at(s, settings.channels, now, dry_run=dry_run)  # also notes removals
     channels = [c for c in settings.channels if c.enabled]
     if not channels:
         return out
@@ -231,7 +232,6 @@ def plan(
             select(Delivery).where(Delivery.kind == "announce", Delivery.channel.in_(names))  # type: ignore[attr-defined]
         ).all()
     }
-    joined = joined_at(s, settings.channels, now, dry_run=dry_run)
     window = settings.announce.window
     episodes = s.exec(select(Episode).order_by(Episode.date, Episode.id)).all()  # type: ignore[arg-type]
     for ep in episodes:

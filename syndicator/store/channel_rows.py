@@ -19,18 +19,32 @@ class ChannelRecord:
     name: str
     added_at: datetime
     account: str | None  # a fingerprint of the account it posts as, when known
+    removed_at: datetime | None = None  # a pass ran without it in the config
+
+
+def _record(name: str, value: str) -> ChannelRecord:
+    data = json.loads(value)
+    removed = data.get("removed_at")
+    return ChannelRecord(
+        name,
+        parse_iso(data["added_at"]),
+        data.get("account"),
+        parse_iso(removed) if removed else None,
+    )
 
 
 def get(s: Session, name: str) -> ChannelRecord | None:
     row = s.get(Meta, _PREFIX + name)
     if row is None:
         return None
-    data = json.loads(row.value)
-    return ChannelRecord(name, parse_iso(data["added_at"]), data.get("account"))
+    return _record(name, row.value)
 
 
 def put(s: Session, rec: ChannelRecord, now: datetime) -> None:
-    value = json.dumps({"added_at": rec.added_at.isoformat(), "account": rec.account})
+    removed = rec.removed_at.isoformat() if rec.removed_at else None
+    value = json.dumps(
+        {"added_at": rec.added_at.isoformat(), "account": rec.account, "removed_at": removed}
+    )
     s.merge(Meta(key=_PREFIX + rec.name, value=value, updated_at=now))
 
 
@@ -42,13 +56,7 @@ def drop(s: Session, name: str) -> None:
 
 def known(s: Session) -> list[ChannelRecord]:
     rows = s.exec(select(Meta).where(Meta.key.startswith(_PREFIX))).all()  # type: ignore[attr-defined]
-    out = []
-    for r in rows:
-        data = json.loads(r.value)
-        out.append(
-            ChannelRecord(r.key[len(_PREFIX) :], parse_iso(data["added_at"]), data.get("account"))
-        )
-    return out
+    return [_record(r.key[len(_PREFIX) :], r.value) for r in rows]
 
 
 def first_planned(s: Session, channel: str) -> datetime | None:

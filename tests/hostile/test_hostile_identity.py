@@ -91,6 +91,23 @@ def test_a_channel_added_later_posts_no_back_catalogue(
     assert len(hook.posts("/first")) == 3
 
 
+def test_a_channel_removed_then_added_back_posts_nothing_from_meanwhile(
+    tmp_path: Path, sqlite_url: str, site: Path, hook: FakeWebhook
+) -> None:
+    run_once(_settings(tmp_path, sqlite_url, [_jekyll(site)], [_channel(hook, "hook")]), now=NOW)
+    assert len(hook.posts("/hook")) == 2
+    run_once(_settings(tmp_path, sqlite_url, [_jekyll(site)], []), now=NOW + timedelta(hours=1))
+    (site / "_posts/podcast/2026-11-27-8-while-it-was-gone.md").write_text(
+        '---\ntitle: "While It Was Gone"\ncategory: "podcast"\n---\nNotes.\n'
+    )
+    run_once(_settings(tmp_path, sqlite_url, [_jekyll(site)], []), now=NOW + timedelta(hours=2))
+    back = _settings(tmp_path, sqlite_url, [_jekyll(site)], [_channel(hook, "hook")])
+    run_once(back, now=NOW + timedelta(days=60))
+    assert len(hook.posts("/hook")) == 2  # episode 8 appeared while the channel was gone
+    rows = {d.episode_id: d for d in _rows(sqlite_url)}
+    assert len(rows) == 6 and sum(d.state == "sent" for d in rows.values()) == 2
+
+
 @pytest.mark.parametrize("explicit", [True, False], ids=["renamed_from", "same-account"])
 def test_a_renamed_channel_keeps_its_rows_and_posts_nothing_again(
     tmp_path: Path, sqlite_url: str, site: Path, hook: FakeWebhook, explicit: bool
