@@ -343,7 +343,9 @@ def apply_scan(
             # Not stored; stamp forgotten so the file is read again once it is fixed.
             row.episode_id, row.mtime_ns, row.content_hash = None, 0, ""
             s.add(row)
-            resolve(path)
+            if path in open_locations:  # other problems of the file are fixed; this one holds
+                keep = problem_kinds.get(path, set()) | {"duplicate-guid"}
+                problems.resolve(s, name, path, now, keep=keep)
             problems.record(s, name, ProblemData(path, "duplicate-guid", dup, None, "warning"), now)
             stats.problems += 1
             continue

@@ -224,3 +224,22 @@ def test_a_pass_at_a_far_now_strands_nothing(tmp_path: Path, site: Path, hook: F
         rows = s.exec(select(Delivery)).all()
     assert rows and all(d.lease_until is None for d in rows)
     assert all(d.due_at is None or d.due_at < utcnow() + timedelta(days=1) for d in rows)
+
+
+def test_a_post_whose_guid_a_feed_already_holds_is_one_problem_per_file(
+    tmp_path: Path, sqlite_url: str, site: Path, hook: FakeWebhook, srv: FeedServer
+) -> None:
+    srv.add_feed("/feed.xml", make_feed_xml(3, base_url="https://shipping-it.example"))
+    feed = {"name": "feed", "type": "feed", "url": srv.url("/feed.xml")}
+    run_once(_settings(tmp_path, sqlite_url, [feed], []), now=NOW)
+    posts = {**_jekyll(site), "guid": "{site.url}/episodes/{number}"}  # 1-3 collide
+    settings = _settings(tmp_path, sqlite_url, [feed, posts], [])
+    run_once(settings, now=NOW + timedelta(hours=1))
+    run_once(settings, now=NOW + timedelta(hours=2))  # unchanged files: still reported
+    with session(upgrade(sqlite_url)) as s:
+        mine = s.exec(select(Episode).where(Episode.source == "episodes")).all()
+        dup = s.exec(select(Problem).where(Problem.kind == "duplicate-guid")).all()
+    assert sorted(e.number for e in mine) == [4, 6, 7]  # type: ignore[type-var]
+    assert len(dup) == 3 and all(p.resolved_at is None and p.source == "episodes" for p in dup)
+    assert all("'feed'" in p.message and p.severity == "warning" for p in dup)
+    assert {p.location.split("-", 3)[-1][:2] for p in dup} == {"1-", "2-", "3-"}
