@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
 STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
 class Renders(Protocol):
@@ -333,13 +334,31 @@ def _refresh(
     now: datetime,
     dry_run: bool,
 ) -> None:
-    """A row that never left follows its episode: withdrawn -> skipped; edited -> the
-    text, link card and publish time are rendered again."""
+    """A row that never left follows its episode: withdrawn -> skipped; back (a deleted
+    post restored) while still recent -> planned again; edited -> the text, link card
+    and publish time are rendered again."""
+    if (
+        row.state == SKIPPED
+        and row.skip_reason == WITHDRAWN
+        and not row.attempts
+        and not ep.withdrawn
+        and ep.date is not None
+        and ep.date >= now - settings.announce.window
+    ):
+        rendered = render_or_report(s, renderer, ep, ch, limits, now)
+        if rendered is not None and not dry_run:
+            row.state, row.skip_reason = PLANNED, None
+            row.text, row.text_length = rendered.text, rendered.length
+            row.payload = {**row.payload, **_card(ep)}
+            row.due_at = publish_time(ep.date, now, settings)
+            row.updated_at = now
+            s.add(row)
+        return
     if row.state not in (PLANNED, RETRYING) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
-            row.state, row.skip_reason, row.updated_at = SKIPPED, "episode withdrawn", now
+            row.state, row.skip_reason, row.updated_at = SKIPPED, WITHDRAWN, now
             s.add(row)
         return
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:

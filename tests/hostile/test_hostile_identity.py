@@ -243,3 +243,23 @@ def test_a_post_whose_guid_a_feed_already_holds_is_one_problem_per_file(
     assert len(dup) == 3 and all(p.resolved_at is None and p.source == "episodes" for p in dup)
     assert all("'feed'" in p.message and p.severity == "warning" for p in dup)
     assert {p.location.split("-", 3)[-1][:2] for p in dup} == {"1-", "2-", "3-"}
+
+
+def test_a_deleted_post_restored_before_its_date_is_announced_after_all(
+    tmp_path: Path, sqlite_url: str, site: Path, hook: FakeWebhook
+) -> None:
+    post = site / "_posts/podcast/2026-11-29-8-coming-on-sunday.md"
+    post.write_text('---\ntitle: "Coming on Sunday"\ncategory: "podcast"\n---\nSoon.\n')
+    settings = _settings(tmp_path, sqlite_url, [_jekyll(site)], [_channel(hook, "hook")])
+    run_once(settings, now=NOW)  # planned for its date, two days ahead
+    keep = tmp_path / "keep.md"
+    post.rename(keep)
+    run_once(settings, now=NOW + timedelta(hours=1))
+    (row,) = [d for d in _rows(sqlite_url) if "Sunday" in d.text]
+    assert row.state == "skipped"
+    keep.rename(post)  # the same file back, same bytes and mtime
+    run_once(settings, now=NOW + timedelta(hours=2))
+    run_once(settings, now=datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
+    (row,) = [d for d in _rows(sqlite_url) if "Sunday" in d.text]
+    assert row.state == "sent"
+    assert sum("Sunday" in str(p.json()) for p in hook.posts("/hook")) == 1
