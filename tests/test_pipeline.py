@@ -341,3 +341,22 @@ def test_a_deleted_post_restored_byte_for_byte_is_live_again(
     assert not ep.withdrawn and ep.withdrawn_reason is None
     assert report.sources[0].changed == 1
     assert [h["event"] for h in _history(db_url, ep.id)] == ["restored"]  # type: ignore[arg-type]
+
+
+def test_a_post_replaced_by_a_different_one_with_its_number_in_one_pass(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    test_post = site / POSTS / TEST_POST
+    test_post.write_text(_post("Test post, please ignore", "2026-11-25 10:00:00"))
+    run_once(settings, now=NOW)
+    test_post.unlink()  # gone and replaced between two passes
+    (site / POSTS / REAL_8).write_text(
+        _post("Scaling Postgres for a Newsroom", "2026-12-21 09:00:00")
+    )
+    run_once(settings, now=NOW)
+    eps = _by_path(sqlite_url)
+    old, new = eps[TEST_POST], eps[REAL_8]
+    assert old.id != new.id and old.withdrawn and not new.withdrawn
+    assert [h["event"] for h in _history(sqlite_url, new.id)] == ["not-merged"]  # type: ignore[arg-type]
+    assert "deleted" in _history(sqlite_url, new.id)[0]["detail"]  # type: ignore[arg-type]
