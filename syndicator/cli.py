@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +22,7 @@ from rich.table import Table
 from syndicator import __version__, config
 from syndicator.config import ConfigError, Settings
 from syndicator.logs import setup_logging
-from syndicator.timeutil import parse_iso, utcnow
+from syndicator.timeutil import format_duration, parse_iso, utcnow
 
 app = typer.Typer(
     name="syndicator",
@@ -116,6 +116,10 @@ def main_callback(
     setup_logging(log_format.value, log_level.value)
 
 
+# A --now further than this from the clock only previews, unless --force (docs/operations.md).
+NOW_TOLERANCE = timedelta(minutes=10)
+
+
 def _now(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -192,7 +196,13 @@ def run_once(
             help="Run the pass as if it were this time (ISO 8601, e.g. 2026-12-01T09:00Z)."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Poll every feed now, due or not.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Poll every feed now, due or not; with a --now far from the clock, "
+            "store and send what that pass does instead of previewing it."
+        ),
+    ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -210,9 +220,24 @@ def run_once(
 
     settings = state.settings()
     tty = sys.stdout.isatty()
+    at = _now(now)
+    if at is not None and not dry_run and not force and abs(at - utcnow()) > NOW_TOLERANCE:
+        # Leases, due times and poll times written at a far --now would hold rows until
+        # that date for real-time passes: such a pass only previews.
+        err.print(
+            f"--now {at.isoformat().replace('+00:00', 'Z')} is more than "
+            f"{format_duration(NOW_TOLERANCE)} from the clock: "
+            "previewing only what is stored (as --dry-run, without reading the sources): "
+            "nothing is stored or sent. Add --force to run that pass for real (what it "
+            "leaves is dated then).",
+            markup=False,
+        )
+        dry_run, poll = True, False
+    else:
+        poll = True
     with console_progress(out, enabled=tty) as progress:
         report = do_pass(
-            settings, now=_now(now), dry_run=dry_run, progress=progress, force_poll=force
+            settings, now=at, dry_run=dry_run, progress=progress, force_poll=force, poll=poll
         )
     from syndicator.report import print_report
 
@@ -277,11 +302,13 @@ def episodes(
     """Every stored episode, newest first."""
     from syndicator.pipeline import open_store
     from syndicator.store.db import session
+    from syndicator.store.history import for_episodes
     from syndicator.store.views import episode_dict, list_episodes
 
     settings = state.settings()
     with session(open_store(settings)) as s:
-        rows = [episode_dict(e) for e in list_episodes(s)]
+        events = for_episodes(s)
+        rows = [episode_dict(e, events.get(e.id)) for e in list_episodes(s)]  # type: ignore[arg-type]
     if as_json:
         _dump(rows)
         return

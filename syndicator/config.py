@@ -256,6 +256,8 @@ class ChannelConfig(_Base):
     timeout: Dur = timedelta(seconds=20)
     max_attempts: int | None = None
     on_unknown: Literal["hold", "resend"] = "hold"
+    # The channel's old name: its deliveries are kept, nothing is posted again.
+    renamed_from: str | None = None
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
 
     @field_validator("name")
@@ -365,6 +367,13 @@ class Settings(_Base):
                 if item.name in seen:
                     raise ValueError(f"two {kind}s are named {item.name!r}: names must be unique")
                 seen.add(item.name)
+        current = {c.name for c in self.channels}
+        for c in self.channels:
+            if c.renamed_from is not None and c.renamed_from in current:
+                raise ValueError(
+                    f"channel {c.name!r}: renamed_from {c.renamed_from!r} names a channel that "
+                    "is still configured; remove the old one, or drop renamed_from"
+                )
         names = {s.name for s in self.sources}
         for feed in self.feeds:
             for s in feed.sources:

@@ -10,23 +10,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from syndicator.announce import evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
-from syndicator.sources.base import ProblemData
+from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.store import problems as problem_store
 from syndicator.store.db import session, upgrade
-from syndicator.store.ingest import apply_poll, apply_scan, ensure_source, known_stamps
+from syndicator.store.ingest import (
+    IngestStats,
+    apply_poll,
+    apply_scan,
+    ensure_source,
+    known_stamps,
+)
 from syndicator.store.models import Delivery, Meta, Source
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RACE_RETRIES = 3  # a unique-key race with another pass: retried, reading the winner's rows
 
 
 class Progress(Protocol):
@@ -90,10 +100,29 @@ def open_store(settings: Settings) -> Engine:
     return upgrade(settings.database.url, settings.database.busy_timeout_ms)
 
 
+def stored(engine: Engine, fn: Callable[[Session], T]) -> T:
+    """Run `fn` in one write transaction. Two passes that store the same new row at once
+    (PostgreSQL lets both try): the loser's unique violation is retried, and the retry
+    reads what the winner stored instead of failing the source."""
+    for attempt in range(RACE_RETRIES):
+        try:
+            with session(engine, write=True) as s:
+                return fn(s)
+        except IntegrityError:
+            if attempt == RACE_RETRIES - 1:
+                raise
+            log.info(
+                "another pass stored the same rows first; reading them (retry %d)", attempt + 1
+            )
+    raise AssertionError("unreachable")
+
+
 def _sync_sources(engine: Engine, settings: Settings) -> None:
-    with session(engine, write=True) as s:
+    def sync(s: Session) -> None:
         for src in settings.sources:
             ensure_source(s, src.name, src.type, getattr(src, "url", None))
+
+    stored(engine, sync)
 
 
 def poll_sources(
@@ -150,18 +179,29 @@ def poll_sources(
             _store_failure(engine, src.name, str(src.path), err, now)
             out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
             continue
+
+        def store_scan(
+            s: Session,
+            src: JekyllSourceConfig = src,
+            result: ScanResult = result,
+            known: dict[str, FileStamp] = known,
+            fingerprint: str = site.fingerprint,
+            fp_key: str = fp_key,
+        ) -> IngestStats:
+            row = s.exec(select(Source).where(Source.name == src.name)).one()
+            stats = apply_scan(s, row, result, known, now, window)
+            row.next_due_at = now + interval(src, now)
+            if result.complete:
+                s.merge(Meta(key=fp_key, value=fingerprint, updated_at=now))
+                row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+                problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
+            else:
+                row.consecutive_errors += 1
+                row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+            return stats
+
         try:
-            with session(engine, write=True) as s:
-                row = s.exec(select(Source).where(Source.name == src.name)).one()
-                stats = apply_scan(s, row, result, known, now, window)
-                row.next_due_at = now + interval(src, now)
-                if result.complete:
-                    s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
-                    row.consecutive_errors, row.last_error, row.alerted = 0, None, False
-                    problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
-                else:
-                    row.consecutive_errors += 1
-                    row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+            stats = stored(engine, store_scan)
         except Exception as exc:  # e.g. another process stored the same post first
             err = f"storing failed, nothing of it was kept; the next pass tries again: {exc}"
             log.exception("source %s: storing failed", src.name)
@@ -205,13 +245,17 @@ def poll_sources(
             )
             for req, res in zip(requests, results, strict=True):
                 src = by_name[req.source.name]
+
+                def store_poll(
+                    s: Session, src: FeedSourceConfig = src, res: PollResult = res
+                ) -> IngestStats:
+                    row = s.exec(select(Source).where(Source.name == src.name)).one()
+                    return apply_poll(
+                        s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
+                    )
+
                 try:
-                    with session(engine, write=True) as s:
-                        row = s.exec(select(Source).where(Source.name == src.name)).one()
-                        stats = apply_poll(
-                            s, row, res, now, window, interval(src, now),
-                            settings.fetch.max_backoff,
-                        )  # fmt: skip
+                    stats = stored(engine, store_poll)
                 except Exception as exc:
                     err = (
                         f"storing failed, nothing of it was kept; the next poll tries again: {exc}"

@@ -183,7 +183,7 @@ name = "x"
 type = "twitter"
 dry_run = true
 """)
-    r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z"], tmp_path)
+    r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z", "--force"], tmp_path)
     assert r.returncode == 0, r.stderr
     eps = json.loads(_cli(["episodes", "--json"], tmp_path).stdout)
     billing = next(e for e in eps if e["number"] == 6)
@@ -195,6 +195,7 @@ dry_run = true
     assert billing["date"] == "2026-11-24T14:30:00Z"
     assert billing["enclosure"]["length"] == 62914560
     assert billing["duration_seconds"] == 3861
+    assert billing["history"] == []  # no identity decision was needed
     assert billing["chapters"][0]["start"] >= 0
     status = json.loads(_cli(["status", "--json"], tmp_path).stdout)
     assert status["sources"][0]["name"] == "episodes" and status["sources"][0]["ok"]
@@ -236,3 +237,126 @@ def test_a_transcript_added_later_reaches_its_episode(
     ep = _episodes(sqlite_url)[6]
     assert ep.transcript_url == "https://shipping-it.example/transcripts/6.vtt"
     assert ep.transcript_type == "text/vtt"
+
+
+TEST_POST = "2026-11-25-8-test-post-please-ignore.md"
+REAL_8 = "2026-12-21-8-scaling-postgres-for-a-newsroom.md"
+
+
+def _post(title: str, date: str) -> str:
+    return (
+        f'---\ntitle: "{title}"\ndate: {date}\ncategory: "podcast"\nmp3_bytes: "100"\n'
+        'mp3_duration: "10:00"\n---\nBody.\n'
+    )
+
+
+def _by_path(url: str) -> dict[str, Episode]:
+    with session(upgrade(url)) as s:
+        return {e.path.rsplit("/", 1)[-1]: e for e in s.exec(select(Episode)).all()}  # type: ignore[union-attr]
+
+
+def _history(url: str, episode_id: int) -> list[dict[str, str]]:
+    from syndicator.store.history import for_episodes
+    from syndicator.store.views import episode_dict
+
+    with session(upgrade(url)) as s:
+        ep = s.get(Episode, episode_id)
+        return episode_dict(ep, for_episodes(s, [episode_id]).get(episode_id))["history"]  # type: ignore[arg-type]
+
+
+def test_a_reused_number_of_a_deleted_post_is_a_new_episode(
+    tmp_path: Path, db_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, db_url, site)
+    test_post = site / POSTS / TEST_POST
+    test_post.write_text(_post("Test post, please ignore", "2026-11-25 10:00:00"))
+    run_once(settings, now=NOW)
+    test_post.unlink()  # pushed by mistake, deleted hours later
+    run_once(settings, now=datetime(2026, 11, 27, 18, 0, tzinfo=UTC))
+    (site / POSTS / REAL_8).write_text(
+        _post("Scaling Postgres for a Newsroom", "2026-12-21 09:00:00")
+    )
+    later = datetime(2026, 12, 21, 12, 0, tzinfo=UTC)
+    run_once(settings, now=later)
+
+    eps = _by_path(db_url)
+    old, new = eps[TEST_POST], eps[REAL_8]
+    assert old.id != new.id and old.guid != new.guid
+    assert old.withdrawn and not new.withdrawn  # the old one stays withdrawn
+    assert new.title == "Scaling Postgres for a Newsroom" and new.number == 8
+    assert new.guid == "https://shipping-it.example/podcast/8-scaling-postgres-for-a-newsroom"
+    with session(upgrade(db_url)) as s:
+        rows = s.exec(select(Delivery).where(Delivery.episode_id == new.id)).all()
+    assert len(rows) == 1 and rows[0].skip_reason.startswith("dry-run")  # announced (dry-run)
+    why = _history(db_url, new.id)  # type: ignore[arg-type]
+    assert [h["event"] for h in why] == ["not-merged"]
+    assert TEST_POST in why[0]["detail"] and "same number 8" in why[0]["detail"]
+    assert [h["event"] for h in _history(db_url, old.id)] == ["number-reused"]  # type: ignore[arg-type]
+
+    # the next edit of the new post still finds the new episode, not the old one
+    post = site / POSTS / REAL_8
+    post.write_text(post.read_text().replace("Body.", "Body, edited."))
+    run_once(settings, now=later)
+    assert _by_path(db_url)[REAL_8].id == new.id
+    with session(upgrade(db_url)) as s:
+        assert len(s.exec(select(Episode).where(Episode.number == 8)).all()) == 2
+
+
+def test_a_deleted_post_back_with_a_padded_number_and_fixed_slug_is_the_same_episode(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    run_once(settings, now=NOW)
+    before = _episodes(sqlite_url)[6]
+    old = site / POSTS / BILLING
+    text = old.read_text()
+    old.unlink()
+    run_once(settings, now=NOW)
+    assert _episodes(sqlite_url)[6].withdrawn
+    fixed = "2026-11-24-006-billing-for-a-saas-without-loosing-sleep.md"
+    (site / "_posts" / "archive").mkdir()
+    (site / "_posts" / "archive" / fixed).write_text(text)
+    run_once(settings, now=NOW)
+    after = _episodes(sqlite_url)[6]
+    assert after.id == before.id and after.guid == before.guid
+    assert not after.withdrawn
+    events = [h["event"] for h in _history(sqlite_url, after.id)]  # type: ignore[arg-type]
+    assert events == ["matched", "restored"]
+    assert "similar slug" in _history(sqlite_url, after.id)[0]["detail"]  # type: ignore[arg-type]
+
+
+def test_a_deleted_post_restored_byte_for_byte_is_live_again(
+    tmp_path: Path, db_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, db_url, site)
+    run_once(settings, now=NOW)
+    post = site / POSTS / BILLING
+    keep = tmp_path / "keep.md"
+    os.rename(post, keep)  # same inode, same bytes, same mtime
+    run_once(settings, now=NOW)
+    assert _episodes(db_url)[6].withdrawn
+    os.rename(keep, post)
+    report = run_once(settings, now=NOW)
+    ep = _episodes(db_url)[6]
+    assert not ep.withdrawn and ep.withdrawn_reason is None
+    assert report.sources[0].changed == 1
+    assert [h["event"] for h in _history(db_url, ep.id)] == ["restored"]  # type: ignore[arg-type]
+
+
+def test_a_post_replaced_by_a_different_one_with_its_number_in_one_pass(
+    tmp_path: Path, sqlite_url: str, site: Path
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site)
+    test_post = site / POSTS / TEST_POST
+    test_post.write_text(_post("Test post, please ignore", "2026-11-25 10:00:00"))
+    run_once(settings, now=NOW)
+    test_post.unlink()  # gone and replaced between two passes
+    (site / POSTS / REAL_8).write_text(
+        _post("Scaling Postgres for a Newsroom", "2026-12-21 09:00:00")
+    )
+    run_once(settings, now=NOW)
+    eps = _by_path(sqlite_url)
+    old, new = eps[TEST_POST], eps[REAL_8]
+    assert old.id != new.id and old.withdrawn and not new.withdrawn
+    assert [h["event"] for h in _history(sqlite_url, new.id)] == ["not-merged"]  # type: ignore[arg-type]
+    assert "deleted" in _history(sqlite_url, new.id)[0]["detail"]  # type: ignore[arg-type]

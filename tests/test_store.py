@@ -275,3 +275,58 @@ def test_problems_group_by_kind_and_message_pattern() -> None:
     )
     assert group_line(groups[1]) == "_posts/d.md:2: url: no episode URL"
     assert group_line(groups[0]).endswith("(e.g. _posts/b.md, _posts/c.md)")
+
+
+def _posts(folder: Path, n: int, tag: str) -> None:
+    folder.mkdir(parents=True)
+    for i in range(1, n + 1):
+        (folder / f"2026-11-{i % 27 + 1:02d}-{i}-{tag}-episode-{i}.md").write_text(
+            f'---\ntitle: "{tag} episode {i}"\ncategory: podcast\n---\nNotes of {i}.\n'
+        )
+
+
+def test_two_passes_storing_the_same_new_posts_at_once_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """One wins, the other reads what it stored: no "storing failed" problem for a race."""
+    from syndicator.pipeline import poll_sources
+    from syndicator.store.models import Problem
+    from tests.conftest import make_settings
+
+    engine = upgrade(pg_url)
+
+    def one_pass(gate: threading.Barrier, settings: object, name: str, out: list[object]) -> None:
+        gate.wait()
+        out.extend(poll_sources(engine, settings, NOW, names=[name]))  # type: ignore[arg-type]
+
+    sources = []
+    for n in range(4):
+        site = tmp_path / f"site{n}"
+        _posts(site / "_posts", 40, f"r{n}")
+        (site / "_config.yml").write_text("url: https://show.example\n")
+        tpl = "{site.url}/{slug}"
+        sources.append(
+            {
+                "name": f"site{n}",
+                "type": "jekyll",
+                "path": str(site),
+                "guid": tpl,
+                "episode_url": tpl,
+            }
+        )
+    settings = make_settings(tmp_path, pg_url, sources=sources)
+    # Round 0 also races on creating the source rows; later rounds only on the episodes.
+    for name in (s["name"] for s in sources):
+        outcomes: list[object] = []
+        args = (threading.Barrier(2), settings, name, outcomes)
+        threads = [threading.Thread(target=one_pass, args=args) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [o.status for o in outcomes] == ["ok", "ok"], outcomes  # type: ignore[attr-defined]
+        with session(engine) as s:
+            eps = s.exec(select(Episode).where(Episode.source == name)).all()
+            probs = s.exec(select(Problem).where(Problem.source == name)).all()
+        assert len(eps) == 40 and len({e.guid for e in eps}) == 40
+        assert probs == [], [p.message for p in probs]

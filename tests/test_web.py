@@ -296,3 +296,16 @@ def test_notices_are_not_counted_as_problems_and_are_listed_quietly(web: Site) -
         assert notices.count("asset_path") == 1  # thirty files, one grouped row
         assert "30 notices, no action needed" in notices and "in 30 places" in notices
         assert "_posts/2021-02-00-x.md:7" in notices
+
+
+def test_the_episode_page_shows_why_posts_were_or_were_not_merged(web: Site) -> None:
+    from syndicator.store.history import add
+
+    with write(web.engine) as s:
+        add(s, web.ids["xss"], "not-merged", f"not merged with episode #9 {XSS}", utcnow())
+    with client(web.server) as c:
+        page = c.get(f"/episodes/{web.ids['xss']}").text
+        assert 'id="history"' in page and "not-merged" in page
+        assert "not merged with episode #9 &lt;script&gt;" in page
+        api = c.get("/api/episodes").json()
+    assert any(h["event"] == "not-merged" for e in api["items"] for h in e["history"])

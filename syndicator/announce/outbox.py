@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from syndicator.announce.joined import joined_at
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
 STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
 class Renders(Protocol):
@@ -123,6 +125,15 @@ def filter_reason(episode: Episode, ch: ChannelConfig, now: datetime) -> str | N
     return None
 
 
+def before_channel(ep: Episode, joined: datetime, now: datetime, window: timedelta) -> bool:
+    """An episode that appeared before the channel joined and is not recent by its date:
+    the channel does not announce it (adding a channel never posts the back catalogue)."""
+    seen = ep.first_seen_at
+    if seen is None or seen >= joined:
+        return False
+    return ep.date is None or ep.date < now - window
+
+
 @dataclass
 class PlannedRow:
     """What planning decided for one (episode, channel): also what --dry-run prints."""
@@ -211,6 +222,7 @@ def plan(
     their episode changed since, and skips open rows of withdrawn episodes.
     """
     out: list[PlannedRow] = []
+    joined = joined_at(s, settings.channels, now, dry_run=dry_run)  # also notes removals
     channels = [c for c in settings.channels if c.enabled]
     if not channels:
         return out
@@ -221,6 +233,7 @@ def plan(
             select(Delivery).where(Delivery.kind == "announce", Delivery.channel.in_(names))  # type: ignore[attr-defined]
         ).all()
     }
+    window = settings.announce.window
     episodes = s.exec(select(Episode).order_by(Episode.date, Episode.id)).all()  # type: ignore[arg-type]
     for ep in episodes:
         for ch in channels:
@@ -233,6 +246,12 @@ def plan(
             state, reason = PLANNED, None
             if ep.backlog:
                 state, reason = SKIPPED, "backlog: older than the window at first sight"
+            elif before_channel(ep, joined[ch.name], now, window):
+                state = SKIPPED
+                reason = (
+                    f"channel added {joined[ch.name]:%Y-%m-%d %H:%M} UTC, after this episode "
+                    "first appeared, and its date is outside announce.window"
+                )
             else:
                 reason = filter_reason(ep, ch, now)
                 if reason:
@@ -315,13 +334,31 @@ def _refresh(
     now: datetime,
     dry_run: bool,
 ) -> None:
-    """A row that never left follows its episode: withdrawn -> skipped; edited -> the
-    text, link card and publish time are rendered again."""
+    """A row that never left follows its episode: withdrawn -> skipped; back (a deleted
+    post restored) while still recent -> planned again; edited -> the text, link card
+    and publish time are rendered again."""
+    if (
+        row.state == SKIPPED
+        and row.skip_reason == WITHDRAWN
+        and not row.attempts
+        and not ep.withdrawn
+        and ep.date is not None
+        and ep.date >= now - settings.announce.window
+    ):
+        rendered = render_or_report(s, renderer, ep, ch, limits, now)
+        if rendered is not None and not dry_run:
+            row.state, row.skip_reason = PLANNED, None
+            row.text, row.text_length = rendered.text, rendered.length
+            row.payload = {**row.payload, **_card(ep)}
+            row.due_at = publish_time(ep.date, now, settings)
+            row.updated_at = now
+            s.add(row)
+        return
     if row.state not in (PLANNED, RETRYING) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
-            row.state, row.skip_reason, row.updated_at = SKIPPED, "episode withdrawn", now
+            row.state, row.skip_reason, row.updated_at = SKIPPED, WITHDRAWN, now
             s.add(row)
         return
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:

@@ -3,8 +3,14 @@
 Identity rules (DESIGN.md, decision 4): the guid is assigned at first sight and
 never changes. A Jekyll post is matched by (source, number), else by any path
 the episode ever had, else by its guid candidate; a feed item by its key. A
-deleted file marks the episode withdrawn; nothing is forgotten. A file that
-turned bad keeps what was stored for it.
+deleted file marks the episode withdrawn; nothing is forgotten, and the file coming
+back makes it live again. A file that turned bad keeps what was stored for it.
+
+A number match is not trusted blindly: when the episode with that number is gone
+(deleted or withdrawn) and the new post shares neither a similar slug nor a similar
+title with it, the post is a new episode (`identity.same_episode`). Each such decision
+is written to the episode's history. A guid another source already holds is not
+stored twice: the second one is a problem naming both.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
-from syndicator.store import problems
+from syndicator.store import history, identity, problems
 from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
 
+Event = tuple[Episode, str, str]  # episode, event, detail: written once ids exist
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -94,25 +101,55 @@ def _apply_fields(ep: Episode, data: EpisodeData) -> None:
     ep.withdrawn_reason = data.withdrawn_reason
 
 
-def _free_guid(taken: set[str], source: str, candidate: str) -> str:
-    """A guid no other episode has; another source's collision gets a prefix."""
+def _free_guid(taken: dict[str, str], source: str, candidate: str) -> str:
+    """A guid no other episode has: a reused number's new episode gets a suffix."""
     guid = candidate
     n = 1
     while guid in taken:
         guid = f"{source}:{candidate}" if n == 1 else f"{source}:{candidate}#{n}"
         n += 1
-    taken.add(guid)
+    taken[guid] = source
     return guid
 
 
-def _taken_guids(s: Session) -> set[str]:
-    return set(s.connection().execute(sa.select(Episode.guid)).scalars())  # type: ignore[arg-type]
+def _taken_guids(s: Session) -> dict[str, str]:
+    """Every stored guid and the source that holds it."""
+    rows = s.connection().execute(sa.select(Episode.guid, Episode.source))  # type: ignore[call-overload]
+    return {r[0]: r[1] for r in rows}
+
+
+def _duplicate(s: Session, taken: dict[str, str], source: str, data: EpisodeData) -> str | None:
+    """Why a new item is not stored: its guid is already another source's episode."""
+    other = taken.get(data.guid)
+    if other is None or other == source:
+        return None
+    held = s.exec(select(Episode).where(Episode.guid == data.guid)).first()
+    where = (held.path or held.url or held.title) if held is not None else "?"
+    what = data.path or data.url or data.key or data.title
+    return (
+        f"guid {data.guid!r} of {what} is already episode #{held.id if held else '?'} of "
+        f"source {other!r} ({where}); it is stored and announced once, from {other!r}. "
+        f"Remove one of the two, or give this one its own guid (the source's `guid` setting)"
+    )
+
+
+def _has_episodes(s: Session, source: str) -> bool:
+    return s.exec(select(Episode.id).where(Episode.source == source).limit(1)).first() is not None
 
 
 def _refused(exc: Exception) -> str:
     """The database's reason, without the statement and its (possibly huge) parameters."""
     reason = getattr(exc, "orig", None) or exc
     return f"{type(reason).__name__}: {str(reason).splitlines()[0][:300] if str(reason) else ''}"
+
+
+def _is_race(exc: Exception) -> bool:
+    """A unique violation: on PostgreSQL another pass stored the same new row first. It is
+    not the row's fault; the caller (pipeline.stored) retries and reads the winner's row."""
+    if not isinstance(exc, sa.exc.IntegrityError):
+        return False
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(orig)
 
 
 def _one_by_one(s: Session, write: Callable[[], _T]) -> _T | Exception:
@@ -123,6 +160,8 @@ def _one_by_one(s: Session, write: Callable[[], _T]) -> _T | Exception:
             out = write()
             s.flush()
     except Exception as exc:  # one refused row is that row's problem, not the pass's
+        if _is_race(exc):
+            raise
         return exc
     return out
 
@@ -139,7 +178,8 @@ def _upsert(
     now: datetime,
     backlog: bool,
     stats: IngestStats,
-    taken: set[str],
+    taken: dict[str, str],
+    events: list[Event],
 ) -> tuple[Episode, bool]:
     """Insert or update; returns (episode, is_new). New rows get their id at the next flush."""
     digest = data.content_hash()
@@ -157,7 +197,10 @@ def _upsert(
         _apply_fields(ep, data)
         s.add(ep)
         return ep, True
-    if ep.content_hash != digest or ep.path != data.path:
+    if ep.content_hash != digest or ep.path != data.path or ep.withdrawn != data.withdrawn:
+        if ep.withdrawn and not data.withdrawn:
+            # The same file back (even byte for byte): the episode is live again.
+            events.append((ep, "restored", f"live again: {data.path or data.key} is back"))
         _apply_fields(ep, data)
         ep.path = data.path
         if data.key:
@@ -187,7 +230,9 @@ def apply_scan(
     try:
         with s.begin_nested():
             return _apply_scan(s, source, result, known, now, window, careful=False)
-    except Exception:
+    except Exception as exc:
+        if _is_race(exc):
+            raise
         log.warning("source %s: the batch write failed; storing file by file", source.name)
         return _apply_scan(s, source, result, known, now, window, careful=True)
 
@@ -218,7 +263,8 @@ def _apply_scan(
     by_path: dict[str, int | Episode] = {}
     by_guid: dict[str, Episode] = {}
     by_id: dict[int, Episode] = {}
-    taken: set[str] = set()
+    taken: dict[str, str] = {}
+    events: list[Event] = []
     loaded = False
 
     def load() -> None:
@@ -226,23 +272,55 @@ def _apply_scan(
         if loaded:
             return
         loaded = True
-        for e in s.exec(select(Episode).where(Episode.source == name)).all():
+        for e in s.exec(select(Episode).where(Episode.source == name).order_by(Episode.id)).all():  # type: ignore[arg-type]
             by_id[e.id] = e  # type: ignore[index]
             by_guid[e.guid] = e
-            if e.number is not None:
+            # A reused number: the live episode holds it, not the withdrawn one before it.
+            if e.number is not None and (e.number not in by_number or not e.withdrawn):
                 by_number[e.number] = e
         for p in s.exec(select(EpisodePath).where(EpisodePath.source == name)).all():
             by_path[p.path] = p.episode_id
         taken.update(_taken_guids(s))
 
+    def by_file(path: str) -> Episode | None:
+        hit = by_path.get(path)
+        return hit if hit is None or isinstance(hit, Episode) else by_id.get(hit)
+
+    def gone(ep: Episode) -> bool:
+        """Deleted or withdrawn before, or its file vanished in this scan."""
+        return ep.withdrawn or (ep.path in missing and all(ep is not a for a in assigned))
+
     def lookup(data: EpisodeData) -> Episode | None:
         load()
+        hit, how = None, ""
         if data.number is not None and data.number in by_number:
-            return by_number[data.number]
-        if data.path in by_path:
-            hit = by_path[data.path]  # type: ignore[index]
-            return hit if isinstance(hit, Episode) else by_id.get(hit)
-        return by_guid.get(data.guid) or _renamed_from(data)
+            hit, how = by_number[data.number], f"number {data.number}"
+        elif data.path in by_path:
+            return by_file(data.path)
+        elif data.guid in by_guid:
+            hit, how = by_guid[data.guid], "guid"
+        if hit is None:
+            return _renamed_from(data)
+        if hit.path == data.path or not gone(hit):
+            return hit
+        verdict = identity.same_episode(hit.slug, hit.title, data.slug, data.title)
+        if verdict.same:
+            events.append((hit, "matched", f"{data.path} is {hit.path}: same {how}, {verdict.why}"))
+            return hit
+        events.append(
+            (
+                hit,
+                "number-reused" if how.startswith("number") else "guid-reused",
+                f"{data.path} (\u201c{data.title}\u201d) has this episode's {how} but is a "
+                f"different episode, not merged: {verdict.why}. This one stays withdrawn.",
+            )
+        )
+        pending_new[data.path] = (
+            f"not merged with episode #{hit.id} {hit.path} (\u201c{hit.title}\u201d, "
+            f"{'withdrawn' if hit.withdrawn else 'deleted'}) although it has the same {how}: "
+            f"{verdict.why}. A new episode with its own guid."
+        )
+        return by_file(data.path)
 
     def _renamed_from(data: EpisodeData) -> Episode | None:
         """A post without a number whose old file vanished in this same scan: the
@@ -251,12 +329,13 @@ def _apply_scan(
         if not gone:
             return None
         olds = [by_id[i] for i in gone if i in by_id]
-        for same in (
-            lambda e: e.date == data.date and e.date is not None,
-            lambda e: e.title == data.title,
+        for why, same in (
+            ("same date", lambda e: e.date == data.date and e.date is not None),
+            ("same title", lambda e: e.title == data.title),
         ):
             hits = [e for e in olds if same(e) and all(e is not a for a in assigned)]
             if len(hits) == 1:
+                events.append((hits[0], "matched", f"{data.path} is {hits[0].path}: {why}"))
                 return hits[0]
         return None
 
@@ -264,6 +343,7 @@ def _apply_scan(
         problems.record(s, name, p, now)
         stats.problems += 1
     assigned: list[Episode] = []
+    pending_new: dict[str, str] = {}  # path -> why it is a new episode despite a match
     new_eps: list[Episode] = []
     links: list[tuple[SourceFile, Episode, str | None]] = []  # row, episode, new path
     open_locations = {
@@ -316,14 +396,26 @@ def _apply_scan(
             continue
         data = f.episode
         backlog = _is_backlog(data, first_pass, now, window)
+        found = lookup(data)
+        dup = _duplicate(s, taken, name, data) if found is None else None
+        if dup is not None:
+            # Not stored; stamp forgotten so the file is read again once it is fixed.
+            row.episode_id, row.mtime_ns, row.content_hash = None, 0, ""
+            s.add(row)
+            if path in open_locations:  # other problems of the file are fixed; this one holds
+                keep = problem_kinds.get(path, set()) | {"duplicate-guid"}
+                problems.resolve(s, name, path, now, keep=keep)
+            problems.record(s, name, ProblemData(path, "duplicate-guid", dup, None, "warning"), now)
+            stats.problems += 1
+            continue
+        upsert = partial(_upsert, s, name, found, data, now, backlog, stats, taken, events)
         if careful:
-            found = lookup(data)
-            changed_before = len(stats.changed)
-            upsert = partial(_upsert, s, name, found, data, now, backlog, stats, taken)
+            changed_before, events_before = len(stats.changed), len(events)
             done = _one_by_one(s, upsert)
             if isinstance(done, Exception):
                 # What was stored for this file stays; the file is read again once it changes.
                 del stats.changed[changed_before:]
+                del events[events_before:]
                 row.ok = False
                 s.add(row)
                 stats.bad += 1
@@ -342,10 +434,12 @@ def _apply_scan(
                 continue
             ep, is_new = done
         else:
-            ep, is_new = _upsert(s, name, lookup(data), data, now, backlog, stats, taken)
+            ep, is_new = upsert()
         if is_new:
             new_eps.append(ep)
             by_guid[ep.guid] = ep
+            if path in pending_new:
+                events.append((ep, "not-merged", pending_new[path]))
         if ep.number is not None:
             by_number[ep.number] = ep
         new_path = path if path not in by_path else None
@@ -362,6 +456,8 @@ def _apply_scan(
         row.episode_id = ep.id
         if new_path is not None:
             s.add(EpisodePath(episode_id=ep.id, source=name, path=new_path, first_seen_at=now))  # type: ignore[arg-type]
+    for ep, event, detail in events:
+        history.add(s, ep.id, event, detail, now)  # type: ignore[arg-type]
 
     if result.complete:
         live = {r.episode_id for p, r in cached.items() if p in files and r.episode_id is not None}
@@ -377,7 +473,8 @@ def _apply_scan(
                     ep.last_changed_at = now
                     s.add(ep)
                     stats.withdrawn.append(ep.id)  # type: ignore[arg-type]
-        if first_pass:
+        # An empty posts folder is not first sight either (see apply_poll).
+        if first_pass and (new_eps or _has_episodes(s, name)):
             source.first_pass_at = now
     source.last_poll_at = now
     source.polls += 1
@@ -385,6 +482,13 @@ def _apply_scan(
     source.last_ok_at = now if result.complete else source.last_ok_at
     s.add(source)
     return stats
+
+
+@dataclass
+class _Stored:
+    refused: list[str]  # items the database refused, each as "'title' (key): reason"
+    dups: list[str]  # why items were not stored: their guid is another source's
+    any_episodes: bool  # the source has episodes now (first sight is not an empty feed)
 
 
 def _store_items(
@@ -395,11 +499,11 @@ def _store_items(
     now: datetime,
     window: timedelta,
     stats: IngestStats,
-) -> list[str]:
-    """Upsert a poll's items in one batch, else item by item; the items the database
-    refused, each as "'title' (key): reason"."""
+) -> _Stored:
+    """Upsert a poll's items in one batch, else item by item when the database refuses one."""
     for careful in (False, True):
         refused: list[str] = []
+        dups: list[str] = []
         try:
             with s.begin_nested():
                 stats.new, stats.changed, stats.unchanged = [], [], 0
@@ -408,15 +512,23 @@ def _store_items(
                 by_guid = {e.guid: e for e in eps}
                 taken = _taken_guids(s)
                 new_eps: list[Episode] = []
+                events: list[Event] = []
                 for data in result.episodes:
                     found = by_key.get(data.key) or by_guid.get(data.guid)
+                    dup = _duplicate(s, taken, name, data) if found is None else None
+                    if dup is not None:
+                        dups.append(dup)
+                        continue
                     backlog = _is_backlog(data, first_pass, now, window)
-                    upsert = partial(_upsert, s, name, found, data, now, backlog, stats, taken)
+                    upsert = partial(
+                        _upsert, s, name, found, data, now, backlog, stats, taken, events
+                    )
                     if careful:
-                        changed_before = len(stats.changed)
+                        changed_before, events_before = len(stats.changed), len(events)
                         done = _one_by_one(s, upsert)
                         if isinstance(done, Exception):
                             del stats.changed[changed_before:]
+                            del events[events_before:]
                             refused.append(f"{data.title!r} ({data.key}): {_refused(done)}")
                             continue
                     else:
@@ -429,12 +541,14 @@ def _store_items(
                         by_key[data.key] = ep
                 s.flush()
                 stats.new = [e.id for e in new_eps]  # type: ignore[misc]
-            return refused
-        except Exception:
-            if careful:
+                for ep, event, detail in events:
+                    history.add(s, ep.id, event, detail, now)  # type: ignore[arg-type]
+            return _Stored(refused, dups, bool(eps or new_eps))
+        except Exception as exc:
+            if careful or _is_race(exc):
                 raise
             log.warning("source %s: the batch write failed; storing item by item", name)
-    return []  # not reached: the careful round returns or raises
+    raise AssertionError("not reached: the careful round returns or raises")
 
 
 def apply_poll(
@@ -470,27 +584,40 @@ def apply_poll(
         keep = {p.kind for p in result.problems}
         first_pass = source.first_pass_at is None
         if result.status == "ok":
-            refused = _store_items(s, name, result, first_pass, now, window, stats)
-            if refused:
+            stored = _store_items(s, name, result, first_pass, now, window, stats)
+            if stored.refused:
                 keep.add("store")
-                shown = "; ".join(refused[:3]) + (" ..." if len(refused) > 3 else "")
+                shown = "; ".join(stored.refused[:3]) + (" ..." if len(stored.refused) > 3 else "")
                 problems.record(
                     s,
                     name,
                     ProblemData(
                         result.url,
                         "store",
-                        f"the database refused {len(refused)} item(s), which were not stored "
-                        f"({shown}); the feed's other items were. Check the items' numbers.",
+                        f"the database refused {len(stored.refused)} item(s), which were not "
+                        f"stored ({shown}); the feed's other items were. Check the items' numbers.",
                     ),
                     now,
                 )
                 stats.problems += 1
-            if first_pass:
+            if stored.dups:
+                keep.add("duplicate-guid")
+                dups = stored.dups
+                more = f" (and {len(dups) - 1} more item(s) like it)" if len(dups) > 1 else ""
+                problems.record(
+                    s,
+                    name,
+                    ProblemData(result.url, "duplicate-guid", dups[0] + more, None, "warning"),
+                    now,
+                )
+                stats.problems += 1
+            # An empty first answer is not first sight: the back catalogue that fills it
+            # later must still count as backlog.
+            if first_pass and stored.any_episodes:
                 source.first_pass_at = now
         if result.status == "not-modified":
-            # The same body as last time: what its reading found still holds. Only a
-            # failure to fetch (an error) is over.
+            # The same body as last time: what its reading found still holds (a duplicate
+            # guid too). Only a failure to fetch (an error) is over.
             keep |= problems.open_kinds(s, name, result.url, exclude_severity="error")
         if not any(p.severity == "error" for p in result.problems):
             problems.resolve(s, name, result.url, now, keep=keep)

@@ -112,6 +112,18 @@ class EpisodePath(SQLModel, table=True):
     first_seen_at: datetime | None = _ts(nullable=False)
 
 
+class EpisodeEvent(SQLModel, table=True):
+    """An episode's history: identity decisions (merged, not merged, restored) and why."""
+
+    __tablename__ = "episode_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: int = Field(foreign_key="episodes.id", index=True)
+    at: datetime | None = _ts(nullable=False)
+    event: str  # e.g. matched, not-merged, number-reused, restored
+    detail: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+
+
 class SourceFile(SQLModel, table=True):
     """Stat cache of the files a Jekyll source has now: unchanged files are not parsed again."""
 

@@ -12,7 +12,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from syndicator.store.db import session
-from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
+from syndicator.store.models import (
+    Delivery,
+    Episode,
+    EpisodeEvent,
+    FeedState,
+    Heartbeat,
+    Problem,
+    Source,
+)
 from syndicator.store.problems import group, open_problems
 
 
@@ -20,7 +28,12 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def episode_dict(ep: Episode) -> dict[str, Any]:
+def event_dict(e: EpisodeEvent) -> dict[str, Any]:
+    return {"at": iso(e.at), "event": e.event, "detail": e.detail}
+
+
+def episode_dict(ep: Episode, history: list[EpisodeEvent] | None = None) -> dict[str, Any]:
+    """`history`: the episode's identity decisions (why posts were or were not merged)."""
     return {
         "id": ep.id,
         "source": ep.source,
@@ -53,6 +66,7 @@ def episode_dict(ep: Episode) -> dict[str, Any]:
         "description": ep.description,
         "first_seen": iso(ep.first_seen_at),
         "last_changed": iso(ep.last_changed_at),
+        "history": [event_dict(e) for e in history or ()],
     }
 
 

@@ -19,6 +19,7 @@ from sqlmodel import Session, func, select
 from syndicator.announce.outbox import STATES
 from syndicator.config import ChannelConfig, Settings
 from syndicator.store.db import session
+from syndicator.store.history import for_episodes
 from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
 from syndicator.store.problems import ACTION
 from syndicator.store.views import (
@@ -188,7 +189,8 @@ def episode_page(engine: Engine, f: EpisodeFilter, full: bool = False) -> Episod
             eps = s.exec(
                 select(Episode).where(*conds).order_by(*order).limit(f.per_page).offset(offset)
             ).all()
-            items = [episode_dict(e) for e in eps]
+            events = for_episodes(s, [e.id for e in eps])  # type: ignore[misc]
+            items = [episode_dict(e, events.get(e.id)) for e in eps]  # type: ignore[arg-type]
         else:
             cols = (
                 Episode.id, Episode.number, Episode.title, Episode.date, Episode.source,
@@ -240,7 +242,7 @@ def episode_detail(engine: Engine, episode_id: int) -> dict[str, Any] | None:
             row["latency_seconds"] = d.latency_seconds
             deliveries.append(row)
         return {
-            "episode": episode_dict(ep),
+            "episode": episode_dict(ep, for_episodes(s, [episode_id]).get(episode_id)),
             "feed": {
                 "guid": ep.guid,
                 "transcript_url": ep.transcript_url,

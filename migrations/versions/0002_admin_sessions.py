@@ -1,6 +1,6 @@
 """admin_sessions: server-side admin page logins, so logging out ends them
 
-Revision ID: web01
+Revision ID: 0002_admin_sessions
 Revises: 3d89c780865b
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import syndicator.store.models
 
-revision: str = "web01"
+revision: str = "0002_admin_sessions"
 down_revision: str | None = "3d89c780865b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
