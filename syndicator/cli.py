@@ -490,7 +490,18 @@ def web_set_password(
 
 def main() -> None:
     logging.captureWarnings(True)
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # The machine's own faults (database down, disk full): one line, not a traceback.
+        from syndicator.store.faults import describe
+
+        settings = state._settings
+        line = describe(exc, settings.database.url if settings else None)
+        if line is None:
+            raise
+        err.print(f"error: {line}", markup=False, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
