@@ -82,7 +82,8 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
             f"daemon: [green]alive[/green] ({d['state']}), next pass {_local(d['next_pass'], tz)}"
         )
     else:
-        out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)})")
+        how = ", stopped cleanly" if d.get("stopped") else ""
+        out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)}{how})")
     t = Table("source", "type", "last poll", "state", "next due", "episodes")
     for s in data["sources"]:
         st = (

@@ -209,3 +209,33 @@ def test_run_with_web_serves_healthz_from_the_daemon(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_stopped_daemon_is_last_seen_and_stopped_cleanly(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    import json
+    import re
+
+    cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
+    proc = d.start(cfg, "run", "--web", "--port", "0")
+    try:
+        assert d.wait(lambda: _alive(cfg), 30), "daemon never became alive"
+        time.sleep(1)  # well past its first heartbeat
+        t0 = time.monotonic()
+        assert d.stop(proc, signal.SIGTERM) == 0
+        wall = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stdout is not None
+    lines = [json.loads(x) for x in proc.stdout.read().splitlines() if x.startswith("{")]
+    said = [x["message"] for x in lines if x["message"].startswith("daemon stopped in")]
+    took = float(re.findall(r"[\d.]+", said[-1])[0])
+    # the time it says covers the real stop: from the signal until all is shut down
+    assert 0 < took <= wall and wall - took < 3, (took, wall)
+    time.sleep(1.2)  # three heartbeats later, the row is still there
+    st = d.status(cfg)["daemon"]
+    assert st["alive"] is False and st["stopped"] is True and st["last_seen"]
+    text = d.cli(cfg, "status").stdout
+    assert "last seen -" not in text and "stopped cleanly" in text

@@ -269,3 +269,16 @@ def test_heartbeat_shows_the_daemon_alive(web: Site) -> None:
     with client(web.server) as c:
         page = c.get("/").text
         assert "running" in page and "Next pass" in page
+
+
+def test_a_stopped_daemon_shows_its_last_heartbeat(web: Site) -> None:
+    from test_web_support import heartbeat
+
+    from syndicator.store import leases
+
+    heartbeat(web.engine, timedelta(minutes=2))
+    leases.stopped(web.engine, "host:1:abc", utcnow() - timedelta(minutes=1), "stopped cleanly")
+    with client(web.server) as c:
+        page = c.get("/").text
+        assert "not running" in page and "stopped cleanly" in page
+        assert re.search(r"Last heartbeat <time[^>]*>", page), "the heartbeat time is shown"
