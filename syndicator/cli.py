@@ -15,40 +15,67 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from syndicator import __version__, config
 from syndicator.config import ConfigError, Settings
+from syndicator.console import make_console
 from syndicator.logs import setup_logging
 from syndicator.timeutil import parse_iso, utcnow
 
+
+class _Group(TyperGroup):
+    """Help without a `<bool>` value hint on flags (a flag takes no value)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _quiet_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None and not hasattr(cmd, "list_commands"):
+            original = cmd.get_params
+            cmd.get_params = lambda c: _quiet_flags(original(c))  # type: ignore[method-assign]
+        return cmd
+
+
+def _quiet_flags(params: list[Any]) -> list[Any]:
+    for p in params:
+        # duck-typed: Typer ships its own copy of Click's classes
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+# Help texts are Markdown: square brackets such as [web] stay as written.
 app = typer.Typer(
+    cls=_Group,
     name="syndicator",
     help="Podcast feed aggregator and syndication bot: reads episode posts and feeds, "
     "announces new episodes on X, Mastodon, Bluesky and chat targets, and publishes "
     "the podcast feed.",
     epilog="Exit codes: 0 success; 1 the pass ran but something needs attention (a failed "
     "delivery, a bad file); 2 usage or configuration error. Secrets come from the environment "
-    "as SYNDICATOR_<CHANNEL>_<KEY>; see README.md.",
+    "as `SYNDICATOR_<CHANNEL>_<KEY>`; see README.md.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-feed_app = typer.Typer(help="Build and check the published podcast feeds.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+_SUB: dict[str, Any] = {"cls": _Group, "no_args_is_help": True, "rich_markup_mode": "markdown"}
+feed_app = typer.Typer(help="Build and check the published podcast feeds.", **_SUB)
+db_app = typer.Typer(help="Database maintenance.", **_SUB)
 delivery_app = typer.Typer(
-    help="Act on one delivery: retry, skip, or settle an unknown outcome.", no_args_is_help=True
+    help="Act on one delivery: retry, skip, or settle an unknown outcome.", **_SUB
 )
-web_app = typer.Typer(help="Admin web page settings.", no_args_is_help=True)
+web_app = typer.Typer(help="Admin web page settings.", **_SUB)
 app.add_typer(feed_app, name="feed")
 app.add_typer(db_app, name="db")
 app.add_typer(delivery_app, name="delivery")
 app.add_typer(web_app, name="web")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 class LogFormat(StrEnum):
@@ -62,6 +89,16 @@ class LogLevel(StrEnum):
     info = "info"
     warning = "warning"
     error = "error"
+
+
+class DeliveryState(StrEnum):
+    planned = "planned"
+    sending = "sending"
+    sent = "sent"
+    retrying = "retrying"
+    unknown = "unknown"
+    failed = "failed"
+    skipped = "skipped"
 
 
 class State:
@@ -122,7 +159,9 @@ def _now(value: str | None) -> datetime | None:
     try:
         return parse_iso(value)
     except ValueError:
-        err.print(f"error: --now {value!r} is not ISO 8601 (e.g. 2026-11-27T09:00:00Z)")
+        err.print(
+            f"error: --now {value!r} is not ISO 8601 (e.g. 2026-11-27T09:00:00Z)", markup=False
+        )
         raise typer.Exit(2) from None
 
 
@@ -144,7 +183,7 @@ def init(
         raise typer.Exit(2)
     example = Path(__file__).with_name("example.toml").read_text(encoding="utf-8")
     path.write_text(example, encoding="utf-8")
-    out.print(f"wrote {path}; edit it, then run `syndicator check`")
+    out.print(f"wrote {path}; edit it, then run `syndicator check`", markup=False)
 
 
 @app.command()
@@ -158,7 +197,7 @@ def check() -> None:
     settings = state.settings()
     problems, notes = check_all(settings)
     for n in notes:
-        out.print(n, highlight=False)
+        out.print(n, highlight=False, markup=False)
     for p in problems:
         err.print(f"[red]{p.severity}:[/red] {escape(str(p))}", highlight=False)
     if any(p.severity == "error" for p in problems):
@@ -284,9 +323,9 @@ def episodes(
         table.add_row(
             str(r["number"] if r["number"] is not None else ""),
             date,
-            r["title"],
-            ", ".join(g["name"] for g in r["guests"]),
-            r["source"],
+            escape(r["title"]),
+            escape(", ".join(g["name"] for g in r["guests"])),
+            escape(r["source"]),
             "withdrawn" if r["withdrawn"] else ("audio" if r["enclosure"] else "no audio"),
         )
     out.print(table)
@@ -296,7 +335,7 @@ def episodes(
 def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
     state_filter: Annotated[
-        str | None, typer.Option("--state", help="Only rows in this state.")
+        DeliveryState | None, typer.Option("--state", help="Only rows in this state.")
     ] = None,
 ) -> None:
     """The outbox: one row per episode and channel (and per feed ping)."""
@@ -308,7 +347,7 @@ def deliveries(
     with session(open_store(settings)) as s:
         rows = [delivery_dict(d, g) for d, g in list_deliveries(s)]
     if state_filter:
-        rows = [r for r in rows if r["state"] == state_filter]
+        rows = [r for r in rows if r["state"] == state_filter.value]
     if as_json:
         _dump(rows)
         return
@@ -316,8 +355,8 @@ def deliveries(
     for r in rows:
         detail = r["remote_url"] or r["last_error"] or r["skip_reason"] or r["target"] or ""
         table.add_row(
-            str(r["id"]), r["channel"], r["state"], str(r["attempts"]), r["episode"] or "",
-            detail,
+            str(r["id"]), escape(r["channel"]), r["state"], str(r["attempts"]),
+            escape(r["episode"] or ""), escape(detail),
         )  # fmt: skip
     out.print(table)
 
@@ -336,7 +375,7 @@ def preview(
 
     settings = state.settings()
     if not episode and not all_:
-        err.print("error: name an EPISODE (guid, #id, number or slug) or use --all")
+        err.print("error: name an EPISODE (guid, #id, number or slug) or use --all", markup=False)
         raise typer.Exit(2)
     try:
         rows = previews(settings, None if all_ else episode, channel)
@@ -348,7 +387,10 @@ def preview(
         return
     for r in rows:
         mark = "[green]fits[/green]" if r["fits"] else "[red]too long[/red]"
-        out.print(f"[bold]{r['channel']}[/bold] · {r['title']} · {r['length']}/{r['limit']} {mark}")
+        if r.get("withdrawn"):
+            mark += " [yellow](withdrawn: never announced)[/yellow]"
+        head = f"[bold]{escape(r['channel'])}[/bold] · {escape(r['title'])}"
+        out.print(f"{head} · {r['length']}/{r['limit']} {mark}", highlight=False)
         out.print(r["text"], markup=False, highlight=False, soft_wrap=True)
         out.print()
 
@@ -366,7 +408,7 @@ def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
     except ActionError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    out.print(f"delivery {row.id} on {row.channel}: {row.state}")
+    out.print(f"delivery {row.id} on {row.channel}: {row.state}", markup=False)
 
 
 @delivery_app.command("retry")
@@ -417,7 +459,7 @@ def announce(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
-        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it")
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it", markup=False)
 
 
 # ---------------------------------------------------------------- feeds, db, backup
@@ -435,13 +477,16 @@ def feed_build(
 
     settings = state.settings()
     if not settings.feeds:
-        err.print("error: no [[feeds]] configured; add one (see `syndicator init`)")
+        err.print("error: no [[feeds]] configured; add one (see `syndicator init`)", markup=False)
         raise typer.Exit(2)
     outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
     bad = False
     for o in outcomes:
         verb = "checked" if check_only else ("written" if o.changed else "unchanged")
-        out.print(f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)")
+        out.print(
+            f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)",
+            markup=False,
+        )
         for p in o.problems:
             bad = True
             err.print(f"  [red]problem:[/red] {escape(str(p))}", highlight=False)
@@ -455,7 +500,7 @@ def db_upgrade() -> None:
 
     settings = state.settings()
     engine = upgrade(settings.database.url, settings.database.busy_timeout_ms)
-    out.print(f"database at revision {current_revision(engine)}")
+    out.print(f"database at revision {current_revision(engine)}", markup=False)
 
 
 @app.command()
@@ -469,7 +514,7 @@ def backup(path: Annotated[Path, typer.Argument(help="Where to write the copy.")
     except BackupError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
-    out.print(f"backed up to {path} ({size} bytes)")
+    out.print(f"backed up to {path} ({size} bytes)", markup=False)
 
 
 @web_app.command("set-password")
@@ -485,7 +530,7 @@ def web_set_password(
     except PasswordError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
-    out.print(f"password hash written to [web] in {path}")
+    out.print(f"password hash written to [web] in {path}", markup=False)
 
 
 def main() -> None:

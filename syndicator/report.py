@@ -29,19 +29,22 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
                 line += f", {s.withdrawn} withdrawn"
             if s.error:
                 line += f" ({s.error})"
-            out.print(line, highlight=False)
+            out.print(line, highlight=False, markup=False)
     if report.dry_run:
         out.print(
             f"[bold]dry run[/bold]: {len(report.would_send)} announcement(s) would be sent now"
         )
         for row in report.would_send:
-            out.print(f"\n[bold]{row['channel']}[/bold]")
+            out.print(f"\n[bold]{escape(row['channel'])}[/bold]")
             out.print(row["text"], markup=False, highlight=False, soft_wrap=True)
         later = [
             p for p in report.planned if p.state == "planned" and p.due_at and p.due_at > report.now
         ]
         for p in later:
-            out.print(f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}")
+            out.print(
+                f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}",
+                markup=False,
+            )
     elif verbose:
         kinds: dict[str, int] = {}
         for p in report.planned:
@@ -56,11 +59,15 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         )
         for p in report.planned:
             if p.state == "skipped" and p.reason and p.reason.startswith("dry-run"):
-                out.print(f"\n[bold]{p.channel}[/bold] (dry-run channel)")
+                out.print(f"\n[bold]{escape(p.channel)}[/bold] (dry-run channel)")
                 out.print(p.text, markup=False, highlight=False, soft_wrap=True)
         for f in report.feeds:
             verb = "written" if f.changed else "unchanged"
-            out.print(f"feed {f.name}: {verb} ({f.episode_count} episodes)", highlight=False)
+            out.print(
+                f"feed {f.name}: {verb} ({f.episode_count} episodes)",
+                highlight=False,
+                markup=False,
+            )
     for msg in report.channel_errors:
         err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
     # Under cron only what this pass found is printed (one mail per incident); the exit
@@ -79,7 +86,8 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     d = data["daemon"]
     if d["alive"]:
         out.print(
-            f"daemon: [green]alive[/green] ({d['state']}), next pass {_local(d['next_pass'], tz)}"
+            f"daemon: [green]alive[/green] ({escape(d['state'] or '')}), "
+            f"next pass {_local(d['next_pass'], tz)}"
         )
     else:
         how = ", stopped cleanly" if d.get("stopped") else ""
@@ -89,12 +97,12 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         st = (
             "[green]ok[/green]"
             if s["ok"]
-            else f"[red]{s['disabled_reason'] or s['last_error'] or 'error'}[/red]"
+            else f"[red]{escape(s['disabled_reason'] or s['last_error'] or 'error')}[/red]"
         )
         if s["consecutive_errors"]:
             st += f" ({s['consecutive_errors']} errors in a row)"
         t.add_row(
-            s["name"],
+            escape(s["name"]),
             s["type"],
             _local(s["last_poll"], tz),
             st,
@@ -106,12 +114,13 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
-            t.add_row(ch, *(str(counts.get(s, 0)) for s in states))
+            t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
     for f in data["feeds"]:
         out.print(
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "
-            f"{len(f['problems'])} problem(s)"
+            f"{len(f['problems'])} problem(s)",
+            markup=False,
         )
     if data["problems"]:
         out.print(f"[red]{len(data['problems'])} open problem(s):[/red]")
