@@ -282,3 +282,17 @@ def test_a_stopped_daemon_shows_its_last_heartbeat(web: Site) -> None:
         page = c.get("/").text
         assert "not running" in page and "stopped cleanly" in page
         assert re.search(r"Last heartbeat <time[^>]*>", page), "the heartbeat time is shown"
+
+
+def test_a_withdrawn_episode_has_no_live_announce_button(web: Site) -> None:
+    with write(web.engine) as s:
+        gone = add_episode(s, 40, utcnow(), withdrawn=True, withdrawn_reason="post deleted")
+        gone_id = gone.id
+    with client(web.server) as c:
+        page = c.get(f"/episodes/{gone_id}").text
+        assert "Announce now (withdrawn)" in page
+        assert f'formaction="/episodes/{gone_id}/announce"' not in page
+        r = _post(c, f"/episodes/{gone_id}/announce", channel="hook")
+        assert r.status_code == 409 and "withdrawn" in r.text
+        plain = c.get(f"/episodes/{web.ids['plain']}").text
+        assert f'formaction="/episodes/{web.ids["plain"]}/announce"' in plain
