@@ -247,7 +247,12 @@ def run_once(
         )
     from syndicator.report import print_report
 
-    print_report(out, err, report, verbose=tty or dry_run or verbose)
+    shown = tty or dry_run or verbose
+    print_report(out, err, report, verbose=shown)
+    if not shown:  # cron: the same events as log lines, seen with --log-level info
+        from syndicator.events import log_events, pass_events
+
+        log_events(pass_events(report))
     raise typer.Exit(report.exit_code)
 
 
@@ -261,7 +266,13 @@ def run(
 ) -> None:
     """Run as a daemon: passes on schedule, instant pickup of new posts, SIGHUP reloads."""
     from syndicator.daemon import Daemon
+    from syndicator.events import EVENTS_LOGGER
 
+    # What the daemon does (one line per post, send, feed) is its output: shown at the
+    # default level; --log-level error hides it.
+    events = logging.getLogger(EVENTS_LOGGER)
+    if logging.INFO < logging.getLogger().level <= logging.WARNING:
+        events.setLevel(logging.INFO)
     settings = state.settings()
     daemon = Daemon(settings, config_path=state.config_path, web=web, host=host, port=port)
     raise typer.Exit(daemon.run())
@@ -374,6 +385,7 @@ def preview(
     from syndicator.previews import PreviewError, previews
 
     settings = state.settings()
+    _known_channel(channel)
     if not episode and not all_:
         err.print("error: name an EPISODE (guid, #id, number or slug) or use --all", markup=False)
         raise typer.Exit(2)
@@ -393,6 +405,15 @@ def preview(
         out.print(f"{head} · {r['length']}/{r['limit']} {mark}", highlight=False)
         out.print(r["text"], markup=False, highlight=False, soft_wrap=True)
         out.print()
+
+
+def _known_channel(name: str | None) -> None:
+    """--channel takes a channel of the config; anything else is a usage error."""
+    names = [c.name for c in state.settings().channels]
+    if name is not None and name not in names:
+        valid = ", ".join(names) or "none configured"
+        err.print(f"error: --channel {name!r} is not a channel (valid: {valid})", markup=False)
+        raise typer.Exit(2)
 
 
 # ---------------------------------------------------------------- delivery actions
@@ -453,6 +474,7 @@ def announce(
     """Queue an episode's announcement now (even a backlog or filtered one)."""
     from syndicator.actions import ActionError, announce_episode
 
+    _known_channel(channel)
     try:
         rows = announce_episode(state.settings(), episode, channel)
     except ActionError as exc:

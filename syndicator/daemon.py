@@ -29,6 +29,7 @@ from sqlmodel import select
 from syndicator import config
 from syndicator.announce import outbox
 from syndicator.config import JekyllSourceConfig, Settings
+from syndicator.events import EVENTS_LOGGER, log_events, pass_events
 from syndicator.pipeline import ChannelPool, open_store, run_once
 from syndicator.store import leases
 from syndicator.store.db import dispose_all, session
@@ -36,6 +37,7 @@ from syndicator.store.models import Delivery
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger("syndicator.daemon")
+events = logging.getLogger(EVENTS_LOGGER)
 
 LEADER = "leader"
 POST_SUFFIXES = {".md", ".markdown", ".html"}
@@ -224,7 +226,10 @@ class Daemon:
                     }
                     names.discard(None)
                     if names:
-                        log.info("posts changed in %s", ", ".join(sorted(names)))  # type: ignore[arg-type]
+                        events.info(
+                            "picked up changed posts in %s", ", ".join(sorted(names)),  # type: ignore[arg-type]
+                            extra={"ctx_event": "picked-up", "ctx_sources": sorted(names)},  # type: ignore[type-var]
+                        )  # fmt: skip
                         self.request(sorted(names))  # type: ignore[arg-type]
             except Exception:
                 log.exception("file watching stopped; scheduled polls go on")
@@ -328,8 +333,7 @@ class Daemon:
                 due_slack=self.settings.daemon.jitter + timedelta(seconds=5),
                 pool=self.channels,
             )
-            for ch, st, detail in report.sends.events:
-                log.info("%s: %s %s", ch, st, detail)
+            log_events(pass_events(report))
             for line in report.attention[:20]:
                 log.debug("needs attention: %s", line)
         except Exception:

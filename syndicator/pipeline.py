@@ -56,6 +56,14 @@ class SourceOutcome:
     withdrawn: int = 0
     problems: int = 0
     error: str | None = None
+    new_titles: list[str] = field(default_factory=list)  # for the pass's events
+    changed_titles: list[str] = field(default_factory=list)
+
+
+def _titles(s: Any, ids: list[int]) -> list[str]:
+    from syndicator.store.models import Episode
+
+    return [ep.title for i in ids if (ep := s.get(Episode, i)) is not None]
 
 
 @dataclass
@@ -145,6 +153,7 @@ def poll_sources(
             with session(engine, write=True) as s:
                 row = s.exec(select(Source).where(Source.name == src.name)).one()
                 stats = apply_scan(s, row, result, known, now, window)
+                titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
                 row.next_due_at = now + interval(src, now)
                 if result.complete:
                     s.merge(Meta(key=fp_key, value=site.fingerprint, updated_at=now))
@@ -163,7 +172,7 @@ def poll_sources(
             SourceOutcome(
                 src.name, "jekyll", "ok" if result.complete else "error",
                 len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
-                None if result.complete else "posts folder unreadable",
+                None if result.complete else "posts folder unreadable", *titles,
             )
         )  # fmt: skip
         progress.advance()
@@ -203,6 +212,7 @@ def poll_sources(
                             s, row, res, now, window, interval(src, now),
                             settings.fetch.max_backoff,
                         )  # fmt: skip
+                        titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
                 except Exception as exc:
                     err = (
                         f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
@@ -214,7 +224,7 @@ def poll_sources(
                 out.append(
                     SourceOutcome(
                         src.name, "feed", res.status, len(stats.new), len(stats.changed),
-                        0, stats.problems, res.error,
+                        0, stats.problems, res.error, *titles,
                     )
                 )  # fmt: skip
     return out

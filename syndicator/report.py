@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from syndicator.events import PassEvent, pass_events
 from syndicator.pipeline import PassReport
 from syndicator.timeutil import parse_iso
 
@@ -19,17 +20,18 @@ def _local(value: str | None, tz: ZoneInfo) -> str:
     return parse_iso(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def print_events(out: Console, events: list[PassEvent]) -> None:
+    """One plain line per event (the same events the daemon logs)."""
+    for ev in events:
+        out.print(ev.text, highlight=False, markup=False)
+
+
 def print_report(out: Console, err: Console, report: PassReport, *, verbose: bool) -> None:
-    if verbose:
-        for s in report.sources:
-            if s.status == "skipped":
-                continue
-            line = f"{s.name}: {s.status}, {s.new} new, {s.changed} changed"
-            if s.withdrawn:
-                line += f", {s.withdrawn} withdrawn"
-            if s.error:
-                line += f" ({s.error})"
-            out.print(line, highlight=False, markup=False)
+    events = pass_events(report)
+    if verbose and report.dry_run:
+        print_events(out, [e for e in events if e.kind in ("source", "stored", "changed")])
+    elif verbose:
+        print_events(out, [e for e in events if e.kind != "feed"])
     if report.dry_run:
         out.print(
             f"[bold]dry run[/bold]: {len(report.would_send)} announcement(s) would be sent now"

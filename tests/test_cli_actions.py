@@ -95,6 +95,9 @@ def test_backup_and_json_logs(tmp_path: Path, site: Path, hook: FakeWebhook) -> 
     r = _cli(cfg, "--log-format", "json", "--log-level", "info", "run-once")
     lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "message"} <= set(x) for x in lines)
+    # the pass's events, with their fields; the migrations stay quiet
+    assert {"stored", "planned", "sent", "source"} <= {x.get("event") for x in lines}
+    assert not [x for x in lines if x["logger"].startswith("alembic")]
     r = _cli(cfg, "backup", str(tmp_path / "backups" / "copy.db"))
     assert r.returncode == 0, r.stderr
     db = sqlite3.connect(tmp_path / "backups" / "copy.db")
@@ -134,6 +137,9 @@ def test_options_with_fixed_values_refuse_others_and_list_them(
     assert _cli(cfg, "deliveries", "--state", "failed").returncode == 0
     r = _cli(cfg, "--log-level", "loud", "status")
     assert r.returncode == 2 and "warning" in r.stderr
+    for cmd in (["announce", "1"], ["preview", "1"]):
+        r = _cli(cfg, *cmd, "--channel", "nope")
+        assert r.returncode == 2 and "'nope'" in r.stderr and "valid: hook" in r.stderr
 
 
 def test_square_brackets_survive_in_help_and_messages(
