@@ -34,10 +34,19 @@ class _Group(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         cmd = super().get_command(ctx, cmd_name)
-        if cmd is not None and not hasattr(cmd, "list_commands"):
-            original = cmd.get_params
-            cmd.get_params = lambda c: _quiet_flags(original(c))  # type: ignore[method-assign]
+        if cmd is not None and not hasattr(cmd, "list_commands") and not hasattr(cmd, "_quiet"):
+            cmd._quiet = True  # type: ignore[attr-defined]  # patched once per command
+            for p in cmd.params:  # the command's own; --help is added by get_params
+                _quiet_flags([p])
+            original = cmd.get_help_option
+            cmd.get_help_option = lambda c: _quiet_one(original(c))  # type: ignore[method-assign]
         return cmd
+
+
+def _quiet_one(param: Any) -> Any:
+    if param is not None:
+        _quiet_flags([param])
+    return param
 
 
 def _quiet_flags(params: list[Any]) -> list[Any]:
