@@ -187,3 +187,20 @@ def test_backup_is_a_consistent_copy_while_writing(sqlite_url: str, tmp_path: Pa
 def test_backup_refuses_postgres_with_a_pointer_to_pg_dump(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="pg_dump"):
         backup_sqlite("postgresql://x@127.0.0.1/db", tmp_path / "b.db")
+
+
+def test_a_stopped_heartbeat_is_kept_and_replaces_older_stopped_ones(db_url: str) -> None:
+    from syndicator.store.models import Heartbeat
+    from syndicator.store.views import daemon_dict
+
+    engine = upgrade(db_url)
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    for n, owner in enumerate(("host:1:a", "host:2:b")):
+        at = t0 + timedelta(minutes=n)
+        leases.beat(engine, owner, at, role="leader", state="idle", started_at=at)
+        leases.stopped(engine, owner, at + timedelta(seconds=30), "stopped cleanly")
+    with session(engine) as s:
+        assert [h.owner for h in s.exec(select(Heartbeat)).all()] == ["host:2:b"]
+        d = daemon_dict(s, t0 + timedelta(minutes=1, seconds=31), timedelta(seconds=90))
+    assert d["alive"] is False and d["stopped"] is True
+    assert d["last_seen"] and d["last_seen"].startswith("2026-12-01T09:01:30")
