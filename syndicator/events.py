@@ -98,20 +98,25 @@ def _plan_events(report: PassReport) -> list[PassEvent]:
 
 def _send_events(report: PassReport) -> list[PassEvent]:
     out: list[PassEvent] = []
-    for channel, state, detail in report.sends.events:
-        f = {"channel": channel, "state": state, "detail": detail}
+    titles = report.send_titles
+    for i, (channel, state, detail) in enumerate(report.sends.events):
+        title = titles[i] if i < len(titles) else ""
+        f = {"channel": channel, "state": state, "detail": detail, "title": title}
+        ep = f" {title!r}" if title else ""
         if channel == "directory":
             text = f"ping {state}" + (f": {detail}" if detail and state != "sent" else "")
             out.append(PassEvent("ping", text, f))
         elif state == "sent":
-            out.append(PassEvent("sent", f"sent to {channel}: {detail or '(no link)'}", f))
+            text = f"sent{ep} to {channel}: {detail or '(no link)'}"
+            out.append(PassEvent("sent", text, f))
         elif state == "unknown":
-            text = f"held on {channel}: outcome unknown ({detail}); see `syndicator deliveries`"
+            text = f"held{ep} on {channel}: outcome unknown ({detail}); see `syndicator deliveries`"
             out.append(PassEvent("held", text, f))
         elif state == "retrying":
-            out.append(PassEvent("retrying", f"{channel}: failed, will retry: {detail}", f))
+            text = f"{channel}: sending{ep} failed, will retry: {detail}"
+            out.append(PassEvent("retrying", text, f))
         else:
-            out.append(PassEvent("failed", f"{channel}: failed: {detail}", f))
+            out.append(PassEvent("failed", f"{channel}: sending{ep} failed: {detail}", f))
     return out
 
 

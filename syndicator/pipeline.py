@@ -79,6 +79,7 @@ class PassReport:
     channel_errors: list[str] = field(default_factory=list)
     attention: list[str] = field(default_factory=list)
     new_attention: list[str] = field(default_factory=list)  # first seen in this pass
+    send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
     seconds: float = 0.0
 
     @property
@@ -228,6 +229,16 @@ def poll_sources(
                     )
                 )  # fmt: skip
     return out
+
+
+def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:
+    from syndicator.store.models import Episode
+
+    with session(engine) as s:
+        wanted = {i for i in ids if i is not None}
+        rows = s.exec(select(Episode.id, Episode.title).where(Episode.id.in_(wanted))).all()  # type: ignore[union-attr]
+    titles = dict(rows)
+    return [titles.get(i, "") if i is not None else "" for i in ids]
 
 
 def _store_failure(engine: Engine, name: str, location: str, err: str, now: datetime) -> None:
@@ -449,11 +460,17 @@ def run_once(
         report.seconds = time.monotonic() - t0
         return report
 
+    sent_ids: list[int | None] = []  # the episode of each send event, in order
+
+    def collect(row: Delivery, _state: str) -> None:
+        sent_ids.append(row.episode_id)
+
     if live:
         progress.step("sending announcements")
         report.sends = sender.send_due(
-            engine, settings, live, owner=owner, clock=clock, should_stop=should_stop
-        )
+            engine, settings, live, owner=owner, clock=clock, should_stop=should_stop,
+            on_event=collect,
+        )  # fmt: skip
     progress.step("building feeds")
     publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
@@ -463,13 +480,15 @@ def run_once(
         try:
             pings = sender.send_due(
                 engine, settings, {"directory": pinger}, owner=owner, clock=clock,
-                should_stop=should_stop,
+                should_stop=should_stop, on_event=collect,
             )  # fmt: skip
         finally:
             pinger.close()
         report.sends.sent += pings.sent
         report.sends.retrying += pings.retrying
         report.sends.events.extend(pings.events)
+    if sent_ids:
+        report.send_titles = _episode_titles(engine, sent_ids)
     if pool is None:
         for ch in live.values():
             ch.close()

@@ -272,5 +272,6 @@ def test_the_daemon_says_what_it_does_at_the_default_level(
     assert any(x.get("title") == "Events Are Told" for x in stored)
     sent = [x for x in lines if x.get("event") == "sent"]
     assert all(x["channel"] == "hook" for x in sent) and len(sent) >= 3
+    assert any(x["title"] == "Events Are Told" and "Events Are Told" in x["message"] for x in sent)
     # neither the migrations nor the scheduler narrate at the default level
     assert not [x for x in lines if x["logger"].split(".")[0] in ("alembic", "apscheduler")]
