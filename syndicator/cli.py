@@ -15,40 +15,76 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from syndicator import __version__, config
 from syndicator.config import ConfigError, Settings
+from syndicator.console import make_console
 from syndicator.logs import setup_logging
 from syndicator.timeutil import format_duration, parse_iso, utcnow
 
+
+class _Group(TyperGroup):
+    """Help without a `<bool>` value hint on flags (a flag takes no value)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _quiet_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None and not hasattr(cmd, "list_commands") and not hasattr(cmd, "_quiet"):
+            cmd._quiet = True  # type: ignore[attr-defined]  # patched once per command
+            for p in cmd.params:  # the command's own; --help is added by get_params
+                _quiet_flags([p])
+            original = cmd.get_help_option
+            cmd.get_help_option = lambda c: _quiet_one(original(c))  # type: ignore[method-assign]
+        return cmd
+
+
+def _quiet_one(param: Any) -> Any:
+    if param is not None:
+        _quiet_flags([param])
+    return param
+
+
+def _quiet_flags(params: list[Any]) -> list[Any]:
+    for p in params:
+        # duck-typed: Typer ships its own copy of Click's classes
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+# Help texts are Markdown: square brackets such as [web] stay as written.
 app = typer.Typer(
+    cls=_Group,
     name="syndicator",
     help="Podcast feed aggregator and syndication bot: reads episode posts and feeds, "
     "announces new episodes on X, Mastodon, Bluesky and chat targets, and publishes "
     "the podcast feed.",
     epilog="Exit codes: 0 success; 1 the pass ran but something needs attention (a failed "
     "delivery, a bad file); 2 usage or configuration error. Secrets come from the environment "
-    "as SYNDICATOR_<CHANNEL>_<KEY>; see README.md.",
+    "as `SYNDICATOR_<CHANNEL>_<KEY>`; see README.md.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-feed_app = typer.Typer(help="Build and check the published podcast feeds.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+_SUB: dict[str, Any] = {"cls": _Group, "no_args_is_help": True, "rich_markup_mode": "markdown"}
+feed_app = typer.Typer(help="Build and check the published podcast feeds.", **_SUB)
+db_app = typer.Typer(help="Database maintenance.", **_SUB)
 delivery_app = typer.Typer(
-    help="Act on one delivery: retry, skip, or settle an unknown outcome.", no_args_is_help=True
+    help="Act on one delivery: retry, skip, or settle an unknown outcome.", **_SUB
 )
-web_app = typer.Typer(help="Admin web page settings.", no_args_is_help=True)
+web_app = typer.Typer(help="Admin web page settings.", **_SUB)
 app.add_typer(feed_app, name="feed")
 app.add_typer(db_app, name="db")
 app.add_typer(delivery_app, name="delivery")
 app.add_typer(web_app, name="web")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 class LogFormat(StrEnum):
@@ -62,6 +98,16 @@ class LogLevel(StrEnum):
     info = "info"
     warning = "warning"
     error = "error"
+
+
+class DeliveryState(StrEnum):
+    planned = "planned"
+    sending = "sending"
+    sent = "sent"
+    retrying = "retrying"
+    unknown = "unknown"
+    failed = "failed"
+    skipped = "skipped"
 
 
 class State:
@@ -126,7 +172,9 @@ def _now(value: str | None) -> datetime | None:
     try:
         return parse_iso(value)
     except ValueError:
-        err.print(f"error: --now {value!r} is not ISO 8601 (e.g. 2026-11-27T09:00:00Z)")
+        err.print(
+            f"error: --now {value!r} is not ISO 8601 (e.g. 2026-11-27T09:00:00Z)", markup=False
+        )
         raise typer.Exit(2) from None
 
 
@@ -148,7 +196,7 @@ def init(
         raise typer.Exit(2)
     example = Path(__file__).with_name("example.toml").read_text(encoding="utf-8")
     path.write_text(example, encoding="utf-8")
-    out.print(f"wrote {path}; edit it, then run `syndicator check`")
+    out.print(f"wrote {path}; edit it, then run `syndicator check`", markup=False)
 
 
 @app.command()
@@ -163,7 +211,7 @@ def check() -> None:
     settings = state.settings()
     problems, notes = check_all(settings)
     for n in notes:
-        out.print(n, highlight=False)
+        out.print(n, highlight=False, markup=False)
     # Grouped: "include x.html dropped — in 106 places" is one line; notices are dim.
     rows = [
         {"location": p.location, "line": p.line, "kind": p.kind, "severity": p.severity,
@@ -241,7 +289,12 @@ def run_once(
         )
     from syndicator.report import print_report
 
-    print_report(out, err, report, verbose=tty or dry_run or verbose)
+    shown = tty or dry_run or verbose
+    print_report(out, err, report, verbose=shown)
+    if not shown:  # cron: the same events as log lines, seen with --log-level info
+        from syndicator.events import log_events, pass_events
+
+        log_events(pass_events(report))
     raise typer.Exit(report.exit_code)
 
 
@@ -255,7 +308,13 @@ def run(
 ) -> None:
     """Run as a daemon: passes on schedule, instant pickup of new posts, SIGHUP reloads."""
     from syndicator.daemon import Daemon
+    from syndicator.events import EVENTS_LOGGER
 
+    # What the daemon does (one line per post, send, feed) is its output: shown at the
+    # default level; --log-level error hides it.
+    events = logging.getLogger(EVENTS_LOGGER)
+    if logging.INFO < logging.getLogger().level <= logging.WARNING:
+        events.setLevel(logging.INFO)
     settings = state.settings()
     daemon = Daemon(settings, config_path=state.config_path, web=web, host=host, port=port)
     raise typer.Exit(daemon.run())
@@ -319,9 +378,9 @@ def episodes(
         table.add_row(
             str(r["number"] if r["number"] is not None else ""),
             date,
-            r["title"],
-            ", ".join(g["name"] for g in r["guests"]),
-            r["source"],
+            escape(r["title"]),
+            escape(", ".join(g["name"] for g in r["guests"])),
+            escape(r["source"]),
             "withdrawn" if r["withdrawn"] else ("audio" if r["enclosure"] else "no audio"),
         )
     out.print(table)
@@ -331,7 +390,7 @@ def episodes(
 def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
     state_filter: Annotated[
-        str | None, typer.Option("--state", help="Only rows in this state.")
+        DeliveryState | None, typer.Option("--state", help="Only rows in this state.")
     ] = None,
 ) -> None:
     """The outbox: one row per episode and channel (and per feed ping)."""
@@ -343,7 +402,7 @@ def deliveries(
     with session(open_store(settings)) as s:
         rows = [delivery_dict(d, g) for d, g in list_deliveries(s)]
     if state_filter:
-        rows = [r for r in rows if r["state"] == state_filter]
+        rows = [r for r in rows if r["state"] == state_filter.value]
     if as_json:
         _dump(rows)
         return
@@ -351,8 +410,8 @@ def deliveries(
     for r in rows:
         detail = r["remote_url"] or r["last_error"] or r["skip_reason"] or r["target"] or ""
         table.add_row(
-            str(r["id"]), r["channel"], r["state"], str(r["attempts"]), r["episode"] or "",
-            detail,
+            str(r["id"]), escape(r["channel"]), r["state"], str(r["attempts"]),
+            escape(r["episode"] or ""), escape(detail),
         )  # fmt: skip
     out.print(table)
 
@@ -370,8 +429,9 @@ def preview(
     from syndicator.previews import PreviewError, previews
 
     settings = state.settings()
+    _known_channel(channel)
     if not episode and not all_:
-        err.print("error: name an EPISODE (guid, #id, number or slug) or use --all")
+        err.print("error: name an EPISODE (guid, #id, number or slug) or use --all", markup=False)
         raise typer.Exit(2)
     try:
         rows = previews(settings, None if all_ else episode, channel)
@@ -383,9 +443,21 @@ def preview(
         return
     for r in rows:
         mark = "[green]fits[/green]" if r["fits"] else "[red]too long[/red]"
-        out.print(f"[bold]{r['channel']}[/bold] · {r['title']} · {r['length']}/{r['limit']} {mark}")
+        if r.get("withdrawn"):
+            mark += " [yellow](withdrawn: never announced)[/yellow]"
+        head = f"[bold]{escape(r['channel'])}[/bold] · {escape(r['title'])}"
+        out.print(f"{head} · {r['length']}/{r['limit']} {mark}", highlight=False)
         out.print(r["text"], markup=False, highlight=False, soft_wrap=True)
         out.print()
+
+
+def _known_channel(name: str | None) -> None:
+    """--channel takes a channel of the config; anything else is a usage error."""
+    names = [c.name for c in state.settings().channels]
+    if name is not None and name not in names:
+        valid = ", ".join(names) or "none configured"
+        err.print(f"error: --channel {name!r} is not a channel (valid: {valid})", markup=False)
+        raise typer.Exit(2)
 
 
 # ---------------------------------------------------------------- delivery actions
@@ -401,7 +473,7 @@ def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
     except ActionError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    out.print(f"delivery {row.id} on {row.channel}: {row.state}")
+    out.print(f"delivery {row.id} on {row.channel}: {row.state}", markup=False)
 
 
 @delivery_app.command("retry")
@@ -446,13 +518,14 @@ def announce(
     """Queue an episode's announcement now (even a backlog or filtered one)."""
     from syndicator.actions import ActionError, announce_episode
 
+    _known_channel(channel)
     try:
         rows = announce_episode(state.settings(), episode, channel)
     except ActionError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
-        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it")
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it", markup=False)
 
 
 # ---------------------------------------------------------------- feeds, db, backup
@@ -470,13 +543,16 @@ def feed_build(
 
     settings = state.settings()
     if not settings.feeds:
-        err.print("error: no [[feeds]] configured; add one (see `syndicator init`)")
+        err.print("error: no [[feeds]] configured; add one (see `syndicator init`)", markup=False)
         raise typer.Exit(2)
     outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
     bad = False
     for o in outcomes:
         verb = "checked" if check_only else ("written" if o.changed else "unchanged")
-        out.print(f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)")
+        out.print(
+            f"{o.name}: {verb} {o.path} ({o.episode_count} episodes, {o.size_bytes} bytes)",
+            markup=False,
+        )
         for p in o.problems:
             bad = True
             err.print(f"  [red]problem:[/red] {escape(str(p))}", highlight=False)
@@ -490,7 +566,7 @@ def db_upgrade() -> None:
 
     settings = state.settings()
     engine = upgrade(settings.database.url, settings.database.busy_timeout_ms)
-    out.print(f"database at revision {current_revision(engine)}")
+    out.print(f"database at revision {current_revision(engine)}", markup=False)
 
 
 @app.command()
@@ -504,7 +580,7 @@ def backup(path: Annotated[Path, typer.Argument(help="Where to write the copy.")
     except BackupError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
-    out.print(f"backed up to {path} ({size} bytes)")
+    out.print(f"backed up to {path} ({size} bytes)", markup=False)
 
 
 @web_app.command("set-password")
@@ -520,12 +596,23 @@ def web_set_password(
     except PasswordError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
-    out.print(f"password hash written to [web] in {path}")
+    out.print(f"password hash written to [web] in {path}", markup=False)
 
 
 def main() -> None:
     logging.captureWarnings(True)
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # The machine's own faults (database down, disk full): one line, not a traceback.
+        from syndicator.store.faults import describe
+
+        settings = state._settings
+        line = describe(exc, settings.database.url if settings else None)
+        if line is None:
+            raise
+        err.print(f"error: {line}", markup=False, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

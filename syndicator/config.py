@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from syndicator.suggest import did_you_mean
 from syndicator.timeutil import parse_duration
 
 DEFAULT_CONFIG_NAME = "syndicator.toml"
@@ -45,9 +46,12 @@ class ConfigProblem:
     line: int | None
     where: str
     message: str
+    label: str = ""  # for people: `channels "fosstodon"` rather than `channels.1`
 
     def __str__(self) -> str:
         pos = f"{self.file}:{self.line}" if self.line else self.file
+        if self.label:
+            return f"{pos}: {self.label}: {self.message}"
         where = f" [{self.where}]" if self.where else ""
         return f"{pos}:{where} {self.message}"
 
@@ -484,6 +488,56 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return best
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model a validation error's location points into (for its keys)."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if part in ("jekyll", "feed") and model is None:
+            model = JekyllSourceConfig if part == "jekyll" else FeedSourceConfig
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return model
+        ann = field.annotation
+        inner = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif len(inner) == 1:
+            model = inner[0]
+        else:  # a list of a union (sources): the next part names the member
+            model = None
+    return model if isinstance(model, type) else None
+
+
+def _explain(data: dict[str, Any], loc: tuple[Any, ...], err: Any) -> tuple[str, str]:
+    """A person's label and message for one validation error: a named array item by its
+    name, an unknown key with the close known ones."""
+    parts = [p for p in loc if p not in ("jekyll", "feed")]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+        msg = f"must be one of {err['ctx']['expected']}"
+    if err["type"] == "extra_forbidden" and parts:
+        model = _model_at(tuple(loc[:-1]))
+        known = list(model.model_fields) if model else []
+        msg = f"unknown key {parts[-1]!r}{did_you_mean(str(parts[-1]), known)}"
+    label = ""
+    if len(parts) >= 2 and isinstance(parts[1], int) and isinstance(data.get(parts[0]), list):
+        items = data[parts[0]]
+        item = items[parts[1]] if parts[1] < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        label = f'{parts[0]} "{name}"' if name else f"{parts[0]} #{parts[1] + 1}"
+        rest = ".".join(str(p) for p in parts[2:])
+        if rest and err["type"] != "extra_forbidden":
+            msg = f"{rest} {msg}" if msg.startswith("must ") else f"{rest}: {msg}"
+    elif err["type"] == "extra_forbidden" and len(parts) > 1:
+        label = "[" + ".".join(str(p) for p in parts[:-1]) + "]"
+    return label, msg
+
+
 def load(path: Path | str | None = None) -> Settings:
     """Read and validate the config; raise ConfigError listing every problem."""
     cfg = Path(path) if path else default_config_path()
@@ -510,8 +564,8 @@ def load(path: Path | str | None = None) -> Settings:
         for err in exc.errors():
             loc = tuple(err["loc"])
             where = ".".join(str(p) for p in loc if p not in ("jekyll", "feed"))
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(ConfigProblem(str(cfg), _line_of(text, loc), where, msg))
+            label, msg = _explain(data, loc, err)
+            problems.append(ConfigProblem(str(cfg), _line_of(text, loc), where, msg, label))
         raise ConfigError(problems) from exc
     settings.config_path = cfg.resolve()
     _resolve_paths(settings, cfg.resolve().parent)

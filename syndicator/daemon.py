@@ -29,13 +29,15 @@ from sqlmodel import select
 from syndicator import config
 from syndicator.announce import outbox
 from syndicator.config import JekyllSourceConfig, Settings
+from syndicator.events import EVENTS_LOGGER, log_events, pass_events
 from syndicator.pipeline import ChannelPool, open_store, run_once
 from syndicator.store import leases
-from syndicator.store.db import session
+from syndicator.store.db import dispose_all, session
 from syndicator.store.models import Delivery
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger("syndicator.daemon")
+events = logging.getLogger(EVENTS_LOGGER)
 
 LEADER = "leader"
 POST_SUFFIXES = {".md", ".markdown", ".html"}
@@ -87,6 +89,7 @@ class Daemon:
         self.watch_thread: threading.Thread | None = None
         self.web_server: Any = None
         self.reload_requested = False
+        self.stop_asked: float | None = None  # monotonic time of the stop signal
         self.channels = ChannelPool()  # logins and limits kept between passes
 
     # ------------------------------------------------------------ requests
@@ -223,7 +226,10 @@ class Daemon:
                     }
                     names.discard(None)
                     if names:
-                        log.info("posts changed in %s", ", ".join(sorted(names)))  # type: ignore[arg-type]
+                        events.info(
+                            "picked up changed posts in %s", ", ".join(sorted(names)),  # type: ignore[arg-type]
+                            extra={"ctx_event": "picked-up", "ctx_sources": sorted(names)},  # type: ignore[type-var]
+                        )  # fmt: skip
                         self.request(sorted(names))  # type: ignore[arg-type]
             except Exception:
                 log.exception("file watching stopped; scheduled polls go on")
@@ -327,8 +333,7 @@ class Daemon:
                 due_slack=self.settings.daemon.jitter + timedelta(seconds=5),
                 pool=self.channels,
             )
-            for ch, st, detail in report.sends.events:
-                log.info("%s: %s %s", ch, st, detail)
+            log_events(pass_events(report))
             for line in report.attention[:20]:
                 log.debug("needs attention: %s", line)
         except Exception:
@@ -348,6 +353,8 @@ class Daemon:
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
+            if self.stop_asked is None:
+                self.stop_asked = time.monotonic()
             log.warning("signal %s: finishing the send in flight, then exiting", signum)
             self.stop.set()
             self.wake.set()
@@ -394,9 +401,11 @@ class Daemon:
         return 0
 
     def _shutdown(self, engine: Any) -> None:
-        t0 = time.monotonic()
+        # Counted from the stop signal, through the send in flight, until every thread,
+        # the web server and the database connections are gone: the time it really took.
+        t0 = self.stop_asked if self.stop_asked is not None else time.monotonic()
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)
         self._stop_watcher()
         if self.web_server is not None:
             self.web_server.stop()
@@ -404,7 +413,8 @@ class Daemon:
         try:
             now = utcnow()
             leases.release(engine, LEADER, self.owner, now)
-            leases.forget(engine, self.owner)
+            leases.stopped(engine, self.owner, now, "stopped cleanly")
         except Exception:
             log.exception("could not release the leader lease; it expires by itself")
-        log.warning("daemon stopped in %.1fs", time.monotonic() - t0)
+        dispose_all()
+        log.warning("daemon stopped in %.2fs", time.monotonic() - t0)

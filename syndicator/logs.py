@@ -50,3 +50,7 @@ def setup_logging(fmt: str = "auto", level: str = "warning") -> None:
     # token ever reaches a log line.
     for noisy in ("httpx", "httpcore", "urllib3", "requests_oauthlib", "oauthlib", "apprise"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Migrations and the scheduler narrate every step (and a coalesced misfire at
+    # warning); none of it is news to the person running syndicator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))

@@ -66,6 +66,17 @@ class SourceOutcome:
     withdrawn: int = 0
     problems: int = 0
     error: str | None = None
+    new_titles: list[str] = field(default_factory=list)  # for the pass's events
+    changed_titles: list[str] = field(default_factory=list)
+
+
+def _titles(s: Any, ids: list[int]) -> list[str]:
+    from syndicator.store.models import Episode
+
+    return [ep.title for i in ids if (ep := s.get(Episode, i)) is not None]
+
+
+Titles = tuple[list[str], list[str]]  # new, changed: what the pass's events name
 
 
 @dataclass
@@ -81,6 +92,7 @@ class PassReport:
     channel_errors: list[str] = field(default_factory=list)
     attention: list[str] = field(default_factory=list)
     new_attention: list[str] = field(default_factory=list)  # first seen in this pass
+    send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
     seconds: float = 0.0
 
     @property
@@ -187,9 +199,10 @@ def poll_sources(
             known: dict[str, FileStamp] = known,
             fingerprint: str = site.fingerprint,
             fp_key: str = fp_key,
-        ) -> IngestStats:
+        ) -> tuple[IngestStats, Titles]:
             row = s.exec(select(Source).where(Source.name == src.name)).one()
             stats = apply_scan(s, row, result, known, now, window)
+            titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
             row.next_due_at = now + interval(src, now)
             if result.complete:
                 s.merge(Meta(key=fp_key, value=fingerprint, updated_at=now))
@@ -198,10 +211,10 @@ def poll_sources(
             else:
                 row.consecutive_errors += 1
                 row.last_error = "; ".join(str(p) for p in result.problems)[:500]
-            return stats
+            return stats, titles
 
         try:
-            stats = stored(engine, store_scan)
+            stats, titles = stored(engine, store_scan)
         except Exception as exc:  # e.g. another process stored the same post first
             err = f"storing failed, nothing of it was kept; the next pass tries again: {exc}"
             log.exception("source %s: storing failed", src.name)
@@ -212,7 +225,7 @@ def poll_sources(
             SourceOutcome(
                 src.name, "jekyll", "ok" if result.complete else "error",
                 len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
-                None if result.complete else "posts folder unreadable",
+                None if result.complete else "posts folder unreadable", *titles,
             )
         )  # fmt: skip
         progress.advance()
@@ -248,14 +261,15 @@ def poll_sources(
 
                 def store_poll(
                     s: Session, src: FeedSourceConfig = src, res: PollResult = res
-                ) -> IngestStats:
+                ) -> tuple[IngestStats, Titles]:
                     row = s.exec(select(Source).where(Source.name == src.name)).one()
-                    return apply_poll(
+                    stats = apply_poll(
                         s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
                     )
+                    return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
 
                 try:
-                    stats = stored(engine, store_poll)
+                    stats, titles = stored(engine, store_poll)
                 except Exception as exc:
                     err = (
                         f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
@@ -267,10 +281,20 @@ def poll_sources(
                 out.append(
                     SourceOutcome(
                         src.name, "feed", res.status, len(stats.new), len(stats.changed),
-                        0, stats.problems, res.error,
+                        0, stats.problems, res.error, *titles,
                     )
                 )  # fmt: skip
     return out
+
+
+def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:
+    from syndicator.store.models import Episode
+
+    with session(engine) as s:
+        wanted = {i for i in ids if i is not None}
+        rows = s.exec(select(Episode.id, Episode.title).where(Episode.id.in_(wanted))).all()  # type: ignore[union-attr]
+    titles = dict(rows)
+    return [titles.get(i, "") if i is not None else "" for i in ids]
 
 
 def _store_failure(engine: Engine, name: str, location: str, err: str, now: datetime) -> None:
@@ -493,11 +517,17 @@ def run_once(
         report.seconds = time.monotonic() - t0
         return report
 
+    sent_ids: list[int | None] = []  # the episode of each send event, in order
+
+    def collect(row: Delivery, _state: str) -> None:
+        sent_ids.append(row.episode_id)
+
     if live:
         progress.step("sending announcements")
         report.sends = sender.send_due(
-            engine, settings, live, owner=owner, clock=clock, should_stop=should_stop
-        )
+            engine, settings, live, owner=owner, clock=clock, should_stop=should_stop,
+            on_event=collect,
+        )  # fmt: skip
     progress.step("building feeds")
     publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
@@ -507,13 +537,15 @@ def run_once(
         try:
             pings = sender.send_due(
                 engine, settings, {"directory": pinger}, owner=owner, clock=clock,
-                should_stop=should_stop,
+                should_stop=should_stop, on_event=collect,
             )  # fmt: skip
         finally:
             pinger.close()
         report.sends.sent += pings.sent
         report.sends.retrying += pings.retrying
         report.sends.events.extend(pings.events)
+    if sent_ids:
+        report.send_titles = _episode_titles(engine, sent_ids)
     if pool is None:
         for ch in live.values():
             ch.close()

@@ -50,6 +50,7 @@ def previews(settings: Settings, episode: str | None, channel: str | None) -> li
                     "length": r.length,
                     "limit": r.limit,
                     "fits": r.fits,
+                    "withdrawn": ep.withdrawn,  # never announced, whatever the text
                 }
             )
     return rows

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from syndicator.events import PassEvent, pass_events
 from syndicator.pipeline import PassReport
 from syndicator.store.problems import group, group_line, needs_action
 from syndicator.timeutil import parse_iso
@@ -20,29 +21,33 @@ def _local(value: str | None, tz: ZoneInfo) -> str:
     return parse_iso(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def print_events(out: Console, events: list[PassEvent]) -> None:
+    """One plain line per event (the same events the daemon logs)."""
+    for ev in events:
+        out.print(ev.text, highlight=False, markup=False)
+
+
 def print_report(out: Console, err: Console, report: PassReport, *, verbose: bool) -> None:
-    if verbose:
-        for s in report.sources:
-            if s.status == "skipped":
-                continue
-            line = f"{s.name}: {s.status}, {s.new} new, {s.changed} changed"
-            if s.withdrawn:
-                line += f", {s.withdrawn} withdrawn"
-            if s.error:
-                line += f" ({s.error})"
-            out.print(line, highlight=False)
+    events = pass_events(report)
+    if verbose and report.dry_run:
+        print_events(out, [e for e in events if e.kind in ("source", "stored", "changed")])
+    elif verbose:
+        print_events(out, [e for e in events if e.kind != "feed"])
     if report.dry_run:
         out.print(
             f"[bold]dry run[/bold]: {len(report.would_send)} announcement(s) would be sent now"
         )
         for row in report.would_send:
-            out.print(f"\n[bold]{row['channel']}[/bold]")
+            out.print(f"\n[bold]{escape(row['channel'])}[/bold]")
             out.print(row["text"], markup=False, highlight=False, soft_wrap=True)
         later = [
             p for p in report.planned if p.state == "planned" and p.due_at and p.due_at > report.now
         ]
         for p in later:
-            out.print(f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}")
+            out.print(
+                f"\n{p.channel}: '{p.episode.title}' would wait until {p.due_at.isoformat()}",
+                markup=False,
+            )
     elif verbose:
         kinds: dict[str, int] = {}
         for p in report.planned:
@@ -57,11 +62,15 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         )
         for p in report.planned:
             if p.state == "skipped" and p.reason and p.reason.startswith("dry-run"):
-                out.print(f"\n[bold]{p.channel}[/bold] (dry-run channel)")
+                out.print(f"\n[bold]{escape(p.channel)}[/bold] (dry-run channel)")
                 out.print(p.text, markup=False, highlight=False, soft_wrap=True)
         for f in report.feeds:
             verb = "written" if f.changed else "unchanged"
-            out.print(f"feed {f.name}: {verb} ({f.episode_count} episodes)", highlight=False)
+            out.print(
+                f"feed {f.name}: {verb} ({f.episode_count} episodes)",
+                highlight=False,
+                markup=False,
+            )
     for msg in report.channel_errors:
         err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
     # Under cron only what this pass found is printed (one mail per incident); the exit
@@ -80,21 +89,23 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     d = data["daemon"]
     if d["alive"]:
         out.print(
-            f"daemon: [green]alive[/green] ({d['state']}), next pass {_local(d['next_pass'], tz)}"
+            f"daemon: [green]alive[/green] ({escape(d['state'] or '')}), "
+            f"next pass {_local(d['next_pass'], tz)}"
         )
     else:
-        out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)})")
+        how = ", stopped cleanly" if d.get("stopped") else ""
+        out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)}{how})")
     t = Table("source", "type", "last poll", "state", "next due", "episodes")
     for s in data["sources"]:
         st = (
             "[green]ok[/green]"
             if s["ok"]
-            else f"[red]{s['disabled_reason'] or s['last_error'] or 'error'}[/red]"
+            else f"[red]{escape(s['disabled_reason'] or s['last_error'] or 'error')}[/red]"
         )
         if s["consecutive_errors"]:
             st += f" ({s['consecutive_errors']} errors in a row)"
         t.add_row(
-            s["name"],
+            escape(s["name"]),
             s["type"],
             _local(s["last_poll"], tz),
             st,
@@ -106,12 +117,13 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
-            t.add_row(ch, *(str(counts.get(s, 0)) for s in states))
+            t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
     for f in data["feeds"]:
         out.print(
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "
-            f"{len(f['problems'])} problem(s)"
+            f"{len(f['problems'])} problem(s)",
+            markup=False,
         )
     print_problem_groups(out, data["problems"], tz)
 

@@ -95,6 +95,9 @@ def test_backup_and_json_logs(tmp_path: Path, site: Path, hook: FakeWebhook) -> 
     r = _cli(cfg, "--log-format", "json", "--log-level", "info", "run-once")
     lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "message"} <= set(x) for x in lines)
+    # the pass's events, with their fields; the migrations stay quiet
+    assert {"stored", "planned", "sent", "source"} <= {x.get("event") for x in lines}
+    assert not [x for x in lines if x["logger"].startswith("alembic")]
     r = _cli(cfg, "backup", str(tmp_path / "backups" / "copy.db"))
     assert r.returncode == 0, r.stderr
     db = sqlite3.connect(tmp_path / "backups" / "copy.db")
@@ -187,3 +190,77 @@ def test_a_wrong_site_path_says_the_folder_does_not_exist(tmp_path: Path) -> Non
     assert "_config.yml" not in r.stderr
     r = _cli(cfg, "run-once")
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_a_withdrawn_episode_is_not_announced_by_hand(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    cfg = _config(tmp_path, site, hook)
+    _cli(cfg, "run-once")
+    eps = json.loads(_cli(cfg, "episodes", "--json").stdout)
+    gone = next(e for e in eps if e["withdrawn"])
+    r = _cli(cfg, "announce", str(gone["number"]))
+    assert r.returncode == 1, r.stdout
+    assert "withdrawn" in r.stderr and "restore" in r.stderr and "queued" not in r.stdout
+    assert not [d for d in _rows(cfg) if d["episode"] == gone["guid"] and d["state"] == "planned"]
+    p = _cli(cfg, "preview", str(gone["number"]))
+    assert p.returncode == 0 and "withdrawn" in p.stdout
+    assert json.loads(_cli(cfg, "preview", str(gone["number"]), "--json").stdout)[0]["withdrawn"]
+
+
+def test_options_with_fixed_values_refuse_others_and_list_them(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    from syndicator.announce.outbox import STATES
+    from syndicator.cli import DeliveryState
+
+    assert tuple(DeliveryState) == STATES  # the CLI offers exactly the outbox's states
+    cfg = _config(tmp_path, site, hook)
+    r = _cli(cfg, "deliveries", "--state", "bogus")
+    assert r.returncode == 2 and "bogus" in r.stderr
+    for s in STATES:
+        assert s in r.stderr, s
+    assert _cli(cfg, "deliveries", "--state", "failed").returncode == 0
+    r = _cli(cfg, "--log-level", "loud", "status")
+    assert r.returncode == 2 and "warning" in r.stderr
+    for cmd in (["announce", "1"], ["preview", "1"]):
+        r = _cli(cfg, *cmd, "--channel", "nope")
+        assert r.returncode == 2 and "'nope'" in r.stderr and "valid: hook" in r.stderr
+
+
+def test_square_brackets_survive_in_help_and_messages(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    cfg = _config(tmp_path, site, hook)
+    r = _cli(cfg, "serve", "--help")
+    assert "default from [web]" in r.stdout and "from )" not in r.stdout
+    assert "SYNDICATOR_<CHANNEL>_<KEY>" in _cli(cfg, "--help").stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "web", "set-password"],
+        input="s3cret-pass-word\ns3cret-pass-word\n", cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"written to [web] in {cfg}" in r.stdout
+
+
+def test_flags_show_no_value_hint_in_help(tmp_path: Path, site: Path, hook: FakeWebhook) -> None:
+    cfg = _config(tmp_path, site, hook)
+    for args in ([], ["run-once"], ["feed", "build"], ["status"]):
+        r = _cli(cfg, *args, "--help")
+        assert r.returncode == 0 and "--help" in r.stdout
+        assert "<bool>" not in r.stdout, args
+
+
+def test_off_a_terminal_no_line_is_wrapped(tmp_path: Path, site: Path, hook: FakeWebhook) -> None:
+    cfg = _config(tmp_path, site, hook)
+    r = _cli(cfg, "run-once", "--verbose")  # a pipe, as under cron
+    summary = [line for line in r.stdout.splitlines() if line.startswith("announcements:")]
+    assert len(summary) == 1 and "failed" in summary[0], r.stdout  # one whole line
+    out = _cli(cfg, "episodes").stdout
+    titles = [e["title"] for e in json.loads(_cli(cfg, "episodes", "--json").stdout)]
+    assert max(len(t) for t in titles) > 50  # long enough to wrap at 80 columns
+    for t in titles:
+        assert any(t in line for line in out.splitlines()), t
+    status = _cli(cfg, "status").stdout
+    assert any("episodes" in line and "jekyll" in line for line in status.splitlines())

@@ -206,3 +206,29 @@ def test_jekyll_ignore_tags_and_limits() -> None:
         JekyllSourceConfig.model_validate(
             {"type": "jekyll", "name": "s", "path": "s", "max_loop_iterations": 0}
         )
+
+
+def test_config_errors_name_items_by_name_and_suggest_keys(tmp_path: Path) -> None:
+    bad = (
+        GOOD.replace('min_interval = "10m"', 'min_interval = "10m"\ntimout = "3s"')
+        .replace('type = "mastodon"', 'type = "mastodn"')
+        .replace("[announce]", '[announce]\nwindw = "1d"', 1)
+    )
+    (tmp_path / "s.toml").write_text(bad)
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path / "s.toml")
+    text = "\n".join(str(p) for p in err.value.problems)
+    channel = "fosstodon"
+    assert f'channels "{channel}": type must be one of' in text, text
+    assert "channels.0" not in text and "channels.1" not in text
+    assert f'channels "{channel}": unknown key \'timout\' (did you mean "timeout"?)' in text
+    assert "[announce]: unknown key 'windw' (did you mean \"window\"?)" in text
+    assert all(p.line for p in err.value.problems)
+
+
+def test_an_unnamed_source_is_named_by_its_position(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text('[[sources]]\ntype = "feed"\nurl = "https://x.example/f"\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path / "s.toml")
+    assert any(str(p).startswith(f"{tmp_path / 's.toml'}:") and "sources #1" in str(p)
+               for p in err.value.problems), [str(p) for p in err.value.problems]  # fmt: skip

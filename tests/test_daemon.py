@@ -209,3 +209,69 @@ def test_run_with_web_serves_healthz_from_the_daemon(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_stopped_daemon_is_last_seen_and_stopped_cleanly(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    import json
+    import re
+
+    cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
+    proc = d.start(cfg, "run", "--web", "--port", "0")
+    try:
+        assert d.wait(lambda: _alive(cfg), 30), "daemon never became alive"
+        time.sleep(1)  # well past its first heartbeat
+        t0 = time.monotonic()
+        assert d.stop(proc, signal.SIGTERM) == 0
+        wall = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stdout is not None
+    lines = [json.loads(x) for x in proc.stdout.read().splitlines() if x.startswith("{")]
+    said = [x["message"] for x in lines if x["message"].startswith("daemon stopped in")]
+    took = float(re.findall(r"[\d.]+", said[-1])[0])
+    # the time it says covers the real stop: from the signal until all is shut down
+    assert 0 < took <= wall and wall - took < 3, (took, wall)
+    time.sleep(1.2)  # three heartbeats later, the row is still there
+    st = d.status(cfg)["daemon"]
+    assert st["alive"] is False and st["stopped"] is True and st["last_seen"]
+    text = d.cli(cfg, "status").stdout
+    assert "last seen -" not in text and "stopped cleanly" in text
+
+
+def test_the_daemon_says_what_it_does_at_the_default_level(
+    tmp_path: Path, site: Path, hook: FakeWebhook
+) -> None:
+    import json
+    import os
+    import sys
+
+    cfg = d.write_config(tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "--log-format", "json",
+         "run"],
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert d.wait(lambda: _alive(cfg), 30), "daemon never became alive"
+        assert hook.wait_for(lambda h: len(h.posts("/announce")) >= 2, 20)
+        d.post(site, 51, "Events Are Told", _iso(datetime.now(UTC) - timedelta(minutes=1)))
+        assert hook.wait_for(lambda h: any("Events Are Told" in t for t in _texts(h)), 15)
+        time.sleep(0.5)
+    finally:
+        d.stop(proc)
+    assert proc.stdout is not None
+    lines = [json.loads(x) for x in proc.stdout.read().splitlines() if x.startswith("{")]
+    said = [(x.get("event"), x["message"]) for x in lines]
+    kinds = {k for k, _ in said}
+    assert {"picked-up", "stored", "planned", "sent"} <= kinds, said
+    stored = [x for x in lines if x.get("event") == "stored"]
+    assert any(x.get("title") == "Events Are Told" for x in stored)
+    sent = [x for x in lines if x.get("event") == "sent"]
+    assert all(x["channel"] == "hook" for x in sent) and len(sent) >= 3
+    assert any(x["title"] == "Events Are Told" and "Events Are Told" in x["message"] for x in sent)
+    # neither the migrations nor the scheduler narrate at the default level
+    assert not [x for x in lines if x["logger"].split(".")[0] in ("alembic", "apscheduler")]

@@ -330,3 +330,20 @@ def test_two_passes_storing_the_same_new_posts_at_once_on_postgresql(
             probs = s.exec(select(Problem).where(Problem.source == name)).all()
         assert len(eps) == 40 and len({e.guid for e in eps}) == 40
         assert probs == [], [p.message for p in probs]
+
+
+def test_a_stopped_heartbeat_is_kept_and_replaces_older_stopped_ones(db_url: str) -> None:
+    from syndicator.store.models import Heartbeat
+    from syndicator.store.views import daemon_dict
+
+    engine = upgrade(db_url)
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    for n, owner in enumerate(("host:1:a", "host:2:b")):
+        at = t0 + timedelta(minutes=n)
+        leases.beat(engine, owner, at, role="leader", state="idle", started_at=at)
+        leases.stopped(engine, owner, at + timedelta(seconds=30), "stopped cleanly")
+    with session(engine) as s:
+        assert [h.owner for h in s.exec(select(Heartbeat)).all()] == ["host:2:b"]
+        d = daemon_dict(s, t0 + timedelta(minutes=1, seconds=31), timedelta(seconds=90))
+    assert d["alive"] is False and d["stopped"] is True
+    assert d["last_seen"] and d["last_seen"].startswith("2026-12-01T09:01:30")

@@ -309,3 +309,30 @@ def test_the_episode_page_shows_why_posts_were_or_were_not_merged(web: Site) -> 
         assert "not merged with episode #9 &lt;script&gt;" in page
         api = c.get("/api/episodes").json()
     assert any(h["event"] == "not-merged" for e in api["items"] for h in e["history"])
+
+
+def test_a_stopped_daemon_shows_its_last_heartbeat(web: Site) -> None:
+    from test_web_support import heartbeat
+
+    from syndicator.store import leases
+
+    heartbeat(web.engine, timedelta(minutes=2))
+    leases.stopped(web.engine, "host:1:abc", utcnow() - timedelta(minutes=1), "stopped cleanly")
+    with client(web.server) as c:
+        page = c.get("/").text
+        assert "not running" in page and "stopped cleanly" in page
+        assert re.search(r"Last heartbeat <time[^>]*>", page), "the heartbeat time is shown"
+
+
+def test_a_withdrawn_episode_has_no_live_announce_button(web: Site) -> None:
+    with write(web.engine) as s:
+        gone = add_episode(s, 40, utcnow(), withdrawn=True, withdrawn_reason="post deleted")
+        gone_id = gone.id
+    with client(web.server) as c:
+        page = c.get(f"/episodes/{gone_id}").text
+        assert "Announce now (withdrawn)" in page
+        assert f'formaction="/episodes/{gone_id}/announce"' not in page
+        r = _post(c, f"/episodes/{gone_id}/announce", channel="hook")
+        assert r.status_code == 409 and "withdrawn" in r.text
+        plain = c.get(f"/episodes/{web.ids['plain']}").text
+        assert f'formaction="/episodes/{web.ids["plain"]}/announce"' in plain

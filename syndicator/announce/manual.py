@@ -95,6 +95,12 @@ def announce_now(
         ep = s.get(Episode, episode_id)
         if ep is None:
             raise ActionError(f"no episode {episode_id}")
+        if ep.withdrawn:
+            why = f" ({ep.withdrawn_reason})" if ep.withdrawn_reason else ""
+            raise ActionError(
+                f"episode {ep.title!r} is withdrawn{why}: it is not announced and not in "
+                "the feed; restore its post (or its feed item) first, then announce it"
+            )
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue

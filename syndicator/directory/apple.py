@@ -8,8 +8,9 @@ Apple's own spelling.
 
 from __future__ import annotations
 
-import difflib
 import re
+
+from syndicator.suggest import did_you_mean
 
 # https://podcasters.apple.com/support/1691-apple-podcasts-categories (the 2019 list,
 # still current). Order and spelling as Apple writes them; "&" is escaped by the XML writer.
@@ -134,17 +135,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("&amp;", "&")).strip().casefold()
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    folded = {c.casefold(): c for c in choices}
-    key = word.casefold().strip()
-    near = [c for c in folded if key and (c.startswith(key) or key in c.split())][:3]
-    near += [
-        c for c in difflib.get_close_matches(key, list(folded), n=3, cutoff=0.6) if c not in near
-    ]
-    near = near[:3]
-    if not near:
-        return ""
-    return " (did you mean " + " or ".join(f'"{folded[n]}"' for n in near) + "?)"
+_suggest = did_you_mean  # one helper for every "did you mean"
 
 
 def parse_category(value: str) -> tuple[str, str | None]:

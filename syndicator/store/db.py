@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import syndicator
+from syndicator.store.faults import StoreUnavailable
 
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()  # URLs whose schema this process brought to head
@@ -31,7 +32,14 @@ def make_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot create the folder of the database {path}: "
+                    f"{exc.strerror or exc} — check the path, or make the folder "
+                    "and let this user write to it (set [database] url)"
+                ) from exc
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},

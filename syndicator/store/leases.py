@@ -82,6 +82,26 @@ def beat(
         s.add(hb)
 
 
+STOPPED = "stopped"
+
+
+def stopped(engine: Engine, owner: str, now: datetime, detail: str) -> None:
+    """Keep the process's heartbeat, marked stopped: status then says when it was last
+    seen and that it ended cleanly (a crash leaves a stale, unmarked row instead)."""
+    with session(engine, write=True) as s:
+        # Earlier stopped processes are superseded by this one: one row per restart
+        # would pile up forever.
+        s.execute(
+            sa.delete(Heartbeat)
+            .where(Heartbeat.state == STOPPED, Heartbeat.owner != owner)  # type: ignore[arg-type]
+            .execution_options(synchronize_session=False)
+        )
+        hb = s.get(Heartbeat, owner)
+        if hb is not None:
+            hb.state, hb.detail, hb.updated_at, hb.next_pass_at = STOPPED, detail, now, None
+            s.add(hb)
+
+
 def forget(engine: Engine, owner: str) -> None:
     with session(engine, write=True) as s:
         hb = s.get(Heartbeat, owner)

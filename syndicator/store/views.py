@@ -148,10 +148,18 @@ def delivery_counts(s: Session) -> dict[str, dict[str, int]]:
 
 def daemon_dict(s: Session, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     beats = s.exec(select(Heartbeat).order_by(Heartbeat.updated_at.desc())).all()  # type: ignore[union-attr]
-    live = [b for b in beats if b.updated_at and now - b.updated_at <= stale_after]
+    live = [
+        b
+        for b in beats
+        if b.updated_at and now - b.updated_at <= stale_after and b.state != "stopped"
+    ]
     leader = next((b for b in live if b.role == "leader"), None) or (live[0] if live else None)
+    last = beats[0] if beats else None
     return {
         "alive": leader is not None,
+        # the newest process ended by a signal and said so; a crash leaves this false
+        "stopped": leader is None and last is not None and last.state == "stopped",
+        "stopped_detail": last.detail if leader is None and last is not None else None,
         "owner": leader.owner if leader else None,
         "state": leader.state if leader else None,
         "detail": leader.detail if leader else None,
