@@ -83,3 +83,43 @@ def popen_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> su
         preexec_fn=_limit_child,
         env={**os.environ, **(env or {})},
     )
+
+
+def site_config(
+    tmp_path: Path,
+    site: Path,
+    *,
+    db_url: str = "sqlite:///s.db",
+    source: str = "",
+    extra: str = "",
+) -> Path:
+    """A syndicator.toml reading the Jekyll site `site` as source "episodes".
+
+    `source` adds keys to that source; `extra` adds whole tables after it.
+    """
+    cfg = tmp_path / "syndicator.toml"
+    cfg.write_text(
+        f"""
+[podcast]
+title = "Shipping It"
+link = "https://shipping-it.example"
+feed_url = "https://shipping-it.example/podcast/feed.xml"
+description = "A show."
+timezone = "UTC"
+
+[database]
+url = "{db_url}"
+
+[[sources]]
+name = "episodes"
+type = "jekyll"
+path = "{site}"
+episode_url = "{{site.url}}/podcast/{{slug}}"
+enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
+guid = "{{site.url}}/podcast/{{slug}}"
+{source}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return cfg

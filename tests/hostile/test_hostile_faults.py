@@ -13,24 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 
 
 def _config(tmp_path: Path, site: Path, url: str) -> Path:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-[database]
-url = "{url}"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-guid = "{{site.url}}/podcast/{{slug}}"
-""")
-    return cfg
+    return site_config(tmp_path, site, db_url=url)
 
 
 def _closed_port() -> int:

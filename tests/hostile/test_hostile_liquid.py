@@ -18,7 +18,7 @@ from syndicator.config import JekyllSourceConfig
 from syndicator.sources.jekyll import scan
 from tests import daemon_support as d
 from tests.fakes.webhook import FakeWebhook
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "site"
@@ -146,28 +146,7 @@ def test_loop_limit_is_a_setting(tmp_path: Path) -> None:
 
 
 def _config(tmp_path: Path, site: Path, extra: str = "") -> Path:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(
-        f"""
-[podcast]
-title = "Shipping It"
-timezone = "UTC"
-
-[database]
-url = "sqlite:///store.db"
-
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
-guid = "{{site.url}}/podcast/{{slug}}"
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return cfg
+    return site_config(tmp_path, site, source=extra)
 
 
 def test_run_once_stores_the_good_posts_beside_a_liquid_bomb(tmp_path: Path) -> None:

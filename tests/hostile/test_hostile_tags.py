@@ -12,7 +12,7 @@ import pytest
 from syndicator.sources import bounds
 from syndicator.sources.remote import parse_feed
 from tests.feedserver import FeedServer
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 
 N = 200_000
 
@@ -30,18 +30,7 @@ def test_a_post_with_200000_tags_is_read_quickly_and_capped_with_a_problem(
     (site / "_posts/podcast/2026-11-28-45-good.md").write_text(
         '---\ntitle: "Good"\nmp3_bytes: "4718592"\ncategory: "podcast"\ntags: [a, b, a]\n---\nx\n'
     )
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-[database]
-url = "sqlite:///s.db"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-max_file_bytes = 20_000_000
-""")
+    cfg = site_config(tmp_path, site, source="max_file_bytes = 20_000_000")
     started = time.monotonic()
     r = run_cli(cfg, "run-once", "-v", timeout=80)
     elapsed = time.monotonic() - started

@@ -16,7 +16,7 @@ import pytest
 from syndicator.config import JekyllSourceConfig
 from syndicator.sources.jekyll import load_site, scan
 from syndicator.sources.yamlload import YamlTooLarge, load_bounded
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "site"
@@ -126,26 +126,7 @@ def test_alias_bomb_in_site_config_is_a_problem_of_the_config(tmp_path: Path) ->
 def test_run_once_with_a_front_matter_bomb_stores_the_good_posts(tmp_path: Path) -> None:
     site = _site(tmp_path)
     (site / BAD).write_text(f"---\n{FRONT}{_laughs()}---\n{{{{ page.x }}}}\n", encoding="utf-8")
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(
-        f"""
-[podcast]
-title = "Shipping It"
-timezone = "UTC"
-
-[database]
-url = "sqlite:///store.db"
-
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
-guid = "{{site.url}}/podcast/{{slug}}"
-""",
-        encoding="utf-8",
-    )
+    cfg = site_config(tmp_path, site)
     t0 = time.monotonic()
     proc = run_cli(cfg, "run-once", timeout=60)
     assert time.monotonic() - t0 < 30
