@@ -146,7 +146,7 @@ dry_run = true
 name = "main"
 path = "public/feed.xml"
 """)
-    ran = run_cli(cfg, "run-once", "--now", "2026-11-28T12:00:00Z")
+    ran = run_cli(cfg, "run-once", "--now", "2026-11-28T12:00:00Z", "--force")
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
     listed = run_cli(cfg, "episodes", "--json")
