@@ -1,0 +1,169 @@
+"""Deliveries: the outbox rows, their claims and leases, and what is counted of them.
+
+The caller names the states (the state machine lives in announce/outbox); the
+queries here only say which rows match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from syndicator.store.models import Delivery
+
+
+def by_id(s: Session, delivery_id: int) -> Delivery | None:
+    return s.get(Delivery, delivery_id)
+
+
+def expire_leases(s: Session, now: datetime, *, sending: str, unknown: str, why: str) -> int:
+    """Rows still `sending` after their lease ran out become `unknown`; returns how many."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.state == sending, Delivery.lease_until < now)  # type: ignore[arg-type,operator]
+        .values(
+            state=unknown,
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=now,
+            last_error=why,
+            updated_at=now,
+        )
+    )
+    return res.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def due_ids(
+    s: Session, channel: str, states: Iterable[str], now: datetime, limit: int
+) -> list[int]:
+    """Ids of the channel's rows in `states` that are due now, oldest due first."""
+    q = (
+        select(Delivery.id)
+        .where(
+            Delivery.channel == channel,
+            Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
+            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return [i for i in s.exec(q).all() if i is not None]
+
+
+def state_of(s: Session, delivery_id: int) -> str | None:
+    return s.exec(select(Delivery.state).where(Delivery.id == delivery_id)).first()
+
+
+def claim(
+    s: Session,
+    delivery_id: int,
+    prev: str,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    *,
+    sending: str,
+) -> bool:
+    """Atomically move the row from `prev` to `sending` under our lease; True if we won."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == delivery_id,  # type: ignore[arg-type]
+            Delivery.state == prev,  # type: ignore[arg-type]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .values(
+            state=sending,
+            lease_owner=owner,
+            lease_until=now + lease,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
+    """Record an outcome, only if `owner` still holds the lease."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
+    """When the channel last sent anything (its newest `sent` row)."""
+    return s.exec(
+        select(sa.func.max(Delivery.sent_at)).where(  # type: ignore[arg-type]
+            Delivery.channel == channel, Delivery.state == sent
+        )
+    ).one()
+
+
+def sent_times_since(s: Session, channel: str, sent: str, since: datetime) -> list[datetime]:
+    """When the channel's rows sent since `since` went out, oldest first."""
+    rows = s.exec(
+        select(Delivery.sent_at)
+        .where(
+            Delivery.channel == channel,
+            Delivery.state == sent,
+            Delivery.sent_at >= since,  # type: ignore[operator]
+        )
+        .order_by(Delivery.sent_at)  # type: ignore[arg-type]
+    ).all()
+    return [r for r in rows if r is not None]
+
+
+def by_key(s: Session, key: str) -> Delivery | None:
+    return s.exec(select(Delivery).where(Delivery.key == key)).first()
+
+
+def insert_ignore(s: Session, row: Delivery) -> bool:
+    """INSERT unless the key exists (another process planned it first); True if written."""
+    values = {c.name: getattr(row, c.name) for c in Delivery.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(Delivery).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def of_kind_on(s: Session, kind: str, channels: list[str]) -> list[Delivery]:
+    """Every row of `kind` on the named channels (planning loads them in one query)."""
+    return list(
+        s.exec(
+            select(Delivery).where(Delivery.kind == kind, Delivery.channel.in_(channels))  # type: ignore[attr-defined]
+        ).all()
+    )
+
+
+def last_planned_at(s: Session, channel: str, kind: str) -> datetime | None:
+    return s.exec(
+        select(sa.func.max(Delivery.planned_at)).where(  # type: ignore[arg-type]
+            Delivery.channel == channel, Delivery.kind == kind
+        )
+    ).one()
+
+
+def last_sent_by_episode(s: Session, channel: str, sent: str) -> dict[int, datetime]:
+    """Each episode's latest send on the channel (one GROUP BY)."""
+    out: dict[int, datetime] = {}
+    for ep_id, when in s.exec(
+        select(Delivery.episode_id, sa.func.max(Delivery.sent_at))  # type: ignore[call-overload]
+        .where(Delivery.channel == channel, Delivery.state == sent)
+        .group_by(Delivery.episode_id)
+    ).all():
+        if ep_id is not None and when is not None:
+            out[ep_id] = when
+    return out
