@@ -167,3 +167,50 @@ def last_sent_by_episode(s: Session, channel: str, sent: str) -> dict[int, datet
         if ep_id is not None and when is not None:
             out[ep_id] = when
     return out
+
+
+def in_states(s: Session, states: list[str]) -> list[Delivery]:
+    return list(s.exec(select(Delivery).where(Delivery.state.in_(states))).all())  # type: ignore[attr-defined]
+
+
+def failed_unalerted(s: Session, failed: str) -> list[tuple[Delivery, str | None]]:
+    """Failed rows no alert told of yet, each with its episode's title (if any)."""
+    from syndicator.store.models import Episode
+
+    rows = s.exec(
+        select(Delivery, Episode.title)
+        .join(Episode, isouter=True)  # type: ignore[arg-type]
+        .where(Delivery.state == failed, Delivery.alerted == False)  # noqa: E712
+    ).all()
+    return [(d, t) for d, t in rows]
+
+
+def next_due_at(
+    s: Session,
+    now: datetime,
+    *,
+    waiting: list[str],
+    unknown: str,
+    held: list[str],
+    planned: str,
+) -> datetime | None:
+    """When the next row becomes due: the earliest retry or due time of rows in
+    `waiting` (and of `unknown` rows on channels not in `held`), or a `planned` row's
+    later due_at."""
+    due = s.exec(
+        select(sa.func.min(sa.func.coalesce(Delivery.next_attempt_at, Delivery.due_at))).where(
+            sa.or_(
+                Delivery.state.in_(waiting),  # type: ignore[attr-defined]
+                sa.and_(Delivery.state == unknown, Delivery.channel.not_in(held)),  # type: ignore[attr-defined]
+            )
+        )
+    ).one()
+    # A planned row with a later due_at than next_attempt_at waits for due_at.
+    later = s.exec(
+        select(sa.func.min(Delivery.due_at)).where(
+            Delivery.state == planned,
+            Delivery.due_at > now,  # type: ignore[operator]
+        )
+    ).one()
+    candidates = [t for t in (due, later) if t is not None]
+    return min(candidates) if candidates else None
