@@ -6,7 +6,7 @@ queries here only say which rows match.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -214,3 +214,119 @@ def next_due_at(
     ).one()
     candidates = [t for t in (due, later) if t is not None]
     return min(candidates) if candidates else None
+
+
+def count_by_channel_kind_state(s: Session) -> list[tuple[str, str, str, int]]:
+    """How many rows each (channel, kind, state) has (one GROUP BY)."""
+    rows = s.exec(
+        select(Delivery.channel, Delivery.kind, Delivery.state, sa.func.count()).group_by(
+            Delivery.channel, Delivery.kind, Delivery.state
+        )
+    ).all()
+    return [(c, k, st, int(n)) for c, k, st, n in rows]
+
+
+def latency_histogram(
+    s: Session, buckets: Sequence[float]
+) -> list[tuple[str, int, float, list[int]]]:
+    """Per channel: how many sends have a latency, its total, and how many are at most
+    each bucket bound — counted by the database from the stored rows."""
+    lat = Delivery.latency_seconds
+    cols = [sa.func.count(lat), sa.func.coalesce(sa.func.sum(lat), 0.0)] + [
+        sa.func.sum(sa.case((lat <= b, 1), else_=0))  # type: ignore[operator]
+        for b in buckets
+    ]
+    out = []
+    for row in s.exec(
+        select(Delivery.channel, *cols)  # type: ignore[call-overload]
+        .where(lat.is_not(None))  # type: ignore[union-attr]
+        .group_by(Delivery.channel)
+    ).all():
+        channel, n, total, *le = row
+        out.append((channel, int(n), float(total), [int(x or 0) for x in le]))
+    return out
+
+
+# ---------------------------------------------------------------- the web page
+
+
+def newest(s: Session, channel: str, kind: str, limit: int) -> list[Delivery]:
+    # channel is indexed; the index carries the rowid, so "newest first" needs no sort.
+    return list(
+        s.exec(
+            select(Delivery)
+            .where(Delivery.channel == channel, Delivery.kind == kind)
+            .order_by(Delivery.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    )
+
+
+def states_of_episodes(s: Session, ids: list[int]) -> list[tuple[int, str, str, str]]:
+    """(episode_id, channel, state, kind) of every row of these episodes, oldest first."""
+    if not ids:
+        return []
+    rows = s.exec(
+        select(Delivery.episode_id, Delivery.channel, Delivery.state, Delivery.kind)
+        .where(Delivery.episode_id.in_(ids))  # type: ignore[union-attr]
+        .order_by(Delivery.id)
+    ).all()
+    return [(e, c, st, k) for e, c, st, k in rows if e is not None]
+
+
+def of_episode(s: Session, episode_id: int) -> list[Delivery]:
+    return list(
+        s.exec(
+            select(Delivery)
+            .where(Delivery.episode_id == episode_id)
+            .order_by(Delivery.kind, Delivery.channel, Delivery.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def page(
+    s: Session,
+    *,
+    state: str = "",
+    channel: str = "",
+    kind: str = "",
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[tuple[Delivery, str | None]]]:
+    """Rows matching the filters, newest first, each with its episode's guid; and
+    how many match in all."""
+    from syndicator.store.models import Episode
+
+    conds = []
+    if state:
+        conds.append(Delivery.state == state)
+    if channel:
+        conds.append(Delivery.channel == channel)
+    if kind:
+        conds.append(Delivery.kind == kind)
+    total = int(s.exec(select(sa.func.count()).select_from(Delivery).where(*conds)).one())
+    rows = s.exec(
+        select(Delivery, Episode.guid)
+        .join(Episode, isouter=True)  # type: ignore[arg-type]
+        .where(*conds)
+        .order_by(Delivery.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, [(d, g) for d, g in rows]
+
+
+def last_sent_by_channel(s: Session, sent: str) -> dict[str, datetime]:
+    return dict(
+        s.exec(
+            select(Delivery.channel, sa.func.max(Delivery.sent_at))
+            .where(Delivery.state == sent)
+            .group_by(Delivery.channel)
+        ).all()
+    )
+
+
+def change_stamp(s: Session) -> tuple[Any, ...]:
+    # max(id) sees inserts without counting rows; max(updated_at) sees updates.
+    q = sa.select(sa.func.max(Delivery.updated_at), sa.func.max(Delivery.id))
+    return tuple(s.execute(q).one())

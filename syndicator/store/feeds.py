@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from syndicator.store.models import FeedState
@@ -13,3 +16,11 @@ def by_name(s: Session, name: str) -> FeedState | None:
 
 def all_states(s: Session) -> list[FeedState]:
     return list(s.exec(select(FeedState)).all())
+
+
+def all_by_name(s: Session) -> list[FeedState]:
+    return list(s.exec(select(FeedState).order_by(FeedState.name)).all())
+
+
+def change_stamp(s: Session) -> tuple[Any, ...]:
+    return tuple(s.execute(sa.select(sa.func.max(FeedState.built_at), sa.func.count())).one())
