@@ -35,7 +35,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, make_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,6 +46,7 @@ from sqlmodel import Session
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
+from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
 from syndicator.store.db import session
@@ -105,38 +106,15 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-@dataclass(slots=True)
-class FeedEpisode:
-    """The columns of an Episode a feed shows (a plain row: ORM objects cost 2-3x more to
-    load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either."""
-
-    id: int | None
-    guid: str
-    source: str
-    number: int | None
-    title: str
-    date: datetime | None
-    url: str | None
-    guests: list[dict[str, Any]]
-    tags: list[str]
-    enclosure_url: str | None
-    enclosure_length: int | None
-    enclosure_type: str | None
-    duration_seconds: int | None
-    description: str
-    show_notes_html: str
-    chapters: list[dict[str, Any]]
-    image: str | None
-    transcript_url: str | None
-    transcript_type: str | None
-    explicit: bool | None
-    episode_type: str
+# The columns of an Episode a feed shows, as a plain row (ORM objects cost 2-3x more to
+# load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either.
+FeedEpisode = make_dataclass(
+    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
+)
+_COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
 
 
-_COLUMNS = [f.name for f in fields(FeedEpisode)]
-
-
-def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[FeedEpisode]:
+def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[rss.EpisodeLike]:
     """The episodes a feed shows, newest first."""
     rows = store_episodes.feed_rows(s, _COLUMNS, now, sources=feed.sources, limit=feed.limit)
     return [FeedEpisode(*row) for row in rows]
