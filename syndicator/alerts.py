@@ -7,11 +7,10 @@ import logging
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from syndicator.config import Settings, secret
+from syndicator.store import deliveries, feeds, meta, sources
 from syndicator.store.db import session
-from syndicator.store.models import Delivery, Episode, FeedState, Meta, Source
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +24,20 @@ def _incidents(engine: Engine, settings: Settings) -> tuple[list[str], list[tupl
     lines: list[str] = []
     marks: list[tuple[str, object]] = []
     with session(engine) as s:
-        rows = s.exec(
-            select(Delivery, Episode.title)
-            .join(Episode, isouter=True)
-            .where(Delivery.state == "failed", Delivery.alerted == False)  # noqa: E712
-        ).all()
+        rows = deliveries.failed_unalerted(s, "failed")
         for d, title in rows:
             lines.append(f"Delivery failed on {d.channel}: {title or d.target}: {d.last_error}")
             marks.append(("delivery", d.id))
-        for src in s.exec(select(Source).where(Source.alerted == False)).all():  # noqa: E712
+        for src in sources.not_alerted(s):
             if src.disabled or src.consecutive_errors >= settings.alerts.source_errors:
                 why = src.disabled_reason or src.last_error
                 lines.append(
                     f"Source {src.name} failing ({src.consecutive_errors} times in a row): {why}"
                 )
                 marks.append(("source", src.id))
-        for feed in s.exec(select(FeedState)).all():
+        for feed in feeds.all_states(s):
             key = f"alert:feed:{feed.name}"
-            told = s.get(Meta, key) is not None
+            told = meta.get(s, key) is not None
             if feed.last_error and not told:
                 lines.append(f"Feed {feed.name} failed to build: {feed.last_error}")
                 marks.append(("feed", key))
@@ -55,21 +50,19 @@ def _mark(engine: Engine, marks: list[tuple[str, object]], now: datetime) -> Non
     with session(engine, write=True) as s:
         for kind, ref in marks:
             if kind == "delivery":
-                d = s.get(Delivery, ref)
+                d = deliveries.by_id(s, int(ref))  # type: ignore[call-overload]
                 if d:
                     d.alerted = True
                     s.add(d)
             elif kind == "source":
-                src = s.get(Source, ref)
+                src = sources.by_id(s, int(ref))  # type: ignore[call-overload]
                 if src:
                     src.alerted = True
                     s.add(src)
             elif kind == "feed":
-                s.add(Meta(key=str(ref), value="1", updated_at=now))
+                meta.add(s, str(ref), "1", now)
             elif kind == "feed-ok":
-                m = s.get(Meta, str(ref))
-                if m:
-                    s.delete(m)
+                meta.delete(s, str(ref))
 
 
 def notify_operator(engine: Engine, settings: Settings, now: datetime) -> list[str]:

@@ -20,20 +20,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlmodel import select
 
 from syndicator import config
 from syndicator.announce import outbox
 from syndicator.config import JekyllSourceConfig, Settings
 from syndicator.events import EVENTS_LOGGER, log_events, pass_events
 from syndicator.pipeline import ChannelPool, open_store, run_once
-from syndicator.store import leases
+from syndicator.store import deliveries, leases
 from syndicator.store.db import dispose_all, session
-from syndicator.store.models import Delivery
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger("syndicator.daemon")
@@ -291,25 +288,14 @@ class Daemon:
             c.name for c in self.settings.channels if c.type == "apprise" and c.on_unknown == "hold"
         ]
         with session(engine) as s:
-            due = s.exec(
-                select(
-                    sa.func.min(sa.func.coalesce(Delivery.next_attempt_at, Delivery.due_at))
-                ).where(
-                    sa.or_(
-                        Delivery.state.in_([outbox.PLANNED, outbox.RETRYING]),  # type: ignore[attr-defined]
-                        sa.and_(Delivery.state == outbox.UNKNOWN, Delivery.channel.not_in(held)),  # type: ignore[attr-defined]
-                    )
-                )
-            ).one()
-            # A planned row with a later due_at than next_attempt_at waits for due_at.
-            later = s.exec(
-                select(sa.func.min(Delivery.due_at)).where(
-                    Delivery.state == outbox.PLANNED,
-                    Delivery.due_at > utcnow(),  # type: ignore[operator]
-                )
-            ).one()
-        candidates = [t for t in (due, later) if t is not None]
-        return min(candidates) if candidates else None
+            return deliveries.next_due_at(
+                s,
+                utcnow(),
+                waiting=[outbox.PLANNED, outbox.RETRYING],
+                unknown=outbox.UNKNOWN,
+                held=held,
+                planned=outbox.PLANNED,
+            )
 
     def _wait_seconds(self) -> float:
         now = utcnow()

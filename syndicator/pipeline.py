@@ -14,14 +14,18 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.announce import evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
+from syndicator.store import deliveries
+from syndicator.store import episodes as store_episodes
+from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
+from syndicator.store import sources as store_sources
 from syndicator.store.db import session, upgrade
 from syndicator.store.ingest import (
     IngestStats,
@@ -30,7 +34,7 @@ from syndicator.store.ingest import (
     ensure_source,
     known_stamps,
 )
-from syndicator.store.models import Delivery, Meta, Source
+from syndicator.store.models import Delivery
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,9 +75,7 @@ class SourceOutcome:
 
 
 def _titles(s: Any, ids: list[int]) -> list[str]:
-    from syndicator.store.models import Episode
-
-    return [ep.title for i in ids if (ep := s.get(Episode, i)) is not None]
+    return store_episodes.titles(s, ids)
 
 
 Titles = tuple[list[str], list[str]]  # new, changed: what the pass's events name
@@ -170,12 +172,12 @@ def poll_sources(
         fp_key = f"jekyll-fingerprint:{src.name}"
         with session(engine) as s:
             known = known_stamps(s, src.name)
-            stored_fp = s.get(Meta, fp_key)
+            stored_fp = store_meta.get(s, fp_key)
         try:
             site = jekyll.load_site(src)
             # _config.yml, includes or the source's templates changed: every post may
             # render differently, so parse them all again.
-            reparse = stored_fp is None or stored_fp.value != site.fingerprint
+            reparse = stored_fp is None or stored_fp != site.fingerprint
             result = jekyll.scan(
                 src, known, site, tz=tz, force=reparse and bool(known),
                 on_parse=lambda _path: progress.advance(), should_stop=should_stop,
@@ -200,12 +202,12 @@ def poll_sources(
             fingerprint: str = site.fingerprint,
             fp_key: str = fp_key,
         ) -> tuple[IngestStats, Titles]:
-            row = s.exec(select(Source).where(Source.name == src.name)).one()
+            row = store_sources.by_name(s, src.name)
             stats = apply_scan(s, row, result, known, now, window)
             titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
             row.next_due_at = now + interval(src, now)
             if result.complete:
-                s.merge(Meta(key=fp_key, value=fingerprint, updated_at=now))
+                store_meta.put(s, fp_key, fingerprint, now)
                 row.consecutive_errors, row.last_error, row.alerted = 0, None, False
                 problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
             else:
@@ -236,7 +238,7 @@ def poll_sources(
         by_name: dict[str, FeedSourceConfig] = {}
         with session(engine) as s:
             for src in feeds:
-                row = s.exec(select(Source).where(Source.name == src.name)).one()
+                row = store_sources.by_name(s, src.name)
                 if row.disabled:
                     out.append(
                         SourceOutcome(src.name, "feed", "disabled", error=row.disabled_reason)
@@ -262,7 +264,7 @@ def poll_sources(
                 def store_poll(
                     s: Session, src: FeedSourceConfig = src, res: PollResult = res
                 ) -> tuple[IngestStats, Titles]:
-                    row = s.exec(select(Source).where(Source.name == src.name)).one()
+                    row = store_sources.by_name(s, src.name)
                     stats = apply_poll(
                         s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
                     )
@@ -288,12 +290,8 @@ def poll_sources(
 
 
 def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:
-    from syndicator.store.models import Episode
-
     with session(engine) as s:
-        wanted = {i for i in ids if i is not None}
-        rows = s.exec(select(Episode.id, Episode.title).where(Episode.id.in_(wanted))).all()  # type: ignore[union-attr]
-    titles = dict(rows)
+        titles = store_episodes.titles_by_id(s, {i for i in ids if i is not None})
     return [titles.get(i, "") if i is not None else "" for i in ids]
 
 
@@ -301,7 +299,7 @@ def _store_failure(engine: Engine, name: str, location: str, err: str, now: date
     """A source whose result could not be stored: a problem, and its error count."""
     with session(engine, write=True) as s:
         problem_store.record(s, name, ProblemData(location, "store", err[:2000]), now)
-        row = s.exec(select(Source).where(Source.name == name)).one()
+        row = store_sources.by_name(s, name)
         row.consecutive_errors += 1
         row.last_error = err[:500]
         s.add(row)
@@ -400,11 +398,7 @@ def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> lis
     """What a real pass would send now: rows already due plus those it would plan."""
     rows: list[dict[str, Any]] = []
     with session(engine) as s:
-        due = s.exec(
-            select(Delivery).where(
-                Delivery.state.in_([outbox.PLANNED, outbox.RETRYING])  # type: ignore[attr-defined]
-            )
-        ).all()
+        due = deliveries.in_states(s, [outbox.PLANNED, outbox.RETRYING])
         for d in due:
             if (d.due_at is None or d.due_at <= now) and (
                 d.next_attempt_at is None or d.next_attempt_at <= now
@@ -454,9 +448,7 @@ def _attention(engine: Engine, report: PassReport, since: datetime) -> None:
             report.attention.append(line)
             if p.first_seen_at and p.first_seen_at >= since:
                 report.new_attention.append(line)
-        bad = s.exec(
-            select(Delivery).where(Delivery.state.in_([outbox.FAILED, outbox.UNKNOWN]))  # type: ignore[attr-defined]
-        ).all()
+        bad = deliveries.in_states(s, [outbox.FAILED, outbox.UNKNOWN])
         for d in bad:
             line = f"delivery {d.id} on {d.channel} is {d.state}: {d.last_error}"
             report.attention.append(line)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.announce.outbox import (
     PLANNED,
@@ -17,7 +16,7 @@ from syndicator.announce.outbox import (
     plan_row,
 )
 from syndicator.config import Settings
-from syndicator.store.models import Delivery, Episode
+from syndicator.store import deliveries, episodes
 
 
 def plan_reshares(
@@ -36,30 +35,14 @@ def plan_reshares(
         ev = ch.evergreen
         if not (ch.enabled and ev.enabled):
             continue
-        last = s.exec(
-            select(sa.func.max(Delivery.planned_at)).where(  # type: ignore[arg-type]
-                Delivery.channel == ch.name, Delivery.kind == "reshare"
-            )
-        ).one()
+        last = deliveries.last_planned_at(s, ch.name, "reshare")
         if last is not None and last + ev.every > now:
             continue
-        shared: dict[int, datetime] = {}
-        for ep_id, when in s.exec(
-            select(Delivery.episode_id, sa.func.max(Delivery.sent_at))  # type: ignore[call-overload]
-            .where(Delivery.channel == ch.name, Delivery.state == SENT)
-            .group_by(Delivery.episode_id)
-        ).all():
-            if ep_id is not None and when is not None:
-                shared[ep_id] = when
+        shared = deliveries.last_sent_by_episode(s, ch.name, SENT)
         recent = now - timedelta(days=ev.min_days_between)
         candidates = [
             ep
-            for ep in s.exec(
-                select(Episode).where(
-                    Episode.withdrawn == False,  # noqa: E712
-                    Episode.date <= now - ev.min_age,  # type: ignore[operator]
-                )
-            ).all()
+            for ep in episodes.live_dated_before(s, now - ev.min_age)
             if (shared.get(ep.id or 0) is None or shared[ep.id or 0] < recent)  # type: ignore[operator]
             and filter_reason(ep, ch, now) in (None, "filtered: older than max_age")
         ]

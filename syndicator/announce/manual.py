@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.announce.outbox import (
     FAILED,
@@ -22,8 +22,9 @@ from syndicator.announce.outbox import (
     render_or_report,
 )
 from syndicator.config import Settings
+from syndicator.store import deliveries, episodes
 from syndicator.store.db import session
-from syndicator.store.models import Delivery, Episode
+from syndicator.store.models import Delivery
 
 
 class ActionError(Exception):
@@ -31,7 +32,7 @@ class ActionError(Exception):
 
 
 def _get(s: Session, delivery_id: int) -> Delivery:
-    row = s.get(Delivery, delivery_id)
+    row = deliveries.by_id(s, delivery_id)
     if row is None:
         raise ActionError(f"no delivery {delivery_id}")
     return row
@@ -92,7 +93,7 @@ def announce_now(
     """Queue an episode on its channels now, even a backlog or filtered one."""
     out = []
     with session(engine, write=True) as s:
-        ep = s.get(Episode, episode_id)
+        ep = episodes.by_id(s, episode_id)
         if ep is None:
             raise ActionError(f"no episode {episode_id}")
         if ep.withdrawn:
@@ -104,9 +105,7 @@ def announce_now(
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue
-            row = s.exec(
-                select(Delivery).where(Delivery.key == delivery_key("announce", ep.id, ch.name))
-            ).first()
+            row = deliveries.by_key(s, delivery_key("announce", ep.id, ch.name))  # type: ignore[arg-type]
             if row is not None and row.state in (SENT, SENDING, UNKNOWN):
                 continue
             if row is None:

@@ -17,13 +17,14 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.announce.joined import joined_at
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
-from syndicator.store import problems
+from syndicator.store import deliveries, problems
+from syndicator.store import episodes as store_episodes
 from syndicator.store.models import Delivery, Episode
 
 log = logging.getLogger(__name__)
@@ -195,18 +196,6 @@ def new_row(
     )
 
 
-def _insert_ignore(s: Session, row: Delivery) -> bool:
-    """INSERT unless the key exists (another process planned it first)."""
-    values = {c.name: getattr(row, c.name) for c in Delivery.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(Delivery).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
-
-
 def plan(
     s: Session,
     settings: Settings,
@@ -229,12 +218,10 @@ def plan(
     names = [c.name for c in channels]
     have: dict[tuple[int, str], Delivery] = {
         (d.episode_id, d.channel): d  # type: ignore[misc]
-        for d in s.exec(
-            select(Delivery).where(Delivery.kind == "announce", Delivery.channel.in_(names))  # type: ignore[attr-defined]
-        ).all()
+        for d in deliveries.of_kind_on(s, "announce", names)
     }
     window = settings.announce.window
-    episodes = s.exec(select(Episode).order_by(Episode.date, Episode.id)).all()  # type: ignore[arg-type]
+    episodes = store_episodes.all_by_date(s)
     for ep in episodes:
         for ch in channels:
             row = have.get((ep.id, ch.name))  # type: ignore[arg-type]
@@ -293,7 +280,7 @@ def plan_row(
     elif kind != "announce":
         row.due_at = now
     if not dry_run:
-        _insert_ignore(s, row)
+        deliveries.insert_ignore(s, row)
     return PlannedRow(
         ep, ch.name, state, rendered.text, rendered.length, rendered.limit, rendered.fits,
         row.due_at, reason,
@@ -392,4 +379,4 @@ def plan_ping(
         updated_at=now,
         due_at=now,
     )
-    return _insert_ignore(s, row)
+    return deliveries.insert_ignore(s, row)

@@ -9,14 +9,13 @@ which the next pass turns into `unknown` and resolves per the channel's rules
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from syndicator.announce.outbox import (
     FAILED,
@@ -37,6 +36,7 @@ from syndicator.channels.base import (
     UnknownOutcome,
 )
 from syndicator.config import ChannelConfig, Settings
+from syndicator.store import deliveries
 from syndicator.store.db import session
 from syndicator.store.models import Delivery
 
@@ -57,36 +57,13 @@ def expire_leases(engine: Engine, now: datetime) -> int:
     """A `sending` row whose lease ran out belongs to a process that died mid-send:
     the request may have gone out, so it is `unknown` now."""
     with session(engine, write=True) as s:
-        res = s.execute(
-            sa.update(Delivery)
-            .where(Delivery.state == SENDING, Delivery.lease_until < now)  # type: ignore[arg-type,operator]
-            .values(
-                state=UNKNOWN,
-                lease_owner=None,
-                lease_until=None,
-                next_attempt_at=now,
-                last_error="the process sending it stopped before recording the answer",
-                updated_at=now,
-            )
+        return deliveries.expire_leases(
+            s,
+            now,
+            sending=SENDING,
+            unknown=UNKNOWN,
+            why="the process sending it stopped before recording the answer",
         )
-        return res.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
-def _due_ids(
-    s: Session, channel: str, states: Iterable[str], now: datetime, limit: int
-) -> list[int]:
-    q = (
-        select(Delivery.id)
-        .where(
-            Delivery.channel == channel,
-            Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
-            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
-            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
-        )
-        .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
-        .limit(limit)
-    )
-    return [i for i in s.exec(q).all() if i is not None]
 
 
 def claim(
@@ -97,38 +74,17 @@ def claim(
     Returns the state the row had (so an `unknown` row is reconciled), or None.
     """
     with session(engine, write=True) as s:
-        prev = s.exec(select(Delivery.state).where(Delivery.id == delivery_id)).first()
+        prev = deliveries.state_of(s, delivery_id)
         if prev not in (PLANNED, RETRYING, UNKNOWN):
             return None
-        res = s.execute(
-            sa.update(Delivery)
-            .where(
-                Delivery.id == delivery_id,  # type: ignore[arg-type]
-                Delivery.state == prev,  # type: ignore[arg-type]
-                sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
-            )
-            .values(
-                state=SENDING,
-                lease_owner=owner,
-                lease_until=now + lease,
-                attempts=Delivery.attempts + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return prev if res.rowcount == 1 else None  # type: ignore[attr-defined]
+        won = deliveries.claim(s, delivery_id, prev, owner, now, lease, sending=SENDING)
+        return prev if won else None
 
 
 def _finish(engine: Engine, delivery_id: int, owner: str, **values: Any) -> bool:
     """Record the outcome, only if we still hold the lease."""
     with session(engine, write=True) as s:
-        res = s.execute(
-            sa.update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
-            .values(lease_owner=None, lease_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-        return res.rowcount == 1  # type: ignore[attr-defined]
+        return deliveries.finish(s, delivery_id, owner, **values)
 
 
 def to_post(row: Delivery) -> Post:
@@ -155,24 +111,12 @@ def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetim
     if ch is None or (not ch.min_interval and not ch.max_per_hour):
         return None
     if ch.min_interval:
-        last = s.exec(
-            select(sa.func.max(Delivery.sent_at)).where(  # type: ignore[arg-type]
-                Delivery.channel == ch.name, Delivery.state == SENT
-            )
-        ).one()
+        last = deliveries.last_sent_at(s, ch.name, SENT)
         if last is not None and last + ch.min_interval > now:
-            return last + ch.min_interval  # type: ignore[no-any-return]
+            return last + ch.min_interval
     if ch.max_per_hour:
         since = now - timedelta(hours=1)
-        rows = s.exec(
-            select(Delivery.sent_at)
-            .where(
-                Delivery.channel == ch.name,
-                Delivery.state == SENT,
-                Delivery.sent_at >= since,  # type: ignore[operator]
-            )
-            .order_by(Delivery.sent_at)  # type: ignore[arg-type]
-        ).all()
+        rows = deliveries.sent_times_since(s, ch.name, SENT, since)
         if len(rows) >= ch.max_per_hour:
             return rows[len(rows) - ch.max_per_hour] + timedelta(hours=1)  # type: ignore[operator]
     return None
@@ -210,7 +154,7 @@ def send_due(
             with session(engine) as s:
                 if _pacing_wait(s, cfg, now) is not None:
                     break
-                ids = _due_ids(s, name, states, now, 1)
+                ids = deliveries.due_ids(s, name, states, now, 1)
             if not ids:
                 break
             if budget is not None and budget <= 0:
@@ -219,7 +163,7 @@ def send_due(
             if prev is None:
                 continue  # another process took it
             with session(engine) as s:
-                row = s.get(Delivery, ids[0])
+                row = deliveries.by_id(s, ids[0])
                 assert row is not None
             _send_one(engine, settings, channel, cfg, row, prev, owner, clock, stats, on_event)
             if budget is not None:

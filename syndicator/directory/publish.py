@@ -35,20 +35,22 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, make_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
+from syndicator.sources import episode_fields
+from syndicator.store import episodes as store_episodes
+from syndicator.store import feeds as store_feeds
 from syndicator.store.db import session
-from syndicator.store.models import Episode, FeedState
+from syndicator.store.models import FeedState
 
 _TMP_COUNTER = itertools.count()
 # A build writes its temporary file in seconds (tens of MB at most); one left unchanged
@@ -104,61 +106,18 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-@dataclass(slots=True)
-class FeedEpisode:
-    """The columns of an Episode a feed shows (a plain row: ORM objects cost 2-3x more to
-    load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either."""
-
-    id: int | None
-    guid: str
-    source: str
-    number: int | None
-    title: str
-    date: datetime | None
-    url: str | None
-    guests: list[dict[str, Any]]
-    tags: list[str]
-    enclosure_url: str | None
-    enclosure_length: int | None
-    enclosure_type: str | None
-    duration_seconds: int | None
-    description: str
-    show_notes_html: str
-    chapters: list[dict[str, Any]]
-    image: str | None
-    transcript_url: str | None
-    transcript_type: str | None
-    explicit: bool | None
-    episode_type: str
+# The columns of an Episode a feed shows, as a plain row (ORM objects cost 2-3x more to
+# load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either.
+FeedEpisode = make_dataclass(
+    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
+)
+_COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
 
 
-# date: an undated episode shows when it was first seen (one datetime to parse per row)
-_COLUMNS = [
-    sa.func.coalesce(Episode.date, Episode.first_seen_at).label("date")
-    if f.name == "date"
-    else getattr(Episode, f.name)
-    for f in fields(FeedEpisode)
-]
-
-
-def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[FeedEpisode]:
+def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[rss.EpisodeLike]:
     """The episodes a feed shows, newest first."""
-    q = sa.select(*_COLUMNS).where(
-        Episode.enclosure_url.is_not(None),  # type: ignore[union-attr]
-        Episode.enclosure_url != "",
-        Episode.withdrawn == False,  # noqa: E712 (SQL)
-        (Episode.date.is_(None)) | (Episode.date <= now),  # type: ignore[union-attr,operator]
-    )
-    if feed.sources:
-        q = q.where(Episode.source.in_(feed.sources))  # type: ignore[attr-defined]
-    q = q.order_by(
-        Episode.date.is_(None),  # type: ignore[union-attr]
-        Episode.date.desc(),  # type: ignore[union-attr]
-        Episode.id.desc(),  # type: ignore[union-attr]
-    )
-    if feed.limit:
-        q = q.limit(feed.limit)
-    return [FeedEpisode(*row) for row in s.execute(q)]
+    rows = store_episodes.feed_rows(s, _COLUMNS, now, sources=feed.sources, limit=feed.limit)
+    return [FeedEpisode(*row) for row in rows]
 
 
 class _TempFile:
@@ -391,7 +350,7 @@ def _publish_one(
     written = False  # the feed file was replaced: it changed, whatever fails after
     try:
         with _gc_paused(), session(engine) as s:
-            state = s.get(FeedState, feed.name)
+            state = store_feeds.by_name(s, feed.name)
             stored_guid = state.podcast_guid if state else None
             episodes = query_episodes(s, feed, now)
         meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
@@ -501,7 +460,7 @@ def _publish_one(
 
 def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = s.get(FeedState, feed.name)
+        st = store_feeds.by_name(s, feed.name)
         if st is None:
             st = FeedState(name=feed.name, podcast_guid=guid)
         elif feed.podcast_guid and st.podcast_guid != feed.podcast_guid:
@@ -522,7 +481,7 @@ def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: da
 
 def _record_error(engine: Engine, feed: FeedConfig, msg: str, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = s.get(FeedState, feed.name)
+        st = store_feeds.by_name(s, feed.name)
         if st is None:
             return  # no guid to store yet; the outcome carries the error
         st.built_at = now

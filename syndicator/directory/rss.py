@@ -197,10 +197,12 @@ def enclosure_type(url: str, given: str | None) -> str:
 
 class EpisodeLike(Protocol):
     """What the builders read: a store Episode or a publish.FeedEpisode row. An episode
-    without a date is shown with its first_seen_at when it has one, else the build time."""
+    without a date is shown with its first_seen_at when it has one, else the build time.
+    Its members are sources.episode_fields.FEED_FIELDS (tests/test_layout.py checks)."""
 
     id: int | None
     guid: str
+    source: str
     number: int | None
     title: str
     date: datetime | None

@@ -25,6 +25,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from syndicator.sources import episode_fields
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.store import history, identity, problems
 from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
@@ -74,31 +75,8 @@ def ensure_source(s: Session, name: str, type_: str, url: str | None = None) -> 
 
 
 def _apply_fields(ep: Episode, data: EpisodeData) -> None:
-    ep.number = data.number
-    ep.slug = data.slug
-    ep.title = data.title
-    ep.date = data.date
-    ep.url = data.url
-    ep.guests = [g.to_dict() for g in data.guests]
-    ep.tags = list(data.tags)
-    ep.categories = list(data.categories)
-    if data.enclosure:
-        ep.enclosure_url = data.enclosure.url
-        ep.enclosure_length = data.enclosure.length
-        ep.enclosure_type = data.enclosure.type
-    else:
-        ep.enclosure_url = ep.enclosure_length = ep.enclosure_type = None
-    ep.duration_seconds = data.duration_seconds
-    ep.description = data.description
-    ep.show_notes_html = data.show_notes_html
-    ep.chapters = [c.to_dict() for c in data.chapters]
-    ep.image = data.image
-    ep.transcript_url = data.transcript_url
-    ep.transcript_type = data.transcript_type
-    ep.explicit = data.explicit
-    ep.episode_type = data.episode_type
-    ep.withdrawn = data.withdrawn
-    ep.withdrawn_reason = data.withdrawn_reason
+    for name, value in episode_fields.stored_values(data).items():
+        setattr(ep, name, value)
 
 
 def _free_guid(taken: dict[str, str], source: str, candidate: str) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from syndicator.store.db import session
 from syndicator.store.models import Heartbeat, Lease
@@ -107,3 +108,7 @@ def forget(engine: Engine, owner: str) -> None:
         hb = s.get(Heartbeat, owner)
         if hb is not None:
             s.delete(hb)
+
+
+def heartbeat_count(s: Session) -> int:
+    return int(s.execute(sa.select(sa.func.count()).select_from(Heartbeat)).scalar() or 0)

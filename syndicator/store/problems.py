@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from syndicator.sources.base import ProblemData
@@ -161,3 +162,40 @@ def group_line(g: ProblemGroup) -> str:
         return f"{g.where}: {g.kind}: {g.message}"
     more = "" if g.count <= len(g.examples) else ", …"
     return f"{g.kind}: {g.message} — in {g.count} places (e.g. {g.where}{more})"
+
+
+def open_count_by_severity(s: Session) -> list[tuple[str, int]]:
+    """How many problems are open at each severity (one GROUP BY)."""
+    rows = s.exec(
+        select(Problem.severity, sa.func.count())
+        .where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
+        .group_by(Problem.severity)
+    ).all()
+    return [(sev, int(n)) for sev, n in rows]
+
+
+def open_rows(
+    s: Session, limit: int | None = None, *, action: bool | None = None
+) -> tuple[list[Problem], int]:
+    """Open problems in display order and their count; `action=True` only those a person
+    must act on (errors, warnings), `action=False` only notices, None every one."""
+    open_ = Problem.resolved_at.is_(None)  # type: ignore[union-attr]
+    if action is not None:
+        acting = Problem.severity.in_(ACTION)  # type: ignore[attr-defined]
+        open_ = sa.and_(open_, acting if action else sa.not_(acting))
+    total = s.exec(select(sa.func.count()).select_from(Problem).where(open_)).one()
+    q = (
+        select(Problem)
+        .where(open_)
+        .order_by(Problem.severity, Problem.source, Problem.location, Problem.id)  # type: ignore[arg-type]
+    )
+    if limit is not None:
+        q = q.limit(limit)
+    return list(s.exec(q).all()), int(total)
+
+
+def change_stamp(s: Session) -> tuple[Any, ...]:
+    q = sa.select(
+        sa.func.max(Problem.last_seen_at), sa.func.max(Problem.resolved_at), sa.func.count()
+    )
+    return tuple(s.execute(q).one())

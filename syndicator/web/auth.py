@@ -32,9 +32,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from syndicator.config import Settings, secret
-from syndicator.store import admin_sessions
+from syndicator.store import admin_sessions, meta
 from syndicator.store.db import session
-from syndicator.store.models import Meta
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -200,25 +199,23 @@ def write_password_hash(config_path: Path | str, password: str) -> str:
 def session_secret(engine: Engine) -> str:
     """The signing secret for session cookies, made once and kept in `meta`."""
     with session(engine) as s:
-        row = s.get(Meta, SECRET_META_KEY)
-        if row is not None:
-            return row.value
+        value = meta.get(s, SECRET_META_KEY)
+        if value is not None:
+            return value
     try:
         with session(engine, write=True) as s:
             # BEGIN IMMEDIATE serializes two processes starting together: the second
             # sees the first one's row here.
-            row = s.get(Meta, SECRET_META_KEY)
-            if row is None:
-                row = Meta(
-                    key=SECRET_META_KEY, value=secrets.token_urlsafe(48), updated_at=utcnow()
-                )
-                s.add(row)
-            return row.value
+            value = meta.get(s, SECRET_META_KEY)
+            if value is None:
+                value = secrets.token_urlsafe(48)
+                meta.add(s, SECRET_META_KEY, value, utcnow())
+            return value
     except sa.exc.IntegrityError:  # PostgreSQL: another process inserted it first
         with session(engine) as s:
-            row = s.get(Meta, SECRET_META_KEY)
-            assert row is not None
-            return row.value
+            value = meta.get(s, SECRET_META_KEY)
+            assert value is not None
+            return value
 
 
 # ---------------------------------------------------------------- sessions

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,11 +18,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
-from sqlmodel import func, select
 
 from syndicator.config import Settings
+from syndicator.store import deliveries as store_deliveries
+from syndicator.store import episodes as store_episodes
+from syndicator.store import feeds as store_feeds
+from syndicator.store import problems as store_problems
+from syndicator.store import sources as store_sources
 from syndicator.store.db import session
-from syndicator.store.models import Delivery, Episode, FeedState, Problem, Source
 from syndicator.store.views import daemon_dict
 from syndicator.timeutil import utcnow
 
@@ -70,7 +72,7 @@ class StoreCollector(Collector):
                 "When a source was last read without an error (Unix time).",
                 labels=["source"],
             )
-            for src in s.exec(select(Source).order_by(Source.name)).all():
+            for src in store_sources.all_by_name(s):
                 polls.add_metric([src.name, src.type], src.polls)
                 errors.add_metric([src.name, src.type], src.poll_errors)
                 consecutive.add_metric([src.name], src.consecutive_errors)
@@ -83,9 +85,7 @@ class StoreCollector(Collector):
             episodes = GaugeMetricFamily(
                 "syndicator_episodes", "Stored episodes per source.", labels=["source"]
             )
-            for source, n in s.exec(
-                select(Episode.source, func.count()).group_by(Episode.source)  # type: ignore[arg-type]
-            ).all():
+            for source, n in store_episodes.count_by_source(s):
                 episodes.add_metric([source], n)
             yield episodes
 
@@ -94,31 +94,17 @@ class StoreCollector(Collector):
                 "Outbox rows per channel, kind and state.",
                 labels=["channel", "kind", "state"],
             )
-            for channel, kind, state, n in s.exec(
-                select(Delivery.channel, Delivery.kind, Delivery.state, func.count()).group_by(
-                    Delivery.channel, Delivery.kind, Delivery.state
-                )
-            ).all():
+            for channel, kind, state, n in store_deliveries.count_by_channel_kind_state(s):
                 deliveries.add_metric([channel, kind, state], n)
             yield deliveries
 
             # A histogram of send latency built by the database from the stored rows.
-            lat = Delivery.latency_seconds
-            cols = [func.count(lat), func.coalesce(func.sum(lat), 0.0)] + [
-                func.sum(sa.case((lat <= b, 1), else_=0))
-                for b in LATENCY_BUCKETS  # type: ignore[operator]
-            ]
             hist = HistogramMetricFamily(
                 "syndicator_send_latency_seconds",
                 "Time from starting a send to the network's answer, per channel.",
                 labels=["channel"],
             )
-            for row in s.exec(
-                select(Delivery.channel, *cols)  # type: ignore[call-overload]
-                .where(lat.is_not(None))  # type: ignore[union-attr]
-                .group_by(Delivery.channel)
-            ).all():
-                channel, count, total, *le = row
+            for channel, count, total, le in store_deliveries.latency_histogram(s, LATENCY_BUCKETS):
                 buckets = [
                     (str(b), float(n or 0)) for b, n in zip(LATENCY_BUCKETS, le, strict=True)
                 ]
@@ -146,7 +132,7 @@ class StoreCollector(Collector):
                 "Problems the last feed check found.",
                 labels=["feed"],
             )
-            for f in s.exec(select(FeedState).order_by(FeedState.name)).all():
+            for f in store_feeds.all_by_name(s):
                 build.add_metric([f.name], f.build_seconds)
                 size.add_metric([f.name], f.size_bytes)
                 items.add_metric([f.name], f.episode_count)
@@ -158,11 +144,7 @@ class StoreCollector(Collector):
             problems = GaugeMetricFamily(
                 "syndicator_problems_open", "Open problems.", labels=["severity"]
             )
-            for severity, n in s.exec(
-                select(Problem.severity, func.count())
-                .where(Problem.resolved_at.is_(None))  # type: ignore[union-attr]
-                .group_by(Problem.severity)
-            ).all():
+            for severity, n in store_problems.open_count_by_severity(s):
                 problems.add_metric([severity], n)
             yield problems
 

@@ -12,8 +12,9 @@ from syndicator.announce import manual
 from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
 from syndicator.previews import previews
+from syndicator.store import episodes
 from syndicator.store.db import session
-from syndicator.store.models import Delivery, Episode
+from syndicator.store.models import Delivery
 from syndicator.store.views import daemon_dict, delivery_dict
 from syndicator.timeutil import utcnow
 
@@ -52,7 +53,7 @@ def _guid(engine: Any, row: Delivery) -> str | None:
     if row.episode_id is None:
         return None
     with session(engine) as s:
-        ep = s.get(Episode, row.episode_id)
+        ep = episodes.by_id(s, row.episode_id)
         return ep.guid if ep else None
 
 
@@ -71,7 +72,7 @@ def announce(
 ) -> list[dict[str, Any]]:
     rows = announce_episode(settings, f"#{episode_id}", channel or None)
     with session(engine) as s:
-        ep = s.get(Episode, episode_id)
+        ep = episodes.by_id(s, episode_id)
         guid = ep.guid if ep else None
     return [delivery_dict(r, guid) for r in rows]
 

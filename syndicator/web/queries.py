@@ -12,16 +12,19 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
 from syndicator.announce.outbox import STATES
 from syndicator.config import ChannelConfig, Settings
+from syndicator.store import deliveries as store_deliveries
+from syndicator.store import episodes as store_episodes
+from syndicator.store import feeds as store_feeds
+from syndicator.store import leases
+from syndicator.store import problems as store_problems
+from syndicator.store import sources as store_sources
 from syndicator.store.db import session
 from syndicator.store.history import for_episodes
-from syndicator.store.models import Delivery, Episode, FeedState, Heartbeat, Problem, Source
-from syndicator.store.problems import ACTION
 from syndicator.store.views import (
     daemon_dict,
     delivery_counts,
@@ -50,31 +53,13 @@ def open_problems(
 ) -> tuple[list[dict[str, Any]], int]:
     """Open problems and their count; `action=True` only those a person must act on
     (errors, warnings), `action=False` only notices, None every one."""
-    open_ = Problem.resolved_at.is_(None)  # type: ignore[union-attr]
-    if action is not None:
-        acting = Problem.severity.in_(ACTION)  # type: ignore[attr-defined]
-        open_ = sa.and_(open_, acting if action else sa.not_(acting))
-    total = s.exec(select(func.count()).select_from(Problem).where(open_)).one()
-    q = (
-        select(Problem)
-        .where(open_)
-        .order_by(Problem.severity, Problem.source, Problem.location, Problem.id)  # type: ignore[arg-type]
-    )
-    if limit is not None:
-        q = q.limit(limit)
-    return [problem_dict(p) for p in s.exec(q).all()], int(total)
+    rows, total = store_problems.open_rows(s, limit, action=action)
+    return [problem_dict(p) for p in rows], total
 
 
 def pings(s: Session, limit: int = 10) -> list[dict[str, Any]]:
-    # channel is indexed; the index carries the rowid, so "newest first" needs no sort.
-    rows = s.exec(
-        select(Delivery)
-        .where(Delivery.channel == "directory", Delivery.kind == "ping")
-        .order_by(Delivery.id.desc())  # type: ignore[union-attr]
-        .limit(limit)
-    ).all()
     out = []
-    for d in rows:
+    for d in store_deliveries.newest(s, "directory", "ping", limit):
         row = delivery_dict(d, None)
         row["feed"] = (d.payload or {}).get("feed")
         row["updated_at"] = iso(d.updated_at)
@@ -89,7 +74,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
         problems, problem_total = open_problems(s, limit=10, action=True)
         _, notice_total = open_problems(s, limit=0, action=False)
         counts = delivery_counts(s)
-        episodes = s.exec(select(func.count()).select_from(Episode)).one()
+        episodes = store_episodes.count(s)
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after(settings)),
@@ -127,39 +112,6 @@ class EpisodeFilter:
         )
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _conditions(f: EpisodeFilter) -> list[Any]:
-    conds: list[Any] = []
-    if f.q:
-        pat = _like(f.q)
-        alts = [
-            Episode.title.ilike(pat, escape="\\"),  # type: ignore[attr-defined]
-            Episode.slug.ilike(pat, escape="\\"),  # type: ignore[union-attr]
-            Episode.guid == f.q,
-        ]
-        ref = f.q.removeprefix("#")
-        if ref.isdigit() and len(ref) < 10:
-            alts.append(Episode.number == int(ref))
-            if f.q.startswith("#"):
-                alts.append(Episode.id == int(ref))
-        conds.append(sa.or_(*alts))
-    if f.source:
-        conds.append(Episode.source == f.source)
-    if f.state or f.channel:
-        # IN (…) lets the database find the few matching deliveries by index first,
-        # instead of probing the deliveries of every episode (EXISTS).
-        sub = select(Delivery.episode_id).where(Delivery.episode_id.is_not(None))  # type: ignore[union-attr]
-        if f.state:
-            sub = sub.where(Delivery.state == f.state)
-        if f.channel:
-            sub = sub.where(Delivery.channel == f.channel)
-        conds.append(Episode.id.in_(sub))  # type: ignore[union-attr]
-    return conds
-
-
 @dataclass
 class EpisodePage:
     items: list[dict[str, Any]]
@@ -180,25 +132,15 @@ def episode_page(engine: Engine, f: EpisodeFilter, full: bool = False) -> Episod
     only a few columns, so it loads only those.
     """
     f = f.normalized()
-    conds = _conditions(f)
     with session(engine) as s:
-        total = int(s.exec(select(func.count()).select_from(Episode).where(*conds)).one())
-        order = (Episode.date.desc(), Episode.id.desc())  # type: ignore[union-attr]
-        offset = (f.page - 1) * f.per_page
+        total, rows = store_episodes.search(
+            s, q=f.q, state=f.state, channel=f.channel, source=f.source,
+            offset=(f.page - 1) * f.per_page, limit=f.per_page, full=full,
+        )  # fmt: skip
         if full:
-            eps = s.exec(
-                select(Episode).where(*conds).order_by(*order).limit(f.per_page).offset(offset)
-            ).all()
-            events = for_episodes(s, [e.id for e in eps])  # type: ignore[misc]
-            items = [episode_dict(e, events.get(e.id)) for e in eps]  # type: ignore[arg-type]
+            events = for_episodes(s, [e.id for e in rows])
+            items = [episode_dict(e, events.get(e.id)) for e in rows]
         else:
-            cols = (
-                Episode.id, Episode.number, Episode.title, Episode.date, Episode.source,
-                Episode.guid, Episode.withdrawn, Episode.backlog, Episode.enclosure_url,
-            )  # fmt: skip
-            rows = s.exec(
-                select(*cols).where(*conds).order_by(*order).limit(f.per_page).offset(offset)
-            ).all()
             items = [
                 {
                     "id": r[0], "number": r[1], "title": r[2], "date": iso(r[3]),
@@ -207,18 +149,14 @@ def episode_page(engine: Engine, f: EpisodeFilter, full: bool = False) -> Episod
                 }
                 for r in rows
             ]  # fmt: skip
-        ids = [it["id"] for it in items]
         states: dict[int, dict[str, str]] = {}
         channels: set[str] = set()
-        if ids:
-            for ep_id, channel, state, kind in s.exec(
-                select(Delivery.episode_id, Delivery.channel, Delivery.state, Delivery.kind)
-                .where(Delivery.episode_id.in_(ids))  # type: ignore[union-attr]
-                .order_by(Delivery.id)
-            ).all():
-                name = channel if kind == "announce" else f"{channel} ({kind})"
-                states.setdefault(ep_id, {})[name] = state
-                channels.add(name)
+        for ep_id, channel, state, kind in store_deliveries.states_of_episodes(
+            s, [it["id"] for it in items]
+        ):
+            name = channel if kind == "announce" else f"{channel} ({kind})"
+            states.setdefault(ep_id, {})[name] = state
+            channels.add(name)
         for it in items:
             it["deliveries"] = states.get(it["id"], {})
     return EpisodePage(items, total, f.page, f.per_page, sorted(channels))
@@ -226,14 +164,10 @@ def episode_page(engine: Engine, f: EpisodeFilter, full: bool = False) -> Episod
 
 def episode_detail(engine: Engine, episode_id: int) -> dict[str, Any] | None:
     with session(engine) as s:
-        ep = s.get(Episode, episode_id)
+        ep = store_episodes.by_id(s, episode_id)
         if ep is None:
             return None
-        rows = s.exec(
-            select(Delivery)
-            .where(Delivery.episode_id == episode_id)
-            .order_by(Delivery.kind, Delivery.channel, Delivery.id)  # type: ignore[arg-type]
-        ).all()
+        rows = store_deliveries.of_episode(s, episode_id)
         deliveries = []
         for d in rows:
             row = delivery_dict(d, ep.guid)
@@ -265,23 +199,11 @@ def deliveries_page(
     per_page: int = PER_PAGE,
 ) -> dict[str, Any]:
     page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
-    conds = []
-    if state:
-        conds.append(Delivery.state == state)
-    if channel:
-        conds.append(Delivery.channel == channel)
-    if kind:
-        conds.append(Delivery.kind == kind)
     with session(engine) as s:
-        total = int(s.exec(select(func.count()).select_from(Delivery).where(*conds)).one())
-        rows = s.exec(
-            select(Delivery, Episode.guid)
-            .join(Episode, isouter=True)  # type: ignore[arg-type]
-            .where(*conds)
-            .order_by(Delivery.id.desc())  # type: ignore[union-attr]
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        ).all()
+        total, rows = store_deliveries.page(
+            s, state=state, channel=channel, kind=kind,
+            offset=(page - 1) * per_page, limit=per_page,
+        )  # fmt: skip
         items = [delivery_dict(d, g) for d, g in rows]
     return {"items": items, "total": total, "page": page, "per_page": per_page}
 
@@ -345,13 +267,7 @@ def channel_dict(ch: ChannelConfig, counts: dict[str, int], last_sent: datetime 
 def channels(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
     with session(engine) as s:
         counts = delivery_counts(s)
-        last = dict(
-            s.exec(
-                select(Delivery.channel, func.max(Delivery.sent_at))
-                .where(Delivery.state == "sent")
-                .group_by(Delivery.channel)
-            ).all()
-        )
+        last = store_deliveries.last_sent_by_channel(s, "sent")
     out = [channel_dict(ch, counts.get(ch.name, {}), last.get(ch.name)) for ch in settings.channels]
     configured = {ch.name for ch in settings.channels}
     for name in sorted(set(counts) - configured - {"directory"}):
@@ -370,23 +286,15 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
     The live-update poller compares them every second and tells the pages which
     part changed.
     """
-    d, e, src, prob, feed = (
-        # max(id) sees inserts without counting rows; max(updated_at) sees updates.
-        sa.select(func.max(Delivery.updated_at), func.max(Delivery.id)),
-        sa.select(func.max(Episode.last_changed_at), func.max(Episode.id)),
-        sa.select(func.max(Source.last_poll_at), func.sum(Source.consecutive_errors), func.count()),
-        sa.select(func.max(Problem.last_seen_at), func.max(Problem.resolved_at), func.count()),
-        sa.select(func.max(FeedState.built_at), func.count()),
-    )
     with session(engine) as s:
         out = {
-            "deliveries": tuple(s.execute(d).one()),
-            "episodes": tuple(s.execute(e).one()),
-            "sources": tuple(s.execute(src).one()),
-            "problems": tuple(s.execute(prob).one()),
-            "feeds": tuple(s.execute(feed).one()),
+            "deliveries": store_deliveries.change_stamp(s),
+            "episodes": store_episodes.change_stamp(s),
+            "sources": store_sources.change_stamp(s),
+            "problems": store_problems.change_stamp(s),
+            "feeds": store_feeds.change_stamp(s),
         }
         beat = daemon_dict(s, now, stale_after(settings))
         out["daemon"] = (beat["alive"], beat["state"], beat["next_pass"], beat["last_pass"])
-        out["heartbeats"] = s.execute(sa.select(func.count()).select_from(Heartbeat)).scalar()
+        out["heartbeats"] = leases.heartbeat_count(s)
     return out

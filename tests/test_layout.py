@@ -1,0 +1,204 @@
+"""Layout rules read from the source: the store owns its SQL.
+
+No module outside `syndicator/store/` builds a query (select/update/insert/delete/
+text/func… from SQLAlchemy or SQLModel) or runs one on a session (`.exec()`,
+`.execute()`, `.query()`, `.scalar()`, `.scalars()`, `session.get(Model, …)`).
+Callers may open a session (store.db.session) and hand it to a named store function.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "syndicator"
+STORE = PACKAGE / "store"
+ORM_MODULES = ("sqlalchemy", "sqlmodel")
+# Query constructs: building any of these is writing SQL.
+QUERY_NAMES = frozenset(
+    {
+        "select", "update", "insert", "delete", "text", "func", "and_", "or_", "not_",
+        "col", "case", "literal", "literal_column", "exists", "union", "union_all",
+        "tuple_", "bindparam", "cast", "distinct", "true", "false", "null", "column",
+        "table", "join", "outerjoin", "desc", "asc",
+    }
+)  # fmt: skip
+# Methods that run SQL on a session or connection.
+RUN_METHODS = frozenset({"exec", "execute", "query", "scalar", "scalars"})
+
+
+def _is_orm(module: str | None) -> bool:
+    return bool(module) and module.split(".")[0] in ORM_MODULES  # type: ignore[union-attr]
+
+
+def _model_names(tree: ast.Module) -> set[str]:
+    """Names this module imported from syndicator.store.models (the table classes)."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "syndicator.store.models":
+            out |= {a.asname or a.name for a in node.names}
+    return out
+
+
+def query_sites(source: str, filename: str = "<src>") -> list[str]:
+    """Every place in `source` that builds or runs a query, as 'line: what'."""
+    tree = ast.parse(source, filename)
+    models = _model_names(tree)
+    orm_aliases: set[str] = set()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if _is_orm(a.name):
+                    orm_aliases.add((a.asname or a.name).split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and _is_orm(node.module):
+            for a in node.names:
+                if a.name in QUERY_NAMES:
+                    found.append(f"{node.lineno}: imports {a.name} from {node.module}")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in QUERY_NAMES
+            and isinstance(node.value, ast.Name)
+            and node.value.id in orm_aliases
+        ):
+            found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in RUN_METHODS:
+                found.append(f"{node.lineno}: .{name}() runs a query")
+            elif (
+                name == "get"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id in models
+            ):
+                found.append(f"{node.lineno}: .get({node.args[0].id}, …) loads a row")
+    return sorted(set(found), key=lambda x: int(x.split(":")[0]))
+
+
+def test_no_query_outside_the_store() -> None:
+    offenders: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if STORE in path.parents:
+            continue
+        rel = path.relative_to(PACKAGE.parent)
+        offenders += [f"{rel}:{site}" for site in query_sites(path.read_text(), str(path))]
+    assert not offenders, (
+        "SQL outside syndicator/store/ — move each behind a named function in the "
+        "entity's store module:\n" + "\n".join(offenders)
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from sqlmodel import select\n",
+        "from sqlalchemy import func as f\n",
+        "import sqlalchemy as sa\nq = sa.text('x')\n",
+        "import sqlalchemy\nq = sqlalchemy.update(T)\n",
+        "def f(s):\n    return s.exec(q).all()\n",
+        "def f(conn):\n    conn.execute(q)\n",
+        "from syndicator.store.models import Episode\ndef f(s):\n    return s.get(Episode, 1)\n",
+    ],
+)
+def test_the_rule_sees_each_kind_of_query(source: str) -> None:
+    assert query_sites(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from sqlmodel import Session\n",
+        "from sqlalchemy.exc import OperationalError\n",
+        "from sqlalchemy.engine import Engine\n",
+        "d = {}\nd.get('k', 1)\nd.update(x=1)\n",
+        "import re\nre.sub('a', 'b', 'c')\n",
+    ],
+)
+def test_the_rule_leaves_plain_code_alone(source: str) -> None:
+    assert not query_sites(source)
+
+
+# ---------------------------------------------------------------- the episode's fields
+
+
+def _annotations(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def test_feed_episode_is_made_from_the_declaration() -> None:
+    from syndicator.directory.publish import FeedEpisode
+    from syndicator.sources.episode_fields import FEED_FIELDS
+
+    assert [f.name for f in dataclasses.fields(FeedEpisode)] == [f.name for f in FEED_FIELDS]
+    assert {f.name: f.type for f in dataclasses.fields(FeedEpisode)} == {
+        f.name: f.type for f in FEED_FIELDS
+    }
+
+
+def test_episode_like_reads_exactly_the_feed_fields() -> None:
+    from syndicator.directory.rss import EpisodeLike
+    from syndicator.sources.episode_fields import FEED_FIELDS
+
+    assert _annotations(EpisodeLike) == {f.name: f.type for f in FEED_FIELDS}
+
+
+def test_every_declared_field_is_an_episode_column_of_that_type() -> None:
+    from syndicator.sources.episode_fields import CONTENT, IDENTITY
+    from syndicator.store.models import Episode
+
+    hints = _annotations(Episode)
+    for f in (*IDENTITY, *CONTENT):
+        assert f.name in Episode.__table__.columns, f.name  # type: ignore[attr-defined]
+        assert hints[f.name] == f.type, f.name
+
+
+def test_every_content_field_comes_from_what_a_source_read() -> None:
+    from syndicator.sources.base import EpisodeData
+    from syndicator.sources.episode_fields import CONTENT
+
+    hints = _annotations(EpisodeData)
+    for f in CONTENT:
+        if f.read is None:  # copied as is: the same name and type on EpisodeData
+            assert hints.get(f.name) == f.type, f.name
+
+
+def test_ingest_stores_every_content_field(db_url: str) -> None:
+    """A source's episode with every field set round-trips through the store."""
+    from datetime import UTC, datetime
+
+    from syndicator.sources.base import Chapter, Enclosure, EpisodeData, Guest
+    from syndicator.sources.episode_fields import CONTENT, stored_values
+    from syndicator.store.db import session, upgrade
+    from syndicator.store.ingest import _apply_fields
+    from syndicator.store.models import Episode
+
+    data = EpisodeData(
+        title="T", date=datetime(2024, 1, 2, tzinfo=UTC), guid="g", number=7, slug="s",
+        url="https://example.invalid/7", guests=[Guest(name="Ann")], tags=["a"],
+        categories=["c"], enclosure=Enclosure(url="https://example.invalid/7.mp3", length=9,
+        type="audio/mpeg"), duration_seconds=60, description="d", show_notes_html="<p>n</p>",
+        chapters=[Chapter(start=0, title="start")], image="https://example.invalid/i.png",
+        transcript_url="https://example.invalid/t.vtt", transcript_type="text/vtt",
+        explicit=True, episode_type="bonus", withdrawn=True, withdrawn_reason="gone",
+    )  # fmt: skip
+    want = stored_values(data)
+    assert set(want) == {f.name for f in CONTENT}
+    assert want["enclosure_length"] == 9 and want["guests"][0]["name"] == "Ann"
+    engine = upgrade(db_url)
+    now = datetime(2024, 1, 3, tzinfo=UTC)
+    with session(engine, write=True) as s:
+        ep = Episode(guid="g", source="site", first_seen_at=now, last_changed_at=now)
+        _apply_fields(ep, data)
+        s.add(ep)
+    with session(engine) as s:
+        got = s.get(Episode, 1)
+        assert got is not None
+        for name, value in want.items():
+            assert getattr(got, name) == value, name
