@@ -19,7 +19,7 @@ from syndicator.channels.base import PermanentError, TransientError
 from syndicator.channels.registry import make_channel
 from syndicator.config import ChannelConfig
 from tests.fakes import FakeWebhook, refused_url
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 from tests.test_channels_apprise import TIMEOUT, post
 from tests.test_web_support import client, running
 
@@ -59,19 +59,12 @@ def test_a_webhook_token_is_in_no_column_output_api_or_log(
     # the json:// endpoint echoes the path it was asked for, as some servers do
     hook.fail_next(50, status=404, body={"message": f"nothing at /hooks/{tokens[1]}"}, path="^/h")
     hook.fail_next(50, status=404, body={"message": "Unknown Webhook"}, path="^/api/webhooks/")
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Show"
-link = "https://show.example"
-feed_url = "https://show.example/feed.xml"
-timezone = "UTC"
-[database]
-url = "sqlite:///{tmp_path / "s.db"}"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
+    db = tmp_path / "s.db"
+    cfg = site_config(
+        tmp_path,
+        site,
+        db_url=f"sqlite:///{db}",
+        extra=f"""
 [announce]
 window = "3650d"
 [[channels]]
@@ -90,7 +83,8 @@ name = "down"
 type = "apprise"
 url = "{refused_url("json")}/hooks/{tokens[1]}"
 timeout = "2s"
-""")
+""",
+    )
     outputs: list[str] = []
     commands = [
         ["--log-level", "debug", "run-once", "-v"],
@@ -104,10 +98,10 @@ timeout = "2s"
         outputs += [done.stdout, done.stderr]
     assert hook.requests("POST"), "the channels never tried"
     assert '"last_error"' in outputs[2] and "404" in outputs[2]  # failures were recorded
-    with sqlite3.connect(tmp_path / "s.db") as db:
-        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    with sqlite3.connect(db) as con:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for name in names:
-            for row in db.execute(f'SELECT * FROM "{name}"'):
+            for row in con.execute(f'SELECT * FROM "{name}"'):
                 outputs.append(" ".join(str(v) for v in row))
     settings = config.load(cfg)
     with running(settings) as server, client(server) as c:
