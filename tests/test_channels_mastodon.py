@@ -184,15 +184,3 @@ def test_limit_falls_back_to_v1_then_500(m: FakeMastodon, monkeypatch) -> None:
 def test_limit_config_wins_without_a_request(m: FakeMastodon, monkeypatch) -> None:
     assert channel(m, monkeypatch, limit=11000).limit() == 11000
     assert m.requests("GET") == []
-
-
-def test_an_absurd_retry_after_is_clamped(m: FakeMastodon, monkeypatch) -> None:
-    from syndicator.retry_after import MAX_RETRY_AFTER
-
-    ch = channel(m, monkeypatch)
-    for value in ("Fri, 31 Dec 9999 23:59:59 GMT", "9" * 40):
-        m.fail_next(status=429, body={"error": "slow"}, headers={"Retry-After": value})
-        with pytest.raises(TransientError) as info:
-            ch.send(post())
-        assert info.value.retry_after == MAX_RETRY_AFTER, value
-    assert m.statuses() == []

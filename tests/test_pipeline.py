@@ -325,24 +325,6 @@ def test_a_deleted_post_back_with_a_padded_number_and_fixed_slug_is_the_same_epi
     assert "similar slug" in _history(sqlite_url, after.id)[0]["detail"]  # type: ignore[arg-type]
 
 
-def test_a_deleted_post_restored_byte_for_byte_is_live_again(
-    tmp_path: Path, db_url: str, site: Path
-) -> None:
-    settings = _settings(tmp_path, db_url, site)
-    run_once(settings, now=NOW)
-    post = site / POSTS / BILLING
-    keep = tmp_path / "keep.md"
-    os.rename(post, keep)  # same inode, same bytes, same mtime
-    run_once(settings, now=NOW)
-    assert _episodes(db_url)[6].withdrawn
-    os.rename(keep, post)
-    report = run_once(settings, now=NOW)
-    ep = _episodes(db_url)[6]
-    assert not ep.withdrawn and ep.withdrawn_reason is None
-    assert report.sources[0].changed == 1
-    assert [h["event"] for h in _history(db_url, ep.id)] == ["restored"]  # type: ignore[arg-type]
-
-
 def test_a_post_replaced_by_a_different_one_with_its_number_in_one_pass(
     tmp_path: Path, sqlite_url: str, site: Path
 ) -> None:

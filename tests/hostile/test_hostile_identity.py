@@ -1,5 +1,6 @@
 """Nothing announced that nobody asked for: late channels, renames, feeds that fill
-later, one guid from two sources, and a pass run at a far `--now`.
+later, one guid from two sources, a deleted post restored, and a pass run at a far
+`--now`.
 
 Real passes, a real store and a real Apprise channel posting to a webhook receiver on
 127.0.0.1; remote feeds come from tests/feedserver.py.
@@ -7,6 +8,7 @@ Real passes, a real store and a real Apprise channel posting to a webhook receiv
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ from tests.conftest import make_settings
 from tests.fakes.webhook import FakeWebhook
 from tests.feedserver import FeedServer, make_feed_xml
 from tests.hostile.conftest import popen_cli, run_cli
+from tests.test_pipeline import BILLING, POSTS, _episodes, _history
+from tests.test_pipeline import _settings as _post_settings
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -243,6 +247,24 @@ def test_a_post_whose_guid_a_feed_already_holds_is_one_problem_per_file(
     assert len(dup) == 3 and all(p.resolved_at is None and p.source == "episodes" for p in dup)
     assert all("'feed'" in p.message and p.severity == "warning" for p in dup)
     assert {p.location.split("-", 3)[-1][:2] for p in dup} == {"1-", "2-", "3-"}
+
+
+def test_a_deleted_post_restored_byte_for_byte_is_live_again(
+    tmp_path: Path, db_url: str, site: Path
+) -> None:
+    settings = _post_settings(tmp_path, db_url, site)
+    run_once(settings, now=NOW)
+    post = site / POSTS / BILLING
+    keep = tmp_path / "keep.md"
+    os.rename(post, keep)  # same inode, same bytes, same mtime
+    run_once(settings, now=NOW)
+    assert _episodes(db_url)[6].withdrawn
+    os.rename(keep, post)
+    report = run_once(settings, now=NOW)
+    ep = _episodes(db_url)[6]
+    assert not ep.withdrawn and ep.withdrawn_reason is None
+    assert report.sources[0].changed == 1
+    assert [h["event"] for h in _history(db_url, ep.id)] == ["restored"]  # type: ignore[arg-type]
 
 
 def test_a_deleted_post_restored_before_its_date_is_announced_after_all(
