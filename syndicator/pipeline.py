@@ -426,7 +426,7 @@ def publish(
     """Rebuild the feeds whose episodes changed; plan a ping per changed feed and endpoint."""
     if not settings.feeds:
         return
-    from syndicator.directory.ping import ping_targets
+    from syndicator.channels.ping import ping_targets
     from syndicator.directory.publish import publish_feeds
 
     report.feeds = publish_feeds(engine, settings, now, check_only=dry_run)
@@ -531,7 +531,7 @@ def run_once(
     progress.step("building feeds")
     publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
-        from syndicator.directory.ping import PingChannel
+        from syndicator.channels.ping import PingChannel
 
         pinger = PingChannel(timeout=10.0)
         try:

@@ -25,8 +25,9 @@ import nh3
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from syndicator import apple_categories as apple
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
-from syndicator.directory import apple, chapters, extensions
+from syndicator.directory import chapters, extensions
 from syndicator.directory.check import bad_scheme
 from syndicator.directory.extensions import Person, Transcript
 from syndicator.sources.remote import (
