@@ -8,7 +8,8 @@ from syndicator.sources.base import ProblemData
 
 def check_all(settings: Settings) -> tuple[list[ProblemData], list[str]]:
     """Every problem found, and a line of notes per source. Nothing is written."""
-    from syndicator.sources import jekyll, remote
+    from syndicator.sources import jekyll
+    from syndicator.sources.feeds import poll as remote
 
     problems: list[ProblemData] = []
     notes: list[str] = []

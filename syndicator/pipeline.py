@@ -153,7 +153,8 @@ def poll_sources(
     `should_stop()` turning true (a shutdown) ends the reading early, even mid-render:
     the source being read stores nothing this time and the rest are left for later.
     """
-    from syndicator.sources import jekyll, remote
+    from syndicator.sources import jekyll
+    from syndicator.sources.feeds import poll as remote
     from syndicator.sources.text import RenderStopped
 
     progress = progress or _NoProgress()

@@ -16,19 +16,11 @@ import pytest
 from syndicator.config import FeedSourceConfig, FetchConfig
 from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import PollResult
-from syndicator.sources.fetch import DEFAULT_USER_AGENT
-from syndicator.sources.remote import (
-    ENTITY_REFUSAL,
-    PollRequest,
-    PollStats,
-    declares_entities,
-    html_to_text,
-    parse_feed,
-    parse_itunes_duration,
-    poll_feeds,
-    poll_feeds_sync,
-    title_from_url,
-)
+from syndicator.sources.feeds.fetch import DEFAULT_USER_AGENT
+from syndicator.sources.feeds.parse import parse_feed, parse_itunes_duration, title_from_url
+from syndicator.sources.feeds.poll import PollRequest, PollStats, poll_feeds, poll_feeds_sync
+from syndicator.sources.feeds.safety import ENTITY_REFUSAL, declares_entities
+from syndicator.textutil import html_to_text
 
 try:
     from tests.feedserver import (
@@ -550,7 +542,7 @@ def test_xxe_libraries_do_not_resolve_either() -> None:
     # defence in depth: were the pre-check bypassed, neither parser reads the file
     import feedparser
 
-    from syndicator.sources.remote import _podcast_ns_items
+    from syndicator.sources.feeds.podcast import podcast_ns_items as _podcast_ns_items
 
     body = xxe_xml("/etc/passwd").replace(
         b"<rss ", b'<rss xmlns:podcast="https://podcastindex.org/namespace/1.0" '
