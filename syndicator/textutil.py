@@ -16,22 +16,32 @@ _BLOCK = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"</p>\s*<p[^>]*>", re.IGNORECASE)
 # Apple's cap on an item's <description> and itunes:summary, in bytes of UTF-8: a feed's
 # description is kept within it (the whole text is in the show notes).
 DESCRIPTION_MAX_BYTES = 4000
 _LAST_SPACE = re.compile(r"\s+\S*$")
 
 
-def html_to_text(value: str) -> str:
-    """HTML -> plain text: tags dropped (script/style with their content), entities decoded,
-    whitespace collapsed, block boundaries kept as spaces."""
+def html_to_text(value: str, *, lines: bool = False) -> str:
+    """HTML -> plain text: tags dropped (script/style with their content), entities decoded.
+
+    By default whitespace is collapsed and block boundaries kept as spaces (one line for
+    a description or title). With `lines`, <br> becomes a line break and a paragraph
+    boundary an empty line, and the text's own whitespace is kept (a Mastodon status as
+    it was posted).
+    """
     if not value:
         return ""
     if "<" in value:
-        value = _BLOCK.sub(lambda m: " " + m.group(0), value)
+        if lines:
+            value = _PARAGRAPH.sub("\n\n", _BR.sub("\n", value))
+        else:
+            value = _BLOCK.sub(lambda m: " " + m.group(0), value)
         value = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"})
     value = html.unescape(value) if "&" in value else value
-    return _SPACE.sub(" ", value).strip()
+    return value if lines else _SPACE.sub(" ", value).strip()
 
 
 def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
