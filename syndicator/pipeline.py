@@ -21,6 +21,7 @@ from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
+from syndicator.sources.kinds import Polled, PollJob, SourceKind
 from syndicator.store import problems as problem_store
 from syndicator.store.db import session, upgrade
 from syndicator.store.ingest import (
@@ -150,63 +151,103 @@ def poll_sources(
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems.
 
-    `should_stop()` turning true (a shutdown) ends the reading early, even mid-render:
-    the source being read stores nothing this time and the rest are left for later.
+    Each kind of source (sources/kinds.py, found through entry points) reads its own;
+    this stores each result as it comes. `should_stop()` turning true (a shutdown) ends
+    the reading early, even mid-render: the source being read stores nothing this time
+    and the rest are left for later.
     """
-    from syndicator.sources import jekyll
-    from syndicator.sources.feeds import poll as remote
+    from syndicator.sources.kinds import PollContext, load_kinds
     from syndicator.sources.text import RenderStopped
 
     progress = progress or _NoProgress()
     out: list[SourceOutcome] = []
-    window = settings.announce.window
-    tz = settings.podcast.tz
     _sync_sources(engine, settings)
     wanted = [s for s in settings.sources if s.enabled and (names is None or s.name in names)]
-
-    for src in wanted:
-        if not isinstance(src, JekyllSourceConfig):
+    ctx = PollContext(settings.podcast.tz, settings.fetch, progress, should_stop)
+    for kind in load_kinds():
+        configs = [s for s in wanted if s.type == kind.type]
+        jobs = _poll_jobs(engine, kind, configs, now, force, due_slack, out)
+        if not jobs:
             continue
-        progress.step(f"reading {src.name} ({src.path})")
-        fp_key = f"jekyll-fingerprint:{src.name}"
-        with session(engine) as s:
-            known = known_stamps(s, src.name)
-            stored_fp = s.get(Meta, fp_key)
         try:
-            site = jekyll.load_site(src)
-            # _config.yml, includes or the source's templates changed: every post may
-            # render differently, so parse them all again.
-            reparse = stored_fp is None or stored_fp.value != site.fingerprint
-            result = jekyll.scan(
-                src, known, site, tz=tz, force=reparse and bool(known),
-                on_parse=lambda _path: progress.advance(), should_stop=should_stop,
-            )  # fmt: skip
+            for polled in kind.poll(jobs, ctx):
+                out.append(_store_polled(engine, settings, kind.type, polled, now))
+                if isinstance(polled.result, ScanResult):
+                    progress.advance()
         except RenderStopped:
-            log.warning("source %s: reading stopped for shutdown", src.name)
             return out
-        except Exception as exc:  # a source must never take the pass down
-            log.exception("source %s failed", src.name)
-            result = None
-            err = f"{type(exc).__name__}: {exc}"
-        if result is None:
-            _store_failure(engine, src.name, str(src.path), err, now)
-            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
-            continue
+    return out
+
+
+def _fingerprint_key(src: Any) -> str:
+    return f"{src.type}-fingerprint:{src.name}"  # "jekyll-fingerprint:<name>"
+
+
+def _poll_jobs(
+    engine: Engine,
+    kind: SourceKind,
+    configs: list[Any],
+    now: datetime,
+    force: bool,
+    due_slack: timedelta,
+    out: list[SourceOutcome],
+) -> list[PollJob]:
+    """What the store remembers of each source to read; a scheduled kind's sources that
+    are disabled or not due yet become outcomes instead."""
+    from syndicator.sources.kinds import Known, PollJob
+
+    jobs: list[PollJob] = []
+    with session(engine) as s:
+        for src in configs:
+            row = s.exec(select(Source).where(Source.name == src.name)).one()
+            if kind.scheduled:
+                if row.disabled:
+                    out.append(
+                        SourceOutcome(src.name, kind.type, "disabled", error=row.disabled_reason)
+                    )
+                    continue
+                # A scheduler's jitter may fire a little early: `due_slack` forgives that,
+                # while back-off and Retry-After (far later due times) still hold.
+                if not force and row.next_due_at is not None and row.next_due_at > now + due_slack:
+                    out.append(SourceOutcome(src.name, kind.type, "skipped"))
+                    continue
+            stored_fp = s.get(Meta, _fingerprint_key(src))
+            known = Known(
+                url=row.url, etag=row.etag, last_modified=row.last_modified,
+                files=known_stamps(s, src.name),
+                fingerprint=stored_fp.value if stored_fp is not None else None,
+            )  # fmt: skip
+            jobs.append(PollJob(src, known))
+    return jobs
+
+
+def _store_polled(
+    engine: Engine, settings: Settings, kind: str, polled: Polled, now: datetime
+) -> SourceOutcome:
+    """Store one source's reading; a failure to read or to store is its problem."""
+    src, window = polled.job.config, settings.announce.window
+    if polled.result is None:
+        err = polled.error or "the source could not be read"
+        _store_failure(engine, src.name, polled.location, err, now)
+        return SourceOutcome(src.name, kind, "error", error=err)
+    if isinstance(polled.result, ScanResult):
+        result = polled.result
 
         def store_scan(
             s: Session,
             src: JekyllSourceConfig = src,
             result: ScanResult = result,
-            known: dict[str, FileStamp] = known,
-            fingerprint: str = site.fingerprint,
-            fp_key: str = fp_key,
+            known: dict[str, FileStamp] = polled.job.known.files,
+            fingerprint: str | None = polled.fingerprint,
+            fp_key: str = _fingerprint_key(src),
         ) -> tuple[IngestStats, Titles]:
             row = s.exec(select(Source).where(Source.name == src.name)).one()
             stats = apply_scan(s, row, result, known, now, window)
             titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
             row.next_due_at = now + interval(src, now)
             if result.complete:
-                s.merge(Meta(key=fp_key, value=fingerprint, updated_at=now))
+                if fingerprint is not None:
+                    s.merge(Meta(key=fp_key, value=fingerprint, updated_at=now))
                 row.consecutive_errors, row.last_error, row.alerted = 0, None, False
                 problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
             else:
@@ -219,73 +260,33 @@ def poll_sources(
         except Exception as exc:  # e.g. another process stored the same post first
             err = f"storing failed, nothing of it was kept; the next pass tries again: {exc}"
             log.exception("source %s: storing failed", src.name)
-            _store_failure(engine, src.name, str(src.path), err, now)
-            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
-            continue
-        out.append(
-            SourceOutcome(
-                src.name, "jekyll", "ok" if result.complete else "error",
-                len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
-                None if result.complete else "posts folder unreadable", *titles,
-            )
+            _store_failure(engine, src.name, polled.location, err, now)
+            return SourceOutcome(src.name, kind, "error", error=err)
+        return SourceOutcome(
+            src.name, kind, "ok" if result.complete else "error",
+            len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
+            None if result.complete else "posts folder unreadable", *titles,
         )  # fmt: skip
-        progress.advance()
+    res = polled.result
 
-    feeds = [s for s in wanted if isinstance(s, FeedSourceConfig)]
-    if feeds:
-        requests = []
-        by_name: dict[str, FeedSourceConfig] = {}
-        with session(engine) as s:
-            for src in feeds:
-                row = s.exec(select(Source).where(Source.name == src.name)).one()
-                if row.disabled:
-                    out.append(
-                        SourceOutcome(src.name, "feed", "disabled", error=row.disabled_reason)
-                    )
-                    continue
-                # A scheduler's jitter may fire a little early: `due_slack` forgives that,
-                # while back-off and Retry-After (far later due times) still hold.
-                if not force and row.next_due_at is not None and row.next_due_at > now + due_slack:
-                    out.append(SourceOutcome(src.name, "feed", "skipped"))
-                    continue
-                requests.append(
-                    remote.PollRequest(src, row.url or src.url, row.etag, row.last_modified)
-                )
-                by_name[src.name] = src
-        if requests:
-            progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
-            results = remote.poll_feeds_sync(
-                requests, settings.fetch, tz=tz, progress=lambda r: progress.advance()
-            )
-            for req, res in zip(requests, results, strict=True):
-                src = by_name[req.source.name]
+    def store_poll(
+        s: Session, src: FeedSourceConfig = src, res: PollResult = res
+    ) -> tuple[IngestStats, Titles]:
+        row = s.exec(select(Source).where(Source.name == src.name)).one()
+        stats = apply_poll(s, row, res, now, window, interval(src, now), settings.fetch.max_backoff)
+        return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
 
-                def store_poll(
-                    s: Session, src: FeedSourceConfig = src, res: PollResult = res
-                ) -> tuple[IngestStats, Titles]:
-                    row = s.exec(select(Source).where(Source.name == src.name)).one()
-                    stats = apply_poll(
-                        s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
-                    )
-                    return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
-
-                try:
-                    stats, titles = stored(engine, store_poll)
-                except Exception as exc:
-                    err = (
-                        f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
-                    )
-                    log.exception("source %s: storing failed", src.name)
-                    _store_failure(engine, src.name, res.url, err, now)
-                    out.append(SourceOutcome(src.name, "feed", "error", error=err))
-                    continue
-                out.append(
-                    SourceOutcome(
-                        src.name, "feed", res.status, len(stats.new), len(stats.changed),
-                        0, stats.problems, res.error, *titles,
-                    )
-                )  # fmt: skip
-    return out
+    try:
+        stats, titles = stored(engine, store_poll)
+    except Exception as exc:
+        err = f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
+        log.exception("source %s: storing failed", src.name)
+        _store_failure(engine, src.name, res.url, err, now)
+        return SourceOutcome(src.name, kind, "error", error=err)
+    return SourceOutcome(
+        src.name, kind, res.status, len(stats.new), len(stats.changed),
+        0, stats.problems, res.error, *titles,
+    )  # fmt: skip
 
 
 def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:

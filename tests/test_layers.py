@@ -161,3 +161,26 @@ def test_no_import_cycles() -> None:
 def test_imports_follow_the_layers() -> None:
     bad = layer_violations(import_graph())
     assert bad == [], "imports against the layers:\n" + "\n".join(bad)
+
+
+# The pipeline runs the kinds of source through sources/kinds.py; it never imports one.
+SOURCE_KIND_MODULES = ("syndicator.sources.jekyll", "syndicator.sources.feeds")
+
+
+def test_pipeline_reaches_sources_only_through_their_kinds() -> None:
+    graph = import_graph()
+    direct = sorted(t for t in graph["syndicator.pipeline"] if t.startswith(SOURCE_KIND_MODULES))
+    assert direct == [], f"pipeline imports a source kind itself: {direct}"
+    assert "syndicator.sources.kinds" in graph["syndicator.pipeline"]
+
+
+def test_source_kinds_are_the_entry_points() -> None:
+    import tomllib
+
+    from syndicator.sources.kinds import BUILTIN, GROUP, load_kinds
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["entry-points"][GROUP] == BUILTIN
+    kinds = load_kinds()
+    assert [k.type for k in kinds] == ["jekyll", "feed"]  # local reads first
+    assert [k.scheduled for k in kinds] == [False, True]

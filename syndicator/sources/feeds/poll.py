@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from syndicator.sources.base import PollResult
 from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome
 from syndicator.sources.feeds.parse import ParsedFeed, parse_job
 from syndicator.sources.feeds.safety import Resolver, problem
+from syndicator.sources.kinds import PollContext, Polled, PollJob
 
 if TYPE_CHECKING:  # config pulls in pydantic; process-pool workers need not import it
     from syndicator.config import FeedSourceConfig, FetchConfig
@@ -369,3 +370,27 @@ def poll_feeds_sync(
         return run()
     with ThreadPoolExecutor(1, thread_name_prefix="poll-feeds") as pool:
         return pool.submit(run).result()
+
+
+class FeedKind:
+    """The `feed` source kind (entry point "syndicator.sources"): remote RSS/Atom feeds,
+    polled together (one shared client, per-host caps)."""
+
+    type = "feed"
+    order = 20  # after local reads
+    scheduled = True  # polled when due (every/cron, back-off, Retry-After); 410 disables
+
+    def poll(self, jobs: Sequence[PollJob], ctx: PollContext) -> Iterator[Polled]:
+        requests = [
+            PollRequest(job.config, job.known.url or job.config.url, job.known.etag,
+                        job.known.last_modified)
+            for job in jobs
+        ]  # fmt: skip
+        if not requests:
+            return
+        ctx.progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
+        results = poll_feeds_sync(
+            requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance()
+        )
+        for job, result in zip(jobs, results, strict=True):
+            yield Polled(job, result.url, result)
