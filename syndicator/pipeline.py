@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -18,12 +17,13 @@ from sqlmodel import Session, select
 
 from syndicator.announce import evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
-from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
+from syndicator.passreport import PassReport, SourceOutcome
+from syndicator.progress import NoProgress, PassProgress
 from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.sources.kinds import Polled, PollJob, SourceKind
 from syndicator.store import problems as problem_store
-from syndicator.store.db import session, upgrade
+from syndicator.store.db import open_store, session
 from syndicator.store.ingest import (
     IngestStats,
     apply_poll,
@@ -40,37 +40,6 @@ T = TypeVar("T")
 RACE_RETRIES = 3  # a unique-key race with another pass: retried, reading the winner's rows
 
 
-class Progress(Protocol):
-    def step(self, description: str, total: int | None = None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, message: str) -> None: ...
-
-
-class _NoProgress:
-    def step(self, description: str, total: int | None = None) -> None:
-        log.debug("%s", description)
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        log.info("%s", message)
-
-
-@dataclass
-class SourceOutcome:
-    name: str
-    type: str
-    status: str  # ok, not-modified, error, gone, skipped (not due), disabled
-    new: int = 0
-    changed: int = 0
-    withdrawn: int = 0
-    problems: int = 0
-    error: str | None = None
-    new_titles: list[str] = field(default_factory=list)  # for the pass's events
-    changed_titles: list[str] = field(default_factory=list)
-
-
 def _titles(s: Any, ids: list[int]) -> list[str]:
     from syndicator.store.models import Episode
 
@@ -80,37 +49,12 @@ def _titles(s: Any, ids: list[int]) -> list[str]:
 Titles = tuple[list[str], list[str]]  # new, changed: what the pass's events name
 
 
-@dataclass
-class PassReport:
-    now: datetime
-    dry_run: bool
-    sources: list[SourceOutcome] = field(default_factory=list)
-    planned: list[PlannedRow] = field(default_factory=list)
-    would_send: list[dict[str, Any]] = field(default_factory=list)  # dry-run
-    sends: SendStats = field(default_factory=SendStats)
-    feeds: list[Any] = field(default_factory=list)  # directory.publish.FeedOutcome
-    pings_planned: int = 0
-    channel_errors: list[str] = field(default_factory=list)
-    attention: list[str] = field(default_factory=list)
-    new_attention: list[str] = field(default_factory=list)  # first seen in this pass
-    send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.attention else 0
-
-
 def make_clock(now: datetime | None) -> Callable[[], datetime]:
     """Real time, or a chosen `--now` that still moves forward during the pass."""
     if now is None:
         return utcnow
     start = time.monotonic()
     return lambda: now + timedelta(seconds=time.monotonic() - start)
-
-
-def open_store(settings: Settings) -> Engine:
-    return upgrade(settings.database.url, settings.database.busy_timeout_ms)
 
 
 def stored(engine: Engine, fn: Callable[[Session], T]) -> T:
@@ -146,7 +90,7 @@ def poll_sources(
     names: list[str] | None = None,
     force: bool = False,
     due_slack: timedelta = timedelta(0),
-    progress: Progress | None = None,
+    progress: PassProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems.
@@ -159,7 +103,7 @@ def poll_sources(
     from syndicator.sources.kinds import PollContext, load_kinds
     from syndicator.sources.text import RenderStopped
 
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     out: list[SourceOutcome] = []
     _sync_sources(engine, settings)
     wanted = [s for s in settings.sources if s.enabled and (names is None or s.name in names)]
@@ -392,12 +336,6 @@ def build_channels(
     return live, limits
 
 
-def make_renderer(settings: Settings) -> Any:
-    from syndicator.announce.render import Renderer
-
-    return Renderer(settings)
-
-
 def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> list[dict[str, Any]]:
     """What a real pass would send now: rows already due plus those it would plan."""
     rows: list[dict[str, Any]] = []
@@ -471,7 +409,7 @@ def run_once(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    progress: PassProgress | None = None,
     owner: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     poll: bool = True,
@@ -484,7 +422,7 @@ def run_once(
     t0 = time.monotonic()
     clock = make_clock(now)
     now = clock()
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     report = PassReport(now=now, dry_run=dry_run)
     engine = open_store(settings)
     owner = owner or outbox.process_owner()
@@ -503,7 +441,9 @@ def run_once(
 
     progress.step("planning announcements")
     live, limits = build_channels(settings, engine, now, report, pool)
-    renderer = make_renderer(settings)
+    from syndicator.announce.render import Renderer
+
+    renderer = Renderer(settings)
     with session(engine, write=not dry_run) as s:
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
         report.planned += evergreen.plan_reshares(

@@ -412,7 +412,7 @@ def make_app(
 
     Raises AuthConfigError for an unusable password hash.
     """
-    from syndicator.pipeline import open_store
+    from syndicator.store.db import open_store
 
     credential = load_credential(settings)
     engine = open_store(settings)
