@@ -6,5 +6,5 @@
     podcast.py              podcast:person / podcast:transcript, psc:chapters
     poll.py                 many feeds at once -> PollResult each (validators, status)
 
-Tests with real feeds live in tests/feeds/ (fixture feeds) and tests/test_remote.py.
+Their tests sit beside the fixture feeds, one file per step: tests/feeds/test_feeds_<step>.py.
 """
