@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "syndicator"
 
@@ -163,15 +165,17 @@ def test_imports_follow_the_layers() -> None:
     assert bad == [], "imports against the layers:\n" + "\n".join(bad)
 
 
-# The pipeline runs the kinds of source through sources/kinds.py; it never imports one.
+# The pipeline (and `syndicator check`) run the kinds of source through sources/kinds.py;
+# they never import one.
 SOURCE_KIND_MODULES = ("syndicator.sources.jekyll", "syndicator.sources.feeds")
 
 
-def test_pipeline_reaches_sources_only_through_their_kinds() -> None:
+@pytest.mark.parametrize("module", ["syndicator.pipeline", "syndicator.checks"])
+def test_sources_are_reached_only_through_their_kinds(module: str) -> None:
     graph = import_graph()
-    direct = sorted(t for t in graph["syndicator.pipeline"] if t.startswith(SOURCE_KIND_MODULES))
-    assert direct == [], f"pipeline imports a source kind itself: {direct}"
-    assert "syndicator.sources.kinds" in graph["syndicator.pipeline"]
+    direct = sorted(t for t in graph[module] if t.startswith(SOURCE_KIND_MODULES))
+    assert direct == [], f"{module} imports a source kind itself: {direct}"
+    assert "syndicator.sources.kinds" in graph[module]
 
 
 def test_source_kinds_are_the_entry_points() -> None:
