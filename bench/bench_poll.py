@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from feedserver import FeedServer, make_feed_xml, serve_in_process  # noqa: E402
 
 from syndicator.config import FeedSourceConfig, FetchConfig  # noqa: E402
-from syndicator.sources.remote import PollRequest, PollStats, poll_feeds  # noqa: E402
+from syndicator.sources.feeds.poll import PollRequest, PollStats, poll_feeds  # noqa: E402
 
 
 def setup_server(srv: FeedServer, feeds: int, items: int) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from syndicator.announce import manual
 from syndicator.announce.manual import ActionError
+from syndicator.announce.render import Renderer
 from syndicator.config import Settings
-from syndicator.pipeline import build_channels, make_renderer, open_store
-from syndicator.store.db import session
+from syndicator.pipeline import build_channels
+from syndicator.store.db import open_store, session
 from syndicator.store.models import Delivery
 from syndicator.store.views import find_episode
 from syndicator.timeutil import utcnow
@@ -26,5 +27,5 @@ def announce_episode(settings: Settings, ref: str, channel: str | None = None) -
         raise ActionError(f"no channel named {channel!r}")
     _, limits = build_channels(settings, None, now)
     return manual.announce_now(
-        engine, settings, make_renderer(settings), limits, ep.id or 0, now, channel
+        engine, settings, Renderer(settings), limits, ep.id or 0, now, channel
     )

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
-from syndicator.sources.base import ProblemData
+from syndicator.config import Settings
+from syndicator.sources.base import PollResult, ProblemData, ScanResult
 
 
 def check_all(settings: Settings) -> tuple[list[ProblemData], list[str]]:
     """Every problem found, and a line of notes per source. Nothing is written."""
-    from syndicator.sources import jekyll, remote
+    from syndicator.progress import NoProgress
+    from syndicator.sources.kinds import PollContext, Polled, PollJob, load_kinds
 
     problems: list[ProblemData] = []
     notes: list[str] = []
-    tz = settings.podcast.tz
+    # every enabled source, read by its kind as if for the first time (nothing known)
+    ctx = PollContext(settings.podcast.tz, settings.fetch, NoProgress())
+    read: dict[str, Polled] = {}
+    for kind in load_kinds():
+        jobs = [PollJob(s) for s in settings.sources if s.enabled and s.type == kind.type]
+        read.update((p.job.config.name, p) for p in kind.poll(jobs, ctx))
+    # notes as before: disabled and post folders in config order, then the feeds
     for src in settings.sources:
+        polled = read.get(src.name)
         if not src.enabled:
             notes.append(f"{src.name}: disabled")
-            continue
-        if isinstance(src, JekyllSourceConfig):
-            result = jekyll.scan(src, {}, tz=tz)
+        elif polled is not None and polled.result is None:
+            notes.append(f"{src.name}: could not be read: {polled.error}")
+            problems.append(ProblemData(polled.location, "source", polled.error or "unreadable"))
+        elif polled is not None and isinstance(polled.result, ScanResult):
+            result = polled.result
             eps = [f for f in result.files if f.episode is not None]
             notes.append(f"{src.name}: {len(result.files)} post(s), {len(eps)} episode(s)")
-            problems.extend(_prefixed(src.name, str(src.path), result.problems))
-    feeds = [s for s in settings.sources if isinstance(s, FeedSourceConfig) and s.enabled]
-    if feeds:
-        reqs = [remote.PollRequest(s, s.url, None, None) for s in feeds]
-        for req, res in zip(reqs, remote.poll_feeds_sync(reqs, settings.fetch, tz=tz), strict=True):
-            notes.append(f"{req.source.name}: {res.status}, {len(res.episodes)} item(s)")
+            problems.extend(_prefixed(src.name, polled.location, result.problems))
+    for src in settings.sources:
+        polled = read.get(src.name)
+        if src.enabled and polled is not None and isinstance(polled.result, PollResult):
+            res = polled.result
+            notes.append(f"{src.name}: {res.status}, {len(res.episodes)} item(s)")
             problems.extend(res.problems)
     problems.extend(_check_channels(settings))
     problems.extend(_check_templates(settings))

@@ -340,7 +340,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
 ) -> None:
     """Sources, deliveries per channel and state, feeds, open problems, the daemon."""
-    from syndicator.pipeline import open_store
+    from syndicator.store.db import open_store
     from syndicator.store.views import status_dict
 
     settings = state.settings()
@@ -359,8 +359,7 @@ def episodes(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
 ) -> None:
     """Every stored episode, newest first."""
-    from syndicator.pipeline import open_store
-    from syndicator.store.db import session
+    from syndicator.store.db import open_store, session
     from syndicator.store.history import for_episodes
     from syndicator.store.views import episode_dict, list_episodes
 
@@ -394,8 +393,7 @@ def deliveries(
     ] = None,
 ) -> None:
     """The outbox: one row per episode and channel (and per feed ping)."""
-    from syndicator.pipeline import open_store
-    from syndicator.store.db import session
+    from syndicator.store.db import open_store, session
     from syndicator.store.views import delivery_dict, list_deliveries
 
     settings = state.settings()
@@ -465,7 +463,7 @@ def _known_channel(name: str | None) -> None:
 
 def _action(fn: Any, *args: Any, **kwargs: Any) -> None:
     from syndicator.announce.manual import ActionError
-    from syndicator.pipeline import open_store
+    from syndicator.store.db import open_store
 
     engine = open_store(state.settings())
     try:
@@ -539,7 +537,7 @@ def feed_build(
 ) -> None:
     """Build the configured feeds now (only changed ones are written)."""
     from syndicator.directory.publish import publish_feeds
-    from syndicator.pipeline import open_store
+    from syndicator.store.db import open_store
 
     settings = state.settings()
     if not settings.feeds:

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from syndicator.apple_categories import normalize_category
 from syndicator.suggest import did_you_mean
 from syndicator.timeutil import parse_duration
 
@@ -114,8 +115,6 @@ class PodcastConfig(_Base):
     @classmethod
     def _categories(cls, v: list[str]) -> list[str]:
         # Apple's list, with sub-categories; stored as "Category" or "Category > Sub".
-        from syndicator.directory.apple import normalize_category
-
         return [normalize_category(c) for c in v]
 
     @property

@@ -28,9 +28,9 @@ from syndicator import config
 from syndicator.announce import outbox
 from syndicator.config import JekyllSourceConfig, Settings
 from syndicator.events import EVENTS_LOGGER, log_events, pass_events
-from syndicator.pipeline import ChannelPool, open_store, run_once
+from syndicator.pipeline import ChannelPool, run_once
 from syndicator.store import deliveries, leases
-from syndicator.store.db import dispose_all, session
+from syndicator.store.db import dispose_all, open_store, session
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger("syndicator.daemon")

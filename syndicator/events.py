@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from syndicator.pipeline import PassReport
+    from syndicator.passreport import PassReport
 
 EVENTS_LOGGER = "syndicator.events"
 MAX_LISTED = 10  # per source and kind; a first pass over a big site says "and N more"

@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -18,15 +17,17 @@ from sqlmodel import Session
 
 from syndicator.announce import evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
-from syndicator.announce.sender import SendStats
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
+from syndicator.passreport import PassReport, SourceOutcome
+from syndicator.progress import NoProgress, PassProgress
 from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
+from syndicator.sources.kinds import Polled, PollJob, SourceKind
 from syndicator.store import deliveries
 from syndicator.store import episodes as store_episodes
 from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
 from syndicator.store import sources as store_sources
-from syndicator.store.db import session, upgrade
+from syndicator.store.db import open_store, session
 from syndicator.store.ingest import (
     IngestStats,
     apply_poll,
@@ -43,63 +44,11 @@ T = TypeVar("T")
 RACE_RETRIES = 3  # a unique-key race with another pass: retried, reading the winner's rows
 
 
-class Progress(Protocol):
-    def step(self, description: str, total: int | None = None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, message: str) -> None: ...
-
-
-class _NoProgress:
-    def step(self, description: str, total: int | None = None) -> None:
-        log.debug("%s", description)
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        log.info("%s", message)
-
-
-@dataclass
-class SourceOutcome:
-    name: str
-    type: str
-    status: str  # ok, not-modified, error, gone, skipped (not due), disabled
-    new: int = 0
-    changed: int = 0
-    withdrawn: int = 0
-    problems: int = 0
-    error: str | None = None
-    new_titles: list[str] = field(default_factory=list)  # for the pass's events
-    changed_titles: list[str] = field(default_factory=list)
-
-
 def _titles(s: Any, ids: list[int]) -> list[str]:
     return store_episodes.titles(s, ids)
 
 
 Titles = tuple[list[str], list[str]]  # new, changed: what the pass's events name
-
-
-@dataclass
-class PassReport:
-    now: datetime
-    dry_run: bool
-    sources: list[SourceOutcome] = field(default_factory=list)
-    planned: list[PlannedRow] = field(default_factory=list)
-    would_send: list[dict[str, Any]] = field(default_factory=list)  # dry-run
-    sends: SendStats = field(default_factory=SendStats)
-    feeds: list[Any] = field(default_factory=list)  # directory.publish.FeedOutcome
-    pings_planned: int = 0
-    channel_errors: list[str] = field(default_factory=list)
-    attention: list[str] = field(default_factory=list)
-    new_attention: list[str] = field(default_factory=list)  # first seen in this pass
-    send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.attention else 0
 
 
 def make_clock(now: datetime | None) -> Callable[[], datetime]:
@@ -108,10 +57,6 @@ def make_clock(now: datetime | None) -> Callable[[], datetime]:
         return utcnow
     start = time.monotonic()
     return lambda: now + timedelta(seconds=time.monotonic() - start)
-
-
-def open_store(settings: Settings) -> Engine:
-    return upgrade(settings.database.url, settings.database.busy_timeout_ms)
 
 
 def stored(engine: Engine, fn: Callable[[Session], T]) -> T:
@@ -147,67 +92,108 @@ def poll_sources(
     names: list[str] | None = None,
     force: bool = False,
     due_slack: timedelta = timedelta(0),
-    progress: Progress | None = None,
+    progress: PassProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems.
 
-    `should_stop()` turning true (a shutdown) ends the reading early, even mid-render:
-    the source being read stores nothing this time and the rest are left for later.
+    Each kind of source (sources/kinds.py, found through entry points) reads its own;
+    this stores each result as it comes. `should_stop()` turning true (a shutdown) ends
+    the reading early, even mid-render: the source being read stores nothing this time
+    and the rest are left for later.
     """
-    from syndicator.sources import jekyll, remote
+    from syndicator.sources.kinds import PollContext, load_kinds
     from syndicator.sources.text import RenderStopped
 
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     out: list[SourceOutcome] = []
-    window = settings.announce.window
-    tz = settings.podcast.tz
     _sync_sources(engine, settings)
     wanted = [s for s in settings.sources if s.enabled and (names is None or s.name in names)]
-
-    for src in wanted:
-        if not isinstance(src, JekyllSourceConfig):
+    ctx = PollContext(settings.podcast.tz, settings.fetch, progress, should_stop)
+    for kind in load_kinds():
+        configs = [s for s in wanted if s.type == kind.type]
+        jobs = _poll_jobs(engine, kind, configs, now, force, due_slack, out)
+        if not jobs:
             continue
-        progress.step(f"reading {src.name} ({src.path})")
-        fp_key = f"jekyll-fingerprint:{src.name}"
-        with session(engine) as s:
-            known = known_stamps(s, src.name)
-            stored_fp = store_meta.get(s, fp_key)
         try:
-            site = jekyll.load_site(src)
-            # _config.yml, includes or the source's templates changed: every post may
-            # render differently, so parse them all again.
-            reparse = stored_fp is None or stored_fp != site.fingerprint
-            result = jekyll.scan(
-                src, known, site, tz=tz, force=reparse and bool(known),
-                on_parse=lambda _path: progress.advance(), should_stop=should_stop,
-            )  # fmt: skip
+            for polled in kind.poll(jobs, ctx):
+                out.append(_store_polled(engine, settings, kind.type, polled, now))
+                if isinstance(polled.result, ScanResult):
+                    progress.advance()
         except RenderStopped:
-            log.warning("source %s: reading stopped for shutdown", src.name)
             return out
-        except Exception as exc:  # a source must never take the pass down
-            log.exception("source %s failed", src.name)
-            result = None
-            err = f"{type(exc).__name__}: {exc}"
-        if result is None:
-            _store_failure(engine, src.name, str(src.path), err, now)
-            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
-            continue
+    return out
+
+
+def _fingerprint_key(src: Any) -> str:
+    return f"{src.type}-fingerprint:{src.name}"  # "jekyll-fingerprint:<name>"
+
+
+def _poll_jobs(
+    engine: Engine,
+    kind: SourceKind,
+    configs: list[Any],
+    now: datetime,
+    force: bool,
+    due_slack: timedelta,
+    out: list[SourceOutcome],
+) -> list[PollJob]:
+    """What the store remembers of each source to read; a scheduled kind's sources that
+    are disabled or not due yet become outcomes instead."""
+    from syndicator.sources.kinds import Known, PollJob
+
+    jobs: list[PollJob] = []
+    with session(engine) as s:
+        for src in configs:
+            row = store_sources.by_name(s, src.name)
+            if kind.scheduled:
+                if row.disabled:
+                    out.append(
+                        SourceOutcome(src.name, kind.type, "disabled", error=row.disabled_reason)
+                    )
+                    continue
+                # A scheduler's jitter may fire a little early: `due_slack` forgives that,
+                # while back-off and Retry-After (far later due times) still hold.
+                if not force and row.next_due_at is not None and row.next_due_at > now + due_slack:
+                    out.append(SourceOutcome(src.name, kind.type, "skipped"))
+                    continue
+            stored_fp = store_meta.get(s, _fingerprint_key(src))
+            known = Known(
+                url=row.url, etag=row.etag, last_modified=row.last_modified,
+                files=known_stamps(s, src.name),
+                fingerprint=stored_fp,
+            )  # fmt: skip
+            jobs.append(PollJob(src, known))
+    return jobs
+
+
+def _store_polled(
+    engine: Engine, settings: Settings, kind: str, polled: Polled, now: datetime
+) -> SourceOutcome:
+    """Store one source's reading; a failure to read or to store is its problem."""
+    src, window = polled.job.config, settings.announce.window
+    if polled.result is None:
+        err = polled.error or "the source could not be read"
+        _store_failure(engine, src.name, polled.location, err, now)
+        return SourceOutcome(src.name, kind, "error", error=err)
+    if isinstance(polled.result, ScanResult):
+        result = polled.result
 
         def store_scan(
             s: Session,
             src: JekyllSourceConfig = src,
             result: ScanResult = result,
-            known: dict[str, FileStamp] = known,
-            fingerprint: str = site.fingerprint,
-            fp_key: str = fp_key,
+            known: dict[str, FileStamp] = polled.job.known.files,
+            fingerprint: str | None = polled.fingerprint,
+            fp_key: str = _fingerprint_key(src),
         ) -> tuple[IngestStats, Titles]:
             row = store_sources.by_name(s, src.name)
             stats = apply_scan(s, row, result, known, now, window)
             titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
             row.next_due_at = now + interval(src, now)
             if result.complete:
-                store_meta.put(s, fp_key, fingerprint, now)
+                if fingerprint is not None:
+                    store_meta.put(s, fp_key, fingerprint, now)
                 row.consecutive_errors, row.last_error, row.alerted = 0, None, False
                 problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
             else:
@@ -220,73 +206,33 @@ def poll_sources(
         except Exception as exc:  # e.g. another process stored the same post first
             err = f"storing failed, nothing of it was kept; the next pass tries again: {exc}"
             log.exception("source %s: storing failed", src.name)
-            _store_failure(engine, src.name, str(src.path), err, now)
-            out.append(SourceOutcome(src.name, "jekyll", "error", error=err))
-            continue
-        out.append(
-            SourceOutcome(
-                src.name, "jekyll", "ok" if result.complete else "error",
-                len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
-                None if result.complete else "posts folder unreadable", *titles,
-            )
+            _store_failure(engine, src.name, polled.location, err, now)
+            return SourceOutcome(src.name, kind, "error", error=err)
+        return SourceOutcome(
+            src.name, kind, "ok" if result.complete else "error",
+            len(stats.new), len(stats.changed), len(stats.withdrawn), stats.problems,
+            None if result.complete else "posts folder unreadable", *titles,
         )  # fmt: skip
-        progress.advance()
+    res = polled.result
 
-    feeds = [s for s in wanted if isinstance(s, FeedSourceConfig)]
-    if feeds:
-        requests = []
-        by_name: dict[str, FeedSourceConfig] = {}
-        with session(engine) as s:
-            for src in feeds:
-                row = store_sources.by_name(s, src.name)
-                if row.disabled:
-                    out.append(
-                        SourceOutcome(src.name, "feed", "disabled", error=row.disabled_reason)
-                    )
-                    continue
-                # A scheduler's jitter may fire a little early: `due_slack` forgives that,
-                # while back-off and Retry-After (far later due times) still hold.
-                if not force and row.next_due_at is not None and row.next_due_at > now + due_slack:
-                    out.append(SourceOutcome(src.name, "feed", "skipped"))
-                    continue
-                requests.append(
-                    remote.PollRequest(src, row.url or src.url, row.etag, row.last_modified)
-                )
-                by_name[src.name] = src
-        if requests:
-            progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
-            results = remote.poll_feeds_sync(
-                requests, settings.fetch, tz=tz, progress=lambda r: progress.advance()
-            )
-            for req, res in zip(requests, results, strict=True):
-                src = by_name[req.source.name]
+    def store_poll(
+        s: Session, src: FeedSourceConfig = src, res: PollResult = res
+    ) -> tuple[IngestStats, Titles]:
+        row = store_sources.by_name(s, src.name)
+        stats = apply_poll(s, row, res, now, window, interval(src, now), settings.fetch.max_backoff)
+        return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
 
-                def store_poll(
-                    s: Session, src: FeedSourceConfig = src, res: PollResult = res
-                ) -> tuple[IngestStats, Titles]:
-                    row = store_sources.by_name(s, src.name)
-                    stats = apply_poll(
-                        s, row, res, now, window, interval(src, now), settings.fetch.max_backoff
-                    )
-                    return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
-
-                try:
-                    stats, titles = stored(engine, store_poll)
-                except Exception as exc:
-                    err = (
-                        f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
-                    )
-                    log.exception("source %s: storing failed", src.name)
-                    _store_failure(engine, src.name, res.url, err, now)
-                    out.append(SourceOutcome(src.name, "feed", "error", error=err))
-                    continue
-                out.append(
-                    SourceOutcome(
-                        src.name, "feed", res.status, len(stats.new), len(stats.changed),
-                        0, stats.problems, res.error, *titles,
-                    )
-                )  # fmt: skip
-    return out
+    try:
+        stats, titles = stored(engine, store_poll)
+    except Exception as exc:
+        err = f"storing failed, nothing of it was kept; the next poll tries again: {exc}"
+        log.exception("source %s: storing failed", src.name)
+        _store_failure(engine, src.name, res.url, err, now)
+        return SourceOutcome(src.name, kind, "error", error=err)
+    return SourceOutcome(
+        src.name, kind, res.status, len(stats.new), len(stats.changed),
+        0, stats.problems, res.error, *titles,
+    )  # fmt: skip
 
 
 def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:
@@ -388,12 +334,6 @@ def build_channels(
     return live, limits
 
 
-def make_renderer(settings: Settings) -> Any:
-    from syndicator.announce.render import Renderer
-
-    return Renderer(settings)
-
-
 def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> list[dict[str, Any]]:
     """What a real pass would send now: rows already due plus those it would plan."""
     rows: list[dict[str, Any]] = []
@@ -420,7 +360,7 @@ def publish(
     """Rebuild the feeds whose episodes changed; plan a ping per changed feed and endpoint."""
     if not settings.feeds:
         return
-    from syndicator.directory.ping import ping_targets
+    from syndicator.channels.ping import ping_targets
     from syndicator.directory.publish import publish_feeds
 
     report.feeds = publish_feeds(engine, settings, now, check_only=dry_run)
@@ -461,7 +401,7 @@ def run_once(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    progress: PassProgress | None = None,
     owner: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     poll: bool = True,
@@ -474,7 +414,7 @@ def run_once(
     t0 = time.monotonic()
     clock = make_clock(now)
     now = clock()
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     report = PassReport(now=now, dry_run=dry_run)
     engine = open_store(settings)
     owner = owner or outbox.process_owner()
@@ -493,7 +433,9 @@ def run_once(
 
     progress.step("planning announcements")
     live, limits = build_channels(settings, engine, now, report, pool)
-    renderer = make_renderer(settings)
+    from syndicator.announce.render import Renderer
+
+    renderer = Renderer(settings)
     with session(engine, write=not dry_run) as s:
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
         report.planned += evergreen.plan_reshares(
@@ -523,7 +465,7 @@ def run_once(
     progress.step("building feeds")
     publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
-        from syndicator.directory.ping import PingChannel
+        from syndicator.channels.ping import PingChannel
 
         pinger = PingChannel(timeout=10.0)
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from syndicator.announce.render import Renderer
 from syndicator.config import Settings
-from syndicator.pipeline import make_renderer, open_store
-from syndicator.store.db import session
+from syndicator.store.db import open_store, session
 from syndicator.store.views import find_episode, list_episodes
 
 
@@ -25,7 +25,7 @@ def previews(settings: Settings, episode: str | None, channel: str | None) -> li
     channels = [c for c in settings.channels if c.enabled and (not channel or c.name == channel)]
     if channel and not channels:
         raise PreviewError(f"no enabled channel named {channel!r}")
-    renderer = make_renderer(settings)
+    renderer = Renderer(settings)
     with session(open_store(settings)) as s:
         if episode is None:
             eps = list_episodes(s)

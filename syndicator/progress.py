@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from syndicator.pipeline import Progress as ProgressProtocol
-from syndicator.pipeline import _NoProgress
+log = logging.getLogger("syndicator.pipeline")  # the pass's lines, as they always were
+
+
+class PassProgress(Protocol):
+    """What a pass tells of its progress (a terminal's bar, or the log)."""
+
+    def step(self, description: str, total: int | None = None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class NoProgress:
+    """Progress to the log only (cron, the daemon, the web page's passes)."""
+
+    def step(self, description: str, total: int | None = None) -> None:
+        log.debug("%s", description)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
 
 
 class RichProgress:
@@ -35,9 +57,9 @@ class RichProgress:
 
 
 @contextmanager
-def console_progress(console: Console, enabled: bool) -> Iterator[ProgressProtocol]:
+def console_progress(console: Console, enabled: bool) -> Iterator[PassProgress]:
     if not enabled:
-        yield _NoProgress()
+        yield NoProgress()
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as p:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syndicator.events import PassEvent, pass_events
-from syndicator.pipeline import PassReport
+from syndicator.passreport import PassReport
 from syndicator.store.problems import group, group_line, needs_action
 from syndicator.timeutil import parse_iso
 

@@ -67,10 +67,32 @@ def parse_iso(text: str, tz: ZoneInfo | None = None) -> datetime:
 
 def parse_clock(text: str) -> int:
     """Parse "H:MM:SS", "MM:SS" or "SS" into seconds."""
+    return int(clock_seconds(text))
+
+
+def clock_seconds(text: str, *, fractional: bool = False) -> float:
+    """The one clock-time parser: "H:MM:SS", "MM:SS" or "SS" -> seconds.
+
+    Whole numbers only, unless `fractional` (feeds write "1:02:03.5" and "3723.5"); a
+    negative or NaN part is refused either way. Raises ValueError for anything else.
+    """
     parts = text.strip().split(":")
-    if not 1 <= len(parts) <= 3 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"invalid duration {text!r}: expected H:MM:SS, MM:SS or seconds")
-    secs = 0
-    for p in parts:
-        secs = secs * 60 + int(p)
+    error = ValueError(f"invalid duration {text!r}: expected H:MM:SS, MM:SS or seconds")
+    if not 1 <= len(parts) <= 3:
+        raise error
+    nums: list[float]
+    if fractional:
+        try:
+            nums = [float(p) for p in parts]
+        except ValueError:
+            raise error from None
+        if any(x < 0 or x != x for x in nums):
+            raise error
+    elif all(p.strip().isdigit() for p in parts):
+        nums = [int(p) for p in parts]  # whole: exact however large
+    else:
+        raise error
+    secs: float = 0
+    for x in nums:
+        secs = secs * 60 + x
     return secs

@@ -22,8 +22,9 @@ from lxml import etree
 from pydantic import ValidationError
 from sqlmodel import select
 
+from syndicator import apple_categories as apple
 from syndicator.config import PodcastConfig, Settings, from_dict
-from syndicator.directory import apple, chapters, rss
+from syndicator.directory import chapters, rss
 from syndicator.directory.check import check_feed, rfc2822_problem
 from syndicator.directory.publish import (
     FeedOutcome,

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError
+from syndicator.channels.ping import PingChannel, notify_url, ping_kind, ping_targets
 from syndicator.config import FeedConfig
-from syndicator.directory.ping import PingChannel, notify_url, ping_kind, ping_targets
 
 FEED = "https://show.example.org/podcast/feed.xml"
 

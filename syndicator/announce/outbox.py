@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from syndicator.announce.joined import joined_at
+from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
@@ -98,10 +99,12 @@ def publish_time(episode_date: datetime | None, now: datetime, settings: Setting
 
 
 def backoff(settings: Settings, attempts: int, retry_after: float | None = None) -> timedelta:
-    base = settings.announce.retry_base.total_seconds()
-    delay = min(base * (2 ** max(attempts - 1, 0)), settings.announce.retry_max.total_seconds())
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    delay = backoff_seconds(
+        settings.announce.retry_base.total_seconds(),
+        attempts,
+        settings.announce.retry_max.total_seconds(),
+        retry_after=retry_after,
+    )
     return timedelta(seconds=max(delay, 0.0))
 
 

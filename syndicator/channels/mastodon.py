@@ -13,8 +13,6 @@ as TransientError.retry_after.
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,6 +32,7 @@ from mastodon.errors import (
     MastodonVersionError,
 )
 
+from syndicator import textutil
 from syndicator.channels import _net
 from syndicator.channels.base import (
     PermanentError,
@@ -48,7 +47,6 @@ DEFAULT_LIMIT = 500
 # A failed instance lookup is retried after this long (limit() is called while planning).
 _LIMIT_RETRY = 300.0
 _SKEW = timedelta(minutes=10)
-_TAG = re.compile(r"<[^>]+>")
 
 
 class _Session(requests.Session):
@@ -74,9 +72,7 @@ class _Session(requests.Session):
 
 def html_to_text(content: str) -> str:
     """A status's HTML as plain text (paragraphs and <br> as line breaks)."""
-    content = re.sub(r"<br\s*/?>", "\n", content, flags=re.I)
-    content = re.sub(r"</p>\s*<p[^>]*>", "\n\n", content, flags=re.I)
-    return html.unescape(_TAG.sub("", content))
+    return textutil.html_to_text(content, lines=True)
 
 
 def _api_error_parts(exc: MastodonAPIError) -> tuple[int | None, str]:

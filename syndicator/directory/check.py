@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from syndicator.directory import apple
+from syndicator import apple_categories as apple
 from syndicator.directory.extensions import ATOM_NS, ITUNES_NS, PODCAST_NS
-from syndicator.sources.remote import DESCRIPTION_MAX_BYTES
+from syndicator.textutil import DESCRIPTION_MAX_BYTES
 
 IT = f"{{{ITUNES_NS}}}"
 PC = f"{{{PODCAST_NS}}}"

@@ -25,16 +25,13 @@ import nh3
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from syndicator import apple_categories as apple
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
-from syndicator.directory import apple, chapters, extensions
+from syndicator.directory import chapters, extensions
 from syndicator.directory.check import bad_scheme
 from syndicator.directory.extensions import Person, Transcript
-from syndicator.sources.remote import (
-    DESCRIPTION_MAX_BYTES,
-    html_to_text,
-    text_excerpt,
-    title_from_url,
-)
+from syndicator.sources.feeds.parse import title_from_url
+from syndicator.textutil import DESCRIPTION_MAX_BYTES, html_to_text, text_excerpt
 
 # https://github.com/Podcastindex-org/podcast-namespace (podcast:guid)
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from syndicator.sources.base import (
     ProblemData,
     ScanResult,
 )
+from syndicator.sources.kinds import PollContext, Polled, PollJob
 from syndicator.sources.text import (
     RenderLimits,
     RenderStopped,
@@ -50,6 +52,8 @@ from syndicator.sources.yamlload import YamlTooLarge, load_bounded
 
 if TYPE_CHECKING:
     from syndicator.config import JekyllSourceConfig
+
+log = logging.getLogger(__name__)
 
 # Bump when parsing changes what an unchanged file yields: part of SiteInfo.fingerprint.
 PARSER_VERSION = "2"
@@ -1069,3 +1073,34 @@ def _parse_post(
         withdrawn_reason=reason,
     )
     return clean_episode(episode), warnings
+
+
+class JekyllKind:
+    """The `jekyll` source kind (entry point "syndicator.sources"): posts read from disk."""
+
+    type = "jekyll"
+    order = 10  # local reads before network polls
+    scheduled = False  # read every pass: an unchanged post costs one stat
+
+    def poll(self, jobs: Sequence[PollJob], ctx: PollContext) -> Iterator[Polled]:
+        for job in jobs:
+            src = job.config
+            ctx.progress.step(f"reading {src.name} ({src.path})")
+            try:
+                site = load_site(src)
+                # _config.yml, includes or the source's templates changed: every post may
+                # render differently, so parse them all again.
+                reparse = job.known.fingerprint != site.fingerprint
+                result = scan(
+                    src, job.known.files, site, tz=ctx.tz,
+                    force=reparse and bool(job.known.files),
+                    on_parse=lambda _path: ctx.progress.advance(), should_stop=ctx.should_stop,
+                )  # fmt: skip
+            except RenderStopped:
+                log.warning("source %s: reading stopped for shutdown", src.name)
+                raise
+            except Exception as exc:  # a source must never take the pass down
+                log.exception("source %s failed", src.name)
+                yield Polled(job, str(src.path), error=f"{type(exc).__name__}: {exc}")
+                continue
+            yield Polled(job, str(src.path), result, fingerprint=site.fingerprint)

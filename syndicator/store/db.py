@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -15,6 +15,9 @@ from sqlmodel import Session
 
 import syndicator
 from syndicator.store.faults import StoreUnavailable
+
+if TYPE_CHECKING:
+    from syndicator.config import Settings
 
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()  # URLs whose schema this process brought to head
@@ -183,3 +186,8 @@ def _migration_lock(conn: sa.Connection) -> Iterator[None]:
             conn.commit()
         except sa.exc.SQLAlchemyError:
             conn.invalidate()  # closing the session releases its lock too
+
+
+def open_store(settings: Settings) -> Engine:
+    """The configured store, migrated to the newest schema."""
+    return upgrade(settings.database.url, settings.database.busy_timeout_ms)

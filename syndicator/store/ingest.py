@@ -25,6 +25,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from syndicator.backoff import backoff_seconds
 from syndicator.sources import episode_fields
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.store import history, identity, problems
@@ -607,9 +608,13 @@ def apply_poll(
     else:
         source.consecutive_errors += 1
         source.last_error = result.error or "poll failed"
-        backoff = min(every * (2 ** min(source.consecutive_errors - 1, 16)), max_backoff)
-        if result.retry_after is not None:
-            backoff = max(backoff, timedelta(seconds=result.retry_after))
-        source.next_due_at = now + max(backoff, timedelta(seconds=1))
+        wait = backoff_seconds(
+            every.total_seconds(),
+            source.consecutive_errors,
+            max_backoff.total_seconds(),
+            retry_after=result.retry_after,
+            max_doublings=16,
+        )
+        source.next_due_at = now + max(timedelta(seconds=wait), timedelta(seconds=1))
     s.add(source)
     return stats

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -403,13 +403,16 @@ def make_app(
     run_pass: Callable[[], Any] | None = None,
     wake: Callable[[], None] | None = None,
     poll_interval: float = 1.0,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The admin app. `run_pass` runs one pass (default: pipeline.run_once(settings));
     `wake` is called after an action queued work (the daemon can start a pass early).
+    `routers` are the pages and API (server.py passes them: the routes use this
+    module's helpers, so this module must not import them).
 
     Raises AuthConfigError for an unusable password hash.
     """
-    from syndicator.pipeline import open_store
+    from syndicator.store.db import open_store
 
     credential = load_credential(settings)
     engine = open_store(settings)
@@ -493,11 +496,8 @@ def make_app(
     app.outer = outer
     _install_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    from syndicator.web import routes_api, routes_pages
-
-    app.include_router(routes_pages.router)
-    app.include_router(routes_api.router)
+    for router in routers:
+        app.include_router(router)
     return app
 
 

@@ -115,8 +115,6 @@ class WebServer:
         wake: Callable[[], None] | None = None,
         access_log: bool = False,
     ) -> None:
-        from syndicator.web.app import make_app
-
         self.host = host or settings.web.host
         requested = settings.web.port if port is None else port
         problem = bind_problem(settings, self.host)
@@ -174,10 +172,12 @@ def make_app(
     run_pass: Callable[[], Any] | None = None,
     wake: Callable[[], None] | None = None,
 ) -> Any:
-    """The ASGI app (for a server of your own); see syndicator.web.app.make_app."""
-    from syndicator.web.app import make_app as _make_app
+    """The ASGI app (for a server of your own): syndicator.web.app.make_app with
+    the pages and the JSON API."""
+    from syndicator.web import app, routes_api, routes_pages
 
-    return _make_app(settings, run_pass=run_pass, wake=wake)
+    routers = (routes_pages.router, routes_api.router)
+    return app.make_app(settings, run_pass=run_pass, wake=wake, routers=routers)
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from syndicator.config import FeedSourceConfig, FetchConfig
-from syndicator.sources.decode import accept_encoding
-from syndicator.sources.fetch import IPAddress
-from syndicator.sources.remote import PollRequest, poll_feeds_sync
+from syndicator.sources.feeds.decode import accept_encoding
+from syndicator.sources.feeds.poll import PollRequest, poll_feeds_sync
+from syndicator.sources.feeds.safety import IPAddress
 from tests.feedserver import FeedServer, Route, make_feed_xml
 from tests.hostile.conftest import run_cli
 

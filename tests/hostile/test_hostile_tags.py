@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syndicator.sources import bounds
-from syndicator.sources.remote import parse_feed
+from syndicator.sources.feeds.parse import parse_feed
 from tests.feedserver import FeedServer
 from tests.hostile.conftest import run_cli, site_config
 

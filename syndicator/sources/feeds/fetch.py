@@ -8,26 +8,23 @@ turns every network failure into a `FetchOutcome` with an error kind instead of 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from syndicator import __version__
-from syndicator.sources.decode import (
+from syndicator.sources.feeds.decode import (
     BadEncoding,
     BoundedDecoder,
     TooLarge,
     UnsupportedEncoding,
     accept_encoding,
 )
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from syndicator.sources.feeds.safety import Resolver, is_private, system_resolve
 
 DEFAULT_USER_AGENT = (
     f"syndicator/{__version__} (+https://github.com/syndicator; podcast feed aggregator)"
@@ -101,7 +98,7 @@ class Fetcher:
         """The private/loopback/link-local addresses `url`'s host resolves to."""
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return [str(a) for a in await self.resolve(parts.hostname or "", port) if _private(a)]
+        return [str(a) for a in await self.resolve(parts.hostname or "", port) if is_private(a)]
 
     async def _private_redirect(
         self, out: FetchOutcome, url: str, target: str, timeout: float
@@ -302,26 +299,6 @@ class Fetcher:
                 "the next poll tries again.",
             )
         return None
-
-
-Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
-
-
-async def system_resolve(host: str, port: int) -> list[IPAddress]:
-    """The addresses `host` resolves to (an IP literal is its own answer)."""
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-def _private(addr: IPAddress) -> bool:
-    """Not a public unicast address: private, loopback, link-local, CGNAT, reserved..."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return not addr.is_global or addr.is_multicast
 
 
 async def _read_body(resp: httpx.Response, cap: int) -> bytes:
