@@ -1,5 +1,7 @@
-"""Build a channel from its [[channels]] config; secrets come from the environment.
+"""The installed channel kinds, and building a channel from its [[channels]] config.
 
+    kinds() -> {name: ChannelKind}    every kind in the `syndicator.channels` entry points
+    kind(name) -> ChannelKind         one of them, by name or alias (KeyError when unknown)
     make_channel(cfg) -> Channel
 
 Each secret is SYNDICATOR_<NAME>_<KEY> (see `syndicator.config.secret`). A missing one
@@ -9,16 +11,20 @@ channels log in or read instance data on first use.
 
 from __future__ import annotations
 
-from syndicator.channels.base import Channel, PermanentError
-from syndicator.config import ChannelConfig, env_name, secret
+import functools
+import logging
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
-# The secrets each channel type reads, in the order they are reported.
-SECRETS: dict[str, tuple[str, ...]] = {
-    "twitter": ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"),
-    "mastodon": ("ACCESS_TOKEN",),
-    "bluesky": ("APP_PASSWORD",),
-    "apprise": (),  # URL: from `url`, or SYNDICATOR_<NAME>_URL when it holds a secret
-}
+from syndicator.channels.base import Channel, PermanentError
+from syndicator.channels.kind import ChannelKind
+
+if TYPE_CHECKING:
+    from syndicator.config import ChannelConfig
+
+GROUP = "syndicator.channels"
+
+log = logging.getLogger(__name__)
 
 
 class ConfigurationError(PermanentError):
@@ -29,12 +35,62 @@ class ConfigurationError(PermanentError):
         self.env = env or []  # the environment variables that are missing
 
 
+@functools.cache
+def kinds() -> dict[str, ChannelKind]:
+    """The installed kinds by name (loaded once per process; a broken plugin is skipped
+    with an error in the log rather than taking every channel down)."""
+    out: dict[str, ChannelKind] = {}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        if ep.name in out:
+            continue  # the same kind installed twice (an editable and a built copy)
+        try:
+            cls = ep.load()
+            obj = cls() if isinstance(cls, type) else cls
+        except Exception as exc:  # a third-party package can fail in any way
+            log.error("channel kind %r (%s) could not be loaded: %s", ep.name, ep.value, exc)
+            continue
+        if not isinstance(obj, ChannelKind) or obj.name != ep.name:
+            log.error(
+                "channel kind %r (%s) is not a ChannelKind named %r; skipped",
+                ep.name, ep.value, ep.name,
+            )  # fmt: skip
+            continue
+        out[ep.name] = obj
+    return out
+
+
+def kind(name: str) -> ChannelKind:
+    """The kind called `name` (or one of its aliases), case-insensitively."""
+    key = name.lower()
+    found = kinds()
+    if key in found:
+        return found[key]
+    for k in found.values():
+        if key in k.aliases:
+            return k
+    raise KeyError(name)
+
+
+def configurable() -> dict[str, ChannelKind]:
+    """The kinds a [[channels]] entry may name."""
+    return {n: k for n, k in kinds().items() if k.config is not None}
+
+
+def handle_kinds() -> list[ChannelKind]:
+    """The kinds whose guests have handles, in name order."""
+    return [k for k in kinds().values() if k.has_handles]
+
+
 def env_var(channel: str, key: str) -> str:
     """The environment variable holding `key` for `channel` (as `secret()` reads it)."""
+    from syndicator.config import env_name
+
     return f"SYNDICATOR_{env_name(channel)}_{env_name(key)}"
 
 
 def _secrets(cfg: ChannelConfig, keys: tuple[str, ...]) -> dict[str, str]:
+    from syndicator.config import secret
+
     found: dict[str, str] = {}
     missing: list[str] = []
     for key in keys:
@@ -59,78 +115,27 @@ def make_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Channel
     if seconds <= 0:
         raise ConfigurationError(f"channel {cfg.name!r}: timeout must be more than 0 seconds")
     try:
-        return _build(cfg, seconds)
+        k = kinds()[cfg.type]
+    except KeyError:
+        raise ConfigurationError(f"channel {cfg.name!r}: unknown type {cfg.type!r}") from None
+    k.check(cfg)
+    try:
+        return k.build(cfg, _secrets(cfg, k.secrets), seconds)
     except ValueError as exc:  # a library refusing a URL or a setting
         raise ConfigurationError(f"channel {cfg.name!r} ({cfg.type}): {exc}") from exc
 
 
-def _build(cfg: ChannelConfig, seconds: float) -> Channel:
-    if cfg.type == "twitter":
-        from syndicator.channels.twitter import TwitterChannel
+def implicit_channels(settings: Any, *, timeout: float = 10.0) -> dict[str, Channel]:
+    """The channels that exist without a [[channels]] entry (the feed pings), by name."""
+    out: dict[str, Channel] = {}
+    for k in kinds().values():
+        if k.implicit_channel:
+            ch = k.implicit(settings, timeout)
+            if ch is not None:
+                out[k.implicit_channel] = ch
+    return out
 
-        s = _secrets(cfg, SECRETS["twitter"])
-        return TwitterChannel(
-            cfg.name,
-            api_key=s["API_KEY"],
-            api_secret=s["API_SECRET"],
-            access_token=s["ACCESS_TOKEN"],
-            access_token_secret=s["ACCESS_TOKEN_SECRET"],
-            api_url=cfg.api_url or "https://api.x.com",
-            timeout=seconds,
-            limit=cfg.limit,
-        )
-    if cfg.type == "mastodon":
-        from syndicator.channels.mastodon import MastodonChannel
 
-        if not cfg.instance:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (mastodon) needs `instance`, the server's URL, "
-                'e.g. instance = "https://mastodon.social"'
-            )
-        s = _secrets(cfg, SECRETS["mastodon"])
-        return MastodonChannel(
-            cfg.name,
-            instance=cfg.instance,
-            access_token=s["ACCESS_TOKEN"],
-            timeout=seconds,
-            limit=cfg.limit,
-        )
-    if cfg.type == "bluesky":
-        from syndicator.channels.bluesky import BlueskyChannel
-
-        if not cfg.handle:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (bluesky) needs `handle`, the account to log in as, "
-                'e.g. handle = "mypodcast.bsky.social"'
-            )
-        s = _secrets(cfg, SECRETS["bluesky"])
-        return BlueskyChannel(
-            cfg.name,
-            handle=cfg.handle.lstrip("@"),
-            app_password=s["APP_PASSWORD"],
-            service=cfg.service or "https://bsky.social",
-            timeout=seconds,
-            limit=cfg.limit,
-            password_env=env_var(cfg.name, "APP_PASSWORD"),
-        )
-    if cfg.type == "apprise":
-        from syndicator.channels.apprise import AppriseChannel
-
-        url = cfg.url or secret(cfg.name, "URL")
-        if not url:
-            var = env_var(cfg.name, "URL")
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (apprise) needs an Apprise URL: set `url` in the config, "
-                f"or {var} in the environment when the URL holds a token "
-                f"(export {var}=discord://...)",
-                env=[var],
-            )
-        # api_url is X's by default; only an explicit one redirects an Apprise plugin's host.
-        api_base = cfg.api_url if "api_url" in cfg.model_fields_set else None
-        try:
-            return AppriseChannel(
-                cfg.name, url=url, timeout=seconds, limit=cfg.limit, api_base=api_base
-            )
-        except PermanentError as exc:
-            raise ConfigurationError(exc.message) from exc
-    raise ConfigurationError(f"channel {cfg.name!r}: unknown type {cfg.type!r}")
+def reserved_names() -> dict[str, str]:
+    """Channel names the installed kinds keep for themselves -> what they are."""
+    return {k.implicit_channel: k.implicit_purpose for k in kinds().values() if k.implicit_channel}

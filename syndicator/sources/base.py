@@ -15,15 +15,21 @@ from typing import Any
 @dataclass
 class Guest:
     name: str
-    twitter: str | None = None
-    mastodon: str | None = None
-    bluesky: str | None = None
     website: str | None = None
     avatar: str | None = None
     title: str | None = None
+    # the guest's handle per channel kind: {kind name: handle as the source wrote it}
+    handles: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> str | None:
+        # `guest.<kind>` reads that kind's handle (None when the guest has none there).
+        if name.startswith("_") or name == "handles":
+            raise AttributeError(name)
+        return self.__dict__.get("handles", {}).get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # each handle also under its kind's name, as stored and shown before `handles`
+        return {**asdict(self), **self.handles}
 
 
 @dataclass

@@ -1,0 +1,154 @@
+"""The "ping" channel kind: telling directories that a feed changed (WebSub publish and
+Podcast Index pubnotify).
+
+Pings are outbox rows of the implicit "directory" channel (kind "ping"), one per target
+URL, planned by the outbox after `publish_feeds` reports a changed feed
+(`syndicator.directory.ping.ping_targets`):
+
+    for target in ping_targets(feed_cfg, outcome.url):  # full URLs
+        ... a Delivery(kind="ping", channel="directory", target=target, ...)
+
+`PingChannel.send(post)` then calls `post.target` for `post.feed_url`:
+
+- a WebSub hub (a target without the feed in its query): POST form
+  `hub.mode=publish&hub.url=<feed>`;
+- a notify endpoint whose query already names the feed (`...?url=<feed>`, as
+  `ping_targets` builds Podcast Index's `hub/pubnotify`): GET.
+
+`ping_kind(target, feed_url)` tells which. A ping is safe to repeat, so there is
+no UnknownOutcome: 2xx -> Sent; 408/429/5xx, timeouts and connection errors ->
+TransientError; other 4xx -> PermanentError with the endpoint's own message.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+import syndicator
+from syndicator.channels.base import PermanentError, Post, Sent, TransientError
+from syndicator.channels.kind import ChannelKind
+from syndicator.retry_after import parse_retry_after
+
+PingKind = Literal["websub", "notify"]
+
+
+def notify_url(endpoint: str, feed_url: str) -> str:
+    """`endpoint` with `url=<feed>` added to its query (keeping any query it has)."""
+    parts = urlsplit(endpoint)
+    query = parts.query + ("&" if parts.query else "") + urlencode({"url": feed_url})
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def ping_kind(target: str, feed_url: str | None = None) -> PingKind:
+    """The kind of ping: "notify" when the target's query already carries the feed (`url=`),
+    else "websub"."""
+    values = parse_qs(urlsplit(target).query).get("url", [])
+    if values and (feed_url is None or feed_url in values):
+        return "notify"
+    return "websub"
+
+
+def _message(resp: httpx.Response) -> str:
+    """The endpoint's own words: a JSON description/message/error, else the body's start."""
+    text = resp.text.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("description", "message", "error", "detail"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                return data[key].strip()
+    return " ".join(text.split())[:300] or resp.reason_phrase or "no message"
+
+
+class PingChannel:
+    """The "directory" channel: sends ping rows (implements channels.base.Channel)."""
+
+    type = "ping"
+    unknown_policy = "idempotent"  # a repeated ping is harmless
+
+    def __init__(
+        self,
+        name: str = "directory",
+        *,
+        timeout: float | timedelta = 10.0,
+        user_agent: str = "",
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.name = name
+        secs = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self._own_client = client is None
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(secs),
+            follow_redirects=True,
+            headers={
+                "User-Agent": user_agent
+                or f"syndicator/{getattr(syndicator, '__version__', '0')} (podcast feed ping)"
+            },
+        )
+
+    def limit(self) -> int:
+        return 1_000_000  # pings carry no text
+
+    def send(self, post: Post) -> Sent:
+        target = (post.target or "").strip()
+        if not target or urlsplit(target).scheme not in ("http", "https"):
+            raise PermanentError(f"ping row has no usable target URL ({post.target!r})")
+        feed = (post.feed_url or "").strip()
+        kind = ping_kind(target, feed or None)
+        if kind == "websub" and not feed:
+            raise PermanentError(f"ping to {target} has no feed URL (post.feed_url is empty)")
+        what = "pubnotify" if kind == "notify" else "WebSub publish"
+        try:
+            if kind == "notify":
+                resp = self._client.get(target)
+            else:
+                resp = self._client.post(target, data={"hub.mode": "publish", "hub.url": feed})
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{what} to {target} timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            # refused, reset, DNS, TLS...: a ping is safe to repeat, so retry later
+            raise TransientError(f"{what} to {target} failed: {exc or type(exc).__name__}") from exc
+        status = resp.status_code
+        if 200 <= status < 300:
+            return Sent(remote_id=None, remote_url=None)
+        detail = f"{what} to {target}: HTTP {status}: {_message(resp)}"
+        if status in (408, 425, 429) or status >= 500:
+            raise TransientError(
+                detail,
+                retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                status=status,
+            )
+        raise PermanentError(
+            detail + " (check the hub/endpoint URL and that the feed URL is public)", status=status
+        )
+
+    def reconcile(self, post: Post) -> Sent | None:
+        return None  # nothing to look up; resending a ping is safe
+
+    def close(self) -> None:
+        if self._own_client:
+            self._client.close()
+
+
+class DirectoryPingKind(ChannelKind):
+    """Feed pings: no [[channels]] entry; the implicit channel "directory" exists when
+    the config publishes feeds."""
+
+    name = "ping"
+    config = None
+    default_limit = 1_000_000  # pings carry no text
+    unknown_policy = PingChannel.unknown_policy
+    implicit_channel = "directory"
+    implicit_purpose = "the feed pings' outbox"
+
+    def implicit(self, settings: Any, timeout: float) -> PingChannel | None:
+        if not settings.feeds:
+            return None
+        return PingChannel(self.implicit_channel or "directory", timeout=timeout)
