@@ -574,7 +574,8 @@ def sample_episode() -> Any:
         tags=["sample", "two-words"],
         categories=[],
         duration_seconds=3723,
-        guests=[{"name": "Sample Guest", "twitter": "sample"}],
+        # "sample" on every kind with handles: those where it is a valid handle mention it
+        guests=[{"name": "Sample Guest", **dict.fromkeys(_handle_kinds(), "sample")}],
         guid="sample-1",
         image="",
         source="sample",
