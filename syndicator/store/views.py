@@ -38,12 +38,15 @@ _GUEST_KEYS = ("name", "website", "avatar", "title")
 def _guest_dict(g: dict[str, Any]) -> dict[str, Any]:
     """A stored guest: its fields, `handles` ({kind: handle}) and each handle beside them
     under its kind's name (rows stored before `handles` have only those)."""
+    from syndicator.channels.registry import handle_kinds  # the installed plugins
+
     handles = dict(g.get("handles") or {})
     for k, v in g.items():
         if k not in _GUEST_KEYS and k != "handles" and isinstance(v, str) and v:
             handles.setdefault(k, v)
     out = {k: g.get(k) for k in _GUEST_KEYS}
-    return {**out, **handles, "handles": handles}
+    flat = {k.name: handles.get(k.name) for k in handle_kinds()}  # None: no handle there
+    return {**out, **flat, **handles, "handles": handles}
 
 
 def episode_dict(ep: Episode, history: list[EpisodeEvent] | None = None) -> dict[str, Any]:
