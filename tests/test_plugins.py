@@ -179,3 +179,19 @@ def test_a_pip_installed_kind_has_its_own_config_model(example_kind: None, tmp_p
     r = _cli(cfg, "check", env={})
     assert r.returncode == 2
     assert 'channels "team": unknown key \'endpont\' (did you mean "endpoint"?)' in r.stderr
+
+
+def test_guests_hash_as_before_handles_were_a_map() -> None:
+    """Stored episodes must not all look changed after the upgrade (the hash below was
+    computed by the code before `Guest.handles`)."""
+    from syndicator.sources.base import EpisodeData, Guest
+
+    ep = EpisodeData(
+        guid="g", title="T", date=datetime(2026, 1, 1, tzinfo=UTC), key="k",
+        guests=[
+            Guest(name="A", handles={"twitter": "a", "mastodon": "@a@m.example"}, website="w"),
+            Guest(name="B"),
+        ],
+    )  # fmt: skip
+    assert ep.content_hash() == ("9e4722462135972caec84eb03f7ce190736151a04cc65d86165b5ae5f8298c1c")
+    assert ep.guests[0].mastodon == "@a@m.example" and ep.guests[1].bluesky is None

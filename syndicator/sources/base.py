@@ -32,6 +32,19 @@ class Guest:
         return {**asdict(self), **self.handles}
 
 
+def _hashed_guest(g: Guest) -> dict[str, Any]:
+    """A guest as content_hash has always seen it: each handle under its kind's name, and
+    None for every installed kind with handles the guest has none on (so the hashes of
+    stored episodes stay the same)."""
+    from syndicator.channels.registry import handle_kinds  # the installed plugins
+
+    out: dict[str, Any] = {"name": g.name, "website": g.website, "avatar": g.avatar}
+    out["title"] = g.title
+    out.update({k.name: None for k in handle_kinds()})
+    out.update(g.handles)
+    return out
+
+
 @dataclass
 class Chapter:
     start: int  # seconds
@@ -87,6 +100,7 @@ class EpisodeData:
         data = asdict(self)
         for k in ("file_hash", "path", "guid"):
             data.pop(k, None)
+        data["guests"] = [_hashed_guest(g) for g in self.guests]
         raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()
 
