@@ -603,6 +603,10 @@ def _explain(data: dict[str, Any], loc: tuple[Any, ...], err: Any) -> tuple[str,
             with contextlib.suppress(ValidationError):
                 model = _kind_model(item.get("type") if isinstance(item, dict) else None)
         known = list(model.model_fields) if model else []
+        if model is HostConfig:  # a handle per kind, e.g. `mastodon = "@me@example.social"`
+            from syndicator.channels.registry import handle_kinds
+
+            known += [k.name for k in handle_kinds()]
         msg = f"unknown key {parts[-1]!r}{did_you_mean(str(parts[-1]), known)}"
     label = ""
     if len(parts) >= 2 and isinstance(parts[1], int) and isinstance(data.get(parts[0]), list):

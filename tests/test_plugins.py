@@ -195,3 +195,12 @@ def test_guests_hash_as_before_handles_were_a_map() -> None:
     )  # fmt: skip
     assert ep.content_hash() == ("9e4722462135972caec84eb03f7ce190736151a04cc65d86165b5ae5f8298c1c")
     assert ep.guests[0].mastodon == "@a@m.example" and ep.guests[1].bluesky is None
+
+
+def test_the_hosts_handles_are_keys_of_the_installed_kinds(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[podcast.host]\nname = "Jane"\nmastodon = "@jane@m.example"\n')
+    assert config.load(cfg).podcast.host.handles == {"mastodon": "@jane@m.example"}
+    cfg.write_text('[podcast.host]\nname = "Jane"\nmastodn = "@jane@m.example"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'mastodn' \(did you mean \"mastodon\"\?\)"):
+        config.load(cfg)
