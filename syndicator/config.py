@@ -84,7 +84,7 @@ class HostConfig(_Base):
         # `mastodon = "@me@example.social"`: a key naming an installed kind is a handle.
         if not isinstance(data, dict):
             return data
-        from syndicator.channels.registry import handle_kinds
+        from syndicator.plugins import handle_kinds
 
         names = {k.name for k in handle_kinds()}
         out = {k: v for k, v in data.items() if k not in names}
@@ -303,7 +303,7 @@ class ChannelConfig(_Base):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v):
             raise ValueError("use letters, digits, '-' or '_' in a channel name")
-        from syndicator.channels.registry import reserved_names
+        from syndicator.plugins import reserved_names
 
         purpose = reserved_names().get(v)
         if purpose is not None:
@@ -320,7 +320,7 @@ class ChannelConfig(_Base):
 
 def _kind_key(err: Any) -> bool:
     """An unknown-key error for a key that some installed kind's config has."""
-    from syndicator.channels.registry import configurable
+    from syndicator.plugins import configurable
 
     if err["type"] != "extra_forbidden" or len(err["loc"]) != 1:
         return False
@@ -335,7 +335,7 @@ def _kind_model(kind: Any) -> type[ChannelConfig]:
     installed kinds when there is none."""
     from pydantic_core import InitErrorDetails, PydanticCustomError
 
-    from syndicator.channels.registry import configurable
+    from syndicator.plugins import configurable
 
     models = {n: k.config for n, k in configurable().items() if k.config is not None}
     if isinstance(kind, str) and kind in models:
@@ -604,7 +604,7 @@ def _explain(data: dict[str, Any], loc: tuple[Any, ...], err: Any) -> tuple[str,
                 model = _kind_model(item.get("type") if isinstance(item, dict) else None)
         known = list(model.model_fields) if model else []
         if model is HostConfig:  # a handle per kind, e.g. `mastodon = "@me@example.social"`
-            from syndicator.channels.registry import handle_kinds
+            from syndicator.plugins import handle_kinds
 
             known += [k.name for k in handle_kinds()]
         msg = f"unknown key {parts[-1]!r}{did_you_mean(str(parts[-1]), known)}"

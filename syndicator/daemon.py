@@ -46,7 +46,7 @@ POST_SUFFIXES = {".md", ".markdown", ".html"}
 def _holds_unknown(ch: ChannelConfig) -> bool:
     """Whether an `unknown` row of this channel waits for a person (its kind can neither
     resend safely nor read back, and the config says hold)."""
-    from syndicator.channels.registry import kinds
+    from syndicator.plugins import kinds
 
     k = kinds().get(ch.type)
     return k is not None and k.unknown_policy == "none" and ch.on_unknown == "hold"

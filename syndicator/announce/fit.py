@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grapheme
 
-from syndicator.channels.kind import ChannelKind
+if TYPE_CHECKING:
+    from syndicator.channels.kind import ChannelKind
+
 
 ELLIPSIS = "…"
 
@@ -23,7 +26,7 @@ _URL_TRAILING = ".,;:!?'\"*"
 
 
 def _kind(network: str) -> ChannelKind:
-    from syndicator.channels.registry import kind, kinds
+    from syndicator.plugins import kind, kinds
 
     try:
         return kind(network)

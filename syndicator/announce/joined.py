@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def account(ch: ChannelConfig) -> str | None:
     """A fingerprint of the account a channel posts as (its endpoint and the secret or
     handle that picks the account, as its kind says), or None when nothing names it."""
-    from syndicator.channels.registry import kinds
+    from syndicator.plugins import kinds
 
     k = kinds().get(ch.type)
     return k.account_key(ch) if k is not None else None

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import (
     ChoiceLoader,
@@ -63,8 +63,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 import syndicator
 from syndicator.announce import fit
 from syndicator.announce.hashtags import hashtag_for, make_hashtags
-from syndicator.channels.kind import ChannelKind
 from syndicator.config import ChannelConfig, Settings
+
+if TYPE_CHECKING:
+    from syndicator.channels.kind import ChannelKind
 
 
 class TemplateProblem(Exception):
@@ -112,14 +114,14 @@ def shipped_templates_dir() -> Path:
 
 def _handle_kinds() -> dict[str, ChannelKind]:
     """The installed kinds whose guests have handles, by name."""
-    from syndicator.channels.registry import handle_kinds
+    from syndicator.plugins import handle_kinds
 
     return {k.name: k for k in handle_kinds()}
 
 
 def _kind_templates(network: str | None = None) -> list[Path]:
     """The folders kinds ship their default templates in (`network`'s only, when given)."""
-    from syndicator.channels.registry import kinds
+    from syndicator.plugins import kinds
 
     found = kinds()
     chosen = list(found.values()) if network is None else [found[network]] * (network in found)
@@ -128,7 +130,7 @@ def _kind_templates(network: str | None = None) -> list[Path]:
 
 def _table_key(key: str) -> str:
     """A [handles] key as a kind's name (a kind's alias, e.g. "x", counts as its name)."""
-    from syndicator.channels.registry import kind
+    from syndicator.plugins import kind
 
     try:
         return kind(key).name

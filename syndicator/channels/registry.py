@@ -1,8 +1,9 @@
-"""The installed channel kinds, and building a channel from its [[channels]] config.
+"""Building a channel from its [[channels]] config, with the kind its `type` names.
 
-    kinds() -> {name: ChannelKind}    every kind in the `syndicator.channels` entry points
-    kind(name) -> ChannelKind         one of them, by name or alias (KeyError when unknown)
     make_channel(cfg) -> Channel
+    implicit_channels(settings) -> {name: Channel}   channels without [[channels]] (pings)
+
+The installed kinds themselves are found by `syndicator.plugins` (entry points).
 
 Each secret is SYNDICATOR_<NAME>_<KEY> (see `syndicator.config.secret`). A missing one
 raises ConfigurationError naming every variable to set. No network I/O happens here:
@@ -11,20 +12,25 @@ channels log in or read instance data on first use.
 
 from __future__ import annotations
 
-import functools
-import logging
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from syndicator.channels.base import Channel, PermanentError
-from syndicator.channels.kind import ChannelKind
+from syndicator.plugins import configurable, handle_kinds, kind, kinds, reserved_names
 
 if TYPE_CHECKING:
     from syndicator.config import ChannelConfig
 
-GROUP = "syndicator.channels"
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "ConfigurationError",
+    "configurable",
+    "env_var",
+    "handle_kinds",
+    "implicit_channels",
+    "kind",
+    "kinds",
+    "make_channel",
+    "reserved_names",
+]
 
 
 class ConfigurationError(PermanentError):
@@ -33,52 +39,6 @@ class ConfigurationError(PermanentError):
     def __init__(self, message: str, *, env: list[str] | None = None):
         super().__init__(message)
         self.env = env or []  # the environment variables that are missing
-
-
-@functools.cache
-def kinds() -> dict[str, ChannelKind]:
-    """The installed kinds by name (loaded once per process; a broken plugin is skipped
-    with an error in the log rather than taking every channel down)."""
-    out: dict[str, ChannelKind] = {}
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        if ep.name in out:
-            continue  # the same kind installed twice (an editable and a built copy)
-        try:
-            cls = ep.load()
-            obj = cls() if isinstance(cls, type) else cls
-        except Exception as exc:  # a third-party package can fail in any way
-            log.error("channel kind %r (%s) could not be loaded: %s", ep.name, ep.value, exc)
-            continue
-        if not isinstance(obj, ChannelKind) or obj.name != ep.name:
-            log.error(
-                "channel kind %r (%s) is not a ChannelKind named %r; skipped",
-                ep.name, ep.value, ep.name,
-            )  # fmt: skip
-            continue
-        out[ep.name] = obj
-    return out
-
-
-def kind(name: str) -> ChannelKind:
-    """The kind called `name` (or one of its aliases), case-insensitively."""
-    key = name.lower()
-    found = kinds()
-    if key in found:
-        return found[key]
-    for k in found.values():
-        if key in k.aliases:
-            return k
-    raise KeyError(name)
-
-
-def configurable() -> dict[str, ChannelKind]:
-    """The kinds a [[channels]] entry may name."""
-    return {n: k for n, k in kinds().items() if k.config is not None}
-
-
-def handle_kinds() -> list[ChannelKind]:
-    """The kinds whose guests have handles, in name order."""
-    return [k for k in kinds().values() if k.has_handles]
 
 
 def env_var(channel: str, key: str) -> str:
@@ -134,8 +94,3 @@ def implicit_channels(settings: Any, *, timeout: float = 10.0) -> dict[str, Chan
             if ch is not None:
                 out[k.implicit_channel] = ch
     return out
-
-
-def reserved_names() -> dict[str, str]:
-    """Channel names the installed kinds keep for themselves -> what they are."""
-    return {k.implicit_channel: k.implicit_purpose for k in kinds().values() if k.implicit_channel}

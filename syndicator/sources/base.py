@@ -36,7 +36,7 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
     """A guest as content_hash has always seen it: each handle under its kind's name, and
     None for every installed kind with handles the guest has none on (so the hashes of
     stored episodes stay the same)."""
-    from syndicator.channels.registry import handle_kinds  # the installed plugins
+    from syndicator.plugins import handle_kinds  # the installed plugins
 
     out: dict[str, Any] = {"name": g.name, "website": g.website, "avatar": g.avatar}
     out["title"] = g.title

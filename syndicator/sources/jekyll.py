@@ -738,7 +738,7 @@ def _words(value: Any) -> list[str]:
 def _handles(fm: dict[str, Any], prefix: str) -> dict[str, str]:
     """`<prefix>_<kind>` for every installed channel kind with handles, as that kind
     cleans a front matter value (e.g. a profile URL -> the handle)."""
-    from syndicator.channels.registry import handle_kinds
+    from syndicator.plugins import handle_kinds
 
     out: dict[str, str] = {}
     for kind in handle_kinds():

@@ -38,7 +38,7 @@ _GUEST_KEYS = ("name", "website", "avatar", "title")
 def _guest_dict(g: dict[str, Any]) -> dict[str, Any]:
     """A stored guest: its fields, `handles` ({kind: handle}) and each handle beside them
     under its kind's name (rows stored before `handles` have only those)."""
-    from syndicator.channels.registry import handle_kinds  # the installed plugins
+    from syndicator.plugins import handle_kinds  # the installed plugins
 
     handles = dict(g.get("handles") or {})
     for k, v in g.items():

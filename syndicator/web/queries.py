@@ -289,7 +289,7 @@ def deliveries_page(
 
 
 def _endpoint(ch: ChannelConfig) -> str:
-    from syndicator.channels.registry import kinds
+    from syndicator.plugins import kinds
 
     k = kinds().get(ch.type)
     return k.endpoint(ch) if k is not None else ""
