@@ -62,7 +62,7 @@ app = typer.Typer(
     cls=_Group,
     name="syndicator",
     help="Podcast feed aggregator and syndication bot: reads episode posts and feeds, "
-    "announces new episodes on X, Mastodon, Bluesky and chat targets, and publishes "
+    "announces new episodes on every configured channel (social networks, chats), and publishes "
     "the podcast feed.",
     epilog="Exit codes: 0 success; 1 the pass ran but something needs attention (a failed "
     "delivery, a bad file); 2 usage or configuration error. Secrets come from the environment "

@@ -7,6 +7,7 @@ SYNDICATOR_<NAME>_<KEY>.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -73,11 +74,25 @@ OptDur = Annotated[timedelta | None, BeforeValidator(lambda v: None if v is None
 
 class HostConfig(_Base):
     name: str = ""
-    twitter: str = ""
-    mastodon: str = ""
-    bluesky: str = ""
     website: str = ""
     avatar: str = ""
+    # the host's handle per channel kind: written as `<kind> = "..."` in [podcast.host]
+    handles: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_keys(cls, data: Any) -> Any:
+        # `mastodon = "@me@example.social"`: a key naming an installed kind is a handle.
+        if not isinstance(data, dict):
+            return data
+        from syndicator.plugins import handle_kinds
+
+        names = {k.name for k in handle_kinds()}
+        out = {k: v for k, v in data.items() if k not in names}
+        found = {k: v for k, v in data.items() if k in names}
+        if found:
+            out["handles"] = {**found, **dict(out.get("handles") or {})}
+        return out
 
 
 class PodcastConfig(_Base):
@@ -230,12 +245,13 @@ class EvergreenConfig(_Base):
     min_age: Dur = timedelta(days=30)
 
 
-ChannelType = Literal["twitter", "mastodon", "bluesky", "apprise"]
-
-
 class ChannelConfig(_Base):
+    """What every [[channels]] entry has. Each channel kind subclasses this with its own
+    keys and `type: Literal["<kind>"]`; `ChannelConfig(type=...)` and validation pick the
+    installed kind's model by `type`, so an error names that kind's own keys."""
+
     name: str
-    type: ChannelType
+    type: str
     enabled: bool = True
     dry_run: bool = False
     template: str | None = None
@@ -249,12 +265,6 @@ class ChannelConfig(_Base):
     min_interval: Dur = timedelta(seconds=0)
     max_per_hour: int | None = None
     quiet_hours: str | None = None  # "22:00-07:00" in the podcast's time zone
-    # endpoints (secrets come from the environment)
-    api_url: str = "https://api.x.com"
-    instance: str = ""
-    service: str = "https://bsky.social"
-    handle: str = ""  # Bluesky login handle (password from SYNDICATOR_<NAME>_APP_PASSWORD)
-    url: str = ""  # Apprise URL when it holds no secret; else SYNDICATOR_<NAME>_URL
     limit: int | None = None  # override the network's length limit
     timeout: Dur = timedelta(seconds=20)
     max_attempts: int | None = None
@@ -263,13 +273,40 @@ class ChannelConfig(_Base):
     renamed_from: str | None = None
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
 
+    def __new__(cls, *args: Any, **data: Any) -> Any:
+        # ChannelConfig(name=..., type="mastodon", ...) builds the kind's own model.
+        if cls is ChannelConfig:
+            cls = _kind_model(data.get("type"))
+        return super().__new__(cls)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dispatch(cls, data: Any, handler: Any) -> Any:
+        if cls is not ChannelConfig or not isinstance(data, dict):
+            return handler(data)
+        try:
+            model = _kind_model(data.get("type"))
+        except ValidationError as exc:
+            # no such kind: still report the common keys' problems, but not the keys
+            # some installed kind knows
+            errors: list[Any] = list(exc.errors())
+            try:
+                handler({**data, "type": ""})
+            except ValidationError as common:
+                errors += [e for e in common.errors() if not _kind_key(e)]
+            raise ValidationError.from_exception_data("ChannelConfig", errors) from None
+        return model.model_validate(data)
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v):
             raise ValueError("use letters, digits, '-' or '_' in a channel name")
-        if v == "directory":
-            raise ValueError('"directory" is the name of the feed pings\' outbox; choose another')
+        from syndicator.plugins import reserved_names
+
+        purpose = reserved_names().get(v)
+        if purpose is not None:
+            raise ValueError(f'"{v}" is the name of {purpose}; choose another')
         return v
 
     @field_validator("quiet_hours")
@@ -278,6 +315,45 @@ class ChannelConfig(_Base):
         if v is not None and not re.fullmatch(r"\d{1,2}:\d\d-\d{1,2}:\d\d", v):
             raise ValueError("use HH:MM-HH:MM, e.g. 22:00-07:00")
         return v
+
+
+def _kind_key(err: Any) -> bool:
+    """An unknown-key error for a key that some installed kind's config has."""
+    from syndicator.plugins import configurable
+
+    if err["type"] != "extra_forbidden" or len(err["loc"]) != 1:
+        return False
+    return any(
+        err["loc"][0] in (k.config.model_fields if k.config else {})
+        for k in configurable().values()
+    )
+
+
+def _kind_model(kind: Any) -> type[ChannelConfig]:
+    """The config model of the installed kind `kind`; a validation error naming the
+    installed kinds when there is none."""
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    from syndicator.plugins import configurable
+
+    models = {n: k.config for n, k in configurable().items() if k.config is not None}
+    if isinstance(kind, str) and kind in models:
+        return models[kind]
+    expected = ", ".join(repr(n) for n in models)
+    err: InitErrorDetails
+    if kind is None:
+        err = {"type": "missing", "loc": ("type",), "input": kind}
+    else:
+        err = {
+            "type": PydanticCustomError(
+                "literal_error",
+                "Input should be {expected}",
+                {"expected": expected},
+            ),
+            "loc": ("type",),
+            "input": kind,
+        }
+    raise ValidationError.from_exception_data("ChannelConfig", [err])
 
 
 class FeedConfig(_Base):
@@ -521,7 +597,15 @@ def _explain(data: dict[str, Any], loc: tuple[Any, ...], err: Any) -> tuple[str,
         msg = f"must be one of {err['ctx']['expected']}"
     if err["type"] == "extra_forbidden" and parts:
         model = _model_at(tuple(loc[:-1]))
+        if model is ChannelConfig and len(parts) == 3:  # the channel's own kind's keys
+            item = data["channels"][parts[1]]
+            with contextlib.suppress(ValidationError):
+                model = _kind_model(item.get("type") if isinstance(item, dict) else None)
         known = list(model.model_fields) if model else []
+        if model is HostConfig:  # a handle per kind, e.g. `mastodon = "@me@example.social"`
+            from syndicator.plugins import handle_kinds
+
+            known += [k.name for k in handle_kinds()]
         msg = f"unknown key {parts[-1]!r}{did_you_mean(str(parts[-1]), known)}"
     label = ""
     if len(parts) >= 2 and isinstance(parts[1], int) and isinstance(data.get(parts[0]), list):

@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syndicator import config
 from syndicator.announce import outbox
-from syndicator.config import JekyllSourceConfig, Settings
+from syndicator.config import ChannelConfig, JekyllSourceConfig, Settings
 from syndicator.events import EVENTS_LOGGER, log_events, pass_events
 from syndicator.pipeline import ChannelPool, run_once
 from syndicator.store import deliveries, leases
@@ -38,6 +38,15 @@ events = logging.getLogger(EVENTS_LOGGER)
 
 LEADER = "leader"
 POST_SUFFIXES = {".md", ".markdown", ".html"}
+
+
+def _holds_unknown(ch: ChannelConfig) -> bool:
+    """Whether an `unknown` row of this channel waits for a person (its kind can neither
+    resend safely nor read back, and the config says hold)."""
+    from syndicator.plugins import kinds
+
+    k = kinds().get(ch.type)
+    return k is not None and k.unknown_policy == "none" and ch.on_unknown == "hold"
 
 
 class _Beat:
@@ -284,8 +293,8 @@ class Daemon:
 
     def _next_delivery_due(self) -> datetime | None:
         engine = open_store(self.settings)
-        held = [  # unknown webhook rows wait for a person, not for a timer
-            c.name for c in self.settings.channels if c.type == "apprise" and c.on_unknown == "hold"
+        held = [  # unknown rows of kinds that can't tell wait for a person, not for a timer
+            c.name for c in self.settings.channels if _holds_unknown(c)
         ]
         with session(engine) as s:
             return deliveries.next_due_at(

@@ -465,16 +465,17 @@ def run_once(
     progress.step("building feeds")
     publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
-        from syndicator.channels.ping import PingChannel
+        from syndicator.channels.registry import implicit_channels
 
-        pinger = PingChannel(timeout=10.0)
+        implicit = implicit_channels(settings, timeout=10.0)  # the feed pings
         try:
             pings = sender.send_due(
-                engine, settings, {"directory": pinger}, owner=owner, clock=clock,
+                engine, settings, implicit, owner=owner, clock=clock,
                 should_stop=should_stop, on_event=collect,
             )  # fmt: skip
         finally:
-            pinger.close()
+            for ch in implicit.values():
+                ch.close()
         report.sends.sent += pings.sent
         report.sends.retrying += pings.retrying
         report.sends.events.extend(pings.events)

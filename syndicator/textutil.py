@@ -55,3 +55,18 @@ def text_excerpt(text: str, max_bytes: int = DESCRIPTION_MAX_BYTES) -> str:
     if m and m.start() >= len(head) // 2:  # one giant "word": cut it rather than lose most
         head = head[: m.start()]
     return head.rstrip(" \t\n,;:.-") + "…"
+
+
+_URL_TRAILING = ".,;:!?'\"*"
+
+
+def trim_url(url: str) -> str:
+    """A URL found in text without the punctuation that ends the sentence."""
+    # Trailing punctuation ends the sentence, not the link; a ")" stays only when balanced.
+    while url:
+        unbalanced = url[-1] == ")" and url.count("(") < url.count(")")
+        if url[-1] in _URL_TRAILING or unbalanced:
+            url = url[:-1]
+        else:
+            break
+    return url

@@ -191,6 +191,7 @@ dry_run = true
         "name": "Ayodele Bankole", "twitter": "ayobankole", "mastodon": None,
         "bluesky": "ayo.bsky.social", "website": "https://ledgerline.example",
         "avatar": "ayodele-bankole", "title": "CTO",
+        "handles": {"twitter": "ayobankole", "bluesky": "ayo.bsky.social"},
     }  # fmt: skip
     assert billing["date"] == "2026-11-24T14:30:00Z"
     assert billing["enclosure"]["length"] == 62914560

@@ -14,14 +14,14 @@ from syndicator.announce.hashtags import make_hashtags
 from syndicator.announce.render import (
     Renderer,
     TemplateProblem,
-    bluesky_handle,
     headline,
     human_duration,
     join_names,
-    mastodon_handle,
     shipped_templates_dir,
-    twitter_handle,
 )
+from syndicator.channels.bluesky import bluesky_handle
+from syndicator.channels.mastodon import mastodon_handle
+from syndicator.channels.twitter import twitter_handle
 from syndicator.config import ChannelConfig, from_dict
 from syndicator.store.models import Episode
 

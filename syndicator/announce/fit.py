@@ -1,10 +1,7 @@
 """How long a post is on each network, and how to shorten text without breaking it.
 
-- X: twitter-text v3 weighted length (URLs 23, CJK and emoji 2), via twitter-text-parser.
-- Mastodon: grapheme clusters, every http(s) URL 23, a mention `@user@domain` counts as
-  `@user` (Mastodon's StatusLengthValidator).
-- Bluesky: grapheme clusters of the whole text (links count in full).
-- Apprise (chat, mail): code points.
+Each channel kind counts its own way (`ChannelKind.count`, e.g. weighted lengths, URLs as a
+fixed length, grapheme clusters); this module asks it and never names a network.
 
 Shortening cuts only at word boundaries (falling back to grapheme boundaries inside a single
 over-long word), so a URL, a handle or a grapheme cluster is never split.
@@ -15,84 +12,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grapheme
-from twitter_text import parse_tweet
+
+if TYPE_CHECKING:
+    from syndicator.channels.kind import ChannelKind
+
 
 ELLIPSIS = "…"
 
-NETWORKS = ("twitter", "mastodon", "bluesky", "apprise")
 
-_DEFAULT_LIMITS = {"twitter": 280, "mastodon": 500, "bluesky": 300, "apprise": 2000}
-_ALIASES = {"x": "twitter", "discord": "apprise"}
+def _kind(network: str) -> ChannelKind:
+    from syndicator.plugins import kind, kinds
 
-# Mastodon counts every link as this many characters, whatever its real length.
-URL_LENGTH = 23
-
-# Mastodon extracts only links with a scheme; what may precede one follows twitter-text.
-_MASTODON_URL = re.compile(r"(?<![A-Za-z0-9@$#＃＠])https?://[^\s<>\"]+", re.IGNORECASE)
-# Account::MENTION_RE: `@user` with an optional `@domain`, not inside a word or a URL path.
-_MASTODON_MENTION = re.compile(
-    r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@\w+(?:[.-]+\w+)*)?", re.IGNORECASE
-)
-_URL_TRAILING = ".,;:!?'\"*"
-
-
-def _network(network: str) -> str:
-    name = _ALIASES.get(network.lower(), network.lower())
-    if name not in _DEFAULT_LIMITS:
-        raise ValueError(f"unknown network {network!r}: use one of {', '.join(NETWORKS)}")
-    return name
+    try:
+        return kind(network)
+    except KeyError:
+        raise ValueError(f"unknown network {network!r}: use one of {', '.join(kinds())}") from None
 
 
 def default_limit(network: str) -> int:
     """The network's post length limit when nothing better is known."""
-    return _DEFAULT_LIMITS[_network(network)]
-
-
-def _trim_url(url: str) -> str:
-    # Trailing punctuation ends the sentence, not the link; a ")" stays only when balanced.
-    while url:
-        unbalanced = url[-1] == ")" and url.count("(") < url.count(")")
-        if url[-1] in _URL_TRAILING or unbalanced:
-            url = url[:-1]
-        else:
-            break
-    return url
-
-
-def mastodon_countable(text: str) -> str:
-    """The text Mastodon measures: URLs as 23 placeholders, mentions without their domain."""
-    spans: list[tuple[int, int, str]] = []
-    for m in _MASTODON_URL.finditer(text):
-        url = _trim_url(m.group(0))
-        if "://" in url and len(url) > url.index("://") + 3:
-            spans.append((m.start(), m.start() + len(url), "x" * URL_LENGTH))
-    for m in _MASTODON_MENTION.finditer(text):
-        if any(s < m.end() and m.start() < e for s, e, _ in spans):
-            continue  # overlapping entities: the earlier (the URL) wins
-        spans.append((m.start(), m.end(), "@" + m.group(1)))
-    spans.sort()
-    out: list[str] = []
-    pos = 0
-    for start, end, repl in spans:
-        out.append(text[pos:start])
-        out.append(repl)
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
+    return _kind(network).default_limit
 
 
 def count(text: str, network: str) -> int:
     """The length of `text` as `network` measures it against its limit."""
-    name = _network(network)
-    if name == "twitter":
-        return parse_tweet(text).weightedLength
-    if name == "mastodon":
-        return grapheme.length(mastodon_countable(text))
-    if name == "bluesky":
-        return grapheme.length(text)
-    return len(text)
+    return _kind(network).count(text)
 
 
 def grapheme_length(text: str) -> int:

@@ -7,13 +7,12 @@ and its join time, so nothing is posted twice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime
 
 from sqlmodel import Session
 
-from syndicator.config import ChannelConfig, secret
+from syndicator.config import ChannelConfig
 from syndicator.sources.base import ProblemData
 from syndicator.store import channel_rows, problems
 from syndicator.store.channel_rows import ChannelRecord
@@ -23,20 +22,11 @@ log = logging.getLogger(__name__)
 
 def account(ch: ChannelConfig) -> str | None:
     """A fingerprint of the account a channel posts as (its endpoint and the secret or
-    handle that picks the account), or None when nothing names the account."""
-    if ch.type == "bluesky":
-        who = ch.handle and f"{ch.service.rstrip('/')}|{ch.handle.lower()}"
-    elif ch.type == "mastodon":
-        token = secret(ch.name, "access_token")
-        who = token and f"{ch.instance.rstrip('/')}|{token}"
-    elif ch.type == "twitter":
-        token = secret(ch.name, "access_token")
-        who = token and f"{ch.api_url.rstrip('/')}|{token}"
-    else:
-        who = ch.url or secret(ch.name, "url")
-    if not who:
-        return None
-    return hashlib.sha256(f"syndicator-account|{ch.type}|{who}".encode()).hexdigest()[:24]
+    handle that picks the account, as its kind says), or None when nothing names it."""
+    from syndicator.plugins import kinds
+
+    k = kinds().get(ch.type)
+    return k.account_key(ch) if k is not None else None
 
 
 def joined_at(

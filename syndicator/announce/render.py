@@ -40,12 +40,12 @@ from __future__ import annotations
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import (
     ChoiceLoader,
@@ -65,7 +65,8 @@ from syndicator.announce import fit
 from syndicator.announce.hashtags import hashtag_for, make_hashtags
 from syndicator.config import ChannelConfig, Settings
 
-NETWORKS = ("twitter", "mastodon", "bluesky")
+if TYPE_CHECKING:
+    from syndicator.channels.kind import ChannelKind
 
 
 class TemplateProblem(Exception):
@@ -110,64 +111,31 @@ def shipped_templates_dir() -> Path:
 
 # --- handles ---------------------------------------------------------------------------------
 
-_TWITTER_URL = re.compile(
-    r"^(?:https?://)?(?:www\.|mobile\.)?(?:twitter|x)\.com/@?([A-Za-z0-9_]+)", re.IGNORECASE
-)
-_TWITTER = re.compile(r"[A-Za-z0-9_]{1,15}")
-_MASTO_USER = r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*"
-_MASTO_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,}"
-_MASTODON = re.compile(rf"@?({_MASTO_USER})@({_MASTO_DOMAIN})")
-_MASTODON_URL = re.compile(rf"^https?://({_MASTO_DOMAIN})/@({_MASTO_USER})/?$", re.IGNORECASE)
-_BSKY_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)", re.IGNORECASE)
-_BSKY = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+def _handle_kinds() -> dict[str, ChannelKind]:
+    """The installed kinds whose guests have handles, by name."""
+    from syndicator.plugins import handle_kinds
+
+    return {k.name: k for k in handle_kinds()}
 
 
-def twitter_handle(value: Any) -> str:
-    """ "@name", "name" or a profile URL -> "name"; "" when it is not a valid X handle."""
-    v = str(value or "").strip()
-    m = _TWITTER_URL.match(v)
-    v = m.group(1) if m else v.lstrip("@")
-    return v if _TWITTER.fullmatch(v) else ""
+def _kind_templates(network: str | None = None) -> list[Path]:
+    """The folders kinds ship their default templates in (`network`'s only, when given)."""
+    from syndicator.plugins import kinds
+
+    found = kinds()
+    chosen = list(found.values()) if network is None else [found[network]] * (network in found)
+    return [k.templates for k in chosen if k.templates is not None]
 
 
-def mastodon_handle(value: Any) -> str:
-    """ "user@instance", "@user@instance" or a profile URL -> "@user@instance".
+def _table_key(key: str) -> str:
+    """A [handles] key as a kind's name (a kind's alias, e.g. "x", counts as its name)."""
+    from syndicator.plugins import kind
 
-    A name without an instance is not a Mastodon mention: "".
-    """
-    v = str(value or "").strip()
-    m = _MASTODON_URL.match(v)
-    if m:
-        return f"@{m.group(2)}@{m.group(1).lower()}"
-    m = _MASTODON.fullmatch(v)
-    return f"@{m.group(1)}@{m.group(2).lower()}" if m else ""
-
-
-def bluesky_handle(value: Any) -> str:
-    """ "@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
-
-    Bluesky handles are domain names; anything else (a bare name, a DID) is "".
-    """
-    v = str(value or "").strip()
-    m = _BSKY_URL.match(v)
-    v = (m.group(1) if m else v.lstrip("@")).lower()
-    return v if _BSKY.fullmatch(v) and len(v) <= 253 else ""
-
-
-_NORMALISE: dict[str, Callable[[Any], str]] = {
-    "twitter": twitter_handle,
-    "mastodon": mastodon_handle,
-    "bluesky": bluesky_handle,
-}
-
-
-def mention(handle: str, network: str) -> str:
-    """The text that mentions an already normalised handle on `network`."""
-    if not handle:
-        return ""
-    if network == "mastodon":
-        return handle
-    return "@" + handle
+    try:
+        return kind(key).name
+    except KeyError:
+        return key
 
 
 def join_names(names: Iterable[str]) -> str:
@@ -198,18 +166,22 @@ def _person(
     raw: Mapping[str, Any], table: Mapping[str, Mapping[str, str]], network: str
 ) -> dict[str, Any]:
     name = " ".join(str(raw.get("name") or "").split())
-    entry = {("twitter" if k == "x" else k): v for k, v in _table_entry(table, name).items()}
+    entry = {_table_key(k): v for k, v in _table_entry(table, name).items()}
+    own_handles = raw.get("handles") if isinstance(raw.get("handles"), Mapping) else {}
     person: dict[str, Any] = {
         "name": name,
         "website": str(raw.get("website") or ""),
         "avatar": str(raw.get("avatar") or ""),
         "title": str(raw.get("title") or ""),
     }
-    for net, norm in _NORMALISE.items():
+    handles: dict[str, str] = {}
+    for net, k in _handle_kinds().items():
         # The table is the operator's word: it wins, and "" there removes a handle.
-        value = entry[net] if net in entry else raw.get(net)
-        person[net] = norm(value)
-    own = mention(person[network], network) if network in _NORMALISE else ""
+        value = entry[net] if net in entry else own_handles.get(net, raw.get(net))
+        handles[net] = person[net] = k.handle(value)
+    person["handles"] = handles
+    k = _handle_kinds().get(network)
+    own = k.mention(person[network]) if k is not None else ""
     person["mention"] = own or name
     return person
 
@@ -222,7 +194,7 @@ def _guest_dicts(guests: Any) -> list[dict[str, Any]]:
         elif hasattr(g, "to_dict"):
             out.append(g.to_dict())
         else:
-            out.append({k: getattr(g, k, None) for k in ("name", *_NORMALISE, "website")})
+            out.append({k: getattr(g, k, None) for k in ("name", "handles", "website")})
     return out
 
 
@@ -301,6 +273,8 @@ class Renderer:
             loaders.append(FileSystemLoader(str(self.user_dir)))
         shipped = FileSystemLoader(str(self.shipped_dir))
         loaders += [shipped, PrefixLoader({"shipped": shipped})]
+        # then the templates third-party channel kinds ship in their own packages
+        loaders += [FileSystemLoader(str(d)) for d in _kind_templates()]
         # Immutable sandbox: templates are user input; they may read the context, not change
         # it or reach Python internals. Autoescape off: the output is plain text, not HTML.
         self.env = ImmutableSandboxedEnvironment(
@@ -343,7 +317,7 @@ class Renderer:
                 f"the templates folder {self.user_dir} (announce.templates) does not exist; "
                 "create it or remove the setting",
             )
-        for d in self._dirs():
+        for d in self._dirs() + _kind_templates(channel.type):
             for name in names:
                 try:
                     parts = split_template_path(name)
@@ -477,9 +451,7 @@ class Renderer:
             "guests_text": guests_text,
             "guest_names": join_names(g["name"] or g["mention"] for g in parts.guests),
             "guest": first.get("name", ""),
-            "guest_twitter": first.get("twitter", ""),
-            "guest_mastodon": first.get("mastodon", ""),
-            "guest_bluesky": first.get("bluesky", ""),
+            **{f"guest_{net}": first.get(net, "") for net in _handle_kinds()},
             "host": parts.host,
             "podcast": parts.podcast,
             "hashtags": list(tags),
@@ -604,7 +576,8 @@ def sample_episode() -> Any:
         tags=["sample", "two-words"],
         categories=[],
         duration_seconds=3723,
-        guests=[{"name": "Sample Guest", "twitter": "sample"}],
+        # "sample" on every kind with handles: those where it is a valid handle mention it
+        guests=[{"name": "Sample Guest", **dict.fromkeys(_handle_kinds(), "sample")}],
         guid="sample-1",
         image="",
         source="sample",

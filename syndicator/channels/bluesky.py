@@ -13,9 +13,11 @@ session before its access token expires.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import grapheme
 import httpx
 from atproto_client import Client, models
 from atproto_client.exceptions import (
@@ -38,7 +40,10 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
+from syndicator.channels.kind import ChannelKind
+from syndicator.channels.registry import ConfigurationError, env_var
 from syndicator.channels.tids import is_valid_tid
+from syndicator.config import ChannelConfig
 
 DEFAULT_LIMIT = 300  # graphemes
 COLLECTION = "app.bsky.feed.post"
@@ -280,3 +285,72 @@ class BlueskyChannel:
         if isinstance(exc, NetworkError | httpx.HTTPError):
             return _net.transport_error(exc, what)
         return UnknownOutcome(f"{what}: {exc}")
+
+
+# --- the kind: config, secrets, length, handles ---------------------------------------------
+
+_PROFILE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)", re.IGNORECASE)
+_SOURCE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#]+)")
+_HANDLE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def bluesky_handle(value: Any) -> str:
+    """ "@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
+
+    Bluesky handles are domain names; anything else (a bare name, a DID) is "".
+    """
+    v = str(value or "").strip()
+    m = _PROFILE_URL.match(v)
+    v = (m.group(1) if m else v.lstrip("@")).lower()
+    return v if _HANDLE.fullmatch(v) and len(v) <= 253 else ""
+
+
+class BlueskyConfig(ChannelConfig):
+    type: Literal["bluesky"]
+    service: str = "https://bsky.social"
+    handle: str = ""  # the login handle (password from SYNDICATOR_<NAME>_APP_PASSWORD)
+
+
+class BlueskyKind(ChannelKind):
+    """Grapheme clusters of the whole text (links count in full)."""
+
+    name = "bluesky"
+    config = BlueskyConfig
+    secrets = ("APP_PASSWORD",)
+    default_limit = DEFAULT_LIMIT
+    unknown_policy = BlueskyChannel.unknown_policy
+    has_handles = True
+
+    def count(self, text: str) -> int:
+        return grapheme.length(text)
+
+    def source_handle(self, value: str) -> str:
+        m = _SOURCE_URL.match(value)
+        return (m.group(1) if m else value).lstrip("@")
+
+    def handle(self, value: Any) -> str:
+        return bluesky_handle(value)
+
+    def check(self, cfg: Any) -> None:
+        if not cfg.handle:
+            raise ConfigurationError(
+                f"channel {cfg.name!r} (bluesky) needs `handle`, the account to log in as, "
+                'e.g. handle = "mypodcast.bsky.social"'
+            )
+
+    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> BlueskyChannel:
+        return BlueskyChannel(
+            cfg.name,
+            handle=cfg.handle.lstrip("@"),
+            app_password=secrets["APP_PASSWORD"],
+            service=cfg.service or "https://bsky.social",
+            timeout=timeout,
+            limit=cfg.limit,
+            password_env=env_var(cfg.name, "APP_PASSWORD"),
+        )
+
+    def endpoint(self, cfg: Any) -> str:
+        return cfg.service + (f" as {cfg.handle}" if cfg.handle else "")
+
+    def account(self, cfg: Any) -> str | None:
+        return cfg.handle and f"{cfg.service.rstrip('/')}|{cfg.handle.lower()}"

@@ -1,7 +1,9 @@
-"""Telling directories that a feed changed: WebSub publish and Podcast Index pubnotify.
+"""The "ping" channel kind: telling directories that a feed changed (WebSub publish and
+Podcast Index pubnotify).
 
-Pings are outbox rows of the "directory" channel (kind "ping"), one per target
-URL, planned by the outbox after `publish_feeds` reports a changed feed:
+Pings are outbox rows of the implicit "directory" channel (kind "ping"), one per target
+URL, planned by the outbox after `publish_feeds` reports a changed feed
+(`ping_targets` below):
 
     for target in ping_targets(feed_cfg, outcome.url):  # full URLs
         ... a Delivery(kind="ping", channel="directory", target=target, ...)
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 import syndicator
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError
+from syndicator.channels.kind import ChannelKind
 from syndicator.config import FeedConfig
 from syndicator.retry_after import parse_retry_after
 
@@ -147,3 +150,20 @@ class PingChannel:
     def close(self) -> None:
         if self._own_client:
             self._client.close()
+
+
+class DirectoryPingKind(ChannelKind):
+    """Feed pings: no [[channels]] entry; the implicit channel "directory" exists when
+    the config publishes feeds."""
+
+    name = "ping"
+    config = None
+    default_limit = 1_000_000  # pings carry no text
+    unknown_policy = PingChannel.unknown_policy
+    implicit_channel = "directory"
+    implicit_purpose = "the feed pings' outbox"
+
+    def implicit(self, settings: Any, timeout: float) -> PingChannel | None:
+        if not settings.feeds:
+            return None
+        return PingChannel(self.implicit_channel or "directory", timeout=timeout)

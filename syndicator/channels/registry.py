@@ -1,6 +1,9 @@
-"""Build a channel from its [[channels]] config; secrets come from the environment.
+"""Building a channel from its [[channels]] config, with the kind its `type` names.
 
     make_channel(cfg) -> Channel
+    implicit_channels(settings) -> {name: Channel}   channels without [[channels]] (pings)
+
+The installed kinds themselves are found by `syndicator.plugins` (entry points).
 
 Each secret is SYNDICATOR_<NAME>_<KEY> (see `syndicator.config.secret`). A missing one
 raises ConfigurationError naming every variable to set. No network I/O happens here:
@@ -9,16 +12,25 @@ channels log in or read instance data on first use.
 
 from __future__ import annotations
 
-from syndicator.channels.base import Channel, PermanentError
-from syndicator.config import ChannelConfig, env_name, secret
+from typing import TYPE_CHECKING, Any
 
-# The secrets each channel type reads, in the order they are reported.
-SECRETS: dict[str, tuple[str, ...]] = {
-    "twitter": ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET"),
-    "mastodon": ("ACCESS_TOKEN",),
-    "bluesky": ("APP_PASSWORD",),
-    "apprise": (),  # URL: from `url`, or SYNDICATOR_<NAME>_URL when it holds a secret
-}
+from syndicator.channels.base import Channel, PermanentError
+from syndicator.plugins import configurable, handle_kinds, kind, kinds, reserved_names
+
+if TYPE_CHECKING:
+    from syndicator.config import ChannelConfig
+
+__all__ = [
+    "ConfigurationError",
+    "configurable",
+    "env_var",
+    "handle_kinds",
+    "implicit_channels",
+    "kind",
+    "kinds",
+    "make_channel",
+    "reserved_names",
+]
 
 
 class ConfigurationError(PermanentError):
@@ -31,10 +43,14 @@ class ConfigurationError(PermanentError):
 
 def env_var(channel: str, key: str) -> str:
     """The environment variable holding `key` for `channel` (as `secret()` reads it)."""
+    from syndicator.config import env_name
+
     return f"SYNDICATOR_{env_name(channel)}_{env_name(key)}"
 
 
 def _secrets(cfg: ChannelConfig, keys: tuple[str, ...]) -> dict[str, str]:
+    from syndicator.config import secret
+
     found: dict[str, str] = {}
     missing: list[str] = []
     for key in keys:
@@ -59,78 +75,22 @@ def make_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Channel
     if seconds <= 0:
         raise ConfigurationError(f"channel {cfg.name!r}: timeout must be more than 0 seconds")
     try:
-        return _build(cfg, seconds)
+        k = kinds()[cfg.type]
+    except KeyError:
+        raise ConfigurationError(f"channel {cfg.name!r}: unknown type {cfg.type!r}") from None
+    k.check(cfg)
+    try:
+        return k.build(cfg, _secrets(cfg, k.secrets), seconds)
     except ValueError as exc:  # a library refusing a URL or a setting
         raise ConfigurationError(f"channel {cfg.name!r} ({cfg.type}): {exc}") from exc
 
 
-def _build(cfg: ChannelConfig, seconds: float) -> Channel:
-    if cfg.type == "twitter":
-        from syndicator.channels.twitter import TwitterChannel
-
-        s = _secrets(cfg, SECRETS["twitter"])
-        return TwitterChannel(
-            cfg.name,
-            api_key=s["API_KEY"],
-            api_secret=s["API_SECRET"],
-            access_token=s["ACCESS_TOKEN"],
-            access_token_secret=s["ACCESS_TOKEN_SECRET"],
-            api_url=cfg.api_url or "https://api.x.com",
-            timeout=seconds,
-            limit=cfg.limit,
-        )
-    if cfg.type == "mastodon":
-        from syndicator.channels.mastodon import MastodonChannel
-
-        if not cfg.instance:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (mastodon) needs `instance`, the server's URL, "
-                'e.g. instance = "https://mastodon.social"'
-            )
-        s = _secrets(cfg, SECRETS["mastodon"])
-        return MastodonChannel(
-            cfg.name,
-            instance=cfg.instance,
-            access_token=s["ACCESS_TOKEN"],
-            timeout=seconds,
-            limit=cfg.limit,
-        )
-    if cfg.type == "bluesky":
-        from syndicator.channels.bluesky import BlueskyChannel
-
-        if not cfg.handle:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (bluesky) needs `handle`, the account to log in as, "
-                'e.g. handle = "mypodcast.bsky.social"'
-            )
-        s = _secrets(cfg, SECRETS["bluesky"])
-        return BlueskyChannel(
-            cfg.name,
-            handle=cfg.handle.lstrip("@"),
-            app_password=s["APP_PASSWORD"],
-            service=cfg.service or "https://bsky.social",
-            timeout=seconds,
-            limit=cfg.limit,
-            password_env=env_var(cfg.name, "APP_PASSWORD"),
-        )
-    if cfg.type == "apprise":
-        from syndicator.channels.apprise import AppriseChannel
-
-        url = cfg.url or secret(cfg.name, "URL")
-        if not url:
-            var = env_var(cfg.name, "URL")
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (apprise) needs an Apprise URL: set `url` in the config, "
-                f"or {var} in the environment when the URL holds a token "
-                f"(export {var}=discord://...)",
-                env=[var],
-            )
-        # api_url is X's by default; only an explicit one redirects an Apprise plugin's host.
-        api_base = cfg.api_url if "api_url" in cfg.model_fields_set else None
-        try:
-            return AppriseChannel(
-                cfg.name, url=url, timeout=seconds, limit=cfg.limit, api_base=api_base
-            )
-        except PermanentError as exc:
-            raise ConfigurationError(exc.message) from exc
-    raise ConfigurationError(f"channel {cfg.name!r}: unknown type {cfg.type!r}")
+def implicit_channels(settings: Any, *, timeout: float = 10.0) -> dict[str, Channel]:
+    """The channels that exist without a [[channels]] entry (the feed pings), by name."""
+    out: dict[str, Channel] = {}
+    for k in kinds().values():
+        if k.implicit_channel:
+            ch = k.implicit(settings, timeout)
+            if ch is not None:
+                out[k.implicit_channel] = ch
+    return out

@@ -12,9 +12,10 @@ means the text is already there, which counts as sent.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -29,6 +30,7 @@ from tweepy.errors import (
     TwitterServerError,
     Unauthorized,
 )
+from twitter_text import parse_tweet
 
 from syndicator.channels import _net
 from syndicator.channels.base import (
@@ -39,6 +41,8 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
+from syndicator.channels.kind import ChannelKind
+from syndicator.config import ChannelConfig, secret
 
 DEFAULT_LIMIT = 280
 # How far before the row's frozen time a matching tweet may be (clock skew between us and X).
@@ -219,3 +223,66 @@ class TwitterChannel:
 
 def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+# --- the kind: config, secrets, length, handles ---------------------------------------------
+
+_TWITTER_URL = re.compile(
+    r"^(?:https?://)?(?:www\.|mobile\.)?(?:twitter|x)\.com/@?([A-Za-z0-9_]+)", re.IGNORECASE
+)
+_TWITTER = re.compile(r"[A-Za-z0-9_]{1,15}")
+_PROFILE_URL = re.compile(r"^https?://(?:www\.)?(?:twitter\.com|x\.com)/([^/?#]+)")
+
+
+def twitter_handle(value: Any) -> str:
+    """ "@name", "name" or a profile URL -> "name"; "" when it is not a valid X handle."""
+    v = str(value or "").strip()
+    m = _TWITTER_URL.match(v)
+    v = m.group(1) if m else v.lstrip("@")
+    return v if _TWITTER.fullmatch(v) else ""
+
+
+class TwitterConfig(ChannelConfig):
+    type: Literal["twitter"]
+    api_url: str = "https://api.x.com"
+
+
+class TwitterKind(ChannelKind):
+    """X: twitter-text v3 weighted length (URLs 23, CJK and emoji 2)."""
+
+    name = "twitter"
+    config = TwitterConfig
+    secrets = ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
+    default_limit = DEFAULT_LIMIT
+    unknown_policy = TwitterChannel.unknown_policy
+    has_handles = True
+    aliases = ("x",)
+
+    def count(self, text: str) -> int:
+        return parse_tweet(text).weightedLength
+
+    def source_handle(self, value: str) -> str:
+        m = _PROFILE_URL.match(value)
+        return (m.group(1) if m else value).lstrip("@")
+
+    def handle(self, value: Any) -> str:
+        return twitter_handle(value)
+
+    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> TwitterChannel:
+        return TwitterChannel(
+            cfg.name,
+            api_key=secrets["API_KEY"],
+            api_secret=secrets["API_SECRET"],
+            access_token=secrets["ACCESS_TOKEN"],
+            access_token_secret=secrets["ACCESS_TOKEN_SECRET"],
+            api_url=cfg.api_url or "https://api.x.com",
+            timeout=timeout,
+            limit=cfg.limit,
+        )
+
+    def endpoint(self, cfg: Any) -> str:
+        return cfg.api_url
+
+    def account(self, cfg: Any) -> str | None:
+        token = secret(cfg.name, "access_token")
+        return token and f"{cfg.api_url.rstrip('/')}|{token}"

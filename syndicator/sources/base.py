@@ -15,15 +15,34 @@ from typing import Any
 @dataclass
 class Guest:
     name: str
-    twitter: str | None = None
-    mastodon: str | None = None
-    bluesky: str | None = None
     website: str | None = None
     avatar: str | None = None
     title: str | None = None
+    # the guest's handle per channel kind: {kind name: handle as the source wrote it}
+    handles: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> str | None:
+        # `guest.<kind>` reads that kind's handle (None when the guest has none there).
+        if name.startswith("_") or name == "handles":
+            raise AttributeError(name)
+        return self.__dict__.get("handles", {}).get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # each handle also under its kind's name, as stored and shown before `handles`
+        return {**asdict(self), **self.handles}
+
+
+def _hashed_guest(g: Guest) -> dict[str, Any]:
+    """A guest as content_hash has always seen it: each handle under its kind's name, and
+    None for every installed kind with handles the guest has none on (so the hashes of
+    stored episodes stay the same)."""
+    from syndicator.plugins import handle_kinds  # the installed plugins
+
+    out: dict[str, Any] = {"name": g.name, "website": g.website, "avatar": g.avatar}
+    out["title"] = g.title
+    out.update({k.name: None for k in handle_kinds()})
+    out.update(g.handles)
+    return out
 
 
 @dataclass
@@ -81,6 +100,7 @@ class EpisodeData:
         data = asdict(self)
         for k in ("file_hash", "path", "guid"):
             data.pop(k, None)
+        data["guests"] = [_hashed_guest(g) for g in self.guests]
         raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()
 

@@ -739,16 +739,17 @@ def _words(value: Any) -> list[str]:
     return list(out)
 
 
-def _handle(value: Any, kind: str) -> str | None:
-    s = _text(value)
-    if not s or s == "#":
-        return None
-    if kind in ("twitter", "bluesky"):
-        m = re.match(r"^https?://(?:www\.)?(?:twitter\.com|x\.com|bsky\.app/profile)/([^/?#]+)", s)
-        if m:
-            s = m.group(1)
-        s = s.lstrip("@")
-    return s or None
+def _handles(fm: dict[str, Any], prefix: str) -> dict[str, str]:
+    """`<prefix>_<kind>` for every installed channel kind with handles, as that kind
+    cleans a front matter value (e.g. a profile URL -> the handle)."""
+    from syndicator.plugins import handle_kinds
+
+    out: dict[str, str] = {}
+    for kind in handle_kinds():
+        s = _text(fm.get(f"{prefix}_{kind.name}"))
+        if s and s != "#" and (h := kind.source_handle(s)):
+            out[kind.name] = h
+    return out
 
 
 def _guests(fm: dict[str, Any]) -> list[Guest]:
@@ -767,9 +768,7 @@ def _guests(fm: dict[str, Any]) -> list[Guest]:
         guests.append(
             Guest(
                 name=unescape_entities(name),
-                twitter=_handle(fm.get(f"{prefix}_twitter"), "twitter"),
-                mastodon=_handle(fm.get(f"{prefix}_mastodon"), "mastodon"),
-                bluesky=_handle(fm.get(f"{prefix}_bluesky"), "bluesky"),
+                handles=_handles(fm, prefix),
                 website=None if website in (None, "#") else website,
                 avatar=_text(fm.get(f"{prefix}_avatar")),
                 title=unescape_entities(_text(fm.get(f"{prefix}_title")) or "") or None,

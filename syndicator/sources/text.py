@@ -898,9 +898,7 @@ def _clean_guest(g: Guest) -> Guest | None:
         g,
         name=name,
         title=clean_text(g.title) or None if g.title else None,
-        twitter=clean_text(g.twitter) or None if g.twitter else None,
-        mastodon=clean_text(g.mastodon) or None if g.mastodon else None,
-        bluesky=clean_text(g.bluesky) or None if g.bluesky else None,
+        handles={k: h for k, v in g.handles.items() if (h := clean_text(v))},
         website=strip_controls(g.website).strip() or None if g.website else None,
         avatar=strip_controls(g.avatar).strip() or None if g.avatar else None,
     )

@@ -32,6 +32,23 @@ def event_dict(e: EpisodeEvent) -> dict[str, Any]:
     return {"at": iso(e.at), "event": e.event, "detail": e.detail}
 
 
+_GUEST_KEYS = ("name", "website", "avatar", "title")
+
+
+def _guest_dict(g: dict[str, Any]) -> dict[str, Any]:
+    """A stored guest: its fields, `handles` ({kind: handle}) and each handle beside them
+    under its kind's name (rows stored before `handles` have only those)."""
+    from syndicator.plugins import handle_kinds  # the installed plugins
+
+    handles = dict(g.get("handles") or {})
+    for k, v in g.items():
+        if k not in _GUEST_KEYS and k != "handles" and isinstance(v, str) and v:
+            handles.setdefault(k, v)
+    out = {k: g.get(k) for k in _GUEST_KEYS}
+    flat = {k.name: handles.get(k.name) for k in handle_kinds()}  # None: no handle there
+    return {**out, **flat, **handles, "handles": handles}
+
+
 def episode_dict(ep: Episode, history: list[EpisodeEvent] | None = None) -> dict[str, Any]:
     """`history`: the episode's identity decisions (why posts were or were not merged)."""
     return {
@@ -44,13 +61,7 @@ def episode_dict(ep: Episode, history: list[EpisodeEvent] | None = None) -> dict
         "title": ep.title,
         "date": iso(ep.date),
         "url": ep.url,
-        "guests": [
-            {
-                k: g.get(k)
-                for k in ("name", "twitter", "mastodon", "bluesky", "website", "avatar", "title")
-            }
-            for g in ep.guests
-        ],
+        "guests": [_guest_dict(g) for g in ep.guests],
         "tags": list(ep.tags),
         "categories": list(ep.categories),
         "enclosure": (

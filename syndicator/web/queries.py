@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -212,18 +211,10 @@ def deliveries_page(
 
 
 def _endpoint(ch: ChannelConfig) -> str:
-    if ch.type == "twitter":
-        return ch.api_url
-    if ch.type == "mastodon":
-        return ch.instance
-    if ch.type == "bluesky":
-        return ch.service + (f" as {ch.handle}" if ch.handle else "")
-    if ch.url:
-        # Apprise URLs often carry tokens in the path even when they shouldn't: show the
-        # scheme only.
-        scheme = urlsplit(ch.url).scheme or "apprise"
-        return f"{scheme}://…"
-    return "(URL from the environment)"
+    from syndicator.plugins import kinds
+
+    k = kinds().get(ch.type)
+    return k.endpoint(ch) if k is not None else ""
 
 
 def _dur(value: timedelta | None) -> str | None:

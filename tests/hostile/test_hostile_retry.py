@@ -16,8 +16,8 @@ import pytest
 from sqlmodel import select
 
 from syndicator.channels.base import TransientError
+from syndicator.channels.ping import PingChannel
 from syndicator.config import ChannelConfig
-from syndicator.directory.ping import PingChannel
 from syndicator.pipeline import run_once
 from syndicator.retry_after import MAX_RETRY_AFTER
 from syndicator.store.db import session, upgrade

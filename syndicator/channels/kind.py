@@ -1,0 +1,95 @@
+"""A channel kind: everything syndicator knows about one network, in one object.
+
+Kinds are plugins. Each registers a `ChannelKind` subclass in the `syndicator.channels`
+entry-point group (the built-in ones too, in syndicator's own pyproject.toml):
+
+    [project.entry-points."syndicator.channels"]
+    mastodon = "syndicator.channels.mastodon:MastodonKind"
+
+The rest of syndicator never names a network: it asks the kind (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from syndicator.channels.base import Channel
+    from syndicator.config import ChannelConfig
+
+
+class ChannelKind:
+    """Subclass this; override what differs. Instances hold no state."""
+
+    # the `type` in [[channels]]; also the entry point's name
+    name: ClassVar[str] = ""
+    # the kind's config model: a ChannelConfig subclass with `type: Literal["<name>"]`;
+    # None for a kind that is never configured by hand (the feed pings)
+    config: ClassVar[type[ChannelConfig] | None] = None
+    # SYNDICATOR_<CHANNEL>_<KEY> variables the kind needs, in the order they are reported
+    secrets: ClassVar[tuple[str, ...]] = ()
+    # post length limit when neither the config nor the network says otherwise
+    default_limit: ClassVar[int] = 500
+    # what the sender does with an `unknown` row: "idempotent" (resend is safe),
+    # "readback" (ask the network with `reconcile`), "none" (a person decides)
+    unknown_policy: ClassVar[str] = "none"
+    # guests have handles on this network: front matter `guest_<name>`, [handles] key <name>
+    has_handles: ClassVar[bool] = False
+    # other keys in [handles] and in `fit.count` that mean this kind (e.g. "x")
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # a channel that exists without a [[channels]] entry, and whose name is reserved
+    implicit_channel: ClassVar[str | None] = None
+    implicit_purpose: ClassVar[str] = ""  # what that channel is, for the reserved-name error
+    # a folder with this kind's default template(s) `<name>.j2`, searched after the
+    # user's and the shipped folders (third-party kinds ship theirs here)
+    templates: ClassVar[Path | None] = None
+
+    # -- counting
+
+    def count(self, text: str) -> int:
+        """The length of `text` as the network measures it against its limit."""
+        return len(text)
+
+    # -- guests' handles
+
+    def source_handle(self, value: str) -> str:
+        """What a source stores from a front matter value (a light clean-up)."""
+        return value.strip()
+
+    def handle(self, value: Any) -> str:
+        """A handle normalised for this network; "" when it is not a usable one."""
+        return str(value or "").strip().lstrip("@")
+
+    def mention(self, handle: str) -> str:
+        """The text that mentions an already normalised handle."""
+        return "@" + handle if handle else ""
+
+    # -- channels
+
+    def check(self, cfg: Any) -> None:
+        """Raise ConfigurationError for settings the kind needs (checked before secrets)."""
+
+    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> Channel:
+        """The channel for `cfg`; raise ValueError or ConfigurationError when it can't be."""
+        raise NotImplementedError
+
+    def implicit(self, settings: Any, timeout: float) -> Channel | None:
+        """The implicit channel for these settings, or None when it has nothing to do."""
+        return None
+
+    def endpoint(self, cfg: Any) -> str:
+        """What the web page shows as where the channel posts (never a secret)."""
+        return ""
+
+    def account(self, cfg: Any) -> str | None:
+        """Text that picks the account the channel posts as (endpoint and the secret or
+        handle), or None when nothing names it; only a hash of it is stored."""
+        return None
+
+    def account_key(self, cfg: Any) -> str | None:
+        who = self.account(cfg)
+        if not who:
+            return None
+        return hashlib.sha256(f"syndicator-account|{self.name}|{who}".encode()).hexdigest()[:24]
