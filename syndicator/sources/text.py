@@ -44,6 +44,7 @@ from markdown_it import MarkdownIt
 
 from syndicator.sources import bounds
 from syndicator.sources.base import Chapter, EpisodeData, Guest, ProblemData
+from syndicator.textutil import html_to_text
 from syndicator.timeutil import parse_clock, parse_duration
 
 # ---------------------------------------------------------------------------
@@ -955,7 +956,6 @@ _CHAPTER = re.compile(
     r"\s*(?:--|–|—|-|:|\|)\s*(\S.*?)\s*$"
 )
 _MD_REFLINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
 _CHAPTER_TYPO = re.compile(  # 1:11-20, 1.11.20, 1:11;20: a typo for H:MM:SS
     r"^\s{0,3}(?:[-*+]|\d+[.)])\s+[\[(]?((\d{1,2})(?::(?!\d\d:)|\.)([0-5]\d)[-.;:]([0-5]\d))"
     r"[\])]?\s*(?:--|–|—|-|:|\|)\s*(\S.*?)\s*$"
@@ -974,10 +974,9 @@ def plain_text(md: str) -> str:
     if not _MD_INLINE.search(md):
         return " ".join(md.split())  # nothing Markdown would change: skip the parser
     out = _markdown().renderInline(_MD_REFLINK.sub(r"\1", md))
-    out = _IMG_ALT.sub(r"\1", out)  # an image keeps its alt text
-    out = _SCRIPT.sub(" ", out) if "<" in out else out  # what a browser would not show
-    # markdown-it escapes every '<' and '&' of text, so what is left is tags and references
-    return " ".join(html.unescape(_HTML_TAG.sub("", out)).split())
+    # markdown-it escapes every '<' and '&' of text, so what is left is tags and references:
+    # the one HTML-to-text routine reads them (an image keeps its alt text).
+    return html_to_text(_IMG_ALT.sub(r"\1", out))
 
 
 def unescape_entities(s: str) -> str:
