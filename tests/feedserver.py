@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.base import QuietHTTPServer
 
 __all__ = [
     "FeedServer",
@@ -66,7 +68,7 @@ class RequestRecord:
     status: int = 0
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True

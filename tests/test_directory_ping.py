@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +19,7 @@ import pytest
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError
 from syndicator.channels.ping import PingChannel, notify_url, ping_kind, ping_targets
 from syndicator.config import FeedConfig
+from tests.fakes.base import QuietHTTPServer
 
 FEED = "https://show.example.org/podcast/feed.xml"
 
@@ -72,7 +73,7 @@ def serve_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     rec.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
