@@ -117,3 +117,16 @@ def web(tmp_path: Path) -> Iterator[Any]:
     ids = seed(engine)
     with running(settings) as server:
         yield Site(settings, engine, ids, server)
+
+
+@pytest.fixture
+def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A seeded store and the admin page serving it with a password (from the environment)."""
+    from test_web_support import PASSWORD, Site, engine_for, running, seed, web_settings
+
+    monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", PASSWORD)
+    settings = web_settings(tmp_path)
+    engine = engine_for(settings)
+    ids = seed(engine)
+    with running(settings) as server:
+        yield Site(settings, engine, ids, server)

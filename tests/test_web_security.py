@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,17 +25,6 @@ from syndicator import config
 from syndicator.store.db import dispose_all
 from syndicator.web import auth
 from syndicator.web.server import WebServer, WebServerError, serve
-
-
-@pytest.fixture
-def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    """A server with a password (from the environment), seeded."""
-    monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", PASSWORD)
-    settings = web_settings(tmp_path)
-    engine = engine_for(settings)
-    ids = seed(engine)
-    with running(settings) as server:
-        yield Site(settings, engine, ids, server)
 
 
 def test_without_a_login_everything_but_health_is_closed(locked: Site) -> None:

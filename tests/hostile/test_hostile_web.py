@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,6 @@ from test_web_support import (
     form_token,
     login,
     running,
-    seed,
     web_settings,
 )
 
@@ -30,16 +28,6 @@ from syndicator import config
 from syndicator.web import auth
 from syndicator.web.server import WebServer, WebServerError
 from tests.hostile.conftest import popen_cli, run_cli
-
-
-@pytest.fixture
-def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    monkeypatch.setenv("SYNDICATOR_WEB_PASSWORD", PASSWORD)
-    settings = web_settings(tmp_path)
-    engine = engine_for(settings)
-    ids = seed(engine)
-    with running(settings) as server:
-        yield Site(settings, engine, ids, server)
 
 
 @pytest.mark.parametrize(
