@@ -15,7 +15,7 @@ from lxml import etree
 from syndicator.sources.text import clean_text
 from tests.conftest import EXAMPLE_SITE
 from tests.feedserver import FeedServer
-from tests.hostile.conftest import run_cli
+from tests.hostile.conftest import run_cli, site_config
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 PSC_NS = "http://podlove.org/simple-chapters"
@@ -111,23 +111,10 @@ def test_control_characters_and_markup_never_reach_any_output(
     (site / "_posts/podcast/2026-11-27-8-hostile.md").write_text(
         POST.replace("{ESC}", "\x1b").replace("{BEL}", "\a"), encoding="utf-8"
     )
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-link = "https://shipping-it.example"
-feed_url = "https://shipping-it.example/podcast/feed.xml"
-description = "A show."
-timezone = "UTC"
-[database]
-url = "sqlite:///s.db"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
-guid = "{{site.url}}/podcast/{{slug}}"
+    cfg = site_config(
+        tmp_path,
+        site,
+        extra=f"""
 [[sources]]
 name = "partner"
 type = "feed"
@@ -145,7 +132,8 @@ dry_run = true
 [[feeds]]
 name = "main"
 path = "public/feed.xml"
-""")
+""",
+    )
     ran = run_cli(cfg, "run-once", "--now", "2026-11-28T12:00:00Z", "--force")
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
