@@ -156,6 +156,11 @@ def parse_feed(
     return result
 
 
+def _first_three(items: list[str], sep: str) -> str:
+    """The first three of a problem's items, and " ..." when there are more."""
+    return sep.join(items[:3]) + (" ..." if len(items) > 3 else "")
+
+
 def _parse_feed(
     body: bytes, url: str, content_type: str, categories: list[str], tz: tzinfo
 ) -> ParsedFeed:
@@ -332,7 +337,7 @@ def _parse_feed(
             ),
         )
     if no_key:
-        shown = ", ".join(repr(t) for t in no_key[:3]) + (" ..." if len(no_key) > 3 else "")
+        shown = _first_three([repr(t) for t in no_key], ", ")
         problems.append(
             problem(
                 url,
@@ -344,7 +349,7 @@ def _parse_feed(
             )
         )
     if range_notes:
-        shown = "; ".join(range_notes[:3]) + (" ..." if len(range_notes) > 3 else "")
+        shown = _first_three(range_notes, "; ")
         problems.append(
             problem(
                 url,
@@ -355,7 +360,7 @@ def _parse_feed(
             )
         )
     if many_tags:
-        shown = "; ".join(many_tags[:3]) + (" ..." if len(many_tags) > 3 else "")
+        shown = _first_three(many_tags, "; ")
         problems.append(
             problem(
                 url,
