@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from syndicator.announce.outbox import (
@@ -31,6 +32,7 @@ from syndicator.channels.base import (
     Channel,
     PermanentError,
     Post,
+    Progress,
     Sent,
     TransientError,
     UnknownOutcome,
@@ -87,7 +89,31 @@ def _finish(engine: Engine, delivery_id: int, owner: str, **values: Any) -> bool
         return deliveries.finish(s, delivery_id, owner, **values)
 
 
-def to_post(row: Delivery) -> Post:
+def _progress_saver(
+    engine: Engine, delivery_id: int, owner: str
+) -> Callable[[dict[str, Any]], None]:
+    """Stores a channel's mid-send progress on the row, while this process holds it."""
+
+    def save(values: dict[str, Any]) -> None:
+        try:
+            with session(engine, write=True) as s:
+                kept = deliveries.save_progress(s, delivery_id, owner, values)
+        except SQLAlchemyError as exc:
+            raise TransientError(
+                f"could not record the send's progress in the database ({exc}); "
+                "nothing more was sent, will retry"
+            ) from exc
+        if not kept:
+            raise TransientError(
+                "this process no longer holds the delivery (its lease ran out); "
+                "nothing more was sent"
+            )
+
+    return save
+
+
+def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None) -> Post:
+    """The row as a Post; `save` stores what the channel records mid-send (Progress)."""
     payload = row.payload or {}
     return Post(
         delivery_id=row.id or 0,
@@ -103,6 +129,7 @@ def to_post(row: Delivery) -> Post:
         target=row.target,
         feed_url=payload.get("feed_url"),
         extra={"langs": payload["langs"]} if payload.get("langs") else {},
+        progress=Progress(payload.get("progress") or {}, save),
     )
 
 
@@ -183,7 +210,7 @@ def _send_one(
     stats: SendStats,
     on_event: Callable[[Delivery, str], None] | None,
 ) -> None:
-    post = to_post(row)
+    post = to_post(row, _progress_saver(engine, row.id or 0, owner))
     max_attempts = (cfg.max_attempts if cfg and cfg.max_attempts else None) or (
         settings.announce.max_attempts
     )

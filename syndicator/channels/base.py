@@ -6,6 +6,7 @@ either return where it went or raise one of the errors below.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,6 +43,38 @@ class UnknownOutcome(SendError):
     """The request may have reached the network (timeout after sending, reset, 5xx)."""
 
 
+class Progress:
+    """What earlier attempts at one delivery recorded mid-send; kept on its row.
+
+    A post that takes more than one request (Threads: create a container, then publish
+    it) records the first step's result before taking the next, so the attempt after a
+    crash or a lost answer continues from it instead of doing the first step again.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any] | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._values = dict(values or {})
+        # stores the values on the row; raises TransientError when it can't (the lease
+        # was lost, the database failed): the next step must then not be taken
+        self._save = save
+
+    def get(self, key: str) -> Any:
+        return self._values.get(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def record(self, **values: Any) -> None:
+        """Store these values (None removes a key); returns only once they are kept."""
+        merged = {k: v for k, v in {**self._values, **values}.items() if v is not None}
+        if self._save is not None:
+            self._save(merged)
+        self._values = merged
+
+
 @dataclass(frozen=True)
 class Post:
     """What a delivery row froze: the same bytes go out on every attempt."""
@@ -59,6 +92,8 @@ class Post:
     target: str | None = None  # pings: the hub or endpoint URL
     feed_url: str | None = None  # pings: the feed that changed
     extra: dict[str, Any] = field(default_factory=dict)
+    # what earlier attempts recorded mid-send (multi-step posts); see Progress
+    progress: Progress = field(default_factory=Progress, compare=False)
 
 
 @dataclass

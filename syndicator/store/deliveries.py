@@ -100,6 +100,21 @@ def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+def save_progress(s: Session, delivery_id: int, owner: str, progress: dict[str, Any]) -> bool:
+    """Keep what a multi-step send has done so far (payload["progress"]), only while
+    `owner` holds the row's lease."""
+    row = s.exec(
+        select(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
+        .with_for_update()
+    ).first()
+    if row is None:
+        return False
+    row.payload = {**(row.payload or {}), "progress": progress}
+    s.add(row)
+    return True
+
+
 def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
     """When the channel last sent anything (its newest `sent` row)."""
     return s.exec(

@@ -4,6 +4,7 @@
 - `FakeMastodon` (mastodon.py): mastodon-mock behind a fault-injecting proxy.
 - `FakePDS` (pds.py): a Bluesky PDS's session, repo and identity methods.
 - `FakeWebhook` (webhook.py): json:// / form:// receiver and Discord's webhook API.
+- `FakeThreads` (threads.py): Meta's Threads API: containers, publishing, insights.
 
 All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
 `f.fail_next()`, `f.rate_limit_next()`, `f.hang_next()`, `f.drop_next()`,
@@ -13,6 +14,7 @@ All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
 from .base import FakeServer, Fault, Received, Reply, refused_url
 from .mastodon import FakeMastodon
 from .pds import FakePDS
+from .threads import FakeThreads
 from .webhook import FakeWebhook
 from .xapi import FakeX
 
@@ -20,6 +22,7 @@ __all__ = [
     "FakeMastodon",
     "FakePDS",
     "FakeServer",
+    "FakeThreads",
     "FakeWebhook",
     "FakeX",
     "Fault",

@@ -6,6 +6,7 @@ Prints one JSON line: for each fake its base URL and the environment a channel n
 (channel names "x", "mastodon", "bluesky", "hook"), then serves until SIGTERM/SIGINT
 (or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
 GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
+Threads too: `--only threads`, channel name "threads" (its `api_url` and `user_id` printed).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Any
 
 from .mastodon import FakeMastodon
 from .pds import FakePDS
+from .threads import FakeThreads
 from .webhook import FakeWebhook
 from .xapi import FakeX
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve")
-    parser.add_argument("--only", default="x,mastodon,bluesky,webhook")
+    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,threads")
     parser.add_argument(
         "--stdin", action="store_true", help="also stop when stdin closes (for a parent process)"
     )
@@ -54,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
             "handle": pds.handle,
             "env": pds.env("bluesky"),
         }
+    if "threads" in wanted:
+        th = FakeThreads().start()
+        started.append(th)
+        info["threads"] = {"url": th.url, "api_url": th.api_url, "user_id": th.user_id,
+                           "env": th.env("threads")}  # fmt: skip
     if "webhook" in wanted:
         hook = FakeWebhook().start()
         started.append(hook)
