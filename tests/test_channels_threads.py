@@ -83,7 +83,9 @@ def channel(fake: FakeThreads, monkeypatch: pytest.MonkeyPatch, **cfg: object) -
 # ---- sent ---------------------------------------------------------------------------------
 
 
-def test_send_creates_a_container_records_it_then_publishes_it(th: FakeThreads, monkeypatch) -> None:
+def test_send_creates_a_container_records_it_then_publishes_it(
+    th: FakeThreads, monkeypatch
+) -> None:
     saved = Saved(th)
     sent = channel(th, monkeypatch).send(post(save=saved))
     [create] = th.creates()
@@ -202,7 +204,9 @@ def test_connection_refused_is_transient(monkeypatch) -> None:
 def test_too_long_is_permanent_with_metas_message(th: FakeThreads, monkeypatch) -> None:
     with pytest.raises(PermanentError) as info:
         channel(th, monkeypatch).send(post("x" * 501))
-    assert "at most 500 characters" in info.value.message and "subcode 2207006" in info.value.message
+    assert (
+        "at most 500 characters" in info.value.message and "subcode 2207006" in info.value.message
+    )
     assert info.value.status == 400
 
 

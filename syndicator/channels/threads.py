@@ -363,7 +363,7 @@ class ThreadsConfig(ChannelConfig):
         if v and not (v.isdigit() or v == "me"):
             raise ValueError(
                 f"user_id {v!r} is not a Threads user id: use the digits that "
-                "GET /me?fields=id answers with the token (or \"me\")"
+                'GET /me?fields=id answers with the token (or "me")'
             )
         return v
 

@@ -97,7 +97,9 @@ class FakeThreads(FakeServer):
 
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         reply = _error(429, "Application request limit reached", 4, is_transient=True)
-        reply.headers["Retry-After"] = str(int(retry_after if retry_after is not None else reset_in))
+        reply.headers["Retry-After"] = str(
+            int(retry_after if retry_after is not None else reset_in)
+        )
         return reply
 
     # ---- test helpers --------------------------------------------------------------------
