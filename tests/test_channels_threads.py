@@ -459,3 +459,22 @@ def test_progress_is_saved_only_by_the_lease_holder(sqlite_url: str) -> None:
     with session(engine) as s:
         got = deliveries.by_id(s, rid)
         assert got is not None and got.payload == {"url": URL, "progress": {"container_id": "7"}}
+
+
+def test_installing_threads_changes_no_stored_hash_but_its_handles_count() -> None:
+    from syndicator.sources.base import EpisodeData, Guest
+
+    def ep(**handles: str) -> EpisodeData:
+        return EpisodeData(
+            guid="g", title="T", date=datetime(2026, 1, 1, tzinfo=UTC), key="k",
+            guests=[Guest(name="A", handles=dict(handles))],
+        )  # fmt: skip
+
+    from syndicator.plugins import handle_kinds
+    from syndicator.sources.base import _hashed_guest
+
+    assert "threads" in {k.name for k in handle_kinds()}
+    # a guest without a Threads handle hashes as before Threads was installed
+    assert "threads" not in _hashed_guest(Guest(name="A"))
+    assert _hashed_guest(Guest(name="A", handles={"threads": "ann"}))["threads"] == "ann"
+    assert ep().content_hash() != ep(threads="ann").content_hash()

@@ -320,6 +320,7 @@ class BlueskyKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = BlueskyChannel.unknown_policy
     has_handles = True
+    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
 
     def count(self, text: str) -> int:
         return grapheme.length(text)

@@ -37,6 +37,11 @@ class ChannelKind:
     unknown_policy: ClassVar[str] = "none"
     # guests have handles on this network: front matter `guest_<name>`, [handles] key <name>
     has_handles: ClassVar[bool] = False
+    # An episode's content hash shows this kind's key for a guest without a handle on it
+    # (as None). True only on the kinds that were built in when the hash was defined, so
+    # stored hashes stay the same; a kind added later leaves it False, so installing it
+    # does not make every stored episode look changed.
+    hashes_absent_handle: ClassVar[bool] = False
     # other keys in [handles] and in `fit.count` that mean this kind (e.g. "x")
     aliases: ClassVar[tuple[str, ...]] = ()
     # a channel that exists without a [[channels]] entry, and whose name is reserved

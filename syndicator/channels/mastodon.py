@@ -307,6 +307,7 @@ class MastodonKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = MastodonChannel.unknown_policy
     has_handles = True
+    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
 
     def count(self, text: str) -> int:
         return grapheme.length(mastodon_countable(text))

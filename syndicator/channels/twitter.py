@@ -256,6 +256,7 @@ class TwitterKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = TwitterChannel.unknown_policy
     has_handles = True
+    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
     aliases = ("x",)
 
     def count(self, text: str) -> int:

@@ -40,7 +40,7 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
 
     out: dict[str, Any] = {"name": g.name, "website": g.website, "avatar": g.avatar}
     out["title"] = g.title
-    out.update({k.name: None for k in handle_kinds()})
+    out.update({k.name: None for k in handle_kinds() if getattr(k, "hashes_absent_handle", False)})
     out.update(g.handles)
     return out
 
