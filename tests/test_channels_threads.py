@@ -478,3 +478,59 @@ def test_installing_threads_changes_no_stored_hash_but_its_handles_count() -> No
     assert "threads" not in _hashed_guest(Guest(name="A"))
     assert _hashed_guest(Guest(name="A", handles={"threads": "ann"}))["threads"] == "ann"
     assert ep().content_hash() != ep(threads="ann").content_hash()
+
+
+def test_sigkill_between_the_two_steps_never_posts_twice(
+    tmp_path: Path, site: Path, th: FakeThreads
+) -> None:
+    """`run-once` killed after a container was made, after it was recorded, and after it
+    was published (answer lost): each episode is on Threads exactly once in the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    day = datetime.now(UTC) - timedelta(hours=2)
+    for i in range(3):
+        (site / "_posts" / "podcast" / f"{day:%Y-%m-%d}-{200 + i}-two-steps-{i}.md").write_text(
+            f'---\ntitle: "Two Steps Episode {i}"\ndate: {day:%Y-%m-%d %H:%M:%S} +0000\n'
+            f'category: "podcast"\n---\nBody {i}.\n'
+        )
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
+        'window = "1d"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
+        f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
+        f'[[channels]]\nname = "threads"\ntype = "threads"\napi_url = "{th.api_url}"\n'
+        f'user_id = "{th.user_id}"\ntimeout = "20s"\n'
+    )
+    env = {**os.environ, **th.env("threads")}
+    cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"]
+
+    def kill_when(path: str, count: int) -> None:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            assert th.wait_for_request("POST", path, count=count, timeout=60)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        time.sleep(1.2)  # the killed process's lease runs out
+
+    th.hang_next(seconds=30, store=True, method="POST", path="/threads$")
+    kill_when("/threads$", 1)  # a container exists, its id never reached the row
+    th.hang_next(seconds=30, store=False, method="POST", path="threads_publish$")
+    kill_when("threads_publish$", 1)  # a container recorded, not published
+    th.hang_next(seconds=30, store=True, method="POST", path="threads_publish$")
+    kill_when("threads_publish$", 2)  # published, the answer lost
+    th.clear_faults()
+    for _ in range(2):
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    titles = sorted(t.text.split(": ", 1)[1].split(" https://")[0] for t in th.threads)
+    assert titles == [f"Two Steps Episode {i}." for i in range(3)], titles
+    assert len({t.container_id for t in th.threads}) == 3  # one container each, once
+    orphans = [c for c in th.containers.values() if c.status != "PUBLISHED"]
+    assert len(orphans) == 1  # made before the first kill, never recorded, never published
+    assert len(th.requests("GET", r"^/v1.0/\d+$")) > 3  # containers' status was asked
