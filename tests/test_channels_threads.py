@@ -534,3 +534,47 @@ def test_sigkill_between_the_two_steps_never_posts_twice(
     orphans = [c for c in th.containers.values() if c.status != "PUBLISHED"]
     assert len(orphans) == 1  # made before the first kill, never recorded, never published
     assert len(th.requests("GET", r"^/v1.0/\d+$")) > 3  # containers' status was asked
+
+
+def test_serve_runs_the_threads_fake_with_faults_over_http(monkeypatch) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.serve", "--only", "threads", "--stdin"],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())["threads"]
+        for k, v in info["env"].items():
+            monkeypatch.setenv(k, v)
+        conf = ChannelConfig.model_validate({"name": "threads", "type": "threads",
+                                             "api_url": info["api_url"],
+                                             "user_id": info["user_id"]})  # fmt: skip
+        ch = make_channel(conf, timeout=2)
+        fault = {"kind": "status", "status": 503, "method": "POST", "path": "threads_publish$"}
+        httpx.post(info["url"] + "/_fake/faults", json=fault).raise_for_status()
+        saved = Saved()
+        with pytest.raises(TransientError, match="503"):
+            ch.send(post(save=saved))
+        container = saved.values[0]["container_id"]
+        httpx.post(
+            info["url"] + f"/_fake/containers/{container}", json={"status": "EXPIRED"}
+        ).raise_for_status()
+        sent = ch.send(post(progress=saved.values[0]))
+        seen = httpx.get(info["url"] + "/_fake/received").json()
+        creates = [r for r in seen if r["method"] == "POST" and r["path"].endswith("/threads")]
+        assert len(creates) == 2 and sent.remote_id  # the expired container was replaced
+        assert [r["stored"] for r in seen if r["path"].endswith("threads_publish")] == [
+            False, True,
+        ]  # fmt: skip
+        ch.close()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
