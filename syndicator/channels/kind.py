@@ -45,6 +45,9 @@ class ChannelKind:
     # a folder with this kind's default template(s) `<name>.j2`, searched after the
     # user's and the shipped folders (third-party kinds ship theirs here)
     templates: ClassVar[Path | None] = None
+    # the podcast:socialInteract protocol of a post on this network, or None when its
+    # posts can't host comments ("activitypub", "atproto", "twitter", "nostr", ...)
+    interact_protocol: ClassVar[str | None] = None
 
     # -- counting
 
@@ -93,3 +96,18 @@ class ChannelKind:
         if not who:
             return None
         return hashlib.sha256(f"syndicator-account|{self.name}|{who}".encode()).hexdigest()[:24]
+
+    # -- the feed
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        """{"uri": ..., "accountId": ..., "accountUrl": ...} for a sent post (accountId and
+        accountUrl may be omitted), or None when it can't be said.
+
+        The default, for a kind with an `interact_protocol`: the post's URL (else its id)
+        as the uri, and no account."""
+        if not self.interact_protocol:
+            return None
+        uri = (remote_url or remote_id or "").strip()
+        return {"uri": uri} if uri else None
