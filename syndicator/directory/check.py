@@ -196,9 +196,13 @@ def unsafe_urls(where: str, nodes: Iterable[etree._Element]) -> Iterator[str]:
                 continue
             parent = value.getparent()
             name = parent.tag.rpartition("}")[2] if isinstance(parent.tag, str) else "?"
-            if name == "socialInteract" and value.is_attribute and value.attrname == "uri":
-                if scheme in _INTERACT_SCHEMES:
-                    continue
+            if (
+                name == "socialInteract"
+                and value.is_attribute
+                and value.attrname == "uri"
+                and scheme in _INTERACT_SCHEMES
+            ):
+                continue
             what = f"<{name}> {value.attrname}" if value.is_attribute else f"<{name}>"
             yield (
                 f"{where}: {UNSAFE_URL}: {what} {_short(str(value).strip())!r} is a {scheme}: "
