@@ -1,6 +1,7 @@
 """Run every fake in one process, for a syndicator running elsewhere (or by hand).
 
     .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook]
+    (add `podping` to --only for a fake podping.cloud: SYNDICATOR_PODPING_TOKEN in its env)
 
 Prints one JSON line: for each fake its base URL and the environment a channel needs
 (channel names "x", "mastodon", "bluesky", "hook"), then serves until SIGTERM/SIGINT
@@ -19,6 +20,7 @@ from typing import Any
 
 from .mastodon import FakeMastodon
 from .pds import FakePDS
+from .podping import FakePodping
 from .webhook import FakeWebhook
 from .xapi import FakeX
 
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         hook = FakeWebhook().start()
         started.append(hook)
         info["webhook"] = {"url": hook.url, "apprise_url": f"json://127.0.0.1:{hook.port}/hook"}
+    if "podping" in wanted:  # not started by default: --only ...,podping
+        pp = FakePodping().start()
+        started.append(pp)
+        info["podping"] = {"url": pp.url, "podping_url": pp.url + "/", "env": pp.env()}
     print(json.dumps(info), flush=True)
 
     done = threading.Event()
