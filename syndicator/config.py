@@ -398,7 +398,7 @@ class FeedConfig(_Base):
             return None  # true: the default, every channel that can host comments
         if isinstance(v, str):
             raise ValueError(
-                f'must be a list of channel names (e.g. ["masto", "bsky"]), or '
+                f'must be a list of channel names (e.g. ["news", "chat"]), or '
                 f'"disabled" / false; got {v!r}'
             )
         return v
