@@ -13,6 +13,7 @@ from lxml import etree
 from sqlmodel import select
 
 from syndicator import config
+from syndicator.checks import check_all
 from syndicator.config import ConfigError
 from syndicator.directory.extensions import PODCAST_NS
 from syndicator.pipeline import run_once
@@ -115,6 +116,12 @@ def test_no_token_fails_the_row_with_what_to_do(
     assert row.state == "failed"
     assert "SYNDICATOR_PODPING_TOKEN" in (row.last_error or "")
     assert "delivery retry" in (row.last_error or "")
+    # `syndicator check` says so before any pass
+    problems, _ = check_all(settings)
+    [p] = [p for p in problems if "PODPING" in p.message]
+    assert p.location == "feed main" and "export SYNDICATOR_PODPING_TOKEN=" in p.message
+    monkeypatch.setenv("SYNDICATOR_PODPING_TOKEN", podping.token)
+    assert not [p for p in check_all(settings)[0] if "PODPING" in p.message]
 
 
 def test_podping_and_medium_config(tmp_path: Path) -> None:
