@@ -198,6 +198,29 @@ def test_a_later_reshare_never_changes_the_uri(
     ]  # fmt: skip
 
 
+def test_a_hostile_post_url_is_left_out_and_the_feed_still_written(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net, social_interact=["masto", "bsky"])
+    run_once(settings, now=NOW)
+    feed = tmp_path / "public" / "feed.xml"
+    ep = min(ep for ep, _ in _sent(sqlite_url))
+    with session(upgrade(sqlite_url), write=True) as s:  # what a hostile instance answered
+        row = s.exec(
+            select(Delivery).where(Delivery.episode_id == ep, Delivery.channel == "masto")
+        ).one()
+        row.remote_url = "javascript:alert(1)//@alice/1"
+        s.add(row)
+    run_once(settings, now=NOW + timedelta(minutes=5))
+    xml = feed.read_bytes()
+    assert b"javascript:" not in xml
+    with session(upgrade(sqlite_url)) as s:
+        from syndicator.store.models import Episode
+
+        guid = s.get(Episode, ep).guid  # type: ignore[union-attr]
+    assert [t["protocol"] for t in _interacts(xml)[guid]] == ["atproto"]  # the rest stays
+
+
 def test_disabled_writes_protocol_disabled_and_no_threads(
     tmp_path: Path, sqlite_url: str, site: Path, net: Net
 ) -> None:

@@ -50,35 +50,36 @@ def social_interacts(
     from syndicator.plugins import kinds
 
     found = kinds()
-    posts = store_deliveries.first_sent_posts(s, [c.name for c in channels], SENT, POST_KINDS)
-    out: dict[int, list[SocialInteract]] = {}
-    problems: list[str] = []
+    # channel name -> (priority, its config, its kind, the protocol)
+    wanted: dict[str, tuple[int, Any, Any, str]] = {}
     for priority, cfg in enumerate(channels, 1):
         kind = found.get(cfg.type)
         protocol = getattr(kind, "interact_protocol", None)
-        if kind is None or not protocol:
+        if kind is not None and protocol:
+            wanted[cfg.name] = (priority, cfg, kind, protocol)
+    posts = store_deliveries.first_sent_posts(s, list(wanted), SENT, POST_KINDS)
+    out: dict[int, list[SocialInteract]] = {}
+    problems: list[str] = []
+    for (episode_id, channel), (remote_id, remote_url) in posts.items():
+        priority, cfg, kind, protocol = wanted[channel]
+        try:
+            got = kind.social_interact(cfg, remote_id, remote_url)
+        except Exception as exc:  # a third-party kind can fail in any way
+            problems.append(
+                f"feed {feed.name!r}: channel {cfg.name!r} could not say the "
+                f"socialInteract of episode {episode_id}'s post ({exc}); left out"
+            )
             continue
-        for (episode_id, channel), (remote_id, remote_url) in posts.items():
-            if channel != cfg.name:
-                continue
-            try:
-                got = kind.social_interact(cfg, remote_id, remote_url)
-            except Exception as exc:  # a third-party kind can fail in any way
+        tag = _tag(protocol, priority, got)
+        if tag is None:
+            if got:  # None from the kind means "can't be said": nothing to report
                 problems.append(
-                    f"feed {feed.name!r}: channel {cfg.name!r} could not say the "
-                    f"socialInteract of episode {episode_id}'s post ({exc}); left out"
+                    f"feed {feed.name!r}: channel {cfg.name!r} gave episode {episode_id}'s "
+                    f"post the uri {str(got.get('uri'))[:80]!r}, which is not a URL an "
+                    "app can open; its socialInteract is left out"
                 )
-                continue
-            tag = _tag(protocol, priority, got)
-            if tag is None:
-                if got:  # None from the kind means "can't be said": nothing to report
-                    problems.append(
-                        f"feed {feed.name!r}: channel {cfg.name!r} gave episode {episode_id}'s "
-                        f"post the uri {str(got.get('uri'))[:80]!r}, which is not a URL an "
-                        "app can open; its socialInteract is left out"
-                    )
-                continue
-            out.setdefault(episode_id, []).append(tag)
+            continue
+        out.setdefault(episode_id, []).append(tag)
     for tags in out.values():
         tags.sort(key=lambda t: t.priority or 0)
     return out, problems
