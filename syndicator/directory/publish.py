@@ -354,7 +354,8 @@ def _publish_one(
             stored_guid = state.podcast_guid if state else None
             episodes = query_episodes(s, feed, now)
             # each episode's sent announcements, as its comment threads (interact.py)
-            social, social_problems = interact.social_interacts(s, settings, feed)
+            shown_ids = {ep.id for ep in episodes if ep.id is not None}
+            social, social_problems = interact.social_interacts(s, settings, feed, shown_ids)
         meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
         problems = list(meta.problems) + social_problems
         left_out: set[int] = set()
