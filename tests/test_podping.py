@@ -143,3 +143,22 @@ def test_podping_and_medium_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load('podping_url = "podping.cloud"\n')
     assert "must be an http(s) URL" in str(err.value)
+
+
+def test_podping_comes_after_the_other_pings_and_keeps_the_endpoints_query() -> None:
+    from syndicator.channels.ping import ping_kind, ping_targets
+    from syndicator.config import FeedConfig
+
+    feed = FeedConfig(
+        hubs=["https://hub.example/"], podcast_index=True, podping=True,
+        podping_url="https://pp.example/ping?v=1", medium="video",
+    )  # fmt: skip
+    targets = ping_targets(feed, FEED_URL)
+    assert targets[0] == "https://hub.example/"
+    assert targets[1].startswith("https://api.podcastindex.org/")
+    assert targets[2] == (
+        "https://pp.example/ping?v=1&url=https%3A%2F%2Fshow.example%2Ffeed.xml"
+        "&reason=update&medium=video"
+    )
+    assert ping_kind(targets[2], FEED_URL) == "notify"  # a GET, as podping.cloud wants
+    assert len(ping_targets(FeedConfig(podping=False), FEED_URL)) == 0
