@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +19,15 @@ from fakes import refused_url
 from fakes.nostr_relay import DUPLICATE, FakeRelay, event_id, matches
 from nostr_sdk import Event, EventBuilder, Keys, Kind, Nip19Event, Tag, Timestamp
 from pydantic import ValidationError
+from sqlmodel import select
 from websockets.sync.client import connect
 
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
 from syndicator.channels.nostr import DEFAULT_LIMIT, NostrChannel, NostrKind
 from syndicator.channels.registry import ConfigurationError, kind, make_channel
 from syndicator.config import ChannelConfig
+from syndicator.store.db import session, upgrade
+from syndicator.store.models import Delivery
 
 TIMEOUT = 2.0
 FROZEN = datetime(2026, 11, 27, 12, 0, 5, 250000, tzinfo=UTC)
@@ -358,3 +365,57 @@ def test_social_interact_is_the_nevent_and_the_npub(relay: FakeRelay, monkeypatc
     assert rebuilt["accountId"] == got["accountId"]
     assert Nip19Event.from_nostr_uri(rebuilt["uri"]).event_id().to_hex() == sent.remote_id
     assert k.social_interact(conf, None, None) is None  # type: ignore[attr-defined]
+
+
+# --- end to end: `syndicator run-once` --------------------------------------------------------
+
+
+def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SYNDICATOR_ZAP_NSEC": KEYS.secret_key().to_bech32()}
+    return subprocess.run(
+        [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), *args],
+        cwd=cfg.parent, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_run_once_signs_once_and_mentions_the_guests_npub(
+    tmp_path: Path, site: Path, relay: FakeRelay
+) -> None:
+    day = datetime.now(UTC) - timedelta(hours=2)
+    (site / "_posts" / "podcast" / f"{day:%Y-%m-%d}-200-zaps.md").write_text(
+        f'---\ntitle: "Zaps and Podcasts"\ndate: {day:%Y-%m-%d %H:%M:%S} +0000\n'
+        f'category: "podcast"\nguest: "Ayo"\nguest_nostr: "{GUEST.to_bech32()}"\n'
+        'tags: ["lets-encrypt", "nostr"]\nmp3_bytes: "100"\nmp3_duration: "2:00"\n---\nBody.\n'
+    )
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        '[database]\nurl = "sqlite:///s.db"\n[announce]\nretry_base = "1s"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        'episode_url = "{site.url}/podcast/{slug}"\n'
+        f'[[channels]]\nname = "zap"\ntype = "nostr"\nrelays = ["{relay.ws_url}"]\n'
+        'timeout = "2s"\n'
+    )
+    relay.drop_next(store=False, method="EVENT", path="Zaps")  # the first try is lost
+    first = _cli(cfg, "run-once")
+    assert first.returncode in (0, 1), first.stderr
+    with session(upgrade(f"sqlite:///{tmp_path / 's.db'}")) as s:
+        [row] = [d for d in s.exec(select(Delivery)).all() if "Zaps" in d.text]
+    assert row.state == "unknown"
+    assert not any("Zaps" in n["content"] for n in relay.notes())
+    signed = row.payload["frozen"]["event"]  # frozen before the relay was contacted
+    for _ in range(10):  # until the back-off lets the row go again
+        time.sleep(1.2)
+        _cli(cfg, "run-once")
+        if any("Zaps" in n["content"] for n in relay.notes()):
+            break
+    [note] = [n for n in relay.notes() if "Zaps" in n["content"]]
+    assert note == signed  # the same signature: signed once, sent as frozen
+    assert f", with nostr:{GUEST.to_bech32()}." in note["content"]  # clients show the name
+    assert "https://" in note["content"] and "#LetsEncrypt #nostr" in note["content"]
+    assert ["p", GUEST.to_hex()] in note["tags"]
+    assert ["t", "letsencrypt"] in note["tags"] and ["t", "nostr"] in note["tags"]
+    rows = json.loads(_cli(cfg, "deliveries", "--json").stdout)
+    [out] = [r for r in rows if r["channel"] == "zap" and "Zaps" in r["text"]]
+    assert out["state"] == "sent" and out["remote_id"] == note["id"]
+    _cli(cfg, "run-once")
+    assert len([n for n in relay.notes() if "Zaps" in n["content"]]) == 1
