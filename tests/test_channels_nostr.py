@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fakes import refused_url
 from fakes.nostr_relay import DUPLICATE, FakeRelay, event_id, matches
@@ -419,3 +420,29 @@ def test_run_once_signs_once_and_mentions_the_guests_npub(
     assert out["state"] == "sent" and out["remote_id"] == note["id"]
     _cli(cfg, "run-once")
     assert len([n for n in relay.notes() if "Zaps" in n["content"]]) == 1
+
+
+def test_the_relays_faults_are_driven_over_http_from_another_process(monkeypatch) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.serve", "--only", "nostr", "--stdin"],
+        cwd=Path(__file__).resolve().parents[1], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())["nostr"]
+        fault = {"kind": "status", "method": "EVENT", "body": "blocked: by hand"}
+        r = httpx.post(info["url"] + "/_fake/faults", json=fault)
+        assert r.status_code == 200
+        monkeypatch.setenv("SYNDICATOR_ZAP_NSEC", info["env"]["SYNDICATOR_NOSTR_NSEC"])
+        conf = ChannelConfig.model_validate(
+            {"name": "zap", "type": "nostr", "relays": info["relays"]}
+        )
+        ch = make_channel(conf, timeout=TIMEOUT)
+        with pytest.raises(PermanentError, match="blocked: by hand"):
+            ch.send(post())
+        assert ch.send(post()).remote_id
+        got = httpx.get(info["url"] + "/_fake/received").json()
+        assert [(g["method"], g["fault"]) for g in got] == [("EVENT", "status"), ("EVENT", None)]
+    finally:
+        proc.communicate(input="", timeout=10)

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from nostr_sdk import Event, NostrSdkError
+from nostr_sdk import Event, Keys, NostrSdkError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -115,6 +115,10 @@ class FakeRelay(FakeServer):
         if self._ws_thread:
             self._ws_thread.join(timeout=5)
             self._ws_thread = None
+
+    def env(self, channel: str) -> dict[str, str]:
+        """A fresh private key for a channel that posts to this relay."""
+        return {f"SYNDICATOR_{channel.upper()}_NSEC": Keys.generate().secret_key().to_bech32()}
 
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         return Reply(429, "rate-limited: slow down")
