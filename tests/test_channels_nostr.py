@@ -446,3 +446,35 @@ def test_the_relays_faults_are_driven_over_http_from_another_process(monkeypatch
         assert [(g["method"], g["fault"]) for g in got] == [("EVENT", "status"), ("EVENT", None)]
     finally:
         proc.communicate(input="", timeout=10)
+
+
+def test_the_sender_freezes_under_its_lease_only(
+    sqlite_url: str, relay: FakeRelay, monkeypatch
+) -> None:
+    from syndicator.announce import sender
+    from syndicator.store import deliveries
+
+    engine = upgrade(sqlite_url)
+    now = datetime.now(UTC)
+    with session(engine, write=True) as s:
+        row = Delivery(key="announce:0:zap", channel="zap", text=TEXT, frozen_at=FROZEN,
+                       planned_at=now, updated_at=now,
+                       payload={"url": "https://e.example/1"})  # fmt: skip
+        s.add(row)
+        s.flush()
+        row_id = row.id or 0
+    ch = channel(monkeypatch, [relay.ws_url])
+    assert sender.claim(engine, row_id, "me", now, timedelta(minutes=1)) == "planned"
+    with session(engine) as s:
+        row = deliveries.by_id(s, row_id)
+    assert row is not None
+    frozen_post = sender._freeze(engine, ch, row, sender.to_post(row), "me")
+    assert frozen_post is not None
+    with session(engine) as s:
+        stored = deliveries.by_id(s, row_id)
+    assert stored is not None and stored.payload["url"] == "https://e.example/1"
+    assert stored.payload["frozen"] == frozen_post.extra["frozen"]
+    assert sender.to_post(stored).extra["frozen"] == frozen_post.extra["frozen"]
+    # another process took the row: nothing is frozen, nothing is sent
+    assert sender._freeze(engine, ch, row, sender.to_post(row), "someone-else") is None
+    assert relay.requests("EVENT") == []

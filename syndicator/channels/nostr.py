@@ -197,7 +197,10 @@ class NostrChannel:
 
     def freeze(self, post: Post) -> dict[str, Any]:
         """Sign the note once; the sender stores this on the row before the first send."""
-        event = build_event(self._keys, post)
+        try:
+            event = build_event(self._keys, post)
+        except NostrSdkError as exc:
+            raise PermanentError(f"the note could not be signed: {exc}") from exc
         return {"id": event.id().to_hex(), "event": json.loads(event.as_json())}
 
     def _event(self, post: Post) -> tuple[str, dict[str, Any]]:
