@@ -189,10 +189,6 @@ class NostrChannel:
     def close(self) -> None:
         pass  # one connection per relay per call; nothing stays open
 
-    @property
-    def public_key(self) -> str:
-        return self._keys.public_key().to_hex()
-
     # ---- freezing ------------------------------------------------------------------------
 
     def freeze(self, post: Post) -> dict[str, Any]:
