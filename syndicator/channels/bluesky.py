@@ -341,6 +341,7 @@ class BlueskyKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = BlueskyChannel.unknown_policy
     has_handles = True
+    hashed_when_absent = True  # a Guest field before handles were a map
 
     def count(self, text: str) -> int:
         return grapheme.length(text)

@@ -37,6 +37,10 @@ class ChannelKind:
     unknown_policy: ClassVar[str] = "none"
     # guests have handles on this network: front matter `guest_<name>`, [handles] key <name>
     has_handles: ClassVar[bool] = False
+    # the kind's handle was a field of Guest before handles became a map: an episode's
+    # content hash keeps a None for it, so stored hashes stay the same. A kind added
+    # later leaves it False, so installing it changes no stored episode's hash.
+    hashed_when_absent: ClassVar[bool] = False
     # other keys in [handles] and in `fit.count` that mean this kind (e.g. "x")
     aliases: ClassVar[tuple[str, ...]] = ()
     # a channel that exists without a [[channels]] entry, and whose name is reserved

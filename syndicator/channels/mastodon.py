@@ -327,6 +327,7 @@ class MastodonKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = MastodonChannel.unknown_policy
     has_handles = True
+    hashed_when_absent = True  # a Guest field before handles were a map
 
     def count(self, text: str) -> int:
         return grapheme.length(mastodon_countable(text))

@@ -278,6 +278,7 @@ class TwitterKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = TwitterChannel.unknown_policy
     has_handles = True
+    hashed_when_absent = True  # a Guest field before handles were a map
     aliases = ("x",)
     interact_protocol = "twitter"
 

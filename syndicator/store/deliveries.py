@@ -100,6 +100,18 @@ def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+def freeze(s: Session, delivery_id: int, owner: str, payload: dict[str, Any]) -> bool:
+    """Store what a channel froze before its first send, only while `owner` holds the lease
+    (the lease is kept: the send follows)."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
+        .values(payload=payload)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
 def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
     """When the channel last sent anything (its newest `sent` row)."""
     return s.exec(
