@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syndicator.config import Settings
+from syndicator.config import Settings, secret
 from syndicator.sources.base import PollResult, ProblemData, ScanResult
 
 
@@ -81,6 +81,14 @@ def _check_channels(settings: Settings) -> list[ProblemData]:
                 ProblemData(
                     f"feed {feed.name}", "config",
                     "no feed URL: set [podcast] feed_url or the feed's url",
+                )
+            )  # fmt: skip
+        if feed.podping and not secret("podping", "token"):
+            out.append(
+                ProblemData(
+                    f"feed {feed.name}", "config",
+                    "podping = true needs the podping.cloud publisher token: export "
+                    "SYNDICATOR_PODPING_TOKEN=... (its pings fail until it is set)",
                 )
             )  # fmt: skip
     return out

@@ -381,6 +381,55 @@ class FeedConfig(_Base):
     # when they fit in 4,000 bytes ("notes"). content:encoded always has the whole notes.
     item_description: Literal["notes", "summary"] = "summary"
     avatar_url: str = ""  # guest img when an avatar is a bare name: "https://x/img/{avatar}.jpg"
+    # socialInteract and pings (issue 13): the channels whose first post of an episode is
+    # its comment thread (podcast:socialInteract), in priority order; None: every channel
+    # whose kind can host comments, in config order; "disabled": protocol="disabled"
+    social_interact: list[str] | Literal["disabled"] | None = None
+    podping: bool = False  # ping podping.cloud on every change (SYNDICATOR_PODPING_TOKEN)
+    podping_url: str = "https://podping.cloud/"
+    medium: str | None = None  # podcast:medium, also the podping medium (None: "podcast")
+
+    @field_validator("social_interact", mode="before")
+    @classmethod
+    def _social_interact(cls, v: Any) -> Any:
+        if v is False or v == "disabled":
+            return "disabled"
+        if v is True or v is None:
+            return None  # true: the default, every channel that can host comments
+        if isinstance(v, str):
+            raise ValueError(
+                f'must be a list of channel names (e.g. ["news", "chat"]), or '
+                f'"disabled" / false; got {v!r}'
+            )
+        return v
+
+    @field_validator("medium")
+    @classmethod
+    def _medium(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if v not in MEDIUMS:
+            raise ValueError(
+                f"unknown medium {v!r}{did_you_mean(v, list(MEDIUMS))}; one of: "
+                + ", ".join(MEDIUMS)
+            )
+        return v
+
+    @field_validator("podping_url")
+    @classmethod
+    def _podping_url(cls, v: str) -> str:
+        v = v.strip()
+        if not v.lower().startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL (default https://podping.cloud/); got {v!r}")
+        return v
+
+
+# podcast:medium values (the podcast namespace's list, with each one's "L" list variant);
+# podping takes the same names.
+_MEDIUM_BASE = ("podcast", "music", "video", "film", "audiobook", "newsletter", "blog",
+                "publisher", "course")  # fmt: skip
+MEDIUMS: tuple[str, ...] = _MEDIUM_BASE + tuple(m + "L" for m in _MEDIUM_BASE) + ("mixed",)
 
 
 class WebConfig(_Base):
@@ -458,7 +507,52 @@ class Settings(_Base):
             for s in feed.sources:
                 if s not in names:
                     raise ValueError(f"feed {feed.name!r} lists unknown source {s!r}")
+            self._check_social_interact(feed)
         return self
+
+    def _check_social_interact(self, feed: FeedConfig) -> None:
+        if not isinstance(feed.social_interact, list):
+            return
+        choices = [c.name for c in self.interact_capable()]
+        listed = ", ".join(map(repr, choices)) or "none (no channel's kind can host comments)"
+        seen: set[str] = set()
+        for name in feed.social_interact:
+            if name in seen:
+                raise ValueError(f"feed {feed.name!r}: social_interact lists {name!r} twice")
+            seen.add(name)
+            if name not in choices:
+                why = (
+                    "is not a configured channel"
+                    if name not in {c.name for c in self.channels}
+                    else "is a channel whose posts can't host comments"
+                )
+                raise ValueError(
+                    f"feed {feed.name!r}: social_interact {name!r} {why}"
+                    f"{did_you_mean(name, choices)}; the choices: {listed}"
+                )
+
+    def interact_capable(self) -> list[ChannelConfig]:
+        """The channels whose kind has a podcast:socialInteract protocol, in config order."""
+        from syndicator.plugins import kinds
+
+        found = kinds()
+        out = []
+        for c in self.channels:
+            k = found.get(c.type)
+            if k is not None and getattr(k, "interact_protocol", None):
+                out.append(c)
+        return out
+
+    def social_interact_channels(self, feed: FeedConfig) -> list[ChannelConfig] | None:
+        """The channels whose posts a feed's items show as socialInteract, in priority
+        order; None when the feed says "disabled"."""
+        if feed.social_interact == "disabled":
+            return None
+        capable = self.interact_capable()
+        if feed.social_interact is None:
+            return capable
+        by_name = {c.name: c for c in capable}
+        return [by_name[n] for n in feed.social_interact if n in by_name]
 
     def source(self, name: str) -> JekyllSourceConfig | FeedSourceConfig:
         for s in self.sources:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nostr_sdk import Keys
 from sqlmodel import select
 
 from syndicator.channels.tids import is_valid_tid
@@ -24,6 +25,7 @@ from syndicator.store.db import session, upgrade
 from syndicator.store.models import Delivery
 from tests.conftest import make_settings
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.nostr_relay import FakeRelay
 from tests.fakes.pds import FakePDS
 from tests.fakes.threads import FakeThreads
 from tests.fakes.webhook import FakeWebhook
@@ -31,6 +33,12 @@ from tests.fakes.xapi import FakeX
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
+NOSTR_NSEC = Keys.generate().secret_key().to_bech32()  # the nostr channel's key
+
+
+def _toml(c: dict[str, Any]) -> str:
+    """One [[channels]] entry's keys (JSON strings and lists are TOML too)."""
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in c.items())
 
 
 @dataclass
@@ -39,11 +47,13 @@ class Net:
     masto: FakeMastodon
     pds: FakePDS
     hook: FakeWebhook
+    relay: FakeRelay
     threads: FakeThreads
 
     def env(self) -> dict[str, str]:
         return {**self.x.env("x"), "SYNDICATOR_MASTODON_ACCESS_TOKEN": self.masto.token,
                 **self.pds.env("bluesky"),
+                "SYNDICATOR_NOSTR_NSEC": NOSTR_NSEC,
                 **self.threads.env("threads"),
                 }  # fmt: skip
 
@@ -55,6 +65,7 @@ class Net:
              "handle": self.pds.handle, "timeout": "2s"},
             {"name": "hook", "type": "apprise", "url": f"json://127.0.0.1:{self.hook.port}/hook",
              "timeout": "2s"},
+            {"name": "nostr", "type": "nostr", "relays": [self.relay.ws_url], "timeout": "2s"},
             {"name": "threads", "type": "threads", "api_url": self.threads.api_url,
              "user_id": self.threads.user_id, "timeout": "2s"},
         ]  # fmt: skip
@@ -68,14 +79,16 @@ class Net:
             "mastodon": len(self.masto.statuses()),
             "bluesky": len(self.pds.posts()),
             "hook": len(self.hook.posts("/hook")),
+            "nostr": len(self.relay.notes()),
             "threads": len(self.threads.threads),
         }
 
 
 @pytest.fixture
 def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
-    with FakeX() as x, FakeMastodon() as m, FakePDS() as p, FakeWebhook() as h, FakeThreads() as th:
-        n = Net(x, m, p, h, threads=th)
+    with FakeX() as x, FakeMastodon() as m, FakePDS() as p, FakeWebhook() as h, \
+            FakeRelay() as r, FakeThreads() as th:  # fmt: skip
+        n = Net(x, m, p, h, r, threads=th)
         for k, v in n.env().items():
             monkeypatch.setenv(k, v)
         yield n
@@ -102,13 +115,14 @@ def test_each_recent_episode_once_on_every_channel(
 ) -> None:
     settings = _settings(tmp_path, db_url, site, net)
     report = run_once(settings, now=NOW)
-    assert report.sends.sent == 10, report.sends.events  # 2 recent episodes x 5 channels
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "threads": 2}
+    assert report.sends.sent == 12, report.sends.events  # 2 recent episodes x 6 channels
+    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
+                            "threads": 2}  # fmt: skip
     run_once(settings, now=NOW + timedelta(minutes=5))
-    # never twice
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "threads": 2}
+    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
+                            "threads": 2}  # fmt: skip
     rows = [d for d in _rows(db_url).values() if d.state == "sent"]
-    assert len(rows) == 10
+    assert len(rows) == 12
     tweets = {t.text for t in net.x.tweets}
     assert any(
         t.startswith("🎙 New episode: Billing for a SaaS Without Losing Sleep, with @ayobankole.")
@@ -132,8 +146,9 @@ def test_dry_run_sends_nothing_and_changes_no_delivery(
 ) -> None:
     settings = _settings(tmp_path, sqlite_url, site, net)
     report = run_once(settings, now=NOW, dry_run=True)
-    assert len(report.would_send) == 10
-    assert net.counts() == {"x": 0, "mastodon": 0, "bluesky": 0, "hook": 0, "threads": 0}
+    assert len(report.would_send) == 12
+    assert net.counts() == {"x": 0, "mastodon": 0, "bluesky": 0, "hook": 0, "nostr": 0,
+                            "threads": 0}  # fmt: skip
     assert _rows(sqlite_url) == {}
 
 
@@ -161,18 +176,20 @@ def test_lost_answers_are_reconciled_without_duplicates(
     net.masto.fail_next(status=500, store=True, method="POST", path="/api/v1/statuses")
     net.pds.drop_next(store=True, method="POST", path="putRecord")
     net.hook.drop_next(store=True, method="POST")
+    net.relay.drop_next(store=True, method="EVENT")
     net.threads.drop_next(store=True, method="POST", path="threads_publish$")
     settings = _settings(tmp_path, sqlite_url, site, net)
     run_once(settings, now=NOW)
     states = sorted(d.state for d in _rows(sqlite_url).values() if d.state != "skipped")
-    assert states.count("unknown") == 5, states
+    assert states.count("unknown") == 6, states
     for later in (1, 2, 3):
         run_once(settings, now=NOW + timedelta(minutes=later * 10))
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "threads": 2}
+    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
+                            "threads": 2}  # fmt: skip
     rows = [d for d in _rows(sqlite_url).values() if d.state != "skipped"]
     held = [d for d in rows if d.state == "unknown"]
     assert [d.channel for d in held] == ["hook"]  # a webhook can't be checked: held
-    assert sum(d.state == "sent" for d in rows) == 9
+    assert sum(d.state == "sent" for d in rows) == 11
     assert len(net.threads.publishes()) == 2  # the lost one was read back, not published again
     assert net.pds.overwrites == []
 
@@ -214,9 +231,7 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
         f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
     ]
     for c in net.channels():
-        lines.append(
-            "[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in c.items()) + "dry_run = true\n"
-        )
+        lines.append("[[channels]]\n" + _toml(c) + "dry_run = true\n")
     cfg.write_text("\n".join(lines))
     env = {**os.environ, **net.env()}
     run = subprocess.run(
@@ -228,13 +243,16 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
                           "6", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120)  # fmt: skip
     rows = json.loads(out.stdout)
-    assert {r["channel"] for r in rows} == {"x", "mastodon", "bluesky", "hook", "threads"}
+    assert {r["channel"] for r in rows} == {"x", "mastodon", "bluesky", "hook", "nostr",
+                                          "threads"}  # fmt: skip
     for r in rows:
         assert set(r) >= {"episode", "channel", "text", "length", "limit", "fits"}
         assert r["fits"] and r["length"] <= r["limit"]
     x = next(r for r in rows if r["channel"] == "x")
     # X weighs the emoji 2 (".example" is no TLD twitter-text knows, so no URL rule here)
     assert x["limit"] == 280 and x["length"] == len(x["text"]) + 1
+    nostr = next(r for r in rows if r["channel"] == "nostr")
+    assert nostr["limit"] == 1000 and nostr["length"] == len(nostr["text"])  # code points
     th = next(r for r in rows if r["channel"] == "threads")
     # Threads: 500, and an emoji counts as its UTF-8 bytes (the 🎙 is 4)
     assert th["limit"] == 500 and th["length"] == len(th["text"]) + 3
@@ -259,12 +277,13 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
              f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
              'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
     for c in net.channels():
-        lines.append("[[channels]]\n" + "".join(f'{k} = "{v}"\n' for k, v in c.items()))
+        lines.append("[[channels]]\n" + _toml(c))
     cfg.write_text("\n".join(lines))
     env = {**os.environ, **net.env()}
     # Slow the networks a little so kills land mid-send.
     for fake in (net.x, net.masto, net.pds, net.hook):
         fake.hang_next(40, seconds=0.15, store=True, method="POST")
+    net.relay.hang_next(40, seconds=0.15, store=True, method="EVENT")
     net.threads.hang_next(40, seconds=0.15, store=True, method="POST")
     rng = random.Random(7)
     cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"]
@@ -274,7 +293,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
         time.sleep(rng.uniform(0.6, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    for fake in (net.x, net.masto, net.pds, net.hook):
+    for fake in (net.x, net.masto, net.pds, net.hook, net.relay):
         fake.clear_faults()
     net.threads.clear_faults()
     for _ in range(4):
@@ -291,6 +310,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     assert sorted(titles([s["content"] for s in net.masto.statuses()])) == sorted(expected)
     assert sorted(titles([p["text"] for p in net.pds.posts()])) == sorted(expected)
     assert net.pds.overwrites == []
+    assert sorted(titles([n["content"] for n in net.relay.notes()])) == sorted(expected)
     assert sorted(titles([t.text for t in net.threads.threads])) == sorted(expected)
     hooked = titles([b["message"] for b in net.hook.bodies("/hook")])
     assert len(hooked) == len(set(hooked))  # never twice

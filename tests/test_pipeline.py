@@ -192,6 +192,7 @@ dry_run = true
         "bluesky": "ayo.bsky.social", "website": "https://ledgerline.example",
         "avatar": "ayodele-bankole", "title": "CTO",
         "handles": {"twitter": "ayobankole", "bluesky": "ayo.bsky.social"},
+        "nostr": None,  # every installed kind with handles shows its key
         "threads": None,
     }  # fmt: skip
     assert billing["date"] == "2026-11-24T14:30:00Z"

@@ -124,3 +124,9 @@ class Channel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional, found with getattr by the sender:
+    #   def freeze(self, post: Post) -> dict[str, Any]:
+    #       What the channel builds from the post and must send identically on every
+    #       attempt (a signed event). The sender stores it on the row before the first
+    #       network call and hands it back as post.extra["frozen"] from then on.

@@ -30,6 +30,8 @@ from atproto_client.exceptions import (
 )
 from atproto_client.request import Request
 from atproto_client.utils import facet_detection
+from atproto_core.exceptions import InvalidAtUriError
+from atproto_core.uri import AtUri
 
 from syndicator.channels import _net
 from syndicator.channels.base import (
@@ -311,16 +313,35 @@ class BlueskyConfig(ChannelConfig):
     handle: str = ""  # the login handle (password from SYNDICATOR_<NAME>_APP_PASSWORD)
 
 
+def post_interact(cfg: Any, remote_id: str | None, remote_url: str | None) -> dict[str, str] | None:
+    """podcast:socialInteract for a post: its at:// URI, the author's DID (from that URI)
+    and their bsky.app profile (the handle of the post's URL, else the configured one)."""
+    raw = (remote_id or "").strip()
+    try:
+        uri = AtUri.from_str(raw) if raw.startswith("at://") else None
+    except (InvalidAtUriError, ValueError):
+        uri = None
+    if uri is None or not (uri.host and uri.collection and uri.rkey):
+        return None  # the SDK parses leniently: a post's URI has all three parts
+    out = {"uri": str(uri), "accountId": uri.host}
+    m = _PROFILE_URL.match(remote_url or "")
+    handle = m.group(1) if m else bluesky_handle(getattr(cfg, "handle", ""))
+    if handle:
+        out["accountUrl"] = f"https://bsky.app/profile/{handle}"
+    return out
+
+
 class BlueskyKind(ChannelKind):
     """Grapheme clusters of the whole text (links count in full)."""
 
     name = "bluesky"
+    interact_protocol = "atproto"
     config = BlueskyConfig
     secrets = ("APP_PASSWORD",)
     default_limit = DEFAULT_LIMIT
     unknown_policy = BlueskyChannel.unknown_policy
     has_handles = True
-    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
+    hashed_when_absent = True  # a Guest field before handles were a map
 
     def count(self, text: str) -> int:
         return grapheme.length(text)
@@ -355,3 +376,8 @@ class BlueskyKind(ChannelKind):
 
     def account(self, cfg: Any) -> str | None:
         return cfg.handle and f"{cfg.service.rstrip('/')}|{cfg.handle.lower()}"
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        return post_interact(cfg, remote_id, remote_url)

@@ -37,11 +37,10 @@ class ChannelKind:
     unknown_policy: ClassVar[str] = "none"
     # guests have handles on this network: front matter `guest_<name>`, [handles] key <name>
     has_handles: ClassVar[bool] = False
-    # An episode's content hash shows this kind's key for a guest without a handle on it
-    # (as None). True only on the kinds that were built in when the hash was defined, so
-    # stored hashes stay the same; a kind added later leaves it False, so installing it
-    # does not make every stored episode look changed.
-    hashes_absent_handle: ClassVar[bool] = False
+    # the kind's handle was a field of Guest before handles became a map: an episode's
+    # content hash keeps a None for it, so stored hashes stay the same. A kind added
+    # later leaves it False, so installing it changes no stored episode's hash.
+    hashed_when_absent: ClassVar[bool] = False
     # other keys in [handles] and in `fit.count` that mean this kind (e.g. "x")
     aliases: ClassVar[tuple[str, ...]] = ()
     # a channel that exists without a [[channels]] entry, and whose name is reserved
@@ -50,6 +49,9 @@ class ChannelKind:
     # a folder with this kind's default template(s) `<name>.j2`, searched after the
     # user's and the shipped folders (third-party kinds ship theirs here)
     templates: ClassVar[Path | None] = None
+    # the podcast:socialInteract protocol of a post on this network, or None when its
+    # posts can't host comments ("activitypub", "atproto", "twitter", "nostr", ...)
+    interact_protocol: ClassVar[str | None] = None
 
     # -- counting
 
@@ -98,3 +100,18 @@ class ChannelKind:
         if not who:
             return None
         return hashlib.sha256(f"syndicator-account|{self.name}|{who}".encode()).hexdigest()[:24]
+
+    # -- the feed
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        """{"uri": ..., "accountId": ..., "accountUrl": ...} for a sent post (accountId and
+        accountUrl may be omitted), or None when it can't be said.
+
+        The default, for a kind with an `interact_protocol`: the post's URL (else its id)
+        as the uri, and no account."""
+        if not self.interact_protocol:
+            return None
+        uri = (remote_url or remote_id or "").strip()
+        return {"uri": uri} if uri else None

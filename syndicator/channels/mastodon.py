@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import grapheme
 import requests
@@ -253,6 +254,8 @@ _MASTO_USER = r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*"
 _MASTO_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,}"
 _HANDLE = re.compile(rf"@?({_MASTO_USER})@({_MASTO_DOMAIN})")
 _PROFILE_URL = re.compile(rf"^https?://({_MASTO_DOMAIN})/@({_MASTO_USER})/?$", re.IGNORECASE)
+# A status's page (/@user/<id>) or its ActivityPub URI (/users/user/statuses/<id>).
+_STATUS_PATH = re.compile(rf"^/(?:@({_MASTO_USER})|users/({_MASTO_USER})/statuses)/[^/]+/?$")
 
 
 def mastodon_countable(text: str) -> str:
@@ -297,17 +300,34 @@ class MastodonConfig(ChannelConfig):
     instance: str = ""  # the server's URL, e.g. "https://mastodon.social"
 
 
+def status_interact(remote_url: str | None) -> dict[str, str] | None:
+    """podcast:socialInteract for a status: its URL as the uri, the poster as
+    `@user@host` and their profile page (from the URL's path); None without a URL."""
+    url = (remote_url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    out = {"uri": url}
+    m = _STATUS_PATH.match(parts.path)
+    if m:
+        user = m.group(1) or m.group(2)
+        out["accountId"] = f"@{user}@{parts.netloc.lower()}"
+        out["accountUrl"] = f"{parts.scheme}://{parts.netloc}/@{user}"
+    return out
+
+
 class MastodonKind(ChannelKind):
     """Grapheme clusters, every http(s) URL 23, a mention `@user@domain` counts as `@user`
     (Mastodon's StatusLengthValidator)."""
 
     name = "mastodon"
+    interact_protocol = "activitypub"
     config = MastodonConfig
     secrets = ("ACCESS_TOKEN",)
     default_limit = DEFAULT_LIMIT
     unknown_policy = MastodonChannel.unknown_policy
     has_handles = True
-    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
+    hashed_when_absent = True  # a Guest field before handles were a map
 
     def count(self, text: str) -> int:
         return grapheme.length(mastodon_countable(text))
@@ -340,3 +360,9 @@ class MastodonKind(ChannelKind):
     def account(self, cfg: Any) -> str | None:
         token = secret(cfg.name, "access_token")
         return token and f"{cfg.instance.rstrip('/')}|{token}"
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        # send() stores the status's url (else its uri): either is a valid root post
+        return status_interact(remote_url)

@@ -15,6 +15,12 @@ URL, planned by the outbox after `publish_feeds` reports a changed feed
 - a notify endpoint whose query already names the feed (`...?url=<feed>`, as
   `ping_targets` builds Podcast Index's `hub/pubnotify`): GET.
 
+Podping (`podping = true` on the feed) is a notify too: `GET {podping_url}?url=<feed>
+&reason=update&medium=<podcast:medium>` with the publisher token from
+SYNDICATOR_PODPING_TOKEN as the `Authorization` header (never stored: the row's target
+holds only the URL). `reason` is always "update": the feeds syndicator writes have no
+podcast:liveItem, so there is no live/liveEnd change to announce.
+
 `ping_kind(target, feed_url)` tells which. A ping is safe to repeat, so there is
 no UnknownOutcome: 2xx -> Sent; 408/429/5xx, timeouts and connection errors ->
 TransientError; other 4xx -> PermanentError with the endpoint's own message.
@@ -23,6 +29,7 @@ TransientError; other 4xx -> PermanentError with the endpoint's own message.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -32,7 +39,7 @@ import httpx
 import syndicator
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError
 from syndicator.channels.kind import ChannelKind
-from syndicator.config import FeedConfig
+from syndicator.config import FeedConfig, secret
 from syndicator.retry_after import parse_retry_after
 
 PingKind = Literal["websub", "notify"]
@@ -45,10 +52,29 @@ def notify_url(endpoint: str, feed_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+# podping's reason for a changed feed; "live"/"liveEnd" are for podcast:liveItem changes,
+# which the feeds written here never carry
+PODPING_REASON = "update"
+PODPING_TOKEN = ("podping", "token")  # SYNDICATOR_PODPING_TOKEN
+
+
+def podping_target(feed_cfg: FeedConfig, feed_url: str) -> str:
+    """The podping request for `feed_url`: the endpoint with url, reason and medium."""
+    parts = urlsplit(feed_cfg.podping_url.strip())
+    params = {"url": feed_url, "reason": PODPING_REASON, "medium": feed_cfg.medium or "podcast"}
+    query = parts.query + ("&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _base(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path or "/"
+
+
 def ping_targets(feed_cfg: FeedConfig, feed_url: str) -> list[str]:
     """The URLs to call after `feed_url` changed, in order, without duplicates:
     each of `feed_cfg.hubs` (WebSub), then Podcast Index's pubnotify with ?url=<feed>
-    when `feed_cfg.podcast_index` is on."""
+    when `feed_cfg.podcast_index` is on, then podping when `feed_cfg.podping` is on."""
     out: list[str] = []
     for hub in feed_cfg.hubs:
         hub = hub.strip()
@@ -56,6 +82,8 @@ def ping_targets(feed_cfg: FeedConfig, feed_url: str) -> list[str]:
             out.append(hub)
     if feed_cfg.podcast_index and feed_cfg.podcast_index_url.strip():
         out.append(notify_url(feed_cfg.podcast_index_url.strip(), feed_url))
+    if feed_cfg.podping and feed_cfg.podping_url.strip():
+        out.append(podping_target(feed_cfg, feed_url))
     return out
 
 
@@ -95,8 +123,13 @@ class PingChannel:
         timeout: float | timedelta = 10.0,
         user_agent: str = "",
         client: httpx.Client | None = None,
+        podping_endpoints: Sequence[str] = (),
+        podping_token: str | None = None,
     ) -> None:
         self.name = name
+        # targets at these endpoints carry the podping token (the feeds' podping_url)
+        self._podping = {_base(e) for e in podping_endpoints if e.strip()}
+        self._podping_token = podping_token
         secs = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self._own_client = client is None
         self._client = client or httpx.Client(
@@ -120,9 +153,19 @@ class PingChannel:
         if kind == "websub" and not feed:
             raise PermanentError(f"ping to {target} has no feed URL (post.feed_url is empty)")
         what = "pubnotify" if kind == "notify" else "WebSub publish"
+        headers: dict[str, str] = {}
+        if kind == "notify" and _base(target) in self._podping:
+            what = "podping"
+            if not self._podping_token:
+                raise PermanentError(
+                    f"podping to {target} needs the publisher token: export "
+                    "SYNDICATOR_PODPING_TOKEN=... (from podping.cloud), then "
+                    "`syndicator delivery retry ID` for this row"
+                )
+            headers["Authorization"] = self._podping_token
         try:
             if kind == "notify":
-                resp = self._client.get(target)
+                resp = self._client.get(target, headers=headers)
             else:
                 resp = self._client.post(target, data={"hub.mode": "publish", "hub.url": feed})
         except httpx.TimeoutException as exc:
@@ -166,4 +209,9 @@ class DirectoryPingKind(ChannelKind):
     def implicit(self, settings: Any, timeout: float) -> PingChannel | None:
         if not settings.feeds:
             return None
-        return PingChannel(self.implicit_channel or "directory", timeout=timeout)
+        return PingChannel(
+            self.implicit_channel or "directory",
+            timeout=timeout,
+            podping_endpoints=[f.podping_url for f in settings.feeds if f.podping],
+            podping_token=secret(*PODPING_TOKEN),
+        )

@@ -232,6 +232,10 @@ _TWITTER_URL = re.compile(
 )
 _TWITTER = re.compile(r"[A-Za-z0-9_]{1,15}")
 _PROFILE_URL = re.compile(r"^https?://(?:www\.)?(?:twitter\.com|x\.com)/([^/?#]+)")
+# a tweet's page: https://x.com/<name>/status/<id> (or /i/web/status/<id>)
+_TWEET_URL = re.compile(
+    r"^(https?://(?:www\.)?(?:twitter\.com|x\.com))/([^/?#]+)/(?:web/)?status/\d+"
+)
 
 
 def twitter_handle(value: Any) -> str:
@@ -247,6 +251,24 @@ class TwitterConfig(ChannelConfig):
     api_url: str = "https://api.x.com"
 
 
+def tweet_interact(remote_id: str | None, remote_url: str | None) -> dict[str, str] | None:
+    """podcast:socialInteract for a tweet: its URL as the uri (made from the id when none
+    was stored), the account as `@name` and its profile page when the URL names it."""
+    url = (remote_url or "").strip()
+    tid = (remote_id or "").strip()
+    if not url and tid.isdigit():
+        url = f"https://x.com/i/web/status/{tid}"
+    m = _TWEET_URL.match(url)
+    if not m:
+        return None
+    out = {"uri": url}
+    user = m.group(2)
+    if user.lower() != "i" and _TWITTER.fullmatch(user):  # /i/web/status/: no account named
+        out["accountId"] = "@" + user
+        out["accountUrl"] = f"{m.group(1)}/{user}"
+    return out
+
+
 class TwitterKind(ChannelKind):
     """X: twitter-text v3 weighted length (URLs 23, CJK and emoji 2)."""
 
@@ -256,8 +278,9 @@ class TwitterKind(ChannelKind):
     default_limit = DEFAULT_LIMIT
     unknown_policy = TwitterChannel.unknown_policy
     has_handles = True
-    hashes_absent_handle = True  # in every stored episode's content hash (kind.py)
+    hashed_when_absent = True  # a Guest field before handles were a map
     aliases = ("x",)
+    interact_protocol = "twitter"
 
     def count(self, text: str) -> int:
         return parse_tweet(text).weightedLength
@@ -287,3 +310,8 @@ class TwitterKind(ChannelKind):
     def account(self, cfg: Any) -> str | None:
         token = secret(cfg.name, "access_token")
         return token and f"{cfg.api_url.rstrip('/')}|{token}"
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        return tweet_interact(remote_id, remote_url)

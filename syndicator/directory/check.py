@@ -45,6 +45,9 @@ _URL_EDGE = "".join(map(chr, range(0x21)))
 # Attributes that hold a URL, on any element (enclosure url, itunes:image href, podcast:person
 # img, podcast:transcript url, podcast:chapters url, atom:link href, psc:chapter image...)
 _URL_ATTRS = frozenset({"url", "href", "img", "image", "uri"})
+# A podcast:socialInteract root post on a protocol that is not the web: the spec's own
+# uri forms for AT Protocol (at://) and Nostr (nostr:); apps hand them to that protocol.
+_INTERACT_SCHEMES = frozenset({"at", "nostr"})
 # Elements whose text is a URL (<link>, <image><url>, <comments>; and itunes:new-feed-url)
 _URL_TEXTS = frozenset({"link", "url", "comments"})
 
@@ -193,6 +196,13 @@ def unsafe_urls(where: str, nodes: Iterable[etree._Element]) -> Iterator[str]:
                 continue
             parent = value.getparent()
             name = parent.tag.rpartition("}")[2] if isinstance(parent.tag, str) else "?"
+            if (
+                name == "socialInteract"
+                and value.is_attribute
+                and value.attrname == "uri"
+                and scheme in _INTERACT_SCHEMES
+            ):
+                continue
             what = f"<{name}> {value.attrname}" if value.is_attribute else f"<{name}>"
             yield (
                 f"{where}: {UNSAFE_URL}: {what} {_short(str(value).strip())!r} is a {scheme}: "

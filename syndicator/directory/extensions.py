@@ -57,6 +57,35 @@ class Transcript:
     language: str | None = None
 
 
+@dataclass(frozen=True)
+class SocialInteract:
+    """A `podcast:socialInteract`: the root post of an episode's comments (an announcement),
+    or protocol "disabled" with nothing else."""
+
+    protocol: str
+    uri: str = ""
+    account_id: str | None = None
+    account_url: str | None = None
+    priority: int | None = None
+
+
+def _social(parent: etree._Element, s: SocialInteract) -> None:
+    if s.protocol == "disabled":  # the spec: no other attribute with "disabled"
+        _SubElement(parent, _pc("socialInteract"), protocol="disabled")
+        return
+    _SubElement(
+        parent,
+        _pc("socialInteract"),
+        _attrs(
+            priority=s.priority,
+            protocol=s.protocol,
+            uri=s.uri,
+            accountId=s.account_id,
+            accountUrl=s.account_url,
+        ),
+    )
+
+
 def _attrs(**kwargs: Any) -> dict[str, str]:
     return {k: str(v) for k, v in kwargs.items() if v not in (None, "")}
 
@@ -172,6 +201,9 @@ class PodcastNsExtension(BaseExtension):
         self.locked_owner: str | None = None
         self.persons: list[Person] = []
         self.funding: list[tuple[str, str]] = []  # (url, text)
+        self.medium: str | None = None  # podcast:medium (podcast, music, video...)
+        self.podping: bool = False  # <podcast:podping usesPodping="true"/>
+        self.social_disabled: bool = False  # <podcast:socialInteract protocol="disabled"/>
 
     def extend_ns(self) -> dict[str, str]:
         return {"podcast": PODCAST_NS}
@@ -180,6 +212,12 @@ class PodcastNsExtension(BaseExtension):
         channel = feed[0]
         if self.guid:
             _SubElement(channel, _pc("guid")).text = self.guid
+        if self.medium:
+            _SubElement(channel, _pc("medium")).text = self.medium
+        if self.podping:
+            _SubElement(channel, _pc("podping"), usesPodping="true")
+        if self.social_disabled:
+            _social(channel, SocialInteract("disabled"))
         if self.locked is not None:
             el = _SubElement(channel, _pc("locked"), _attrs(owner=self.locked_owner))
             el.text = "yes" if self.locked else "no"
@@ -201,6 +239,7 @@ class PodcastNsEntryExtension(BaseEntryExtension):
         self.chapters_url: str | None = None
         self.chapters_type: str = "application/json+chapters"
         self.transcripts: list[Transcript] = []
+        self.social: list[SocialInteract] = []  # the announcements, by priority
 
     def extend_ns(self) -> dict[str, str]:
         return {"podcast": PODCAST_NS}
@@ -216,6 +255,8 @@ class PodcastNsEntryExtension(BaseEntryExtension):
                 _pc("transcript"),
                 _attrs(url=t.url, type=t.type, language=t.language, rel=t.rel),
             )
+        for s in self.social:
+            _social(item, s)
         return item
 
     def extend_atom(self, entry: etree._Element) -> etree._Element:

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from syndicator.config import FeedConfig, Settings
-from syndicator.directory import chapters, jsonfeed, rss
+from syndicator.directory import chapters, interact, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
 from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
@@ -353,8 +353,11 @@ def _publish_one(
             state = store_feeds.by_name(s, feed.name)
             stored_guid = state.podcast_guid if state else None
             episodes = query_episodes(s, feed, now)
+            # each episode's sent announcements, as its comment threads (interact.py)
+            shown_ids = {ep.id for ep in episodes if ep.id is not None}
+            social, social_problems = interact.social_interacts(s, settings, feed, shown_ids)
         meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
-        problems = list(meta.problems)
+        problems = list(meta.problems) + social_problems
         left_out: set[int] = set()
 
         def skip(ep: rss.EpisodeLike, exc: Exception) -> None:
@@ -379,6 +382,7 @@ def _publish_one(
                 on_error=skip,
                 chapter_files=chapter_files,
                 on_problem=note,
+                social=social,
             )
             shown = [ep for ep in episodes if id(ep) not in left_out]
             if json_path is not None:

@@ -14,7 +14,7 @@ import html
 import mimetypes
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -29,7 +29,7 @@ from syndicator import apple_categories as apple
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import chapters, extensions
 from syndicator.directory.check import bad_scheme
-from syndicator.directory.extensions import Person, Transcript
+from syndicator.directory.extensions import Person, SocialInteract, Transcript
 from syndicator.sources.feeds.parse import title_from_url
 from syndicator.textutil import DESCRIPTION_MAX_BYTES, html_to_text, text_excerpt
 
@@ -248,6 +248,9 @@ class FeedMeta:
     item_description: str = "summary"  # "summary" | "notes" (see FeedConfig.item_description)
     avatar_url: str = ""  # template for a guest's img when the avatar is a bare name
     problems: tuple[str, ...] = field(default=())  # config problems found while resolving
+    medium: str | None = None  # podcast:medium
+    podping: bool = False  # the feed declares podcast:podping
+    social_disabled: bool = False  # socialInteract protocol="disabled" on the channel
 
     def chapters_url(self, name: str) -> str:
         return self.chapters_base_url + name
@@ -337,6 +340,9 @@ def feed_meta(podcast: PodcastConfig, feed: FeedConfig, *, guid: str | None = No
         item_description=feed.item_description,
         avatar_url=feed.avatar_url,
         problems=tuple(problems),
+        medium=feed.medium,
+        podping=feed.podping,
+        social_disabled=feed.social_interact == "disabled",
     )
 
 
@@ -410,6 +416,9 @@ def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
         ]
     if meta.funding_url:
         pc.funding = [(meta.funding_url, meta.funding_text or "Support the show")]
+    pc.medium = meta.medium
+    pc.podping = meta.podping
+    pc.social_disabled = meta.social_disabled
 
     hub: extensions.HubExtension = fg.hub  # type: ignore[attr-defined]
     hub.hubs = list(meta.hubs)
@@ -444,6 +453,7 @@ def _item(
     fallback: datetime,
     chapter_files: dict[str, bytes] | None = None,
     report: Callable[[EpisodeLike, str], None] | None = None,
+    social: Sequence[SocialInteract] = (),
 ) -> None:
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
@@ -515,6 +525,7 @@ def _item(
         ttype = xml_text(transcript_type(turl, ep.transcript_type))
         rel = "captions" if ttype in CAPTION_TYPES else None
         pc.transcripts = [Transcript(url=turl, type=ttype, rel=rel)]
+    pc.social = list(social)
 
     item = _SubElement(channel, "item")
     try:
@@ -554,6 +565,7 @@ def build_tree(
     on_error: Callable[[EpisodeLike, Exception], None] | None = None,
     chapter_files: dict[str, bytes] | None = None,
     on_problem: Callable[[EpisodeLike, str], None] | None = None,
+    social: Mapping[int, Sequence[SocialInteract]] | None = None,
 ) -> etree._Element:
     """The feed as an lxml tree (the <rss> element), items in the order given.
 
@@ -564,7 +576,8 @@ def build_tree(
     on_error the exception propagates. `chapter_files`, when given, receives the JSON
     chapters files the items point to (file name -> bytes), to be written beside the feed.
     `on_problem` hears of what was changed to fit the rules (an episode kept, but not as
-    stored: a description cut to Apple's limit...).
+    stored: a description cut to Apple's limit...). `social` holds each episode's
+    podcast:socialInteract tags, by episode id.
     """
     fg = _new_generator(meta, last_build)
     root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
@@ -573,7 +586,8 @@ def build_tree(
         if not ep.enclosure_url:
             continue
         try:
-            _item(channel, ep, meta, last_build, chapter_files, on_problem)
+            interacts = social.get(ep.id, ()) if social and ep.id is not None else ()
+            _item(channel, ep, meta, last_build, chapter_files, on_problem, interacts)
         except Exception as exc:
             if on_error is None:
                 raise

@@ -34,13 +34,13 @@ class Guest:
 
 def _hashed_guest(g: Guest) -> dict[str, Any]:
     """A guest as content_hash has always seen it: each handle under its kind's name, and
-    None for every installed kind with handles the guest has none on (so the hashes of
-    stored episodes stay the same)."""
+    None for each kind whose handle was a Guest field (`hashed_when_absent`) the guest has
+    none on, so the hashes of stored episodes stay the same, also when a kind is added."""
     from syndicator.plugins import handle_kinds  # the installed plugins
 
     out: dict[str, Any] = {"name": g.name, "website": g.website, "avatar": g.avatar}
     out["title"] = g.title
-    out.update({k.name: None for k in handle_kinds() if getattr(k, "hashes_absent_handle", False)})
+    out.update({k.name: None for k in handle_kinds() if k.hashed_when_absent})
     out.update(g.handles)
     return out
 

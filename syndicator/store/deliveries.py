@@ -115,6 +115,18 @@ def save_progress(s: Session, delivery_id: int, owner: str, progress: dict[str, 
     return True
 
 
+def freeze(s: Session, delivery_id: int, owner: str, payload: dict[str, Any]) -> bool:
+    """Store what a channel froze before its first send, only while `owner` holds the lease
+    (the lease is kept: the send follows)."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
+        .values(payload=payload)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
 def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
     """When the channel last sent anything (its newest `sent` row)."""
     return s.exec(
@@ -345,3 +357,28 @@ def change_stamp(s: Session) -> tuple[Any, ...]:
     # max(id) sees inserts without counting rows; max(updated_at) sees updates.
     q = sa.select(sa.func.max(Delivery.updated_at), sa.func.max(Delivery.id))
     return tuple(s.execute(q).one())
+
+
+def first_sent_posts(
+    s: Session, channels: Sequence[str], sent: str, kinds: Sequence[str]
+) -> dict[tuple[int, str], tuple[str | None, str | None]]:
+    """(episode id, channel) -> (remote_id, remote_url) of the first post of that episode
+    sent on that channel (rows of `kinds`, by send time): a later reshare never replaces it."""
+    if not channels:
+        return {}
+    q = (
+        select(Delivery.episode_id, Delivery.channel, Delivery.remote_id, Delivery.remote_url)
+        .where(
+            Delivery.channel.in_(list(channels)),  # type: ignore[attr-defined]
+            Delivery.state == sent,
+            Delivery.kind.in_(list(kinds)),  # type: ignore[attr-defined]
+            Delivery.episode_id.is_not(None),  # type: ignore[union-attr]
+            sa.or_(Delivery.remote_id.is_not(None), Delivery.remote_url.is_not(None)),  # type: ignore[union-attr]
+        )
+        # the same order on SQLite and PostgreSQL (their NULLs sort apart by default)
+        .order_by(sa.nulls_last(Delivery.sent_at.asc()), Delivery.id)  # type: ignore[union-attr,arg-type]
+    )
+    out: dict[tuple[int, str], tuple[str | None, str | None]] = {}
+    for episode_id, channel, remote_id, remote_url in s.exec(q).all():
+        out.setdefault((episode_id, channel), (remote_id, remote_url))
+    return out

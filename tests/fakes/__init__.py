@@ -4,6 +4,7 @@
 - `FakeMastodon` (mastodon.py): mastodon-mock behind a fault-injecting proxy.
 - `FakePDS` (pds.py): a Bluesky PDS's session, repo and identity methods.
 - `FakeWebhook` (webhook.py): json:// / form:// receiver and Discord's webhook API.
+- `FakeRelay` (nostr_relay.py): a Nostr relay, NIP-01 over WebSocket (controls over HTTP).
 - `FakeThreads` (threads.py): Meta's Threads API: containers, publishing, insights.
 
 All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
@@ -13,6 +14,7 @@ All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
 
 from .base import FakeServer, Fault, Received, Reply, refused_url
 from .mastodon import FakeMastodon
+from .nostr_relay import FakeRelay
 from .pds import FakePDS
 from .threads import FakeThreads
 from .webhook import FakeWebhook
@@ -21,6 +23,7 @@ from .xapi import FakeX
 __all__ = [
     "FakeMastodon",
     "FakePDS",
+    "FakeRelay",
     "FakeServer",
     "FakeThreads",
     "FakeWebhook",

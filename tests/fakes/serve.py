@@ -1,9 +1,10 @@
 """Run every fake in one process, for a syndicator running elsewhere (or by hand).
 
-    .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook]
+    .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook,nostr]
+    (add `podping` to --only for a fake podping.cloud: SYNDICATOR_PODPING_TOKEN in its env)
 
 Prints one JSON line: for each fake its base URL and the environment a channel needs
-(channel names "x", "mastodon", "bluesky", "hook"), then serves until SIGTERM/SIGINT
+(channel names "x", "mastodon", "bluesky", "hook", "nostr"), then serves until SIGTERM/SIGINT
 (or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
 GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
 Threads too: `--only threads`, channel name "threads" (its `api_url` and `user_id` printed).
@@ -19,7 +20,9 @@ import threading
 from typing import Any
 
 from .mastodon import FakeMastodon
+from .nostr_relay import FakeRelay
 from .pds import FakePDS
+from .podping import FakePodping
 from .threads import FakeThreads
 from .webhook import FakeWebhook
 from .xapi import FakeX
@@ -27,7 +30,7 @@ from .xapi import FakeX
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve")
-    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,threads")
+    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,nostr,threads")
     parser.add_argument(
         "--stdin", action="store_true", help="also stop when stdin closes (for a parent process)"
     )
@@ -65,6 +68,14 @@ def main(argv: list[str] | None = None) -> None:
         hook = FakeWebhook().start()
         started.append(hook)
         info["webhook"] = {"url": hook.url, "apprise_url": f"json://127.0.0.1:{hook.port}/hook"}
+    if "podping" in wanted:  # not started by default: --only ...,podping
+        pp = FakePodping().start()
+        started.append(pp)
+        info["podping"] = {"url": pp.url, "podping_url": pp.url + "/", "env": pp.env()}
+    if "nostr" in wanted:  # a relay: WebSocket on ws_url, the /_fake/ controls on url
+        relay = FakeRelay().start()
+        started.append(relay)
+        info["nostr"] = {"url": relay.url, "relays": [relay.ws_url], "env": relay.env("nostr")}
     print(json.dumps(info), flush=True)
 
     done = threading.Event()
