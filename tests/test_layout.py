@@ -132,31 +132,61 @@ def _annotations(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _written_fields(path: Path, class_name: str) -> set[str]:
+    """The fields a class in `path` writes out by hand (annotated names in its body)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {
+                n.target.id
+                for n in node.body
+                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+            }
+    return set()
+
+
 def test_feed_episode_is_made_from_the_declaration() -> None:
-    from syndicator.directory.publish import FeedEpisode
+    from syndicator.directory import publish, rss
     from syndicator.sources.episode_fields import FEED_FIELDS
 
-    assert [f.name for f in dataclasses.fields(FeedEpisode)] == [f.name for f in FEED_FIELDS]
-    assert {f.name: f.type for f in dataclasses.fields(FeedEpisode)} == {
+    assert rss.EpisodeLike is rss.FeedEpisode is publish.FeedEpisode
+    assert [f.name for f in dataclasses.fields(rss.FeedEpisode)] == [f.name for f in FEED_FIELDS]
+    assert {f.name: f.type for f in dataclasses.fields(rss.FeedEpisode)} == {
         f.name: f.type for f in FEED_FIELDS
     }
+    assert not _written_fields(PACKAGE / "directory" / "rss.py", "EpisodeLike")
 
 
-def test_episode_like_reads_exactly_the_feed_fields() -> None:
-    from syndicator.directory.rss import EpisodeLike
-    from syndicator.sources.episode_fields import FEED_FIELDS
+def test_the_episode_table_is_made_from_the_declaration() -> None:
+    """Episode's declared columns come from its base, built from STORED; the class body
+    adds only what the store alone knows, and never a declared field again."""
+    from syndicator.sources.episode_fields import STORED
+    from syndicator.store.models import DeclaredEpisode, Episode
 
-    assert _annotations(EpisodeLike) == {f.name: f.type for f in FEED_FIELDS}
-
-
-def test_every_declared_field_is_an_episode_column_of_that_type() -> None:
-    from syndicator.sources.episode_fields import CONTENT, IDENTITY
-    from syndicator.store.models import Episode
-
+    assert issubclass(Episode, DeclaredEpisode)
+    assert DeclaredEpisode.__annotations__ == {f.name: f.type for f in STORED}
+    assert not _written_fields(STORE / "models.py", "DeclaredEpisode")
+    own = _written_fields(STORE / "models.py", "Episode")
+    assert own and not own & {f.name for f in STORED}, own
+    columns = list(Episode.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert columns[: len(STORED)] == [f.name for f in STORED]
     hints = _annotations(Episode)
-    for f in (*IDENTITY, *CONTENT):
-        assert f.name in Episode.__table__.columns, f.name  # type: ignore[attr-defined]
-        assert hints[f.name] == f.type, f.name
+    assert all(hints[f.name] == f.type for f in STORED)
+
+
+def test_episode_data_is_made_from_the_declaration() -> None:
+    from syndicator.sources import base
+    from syndicator.sources.episode_fields import source_fields
+
+    assert "EpisodeData" not in {
+        n.name for n in ast.parse((PACKAGE / "sources" / "base.py").read_text()).body
+        if isinstance(n, ast.ClassDef)
+    }  # fmt: skip
+    fields = dataclasses.fields(base.EpisodeData)
+    assert [(f.name, f.type) for f in fields] == [(n, t) for n, t, _ in source_fields()]
+    assert all(f.kw_only for f in fields)
+    required = {f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING}
+    assert required == {"title", "date", "guid"}
 
 
 def test_every_content_field_comes_from_what_a_source_read() -> None:
@@ -167,6 +197,8 @@ def test_every_content_field_comes_from_what_a_source_read() -> None:
     for f in CONTENT:
         if f.read is None:  # copied as is: the same name and type on EpisodeData
             assert hints.get(f.name) == f.type, f.name
+        else:  # read from what the source gave: never a field of the stored type by mistake
+            assert hints.get(f.name) != f.type, f.name
 
 
 def test_ingest_stores_every_content_field(db_url: str) -> None:

@@ -35,7 +35,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,11 +106,7 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-# The columns of an Episode a feed shows, as a plain row (ORM objects cost 2-3x more to
-# load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either.
-FeedEpisode = make_dataclass(
-    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
-)
+FeedEpisode = rss.FeedEpisode  # the rows a feed is built from (made from the declaration)
 _COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
 
 

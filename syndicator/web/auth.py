@@ -25,13 +25,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import argon2
-import tomlkit
-from tomlkit.exceptions import ParseError as TOMLKitParseError
-from tomlkit.items import Table as TOMLTable
 import sqlalchemy as sa
+import tomlkit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from tomlkit.exceptions import ParseError as TOMLKitParseError
+from tomlkit.items import Table as TOMLTable
 
 from syndicator.config import Settings, secret
 from syndicator.store import admin_sessions, meta
