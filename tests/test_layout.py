@@ -1,8 +1,9 @@
-"""Layout rules read from the source: the store owns its SQL.
+"""Layout rules read from the source: the store owns its SQL, and its writes.
 
 No module outside `syndicator/store/` builds a query (select/update/insert/delete/
 text/func… from SQLAlchemy or SQLModel) or runs one on a session (`.exec()`,
-`.execute()`, `.query()`, `.scalar()`, `.scalars()`, `session.get(Model, …)`).
+`.execute()`, `.query()`, `.scalar()`, `.scalars()`, `session.get(Model, …)`), nor
+writes through one (`.add()`, `.delete()`, `.merge()`, `.flush()`, `.commit()`, …).
 Callers may open a session (store.db.session) and hand it to a named store function.
 """
 
@@ -80,6 +81,91 @@ def query_sites(source: str, filename: str = "<src>") -> list[str]:
             ):
                 found.append(f"{node.lineno}: .get({node.args[0].id}, …) loads a row")
     return sorted(set(found), key=lambda x: int(x.split(":")[0]))
+
+
+# Session methods that write (or end the transaction): only the store calls them.
+WRITE_METHODS = frozenset(
+    {"add", "add_all", "delete", "merge", "flush", "commit", "rollback", "expunge_all"}
+)
+
+
+def _session_names(tree: ast.Module) -> set[str]:
+    """Names that hold a session here: `with session(...) as s`, `s = Session(...)`, and
+    parameters annotated `Session`."""
+    out: set[str] = set()
+
+    def opens_session(node: ast.AST) -> bool:
+        return isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in (
+            "session", "Session", "sessionmaker",
+        )  # fmt: skip
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.withitem) and opens_session(node.context_expr):
+            if isinstance(node.optional_vars, ast.Name):
+                out.add(node.optional_vars.id)
+        elif isinstance(node, ast.Assign) and opens_session(node.value):
+            out |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.arg) and node.annotation is not None:
+            annotation = ast.unparse(node.annotation).strip("'\"")
+            out |= {node.arg} if annotation.split(".")[-1] == "Session" else set()
+    return out
+
+
+def write_sites(source: str, filename: str = "<src>") -> list[str]:
+    """Every place in `source` that writes through a session, as 'line: what'."""
+    tree = ast.parse(source, filename)
+    sessions = _session_names(tree)
+    found = [
+        f"{node.lineno}: {node.func.value.id}.{node.func.attr}() writes"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in WRITE_METHODS
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in sessions
+    ]
+    return sorted(set(found), key=lambda x: int(x.split(":")[0]))
+
+
+def test_no_write_outside_the_store() -> None:
+    offenders: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if STORE in path.parents:
+            continue
+        rel = path.relative_to(PACKAGE.parent)
+        # no exceptions: even a dry run's rollback is store.db.discard
+        offenders += [f"{rel}:{site}" for site in write_sites(path.read_text(), str(path))]
+    assert not offenders, (
+        "writes outside syndicator/store/ — give the entity's store module a named "
+        "function that does it:\n" + "\n".join(offenders)
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(engine):\n    with session(engine, write=True) as s:\n        s.add(row)\n",
+        "def f(s: Session):\n    s.delete(row)\n",
+        "def f(s: 'Session'):\n    s.merge(row)\n",
+        "def f(db: sqlmodel.Session):\n    db.flush()\n",
+        "def f(engine):\n    s = Session(engine)\n    s.commit()\n",
+        "def f(e):\n    with Session(bind=e) as db, open(p) as fh:\n        db.add_all(rows)\n",
+    ],
+)
+def test_the_write_rule_sees_each_kind_of_write(source: str) -> None:
+    assert write_sites(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(s: Session):\n    meta.add(s, 'k', 'v', now)\n    seen = set()\n    seen.add(1)\n",
+        "def f(e):\n    with session(e) as s:\n        deliveries.save(s, row, state='x')\n",
+        "def f(tmp):\n    tmp.commit()\n    fh.flush()\n",
+    ],
+)
+def test_the_write_rule_leaves_store_calls_and_plain_code_alone(source: str) -> None:
+    assert not write_sites(source)
 
 
 def test_no_query_outside_the_store() -> None:

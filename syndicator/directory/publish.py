@@ -50,7 +50,6 @@ from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
 from syndicator.store.db import session
-from syndicator.store.models import FeedState
 
 _TMP_COUNTER = itertools.count()
 # A build writes its temporary file in seconds (tens of MB at most); one left unchanged
@@ -456,30 +455,14 @@ def _publish_one(
 
 def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            st = FeedState(name=feed.name, podcast_guid=guid)
-        elif feed.podcast_guid and st.podcast_guid != feed.podcast_guid:
-            st.podcast_guid = feed.podcast_guid  # an explicit guid in the config wins
-        st.url = o.url
-        st.path = str(o.path)
-        st.built_at = now
-        if o.changed or not st.content_hash:
-            st.changed_at = now if o.changed else (st.changed_at or now)
-            st.content_hash = o.content_hash
-        st.size_bytes = o.size_bytes
-        st.episode_count = o.episode_count
-        st.build_seconds = round(o.seconds, 4)
-        st.check_problems = list(o.problems)
-        st.last_error = None
-        s.add(st)
+        store_feeds.record_build(
+            s, feed.name, podcast_guid=guid, configured_guid=feed.podcast_guid, now=now,
+            changed=o.changed, url=o.url, path=str(o.path), content_hash=o.content_hash,
+            size_bytes=o.size_bytes, episode_count=o.episode_count,
+            build_seconds=round(o.seconds, 4), check_problems=list(o.problems),
+        )  # fmt: skip
 
 
 def _record_error(engine: Engine, feed: FeedConfig, msg: str, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            return  # no guid to store yet; the outcome carries the error
-        st.built_at = now
-        st.last_error = msg
-        s.add(st)
+        store_feeds.record_error(s, feed.name, msg, now)
