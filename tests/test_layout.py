@@ -127,88 +127,76 @@ def write_sites(source: str, filename: str = "<src>") -> list[str]:
     return sorted(set(found), key=lambda x: int(x.split(":")[0]))
 
 
-def test_no_write_outside_the_store() -> None:
+RULES = {"query": query_sites, "write": write_sites}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_nothing_outside_the_store(rule: str) -> None:
+    # no exceptions: even a dry run's rollback is store.db.discard
     offenders: list[str] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if STORE in path.parents:
             continue
         rel = path.relative_to(PACKAGE.parent)
-        # no exceptions: even a dry run's rollback is store.db.discard
-        offenders += [f"{rel}:{site}" for site in write_sites(path.read_text(), str(path))]
+        offenders += [f"{rel}:{site}" for site in RULES[rule](path.read_text(), str(path))]
     assert not offenders, (
-        "writes outside syndicator/store/ — give the entity's store module a named "
-        "function that does it:\n" + "\n".join(offenders)
+        f"{rule} sites outside syndicator/store/ — move each behind a named function in "
+        "the entity's store module:\n" + "\n".join(offenders)
     )
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("rule", "source"),
     [
-        "def f(engine):\n    with session(engine, write=True) as s:\n        s.add(row)\n",
-        "def f(s: Session):\n    s.delete(row)\n",
-        "def f(s: 'Session'):\n    s.merge(row)\n",
-        "def f(db: sqlmodel.Session):\n    db.flush()\n",
-        "def f(engine):\n    s = Session(engine)\n    s.commit()\n",
-        "def f(e):\n    with Session(bind=e) as db, open(p) as fh:\n        db.add_all(rows)\n",
+        ("query", "from sqlmodel import select\n"),
+        ("query", "from sqlalchemy import func as f\n"),
+        ("query", "import sqlalchemy as sa\nq = sa.text('x')\n"),
+        ("query", "import sqlalchemy\nq = sqlalchemy.update(T)\n"),
+        ("query", "def f(s):\n    return s.exec(q).all()\n"),
+        ("query", "def f(conn):\n    conn.execute(q)\n"),
+        (
+            "query",
+            "from syndicator.store.models import Episode\ndef f(s):\n    return s.get(Episode, 1)\n",
+        ),
+        (
+            "write",
+            "def f(engine):\n    with session(engine, write=True) as s:\n        s.add(row)\n",
+        ),
+        ("write", "def f(s: Session):\n    s.delete(row)\n"),
+        ("write", "def f(s: 'Session'):\n    s.merge(row)\n"),
+        ("write", "def f(db: sqlmodel.Session):\n    db.flush()\n"),
+        ("write", "def f(engine):\n    s = Session(engine)\n    s.commit()\n"),
+        (
+            "write",
+            "def f(e):\n    with Session(bind=e) as db, open(p) as fh:\n        db.add_all(rows)\n",
+        ),
     ],
 )
-def test_the_write_rule_sees_each_kind_of_write(source: str) -> None:
-    assert write_sites(source)
+def test_the_rule_sees_each_kind(rule: str, source: str) -> None:
+    assert RULES[rule](source)
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("rule", "source"),
     [
-        "def f(s: Session):\n    meta.add(s, 'k', 'v', now)\n    seen = set()\n    seen.add(1)\n",
-        "def f(e):\n    with session(e) as s:\n        deliveries.save(s, row, state='x')\n",
-        "def f(tmp):\n    tmp.commit()\n    fh.flush()\n",
+        ("query", "from sqlmodel import Session\n"),
+        ("query", "from sqlalchemy.exc import OperationalError\n"),
+        ("query", "from sqlalchemy.engine import Engine\n"),
+        ("query", "d = {}\nd.get('k', 1)\nd.update(x=1)\n"),
+        ("query", "import re\nre.sub('a', 'b', 'c')\n"),
+        (
+            "write",
+            "def f(s: Session):\n    meta.add(s, 'k', 'v', now)\n    seen = set()\n    seen.add(1)\n",
+        ),
+        (
+            "write",
+            "def f(e):\n    with session(e) as s:\n        deliveries.save(s, row, state='x')\n",
+        ),
+        ("write", "def f(tmp):\n    tmp.commit()\n    fh.flush()\n"),
     ],
 )
-def test_the_write_rule_leaves_store_calls_and_plain_code_alone(source: str) -> None:
-    assert not write_sites(source)
-
-
-def test_no_query_outside_the_store() -> None:
-    offenders: list[str] = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if STORE in path.parents:
-            continue
-        rel = path.relative_to(PACKAGE.parent)
-        offenders += [f"{rel}:{site}" for site in query_sites(path.read_text(), str(path))]
-    assert not offenders, (
-        "SQL outside syndicator/store/ — move each behind a named function in the "
-        "entity's store module:\n" + "\n".join(offenders)
-    )
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "from sqlmodel import select\n",
-        "from sqlalchemy import func as f\n",
-        "import sqlalchemy as sa\nq = sa.text('x')\n",
-        "import sqlalchemy\nq = sqlalchemy.update(T)\n",
-        "def f(s):\n    return s.exec(q).all()\n",
-        "def f(conn):\n    conn.execute(q)\n",
-        "from syndicator.store.models import Episode\ndef f(s):\n    return s.get(Episode, 1)\n",
-    ],
-)
-def test_the_rule_sees_each_kind_of_query(source: str) -> None:
-    assert query_sites(source)
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "from sqlmodel import Session\n",
-        "from sqlalchemy.exc import OperationalError\n",
-        "from sqlalchemy.engine import Engine\n",
-        "d = {}\nd.get('k', 1)\nd.update(x=1)\n",
-        "import re\nre.sub('a', 'b', 'c')\n",
-    ],
-)
-def test_the_rule_leaves_plain_code_alone(source: str) -> None:
-    assert not query_sites(source)
+def test_the_rule_leaves_store_calls_and_plain_code_alone(rule: str, source: str) -> None:
+    assert not RULES[rule](source)
 
 
 # ---------------------------------------------------------------- the episode's fields
