@@ -359,6 +359,9 @@ def test_set_password_refuses_what_it_cannot_do_safely(tmp_path: Path) -> None:
     cfg.write_text('web = { host = "127.0.0.1" }\n', encoding="utf-8")
     with pytest.raises(auth.PasswordError, match="by hand"):
         auth.write_password_hash(cfg, "a good password")
+    cfg.write_text('web.host = "127.0.0.1"\n', encoding="utf-8")  # dotted keys
+    with pytest.raises(auth.PasswordError, match="by hand"):
+        auth.write_password_hash(cfg, "a good password")
     cfg.write_text("[web\n", encoding="utf-8")
     with pytest.raises(auth.PasswordError, match="not valid TOML"):
         auth.write_password_hash(cfg, "a good password")
