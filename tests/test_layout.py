@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import pickle
 import typing
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,10 @@ def test_episode_data_is_made_from_the_declaration() -> None:
     assert all(f.kw_only for f in fields)
     required = {f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING}
     assert required == {"title", "date", "guid"}
+    # a process pool's parse results travel back pickled, by the class's module and name
+    ep = base.EpisodeData(title="T", date=None, guid="g", guests=[base.Guest(name="Ann")])
+    assert base.EpisodeData.__module__ == "syndicator.sources.base"
+    assert pickle.loads(pickle.dumps(ep)) == ep
 
 
 def test_every_content_field_comes_from_what_a_source_read() -> None:

@@ -199,7 +199,10 @@ def enclosure_type(url: str, given: str | None) -> str:
 # An episode without a date is shown with its first_seen_at when it has one, else the
 # build time.
 FeedEpisode = make_dataclass(
-    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
+    "FeedEpisode",
+    [(f.name, f.type) for f in episode_fields.FEED_FIELDS],
+    namespace={"__module__": __name__},  # found by name, like a written class
+    slots=True,
 )
 EpisodeLike = FeedEpisode
 

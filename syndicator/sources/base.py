@@ -49,7 +49,12 @@ def _content_hash(self: Any) -> str:
 EpisodeData = make_dataclass(
     "EpisodeData",
     episode_fields.source_fields(),
-    namespace={"content_hash": _content_hash, "__doc__": "One episode as a source read it."},
+    # __module__: pickled by name (a process pool's parse results travel back that way)
+    namespace={
+        "__module__": __name__,
+        "__doc__": "One episode as a source read it.",
+        "content_hash": _content_hash,
+    },
     kw_only=True,
 )
 
