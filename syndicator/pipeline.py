@@ -27,7 +27,7 @@ from syndicator.store import episodes as store_episodes
 from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
 from syndicator.store import sources as store_sources
-from syndicator.store.db import open_store, session
+from syndicator.store.db import discard, open_store, session
 from syndicator.store.ingest import (
     IngestStats,
     apply_poll,
@@ -190,15 +190,14 @@ def _store_polled(
             row = store_sources.by_name(s, src.name)
             stats = apply_scan(s, row, result, known, now, window)
             titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
-            row.next_due_at = now + interval(src, now)
             if result.complete:
                 if fingerprint is not None:
                     store_meta.put(s, fp_key, fingerprint, now)
-                row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+                store_sources.scanned(s, row, now + interval(src, now), None)
                 problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
             else:
-                row.consecutive_errors += 1
-                row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+                error = "; ".join(str(p) for p in result.problems)
+                store_sources.scanned(s, row, now + interval(src, now), error)
             return stats, titles
 
         try:
@@ -245,10 +244,7 @@ def _store_failure(engine: Engine, name: str, location: str, err: str, now: date
     """A source whose result could not be stored: a problem, and its error count."""
     with session(engine, write=True) as s:
         problem_store.record(s, name, ProblemData(location, "store", err[:2000]), now)
-        row = store_sources.by_name(s, name)
-        row.consecutive_errors += 1
-        row.last_error = err[:500]
-        s.add(row)
+        store_sources.count_error(s, name, err)
 
 
 def interval(src: FeedSourceConfig | JekyllSourceConfig, now: datetime) -> timedelta:
@@ -442,8 +438,7 @@ def run_once(
             s, settings, renderer, limits, now, dry_run=dry_run
         )
         if dry_run:
-            s.expunge_all()  # keep the episodes readable for the report
-            s.rollback()
+            discard(s)  # nothing is written; the episodes stay readable for the report
 
     if dry_run:
         report.would_send = _would_send(engine, now, report.planned)

@@ -35,7 +35,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -50,7 +50,6 @@ from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
 from syndicator.store.db import session
-from syndicator.store.models import FeedState
 
 _TMP_COUNTER = itertools.count()
 # A build writes its temporary file in seconds (tens of MB at most); one left unchanged
@@ -106,11 +105,7 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-# The columns of an Episode a feed shows, as a plain row (ORM objects cost 2-3x more to
-# load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either.
-FeedEpisode = make_dataclass(
-    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
-)
+FeedEpisode = rss.FeedEpisode  # the rows a feed is built from (made from the declaration)
 _COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
 
 
@@ -464,30 +459,14 @@ def _publish_one(
 
 def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            st = FeedState(name=feed.name, podcast_guid=guid)
-        elif feed.podcast_guid and st.podcast_guid != feed.podcast_guid:
-            st.podcast_guid = feed.podcast_guid  # an explicit guid in the config wins
-        st.url = o.url
-        st.path = str(o.path)
-        st.built_at = now
-        if o.changed or not st.content_hash:
-            st.changed_at = now if o.changed else (st.changed_at or now)
-            st.content_hash = o.content_hash
-        st.size_bytes = o.size_bytes
-        st.episode_count = o.episode_count
-        st.build_seconds = round(o.seconds, 4)
-        st.check_problems = list(o.problems)
-        st.last_error = None
-        s.add(st)
+        store_feeds.record_build(
+            s, feed.name, podcast_guid=guid, configured_guid=feed.podcast_guid, now=now,
+            changed=o.changed, url=o.url, path=str(o.path), content_hash=o.content_hash,
+            size_bytes=o.size_bytes, episode_count=o.episode_count,
+            build_seconds=round(o.seconds, 4), check_problems=list(o.problems),
+        )  # fmt: skip
 
 
 def _record_error(engine: Engine, feed: FeedConfig, msg: str, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            return  # no guid to store yet; the outcome carries the error
-        st.built_at = now
-        st.last_error = msg
-        s.add(st)
+        store_feeds.record_error(s, feed.name, msg, now)
