@@ -320,6 +320,22 @@ def test_a_guest_with_a_urn_is_mentioned_in_the_text(tmp_path: Path) -> None:
     assert little_error(little_text(text)) is None
 
 
+def test_installing_the_kind_leaves_stored_hashes_alone_but_a_handle_counts() -> None:
+    from syndicator.sources.base import EpisodeData, Guest
+
+    def ep(**handles: str) -> EpisodeData:
+        return EpisodeData(
+            guid="g", title="T", date=datetime(2026, 1, 1, tzinfo=UTC), key="k",
+            guests=[Guest(name="A", handles=dict(handles))],
+        )  # fmt: skip
+
+    # the hash an episode had before LinkedIn was installed (no linkedin key in it)
+    assert ep().content_hash() == (
+        "13f44dbed0f38bf0f4168ccd65ddef03009e6fbd4e5ff24bf8fa2afe25f2097e"
+    )
+    assert ep(linkedin="urn:li:person:a").content_hash() != ep().content_hash()
+
+
 # ---- config --------------------------------------------------------------------------------
 
 

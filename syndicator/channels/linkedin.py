@@ -421,7 +421,7 @@ class LinkedInConfig(ChannelConfig):
         v = v.strip()
         if v and not _AUTHOR.fullmatch(v):
             raise ValueError(
-                f"author {v!r} is not a LinkedIn person or organization URN: use "
+                f"{v!r} is not a LinkedIn person or organization URN: use "
                 '"urn:li:person:<id>" (the member\'s id from /v2/userinfo `sub`) or '
                 '"urn:li:organization:<id>" (the number in the page\'s admin URL)'
             )
@@ -433,7 +433,7 @@ class LinkedInConfig(ChannelConfig):
         v = v.strip()
         if not _VERSION.fullmatch(v):
             raise ValueError(
-                f"version {v!r} is not a LinkedIn API version: use the month as YYYYMM "
+                f"{v!r} is not a LinkedIn API version: use the month as YYYYMM "
                 f'(e.g. "{DEFAULT_VERSION}") or YYYYMM.RR'
             )
         return v
@@ -443,7 +443,7 @@ class LinkedInConfig(ChannelConfig):
     def _api_url(cls, v: str) -> str:
         parts = urlsplit(v.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"api_url {v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
+            raise ValueError(f"{v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
         return v.strip()
 
 
