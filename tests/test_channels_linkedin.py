@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fakes import FakeLinkedIn, refused_url
 from fakes.linkedin import little_error
@@ -232,6 +233,19 @@ def test_reconcile_pages_through_the_authors_posts(li: FakeLinkedIn, monkeypatch
     assert found is not None and found.remote_id == ours.urn
     starts = [r.arg("start") for r in li.requests("GET", "^/rest/posts$")]
     assert starts == ["0", "50"]
+
+
+def test_reconcile_reads_past_an_old_post_edited_lately(li: FakeLinkedIn, monkeypatch) -> None:
+    p = post()
+    old = li.add_post("an old announcement", created_at=time.time() - 86400 * 30)
+    ours = li.add_post(little_text(p.text), source=URL)
+    for i in range(60):
+        li.add_post(f"later post {i}", created_at=time.time() + 1 + i)
+    # edited after everything else: first on page 1, while ours is on page 2
+    li.edit(old.urn, "an old announcement, typo fixed", at=time.time() + 3600)
+    found = channel(li, monkeypatch).reconcile(p)
+    assert found is not None and found.remote_id == ours.urn
+    assert len(li.requests("GET", "^/rest/posts$")) == 2
 
 
 def test_reconcile_cannot_tell_when_reading_fails(li: FakeLinkedIn, monkeypatch) -> None:
@@ -468,3 +482,42 @@ def test_run_once_announces_on_linkedin_once(tmp_path: Path, site: Path, li: Fak
     assert ours["remote_url"] == post_url(p.urn)
     # every post the channel made is a post of a distinct episode: nothing twice
     assert len({q.article["source"] for q in li.posts if q.article}) == len(li.posts)
+
+
+# ---- the fake, driven from another process -------------------------------------------------
+
+
+def test_the_fake_runs_under_serve_with_http_fault_controls() -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.serve", "--only", "linkedin", "--stdin"],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())["linkedin"]
+        url, token = info["url"], info["env"]["SYNDICATOR_LINKEDIN_ACCESS_TOKEN"]
+        ch = LinkedInChannel("linkedin", author=info["author"], access_token=token,
+                             api_url=info["api_url"], timeout=TIMEOUT)  # fmt: skip
+        faults = [{"kind": "drop", "store": True, "method": "POST"},
+                  {"kind": "status", "status": 503, "method": "POST"},
+                  {"kind": "hang", "seconds": 2, "store": False, "method": "POST"}]  # fmt: skip
+        for f in faults:
+            httpx.post(url + "/_fake/faults", json=f).raise_for_status()
+        p = post()
+        with pytest.raises(UnknownOutcome):
+            ch.send(p)  # stored, answer dropped
+        with pytest.raises(UnknownOutcome):
+            ch.send(post("another", url=None))  # 503
+        with pytest.raises(UnknownOutcome, match="timed out"):
+            ch.send(post("a third", url=None))  # hangs, not stored
+        assert ch.send(p).remote_id  # the duplicate answer names the stored post
+        seen = httpx.get(url + "/_fake/received").json()
+        assert [(r["fault"], r["stored"]) for r in seen] == [
+            ("drop", True), ("status", False), ("hang", False), (None, True)
+        ]  # fmt: skip
+        ch.close()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0

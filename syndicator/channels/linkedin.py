@@ -402,8 +402,11 @@ def _created_before(el: Any, since: datetime) -> bool:
 
 
 def _older(el: Any, since: datetime) -> bool:
-    """Last modified before `since`: with LAST_MODIFIED order, everything after is too."""
-    return _before(el, "lastModifiedAt", since) or _created_before(el, since)
+    """Last modified before `since`: with LAST_MODIFIED order, everything after is too
+    (an old post edited lately is not: it comes first, created long ago)."""
+    if isinstance(el, dict) and el.get("lastModifiedAt") is None:
+        return _created_before(el, since)
+    return _before(el, "lastModifiedAt", since)
 
 
 # --- the kind: config, secrets, length, handles ---------------------------------------------

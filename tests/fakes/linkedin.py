@@ -62,8 +62,13 @@ class LinkedInPost:
     article: dict[str, Any] | None
     created_at: int  # epoch milliseconds, as LinkedIn gives them
     body: dict[str, Any] = field(default_factory=dict)
+    last_modified: int = 0  # epoch milliseconds; 0: never edited (= created_at)
     likes: int = 0
     comments: int = 0
+
+    @property
+    def modified_at(self) -> int:
+        return self.last_modified or self.created_at
 
     def element(self) -> dict[str, Any]:
         el: dict[str, Any] = {
@@ -76,8 +81,8 @@ class LinkedInPost:
             "isReshareDisabledByAuthor": False,
             "createdAt": self.created_at,
             "publishedAt": self.created_at,
-            "lastModifiedAt": self.created_at,
-            "lifecycleStateInfo": {"isEditedByAuthor": False},
+            "lastModifiedAt": self.modified_at,
+            "lifecycleStateInfo": {"isEditedByAuthor": bool(self.last_modified)},
         }
         if self.article is not None:
             el["content"] = {"article": dict(self.article)}
@@ -124,6 +129,15 @@ class FakeLinkedIn(FakeServer):
             )  # fmt: skip
             self.posts.append(p)
             return p
+
+    def edit(self, urn: str, commentary: str | None = None, at: float | None = None) -> None:
+        """The author edits a post now, or `at` (epoch seconds): it moves up in
+        LAST_MODIFIED order."""
+        with self.lock:
+            for p in self.posts:
+                if p.urn == urn:
+                    p.commentary = p.commentary if commentary is None else commentary
+                    p.last_modified = int((time.time() if at is None else at) * 1000)
 
     def react(self, urn: str, *, likes: int = 0, comments: int = 0) -> None:
         with self.lock:
@@ -202,7 +216,10 @@ class FakeLinkedIn(FakeServer):
             return _error(400, "count must be between 1 and 100")
         with self.lock:
             mine = [p for p in self.posts if p.author == author]
-        mine.sort(key=lambda p: (p.created_at, p.urn), reverse=True)
+        if req.arg("sortBy") == "CREATED":
+            mine.sort(key=lambda p: (p.created_at, p.urn), reverse=True)
+        else:  # LAST_MODIFIED, LinkedIn's default
+            mine.sort(key=lambda p: (p.modified_at, p.urn), reverse=True)
         page = mine[start : start + count]
         return Reply(
             200,
