@@ -270,6 +270,7 @@ def test_count_is_the_escaped_commentary_in_utf16_units() -> None:
     assert kind.count("plain words") == len("plain words")
     assert kind.count("a (b)") == len("a \\(b\\)") == 7  # each reserved character doubles
     assert kind.count("#go") == len("{hashtag|\\#|go}")
+    assert kind.count("#1") == len("\\#1")  # no letter: not a hashtag, an escaped '#'
     assert kind.count("🎙") == 2  # outside the BMP: two UTF-16 code units, as Java counts
     assert fit.count("a_b", "linkedin") == 4 and fit.default_limit("linkedin") == 3000
 

@@ -67,7 +67,7 @@ _VERSION = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(?:\.(\d{2}))?$")
 _TOKEN = re.compile(
     r"(?P<url>https?://\S+)"
     rf"|@\[(?P<name>[^\[\]()\\\n]+)\]\((?P<urn>{_URN})\)"
-    r"|(?<![\w&#])#(?P<tag>\w+)"
+    r"|(?<![\w&#])#(?P<tag>\w*[^\W\d_]\w*)"  # a hashtag has a letter: "#1" is text
 )
 _HASHTAG_BACK = re.compile(r"\{hashtag\|\\?[#＃]\|((?:\\.|[^}\\])*)\}")
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
@@ -464,9 +464,6 @@ class LinkedInKind(ChannelKind):
 
     def count(self, text: str) -> int:
         return utf16_length(little_text(text))
-
-    def source_handle(self, value: str) -> str:
-        return value.strip()
 
     def handle(self, value: Any) -> str:
         """A person or organization URN; anything else (a profile URL, a vanity name)
