@@ -442,6 +442,8 @@ def test_run_once_announces_on_linkedin_once(tmp_path: Path, site: Path, li: Fak
         f'---\ntitle: "Links (and Cards)"\ndate: {day:%Y-%m-%d %H:%M:%S} +0000\n'
         'category: "podcast"\nmp3_bytes: "100"\nmp3_duration: "2:00"\n'
         'guest: "Ann Lee"\nguest_linkedin: "urn:li:person:ann"\n'
+        'guest_2: "Bo Ek"\nguest_2_linkedin: "https://www.linkedin.com/in/boek"\n'
+        'guest_3: "Cy Fu"\n'
         'tags: ["go"]\ndescription: "Cards *and* links."\n---\nBody.\n'
     )
     cfg = tmp_path / "s.toml"
@@ -450,6 +452,7 @@ def test_run_once_announces_on_linkedin_once(tmp_path: Path, site: Path, li: Fak
         '[announce]\nretry_base = "1s"\n'
         f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
+        '[handles."Cy Fu"]\nlinkedin = "urn:li:organization:42"\n'
         f'[[channels]]\nname = "li"\ntype = "linkedin"\napi_url = "{li.url}"\n'
         f'author = "{li.author}"\ntimeout = "2s"\n'
     )
@@ -470,7 +473,8 @@ def test_run_once_announces_on_linkedin_once(tmp_path: Path, site: Path, li: Fak
     assert len(mine) == 1, [p.commentary for p in li.posts]
     [p] = mine
     assert p.commentary.startswith(
-        "🎙 New episode of Shipping It: Links \\(and Cards\\), with @[Ann Lee](urn:li:person:ann)."
+        "🎙 New episode of Shipping It: Links \\(and Cards\\), with @[Ann Lee](urn:li:person:ann), "
+        "Bo Ek and @[Cy Fu](urn:li:organization:42)."
     )
     assert "Cards \\*and\\* links." in p.commentary
     assert p.article is not None and p.article["source"].endswith("/podcast/130-linked")
