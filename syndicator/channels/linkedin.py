@@ -369,8 +369,8 @@ class LinkedInChannel:
         if status == 401:
             where = f" in {self._token_env}" if self._token_env else ""
             return PermanentError(
-                f"{text} (check the access token{where}: LinkedIn's last 60 days, then "
-                "need a new one)",
+                f"{text} (check the access token{where}: LinkedIn's tokens last 60 days, "
+                "then a new one is needed)",
                 status=status,
             )
         if status == 403:
