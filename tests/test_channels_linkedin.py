@@ -351,6 +351,16 @@ def test_installing_the_kind_leaves_stored_hashes_alone_but_a_handle_counts() ->
     assert ep(linkedin="urn:li:person:a").content_hash() != ep().content_hash()
 
 
+def test_linkedin_is_a_registered_entry_point_with_its_template() -> None:
+    from importlib.metadata import entry_points
+
+    from syndicator.announce.render import shipped_templates_dir
+
+    [ep] = [e for e in entry_points(group="syndicator.channels") if e.name == "linkedin"]
+    assert ep.load() is LinkedInKind
+    assert (shipped_templates_dir() / "linkedin.j2").is_file()
+
+
 # ---- config --------------------------------------------------------------------------------
 
 
