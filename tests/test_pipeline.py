@@ -174,7 +174,12 @@ def test_cli_run_once_episodes_and_status_json(tmp_path: Path, site: Path) -> No
     assert r.returncode == 0, r.stderr
     eps = json.loads(_cli(["episodes", "--json"], tmp_path).stdout)
     billing = next(e for e in eps if e["number"] == 6)
+    from syndicator.plugins import handle_kinds
+
+    # every installed kind with handles shows its handle, null where the guest has none
+    no_handle = {k.name: None for k in handle_kinds()}
     assert billing["guests"][0] == {
+        **no_handle,
         "name": "Ayodele Bankole", "twitter": "ayobankole", "mastodon": None,
         "bluesky": "ayo.bsky.social", "website": "https://ledgerline.example",
         "avatar": "ayodele-bankole", "title": "CTO",
