@@ -46,6 +46,31 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
 
 
 @dataclass
+class Person:
+    """A `podcast:person` of a remote item other than a guest (host, producer...)."""
+
+    name: str
+    role: str = "host"
+    group: str = "cast"
+    href: str | None = None
+    img: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ShowData:
+    """A remote feed's own channel, as far as a network feed shows it (its items' show)."""
+
+    title: str = ""
+    image: str | None = None  # itunes:image / <image>, http(s) only
+    author: str = ""
+    link: str | None = None
+    podcast_guid: str | None = None  # the channel's podcast:guid, as written
+
+
+@dataclass
 class Chapter:
     start: int  # seconds
     title: str
@@ -94,12 +119,18 @@ class EpisodeData:
     withdrawn: bool = False
     withdrawn_reason: str | None = None
     file_hash: str | None = None  # the raw file's hash (Jekyll stat cache)
+    # remote feeds: the item's other podcast:person tags, and its podcast:chapters URL (the
+    # pipeline fetches it into `chapters` when the item has no psc:chapters)
+    persons: list[Person] = field(default_factory=list)
+    chapters_url: str | None = None
 
     def content_hash(self) -> str:
         """A hash of everything the episode shows, to tell a real change from a touch."""
         data = asdict(self)
-        for k in ("file_hash", "path", "guid"):
+        for k in ("file_hash", "path", "guid", "chapters_url"):
             data.pop(k, None)
+        if not data.get("persons"):
+            data.pop("persons", None)  # as before persons were kept: stored hashes stay
         data["guests"] = [_hashed_guest(g) for g in self.guests]
         raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()
@@ -162,3 +193,4 @@ class PollResult:
     error: str | None = None
     http_status: int | None = None
     elapsed: float = 0.0
+    show: ShowData | None = None  # the feed's channel (title, artwork, podcast:guid)

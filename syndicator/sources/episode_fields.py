@@ -57,6 +57,7 @@ CONTENT: tuple[EpisodeField, ...] = (
     EpisodeField("transcript_type", str | None),
     EpisodeField("explicit", bool | None),
     EpisodeField("episode_type", str),
+    EpisodeField("persons", list[dict[str, Any]], read=_as_dicts("persons")),
     EpisodeField("withdrawn", bool, feed=False),
     EpisodeField("withdrawn_reason", str | None, feed=False),
 )
