@@ -20,8 +20,8 @@ from syndicator.announce.outbox import PlannedRow
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.passreport import PassReport, SourceOutcome
 from syndicator.progress import NoProgress, PassProgress
+from syndicator.sources import remote_chapters
 from syndicator.sources.base import Chapter, FileStamp, PollResult, ProblemData, ScanResult
-from syndicator.sources.feeds import chapters as remote_chapters
 from syndicator.sources.kinds import Polled, PollJob, SourceKind
 from syndicator.store import deliveries, network_shows
 from syndicator.store import episodes as store_episodes

@@ -2,7 +2,8 @@
 validated against the podcast-namespace JSON chapters format
 (https://github.com/Podcastindex-org/podcast-namespace/blob/main/chapters/jsonChapters.md).
 
-The pipeline asks the store first (each file is fetched once and cached) and calls
+Shared by every kind of source (a chapters URL is a URL, whoever read it): the pipeline asks
+the store first (each file is fetched once and cached) and calls
 `fetch_chapters` only for the URLs it has not seen. Every outcome is a `RemoteChapters`,
 never an exception: a broken file is a reason, and the episode goes on without it.
 """
