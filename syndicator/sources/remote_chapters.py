@@ -110,11 +110,13 @@ def parse_chapters_json(body: bytes) -> list[Chapter]:
     return out
 
 
-async def _fetch_one(fetcher: Fetcher, url: str, sem: asyncio.Semaphore) -> RemoteChapters:
+async def _fetch_one(
+    fetcher: Fetcher, url: str, sem: asyncio.Semaphore, timeout: float
+) -> RemoteChapters:
     if not is_web_url(url):
         return RemoteChapters(url, error="it is not an http(s) URL, so it was not fetched")
     async with sem:
-        got = await fetcher.get(url, timeout=TIMEOUT_SECONDS, max_bytes=MAX_BYTES)
+        got = await fetcher.get(url, timeout=timeout, max_bytes=MAX_BYTES)
     if got.error_kind:
         return RemoteChapters(url, error=f"{got.error_kind}: {got.error}")
     if got.status is None or not 200 <= got.status < 300:
@@ -132,6 +134,7 @@ async def fetch_chapters(
     max_per_host: int = 4,
     allow_private_redirects: bool = False,
     resolver: Resolver | None = None,
+    timeout: float = TIMEOUT_SECONDS,
 ) -> list[RemoteChapters]:
     """Fetch each chapters URL (in order, one result each), a few at a time."""
     if not urls:
@@ -145,7 +148,7 @@ async def fetch_chapters(
         resolver=resolver,
     ) as fetcher:
         fetcher.client.headers["Accept"] = ACCEPT
-        return list(await asyncio.gather(*(_fetch_one(fetcher, u, sem) for u in urls)))
+        return list(await asyncio.gather(*(_fetch_one(fetcher, u, sem, timeout) for u in urls)))
 
 
 def fetch_chapters_sync(urls: Sequence[str], **kwargs: Any) -> list[RemoteChapters]:
