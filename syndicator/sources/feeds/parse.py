@@ -371,11 +371,8 @@ def _parse_feed(
                 severity="warning",
             )
         )
-    show_refused: Refused = []
-    show = _show(d.get("feed") or {}, url, show_refused)
-    if show_refused:
-        lost = ", ".join(f"{what} {value[:80]!r}" for what, value in show_refused)
-        unsafe_items.append(f"the feed's own {lost};")
+    # the channel's own URLs are not published as they are; a non-http(s) one is dropped
+    show = _show(d.get("feed") or {}, url, [])
     if unsafe_items:
         problems.append(refused_problem(url, unsafe_items))
     if dupes:
