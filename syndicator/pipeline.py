@@ -220,7 +220,20 @@ def _store_polled(
         )  # fmt: skip
     res = polled.result
     if res.status == "ok":
-        _remote_chapters(engine, settings, src, res, now)
+        try:
+            _remote_chapters(engine, settings, src, res, now)
+        except Exception as exc:  # the store, say: the episodes still go on without them
+            log.exception("source %s: remote chapters failed", src.name)
+            res.problems.append(
+                ProblemData(
+                    res.url,
+                    "chapters",
+                    f"the items' podcast:chapters files could not be read or kept "
+                    f"({type(exc).__name__}: {exc}); the episodes are stored without those "
+                    "chapters and the next poll tries again.",
+                    severity="warning",
+                )
+            )
 
     def store_poll(
         s: Session, src: FeedSourceConfig = src, res: PollResult = res

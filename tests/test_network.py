@@ -24,6 +24,7 @@ from syndicator.pipeline import run_once
 from syndicator.sources import remote_chapters
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Episode, NetworkShow, Problem, RemoteChapters
+from syndicator.store.views import episode_dict
 from tests.conftest import make_settings
 from tests.feedserver import FeedServer, Route
 from tests.test_directory import _partytime
@@ -198,6 +199,7 @@ def test_remote_chapters_are_fetched_once_and_kept(
          "href": "https://a.example/ann", "img": "https://a.example/ann.jpg"}
     ]  # fmt: skip
     assert [g["name"] for g in eps["Episode 4"].guests] == ["Gus Guest"]
+    assert episode_dict(eps["Episode 4"])["persons"] == eps["Episode 4"].persons  # --json
     assert eps["Episode 4"].transcript_url == "https://a.example/4.vtt"
     assert srv.count("/c/good.json") == 1 and srv.count("/c/unused.json") == 0
     with session(upgrade(db_url)) as s:
@@ -261,8 +263,7 @@ def test_broken_chapters_files_are_one_warning_and_the_episodes_go_on(
     assert len(_problems(sqlite_url, "chapters")) == 1
     # a day later they are tried again; a fixed file gives its chapters
     srv.add("/c/missing.json", Route(body=json.dumps(GOOD_CHAPTERS).encode()))
-    later = datetime.now(UTC) + timedelta(hours=25)
-    run_once(settings, now=later, force_poll=True)
+    run_once(settings, now=NOW + timedelta(hours=25), force_poll=True)
     assert srv.count("/c/missing.json") == 2
     assert [c["title"] for c in _episodes(sqlite_url)["Episode 4"].chapters] == [
         "Intro",
