@@ -388,6 +388,11 @@ class FeedConfig(_Base):
     podping: bool = False  # ping podping.cloud on every change (SYNDICATOR_PODPING_TOKEN)
     podping_url: str = "https://podping.cloud/"
     medium: str | None = None  # podcast:medium, also the podping medium (None: "podcast")
+    # a network feed (issue 15): podcast:podroll of its shows, and an OPML of them beside
+    # the feed (`opml_file`, a file name in the feed's folder; "": the feed's name + .opml)
+    podroll: bool = False
+    opml: bool = False
+    opml_file: str = ""
 
     @field_validator("social_interact", mode="before")
     @classmethod
@@ -413,6 +418,17 @@ class FeedConfig(_Base):
             raise ValueError(
                 f"unknown medium {v!r}{did_you_mean(v, list(MEDIUMS))}; one of: "
                 + ", ".join(MEDIUMS)
+            )
+        return v
+
+    @field_validator("opml_file")
+    @classmethod
+    def _opml_file(cls, v: str) -> str:
+        v = v.strip()
+        if v and (v in (".", "..") or "/" in v or "\\" in v or not v.lower().endswith(".opml")):
+            raise ValueError(
+                f"must be a file name ending in .opml, written beside the feed (e.g. "
+                f'"shows.opml"), not a path; got {v!r}'
             )
         return v
 

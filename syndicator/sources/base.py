@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
 from syndicator.sources import episode_fields
-from syndicator.sources.values import Chapter, Enclosure, Guest
+from syndicator.sources.values import Chapter, Enclosure, Guest, Person
 
 __all__ = [
     "Chapter", "Enclosure", "EpisodeData", "FileResult", "FileStamp", "Guest",
-    "PollResult", "ProblemData", "ScanResult",
+    "Person", "PollResult", "ProblemData", "ScanResult", "ShowData",
 ]  # fmt: skip
 
 
@@ -32,11 +32,24 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class ShowData:
+    """A remote feed's own channel, as far as a network feed shows it (its items' show)."""
+
+    title: str = ""
+    image: str | None = None  # itunes:image / <image>, http(s) only
+    author: str = ""
+    link: str | None = None
+    podcast_guid: str | None = None  # the channel's podcast:guid, as written
+
+
 def _content_hash(self: Any) -> str:
     """A hash of everything the episode shows, to tell a real change from a touch."""
     data = asdict(self)
-    for k in ("file_hash", "path", "guid"):
+    for k in ("file_hash", "path", "guid", "chapters_url"):
         data.pop(k, None)
+    if not data.get("persons"):
+        data.pop("persons", None)  # as before persons were kept: stored hashes stay
     data["guests"] = [_hashed_guest(g) for g in self.guests]
     raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -116,3 +129,4 @@ class PollResult:
     error: str | None = None
     http_status: int | None = None
     elapsed: float = 0.0
+    show: ShowData | None = None  # the feed's channel (title, artwork, podcast:guid)

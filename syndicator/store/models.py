@@ -276,5 +276,33 @@ class AdminSession(SQLModel, table=True):
     seen_at: datetime | None = _ts(nullable=False, index=True)
 
 
+class NetworkShow(SQLModel, table=True):
+    """A remote feed's own show, as a network feed shows it on that feed's items (artwork,
+    name) and in its podroll and OPML. One row per feed source, updated on each read."""
+
+    __tablename__ = "network_shows"
+
+    source: str = Field(primary_key=True)
+    title: str = ""
+    image: str | None = None
+    author: str = ""
+    link: str | None = None
+    feed_url: str = ""  # where the source reads it now
+    podcast_guid: str | None = None  # the feed's own podcast:guid, as written
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class RemoteChapters(SQLModel, table=True):
+    """A fetched `podcast:chapters` file: fetched once, read from here afterwards. A failed
+    fetch is kept too (with its reason) and tried again after a while."""
+
+    __tablename__ = "remote_chapters"
+
+    url: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    chapters: list[dict[str, Any]] = _json_list()
+    error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    fetched_at: datetime | None = _ts(nullable=False)
+
+
 def now() -> datetime:
     return utcnow()
