@@ -1,0 +1,226 @@
+"""What listeners did: counts read back from each network (fake servers on 127.0.0.1),
+stored as a time series per delivery, on a slow schedule that respects rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from syndicator.announce.listeners import NOTICE_KIND, REFUSED_PAUSE
+from syndicator.pipeline import run_once
+from syndicator.store import counts as store_counts
+from syndicator.store.db import session, upgrade
+from syndicator.store.models import Delivery, Problem
+from tests.conftest import make_settings
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.pds import FakePDS
+from tests.fakes.xapi import FakeX
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+EVERY = timedelta(hours=6)
+STATUS = r"^/api/v1/statuses/\d+$"  # Mastodon's GET of one status
+
+
+@dataclass
+class Net:
+    x: FakeX
+    masto: FakeMastodon
+    pds: FakePDS
+
+    def channels(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "x", "type": "twitter", "api_url": self.x.url, "timeout": "2s"},
+            {"name": "masto", "type": "mastodon", "instance": self.masto.url, "timeout": "2s"},
+            {"name": "bsky", "type": "bluesky", "service": self.pds.url,
+             "handle": self.pds.handle, "timeout": "2s"},
+        ]  # fmt: skip
+
+    def reads(self) -> dict[str, int]:
+        """How often each network was asked for counts."""
+        return {
+            "x": len(self.x.requests("GET", r"^/2/tweets$")),
+            "masto": len(self.masto.requests("GET", STATUS)),
+            "bsky": len(self.pds.requests("GET", "app.bsky.feed.getPosts")),
+        }
+
+
+@pytest.fixture
+def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
+    with FakeX() as x, FakeMastodon() as m, FakePDS() as p:
+        env = {**x.env("x"), "SYNDICATOR_MASTO_ACCESS_TOKEN": m.token, **p.env("bsky")}
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield Net(x, m, p)
+
+
+def _settings(tmp_path: Path, url: str, site: Path, net: Net, **stats: Any) -> Any:
+    return make_settings(
+        tmp_path, url,
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+                  "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
+        channels=net.channels(),
+        announce={"window": "14d", "retry_base": "1s", "lease": "1s"},
+        stats={"every": "6h", "days": 14, **stats},
+    )  # fmt: skip
+
+
+def _sent(url: str) -> dict[str, list[Delivery]]:
+    with session(upgrade(url)) as s:
+        rows = s.exec(select(Delivery).where(Delivery.state == "sent")).all()
+    out: dict[str, list[Delivery]] = {}
+    for d in sorted(rows, key=lambda d: d.id or 0):
+        out.setdefault(d.channel, []).append(d)
+    return out
+
+
+def _series(url: str) -> dict[int, list[dict[str, Any]]]:
+    with session(upgrade(url)) as s:
+        rows = store_counts.series(s, [d.id for ds in _sent(url).values() for d in ds if d.id])
+    return {
+        i: [{k: getattr(r, k) for k in (*store_counts.KEYS, "gone")} for r in rs]
+        for i, rs in rows.items()
+    }
+
+
+def _notices(url: str) -> list[Problem]:
+    with session(upgrade(url)) as s:
+        return list(
+            s.exec(
+                select(Problem).where(Problem.kind == NOTICE_KIND, Problem.resolved_at.is_(None))  # type: ignore[union-attr]
+            ).all()
+        )
+
+
+def test_counts_move_over_time_for_each_kind(
+    tmp_path: Path, db_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, db_url, site, net)
+    run_once(settings, now=NOW)
+    sent = _sent(db_url)
+    assert {ch: len(ds) for ch, ds in sent.items()} == {"x": 2, "masto": 2, "bsky": 2}
+    run_once(settings, now=NOW + timedelta(hours=1))
+    assert net.reads() == {"x": 0, "masto": 0, "bsky": 0}  # not due: `every` after sending
+    assert _series(db_url) == {}
+
+    # listeners act on the first episode's posts; the second one's stay at zero
+    first = {ch: ds[0] for ch, ds in sent.items()}
+    second = {ch: ds[1] for ch, ds in sent.items()}
+    net.masto.favourite(first["masto"].remote_id or "", by="bob")
+    net.masto.reblog(first["masto"].remote_id or "", by="carol")
+    net.pds.set_counts(first["bsky"].remote_id or "", likes=5, reposts=1, replies=2, quotes=1)
+    net.x.set_metrics(first["x"].remote_id or "", like_count=9, retweet_count=3,
+                      reply_count=1, quote_count=0, impression_count=400)  # fmt: skip
+    report = run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
+    assert report.counts.read == 6
+    assert net.reads() == {"x": 2, "masto": 2, "bsky": 2}
+
+    # time passes; the counts move
+    net.masto.favourite(first["masto"].remote_id or "", by="carol")
+    net.masto.reply(first["masto"].remote_id or "", "loved it", by="bob")
+    net.pds.set_counts(first["bsky"].remote_id or "", likes=12, replies=4)
+    net.x.set_metrics(first["x"].remote_id or "", like_count=20, impression_count=1500)
+    net.x.set_metrics(second["x"].remote_id or "", like_count=1)
+    run_once(settings, now=NOW + 2 * EVERY + timedelta(minutes=2))
+
+    series = _series(db_url)
+    blank = {"gone": False, "views": None}
+    assert series[first["masto"].id or 0] == [
+        {"likes": 1, "reposts": 1, "replies": 0, "quotes": None, **blank},
+        {"likes": 2, "reposts": 1, "replies": 1, "quotes": None, **blank},
+    ]
+    assert series[first["bsky"].id or 0] == [
+        {"likes": 5, "reposts": 1, "replies": 2, "quotes": 1, **blank},
+        {"likes": 12, "reposts": 1, "replies": 4, "quotes": 1, **blank},
+    ]
+    assert series[first["x"].id or 0] == [
+        {"likes": 9, "reposts": 3, "replies": 1, "quotes": 0, "views": 400, "gone": False},
+        {"likes": 20, "reposts": 3, "replies": 1, "quotes": 0, "views": 1500, "gone": False},
+    ]
+    assert [r["likes"] for r in series[second["x"].id or 0]] == [0, 1]
+    assert [r["likes"] for r in series[second["bsky"].id or 0]] == [0, 0]
+
+    # older than `days`: never asked again
+    before = net.reads()
+    run_once(settings, now=NOW + timedelta(days=15))
+    assert net.reads() == before
+
+
+def test_a_refusal_is_one_notice_and_the_channel_rests(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net)
+    run_once(settings, now=NOW)
+    net.x.read_refused = True  # X's lower API tiers: 403 client-not-enrolled
+    report = run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
+    assert report.counts.refused == ["x"]
+    assert report.counts.read == 4  # Mastodon and Bluesky went on
+    assert report.exit_code == 0 and not report.attention  # a notice needs nobody
+    notices = _notices(sqlite_url)
+    assert len(notices) == 1 and notices[0].source == "channel:x"
+    assert notices[0].severity == "notice" and "client-not-enrolled" not in notices[0].message
+    assert "Project" in notices[0].message  # X's own words, and what syndicator does
+    assert net.reads()["x"] == 1  # asked once, not once per post
+
+    for later in (2 * EVERY + timedelta(minutes=2), 3 * EVERY + timedelta(minutes=3)):
+        run_once(settings, now=NOW + later)  # X is not asked, the notice is not repeated
+    assert net.reads()["x"] == 1
+    assert len(_notices(sqlite_url)) == 1
+    assert net.reads()["masto"] == 6
+
+    net.x.read_refused = False  # the account got a tier that reads
+    report = run_once(settings, now=NOW + EVERY + REFUSED_PAUSE + timedelta(minutes=5))
+    assert net.reads()["x"] == 3 and report.counts.refused == []
+    assert _notices(sqlite_url) == []  # resolved once it works
+
+
+def test_rate_limits_are_honoured_and_one_failure_stops_nobody_else(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net)
+    run_once(settings, now=NOW)
+    net.masto.rate_limit_next(method="GET", path=STATUS, reset_in=7200, retry_after=7200)
+    net.pds.fail_next(status=502, method="GET", path="getPosts")
+    report = run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
+    assert sorted(report.counts.waiting) == ["bsky", "masto"]
+    assert report.counts.read == 2  # X read both posts
+    assert net.reads() == {"x": 2, "masto": 1, "bsky": 1}  # each stopped at its first failure
+
+    # Bluesky's back-off (a minute, doubling) is over; Mastodon's Retry-After (2 h) is not
+    run_once(settings, now=NOW + EVERY + timedelta(minutes=30))
+    assert net.reads() == {"x": 2, "masto": 1, "bsky": 3}
+    run_once(settings, now=NOW + EVERY + timedelta(hours=2, minutes=2))
+    assert net.reads() == {"x": 2, "masto": 3, "bsky": 3}
+    assert all(len(rs) == 1 for rs in _series(sqlite_url).values())
+    assert len(_series(sqlite_url)) == 6
+
+
+def test_a_deleted_post_is_read_once_more_then_never(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net)
+    run_once(settings, now=NOW)
+    sent = _sent(sqlite_url)
+    net.masto.delete_status(sent["masto"][0].remote_id or "")
+    net.x.delete_tweet(sent["x"][0].remote_id or "")
+    net.pds.delete_record("app.bsky.feed.post", sent["bsky"][0].record_key or "")
+    report = run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
+    assert report.counts.gone == 3 and report.counts.read == 3
+    assert report.counts.refused == [] and report.counts.waiting == []
+    series = _series(sqlite_url)
+    assert all(series[ds[0].id or 0] == [{**dict.fromkeys(store_counts.KEYS), "gone": True}]
+               for ds in sent.values())  # fmt: skip
+    run_once(settings, now=NOW + 2 * EVERY + timedelta(minutes=2))
+    assert net.reads() == {"x": 3, "masto": 3, "bsky": 3}  # only the live posts again
+
+
+def test_disabled_reads_nothing(tmp_path: Path, sqlite_url: str, site: Path, net: Net) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net, enabled=False)
+    run_once(settings, now=NOW)
+    run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
+    assert net.reads() == {"x": 0, "masto": 0, "bsky": 0}
