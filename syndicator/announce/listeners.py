@@ -32,6 +32,7 @@ from syndicator.store import counts as store_counts
 from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
 from syndicator.store.db import session
+from syndicator.store.views import iso
 from syndicator.timeutil import format_duration, parse_iso
 
 log = logging.getLogger(__name__)
@@ -206,8 +207,98 @@ def _refused(engine: Engine, name: str, exc: PermanentError, now: datetime) -> N
             s, owner(name), ProblemData(NOTICE_LOCATION, NOTICE_KIND, message, severity="notice"),
             now,
         )  # fmt: skip
-        store_meta.put(
-            s, wait_key(name), ChannelWait(until, 0, True, exc.message).to_json(), now
-        )
+        store_meta.put(s, wait_key(name), ChannelWait(until, 0, True, exc.message).to_json(), now)
     if not noted:
         log.warning("channel %s: %s", name, message)
+
+
+# ---- what is shown: `syndicator stats --json`, the web page -------------------------------
+
+INTERACTIONS = ("likes", "reposts", "replies", "quotes")  # views are another magnitude
+
+
+def _counts(row: Any) -> dict[str, int]:
+    return {k: int(v) for k in store_counts.KEYS if (v := getattr(row, k)) is not None}
+
+
+def _interactions(counts: Mapping[str, int]) -> int:
+    return sum(counts.get(k, 0) for k in INTERACTIONS)
+
+
+def post_dict(post: store_counts.ReadPost) -> dict[str, Any]:
+    """One sent post's counts: the latest, and every reading (oldest first)."""
+    d = post.delivery
+    live = [r for r in post.readings if not r.gone]
+    latest = _counts(live[-1]) if live else {}
+    return {
+        "delivery_id": d.id,
+        "episode_id": d.episode_id,
+        "episode": post.episode_title,
+        "channel": d.channel,
+        "remote_url": d.remote_url,
+        "sent_at": iso(d.sent_at),
+        "read_at": iso(post.readings[-1].at) if post.readings else None,
+        "gone": any(r.gone for r in post.readings),
+        "counts": latest,
+        "interactions": _interactions(latest),
+        "series": [
+            {"at": iso(r.at), **(c := _counts(r)), "interactions": _interactions(c)} for r in live
+        ],
+    }
+
+
+def _channel_series(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The channel's interactions over time: after each hour with readings, the sum of
+    every post's latest reading so far (a post not read yet adds nothing)."""
+    readings = sorted(
+        ((point["at"], p["delivery_id"], point["interactions"]) for p in posts
+         for point in p["series"]),
+    )  # fmt: skip
+    latest: dict[int, int] = {}
+    hours: dict[str, int] = {}
+    for at, delivery_id, total in readings:
+        latest[delivery_id] = total
+        hours[at[:13]] = sum(latest.values())  # "YYYY-MM-DDTHH": one point per hour
+    return [{"at": f"{h}:00:00Z", "interactions": n} for h, n in hours.items()]
+
+
+def summary(s: Any, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Per channel and per post, the counts of posts read within `[stats] days`."""
+    cfg = settings.stats
+    posts = [post_dict(p) for p in store_counts.read_posts(s, since=now - timedelta(days=cfg.days))]
+    by_channel: dict[str, list[dict[str, Any]]] = {}
+    for p in posts:
+        by_channel.setdefault(p["channel"], []).append(p)
+    names = list(by_channel)
+    for c in settings.channels:  # a configured channel that waits or refused shows too
+        if c.name not in by_channel and store_meta.get(s, wait_key(c.name)):
+            names.append(c.name)
+    channels = []
+    for name in sorted(names):
+        mine = by_channel.get(name, [])
+        totals: dict[str, int] = {}
+        for p in mine:
+            for k, v in p["counts"].items():
+                totals[k] = totals.get(k, 0) + v
+        wait = read_wait(store_meta.get(s, wait_key(name)))
+        waiting = wait is not None and wait.until > now
+        channels.append(
+            {
+                "channel": name,
+                "posts": len(mine),
+                "counts": totals,
+                "interactions": _interactions(totals),
+                "read_at": max((p["read_at"] for p in mine if p["read_at"]), default=None),
+                "waiting_until": iso(wait.until) if wait and waiting else None,
+                "refused": wait.reason if wait and waiting and wait.refused else None,
+                "series": _channel_series(mine),
+            }
+        )
+    return {
+        "now": iso(now),
+        "enabled": cfg.enabled,
+        "days": cfg.days,
+        "every": format_duration(cfg.every),
+        "channels": channels,
+        "posts": posts,
+    }

@@ -116,21 +116,22 @@ class ReadPost:
     readings: list[DeliveryCount]
 
 
-def read_posts(s: Session, since: datetime | None = None) -> list[ReadPost]:
-    """Posts with at least one reading (the latest at or after `since` when given),
-    newest send first, each with every reading."""
+def read_posts(
+    s: Session, since: datetime | None = None, delivery_ids: Iterable[int] | None = None
+) -> list[ReadPost]:
+    """Posts with at least one reading (one at or after `since` when given; only those of
+    `delivery_ids` when given), newest send first, each with every reading."""
+    readings = select(DeliveryCount.delivery_id)
+    if since is not None:
+        readings = readings.where(DeliveryCount.at >= since)  # type: ignore[operator]
     q = (
         select(Delivery, Episode.title)
         .join(Episode, Episode.id == Delivery.episode_id, isouter=True)  # type: ignore[arg-type]
-        .where(
-            Delivery.id.in_(  # type: ignore[union-attr]
-                select(DeliveryCount.delivery_id).where(
-                    True if since is None else DeliveryCount.at >= since  # type: ignore[arg-type,operator]
-                )
-            )
-        )
+        .where(Delivery.id.in_(readings))  # type: ignore[union-attr]
         .order_by(Delivery.sent_at.desc(), Delivery.id.desc())  # type: ignore[union-attr]
     )
+    if delivery_ids is not None:
+        q = q.where(Delivery.id.in_(list(delivery_ids)))  # type: ignore[union-attr]
     rows = list(s.exec(q).all())
     readings = series(s, [d.id for d, _ in rows if d.id is not None])
     return [ReadPost(d, t or "", readings.get(d.id or 0, [])) for d, t in rows]
