@@ -11,12 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from test_web_support import Site, client, write
+
 from syndicator.announce.listeners import ChannelWait, wait_key
 from syndicator.store import counts as store_counts
 from syndicator.store import meta as store_meta
 from syndicator.timeutil import utcnow
 from syndicator.web.sparkline import points
-from test_web_support import Site, client, write
 
 
 def _readings(web: Site) -> None:
