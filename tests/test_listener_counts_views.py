@@ -76,6 +76,14 @@ def test_the_episode_page_shows_each_posts_counts(web: Site) -> None:
     with client(web.server) as c:
         page = c.get(f"/episodes/{web.ids['plain']}").text
         other = c.get(f"/episodes/{web.ids['xss']}").text
+        api = c.get(f"/api/episodes/{web.ids['plain']}").json()
+    by_id = {d["id"]: d for d in api["deliveries"]}
+    assert by_id[web.ids["sent2"]]["listeners"]["counts"] == {
+        "likes": 8,
+        "reposts": 2,
+        "replies": 1,
+    }
+    assert by_id[web.ids["planned"]]["listeners"] is None
     block = page[page.index(f'id="delivery-{web.ids["sent2"]}"') :]
     block = block[: block.index("</article>")]
     assert re.search(r'data-count="likes"><strong>8</strong> likes', block)
@@ -114,6 +122,10 @@ def test_stats_command_json_and_table(tmp_path: Path, web: Site) -> None:
     assert post["delivery_id"] == web.ids["sent2"] and post["episode"] == "Shipping it with Rust"
     assert [pt["likes"] for pt in post["series"]] == [1, 3, 8] and post["gone"] is False
     assert next(p for p in data["posts"] if p["channel"] == "hook")["gone"] is True
+
+    with client(web.server) as c:  # the API speaks the same JSON
+        api = c.get("/api/stats").json()
+    assert api["channels"] == data["channels"] and api["posts"] == data["posts"]
 
     r = _cli(tmp_path, web, "stats")
     assert r.returncode == 0, r.stderr
