@@ -3,6 +3,7 @@ stored as a time series per delivery, on a slow schedule that respects rate limi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -224,3 +225,48 @@ def test_disabled_reads_nothing(tmp_path: Path, sqlite_url: str, site: Path, net
     run_once(settings, now=NOW)
     run_once(settings, now=NOW + EVERY + timedelta(minutes=1))
     assert net.reads() == {"x": 0, "masto": 0, "bsky": 0}
+
+
+@pytest.mark.timeout(120)
+def test_the_daemon_reads_counts_that_are_due(
+    tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syndicator.store.models import Delivery as Row
+    from syndicator.timeutil import utcnow
+    from tests import daemon_support as d
+    from tests.fakes.webhook import FakeWebhook
+
+    with FakeMastodon() as m, FakeWebhook() as hook:
+        status = m._as(m.username, "POST", "/api/v1/statuses", status="An earlier episode")
+        m.favourite(status["id"], by="bob")
+        m.favourite(status["id"], by="carol")
+        m.reblog(status["id"], by="bob")
+        cfg = d.write_config(
+            tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce",
+            more=f'[stats]\nevery = "1h"\n\n[[channels]]\nname = "masto"\ntype = "mastodon"\n'
+                 f'instance = "{m.url}"\ntimeout = "3s"\n',
+        )  # fmt: skip
+        now = utcnow()
+        engine = upgrade(f"sqlite:///{tmp_path / 'store.db'}")
+        with session(engine, write=True) as s:
+            s.add(
+                Row(key="announce:earlier:masto", channel="masto", state="sent",
+                    remote_id=str(status["id"]), sent_at=now - timedelta(hours=2),
+                    planned_at=now - timedelta(hours=2), updated_at=now - timedelta(hours=2))
+            )  # fmt: skip
+
+        def masto_counts() -> dict[str, int]:
+            data = json.loads(d.cli(cfg, "stats", "--json").stdout)
+            return next((p["counts"] for p in data["posts"] if p["channel"] == "masto"), {})
+
+        def read() -> bool:
+            with session(engine) as s:
+                return bool(store_counts.read_posts(s))
+
+        proc = d.start(cfg, "run", env={"SYNDICATOR_MASTO_ACCESS_TOKEN": m.token})
+        try:
+            assert d.wait(read, 60, every=0.2), "the daemon read no counts"
+        finally:
+            assert d.stop(proc) == 0
+        assert masto_counts() == {"likes": 2, "reposts": 1, "replies": 0}
+        assert len(m.requests("GET", STATUS)) == 1  # read once: the next one is due in 1 h
