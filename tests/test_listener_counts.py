@@ -270,3 +270,55 @@ def test_the_daemon_reads_counts_that_are_due(
             assert d.stop(proc) == 0
         assert masto_counts() == {"likes": 2, "reposts": 1, "replies": 0}
         assert len(m.requests("GET", STATUS)) == 1  # read once: the next one is due in 1 h
+
+
+def test_stats_settings_are_checked_with_the_line(tmp_path: Path) -> None:
+    from syndicator import config
+    from syndicator.config import ConfigError
+
+    path = tmp_path / "s.toml"
+    path.write_text('[podcast]\ntitle = "x"\n\n[stats]\ndays = 0\nevery = "1m"\nenabld = true\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    found = {p.where: (p.line, p.message) for p in err.value.problems}
+    assert found["stats.days"][0] == 5 and "1 to 365" in found["stats.days"][1]
+    assert found["stats.every"][0] == 6 and "10m" in found["stats.every"][1]
+    assert "stats.enabld" in found  # an unknown key, named
+    path.write_text('[podcast]\ntitle = "x"\n\n[stats]\ndays = 30\nevery = "12h"\n')
+    settings = config.load(path)
+    assert settings.stats.days == 30 and settings.stats.every == timedelta(hours=12)
+    assert settings.stats.enabled is True
+
+
+def test_another_process_moves_the_counts_over_http() -> None:
+    """tests/fakes/serve.py's fakes: counts set through /_fake/ controls."""
+    import httpx
+
+    from syndicator.channels.base import PermanentError, Post
+    from syndicator.channels.bluesky import BlueskyChannel
+    from syndicator.channels.tids import make_tid
+    from syndicator.channels.twitter import TwitterChannel
+
+    def post(text: str) -> Post:
+        return Post(1, text, "k", make_tid(NOW, 1), NOW)
+
+    with FakePDS() as pds, FakeX() as x:
+        bsky = BlueskyChannel(
+            "b", handle=pds.handle, app_password=pds.password, service=pds.url, timeout=5
+        )
+        uri = bsky.send(post("hello")).remote_id or ""
+        httpx.post(pds.url + "/_fake/counts", json={"uri": uri, "likes": 4, "quotes": 2})
+        assert bsky.read_counts(uri) == {"likes": 4, "reposts": 0, "replies": 0, "quotes": 2}
+        tw = TwitterChannel(
+            "x", api_key=x.api_key, api_secret=x.api_secret, access_token=x.access_token,
+            access_token_secret=x.access_token_secret, api_url=x.url, timeout=5,
+        )  # fmt: skip
+        tid = tw.send(post("hello")).remote_id or ""
+        httpx.post(x.url + "/_fake/metrics", json={"id": tid, "like_count": 6})
+        assert tw.read_counts(tid)["likes"] == 6
+        httpx.post(x.url + "/_fake/read_refused", json={"refused": True})
+        with pytest.raises(PermanentError) as err:
+            tw.read_counts(tid)
+        assert err.value.status == 403 and "Project" in err.value.message
+        bsky.close()
+        tw.close()

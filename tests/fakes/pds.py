@@ -113,6 +113,14 @@ class FakePDS(FakeServer):
         with self.lock:
             self.records.pop((collection, rkey), None)
 
+    def control(self, req: Received) -> Reply:
+        """POST /_fake/counts {"uri": ..., "likes": 3, ...}: set_counts over HTTP."""
+        if req.method == "POST" and req.path == "/_fake/counts":
+            spec = dict(req.json() or {})
+            self.set_counts(str(spec.pop("uri")), **{k: int(v) for k, v in spec.items()})
+            return Reply(200, {"ok": True})
+        return super().control(req)
+
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         reply = _err(429, "RateLimitExceeded", "Rate Limit Exceeded")
         reply.headers = {

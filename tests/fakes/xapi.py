@@ -105,6 +105,18 @@ class FakeX(FakeServer):
             self.tweets.append(t)
             return t
 
+    def control(self, req: Received) -> Reply:
+        """POST /_fake/metrics {"id": ..., "like_count": 3, ...} (set_metrics over HTTP);
+        POST /_fake/read_refused {"refused": true} (X's tier 403 on reads)."""
+        spec = dict(req.json() or {}) if req.method == "POST" else {}
+        if req.path == "/_fake/metrics" and spec:
+            self.set_metrics(str(spec.pop("id")), **{k: int(v) for k, v in spec.items()})
+            return Reply(200, {"ok": True})
+        if req.path == "/_fake/read_refused" and spec:
+            self.read_refused = bool(spec.get("refused"))
+            return Reply(200, {"ok": True})
+        return super().control(req)
+
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         reply = _problem(429, "Too Many Requests", "Too Many Requests")
         reply.headers = {
