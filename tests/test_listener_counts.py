@@ -202,8 +202,9 @@ def test_rate_limits_are_honoured_and_one_failure_stops_nobody_else(
 
 
 def test_a_deleted_post_is_read_once_more_then_never(
-    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+    tmp_path: Path, db_url: str, site: Path, net: Net
 ) -> None:
+    sqlite_url = db_url  # both stores
     settings = _settings(tmp_path, sqlite_url, site, net)
     run_once(settings, now=NOW)
     sent = _sent(sqlite_url)

@@ -163,7 +163,12 @@ def _read_channel(
             _refused(engine, name, exc, clock())
             report.refused.append(name)
             return
-        except SendError as exc:  # temporary (UnknownOutcome can't happen on a read)
+        except Exception as exc:  # temporary, or a kind's bug: wait, never hammer
+            if isinstance(exc, SendError):
+                reason = exc.message
+            else:
+                log.exception("channel %s: read_counts failed unexpectedly", name)
+                reason = f"{type(exc).__name__}: {exc}"
             failures = (wait.failures if wait is not None and not wait.refused else 0) + 1
             retry_after = getattr(exc, "retry_after", None)
             seconds = backoff_seconds(
@@ -172,12 +177,12 @@ def _read_channel(
             until = clock() + timedelta(seconds=seconds)
             with session(engine, write=True) as s:
                 store_meta.put(
-                    s, wait_key(name), ChannelWait(until, failures, False, exc.message).to_json(),
+                    s, wait_key(name), ChannelWait(until, failures, False, reason[:500]).to_json(),
                     clock(),
                 )  # fmt: skip
             log.info(
                 "channel %s: reading counts failed (%s); next try in %s",
-                name, exc.message, format_duration(timedelta(seconds=seconds)),
+                name, reason, format_duration(timedelta(seconds=seconds)),
             )  # fmt: skip
             report.waiting.append(name)
             return
