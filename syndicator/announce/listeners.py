@@ -234,7 +234,7 @@ def post_dict(post: store_counts.ReadPost) -> dict[str, Any]:
     """One sent post's counts: the latest, and every reading (oldest first)."""
     d = post.delivery
     live = [r for r in post.readings if not r.gone]
-    latest = _counts(live[-1]) if live else {}
+    latest = _latest(post)
     return {
         "delivery_id": d.id,
         "episode_id": d.episode_id,
@@ -252,28 +252,38 @@ def post_dict(post: store_counts.ReadPost) -> dict[str, Any]:
     }
 
 
-def _channel_series(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _channel_series(posts: list[store_counts.ReadPost]) -> list[dict[str, Any]]:
     """The channel's interactions over time: after each hour with readings, the sum of
     every post's latest reading so far (a post not read yet adds nothing)."""
     readings = sorted(
-        ((point["at"], p["delivery_id"], point["interactions"]) for p in posts
-         for point in p["series"]),
+        (r.at, r.delivery_id, (r.likes or 0) + (r.reposts or 0) + (r.replies or 0)
+         + (r.quotes or 0)) for p in posts for r in p.readings if not r.gone
     )  # fmt: skip
     latest: dict[int, int] = {}
-    hours: dict[str, int] = {}
+    running = 0
+    hours: dict[datetime, int] = {}
     for at, delivery_id, total in readings:
+        running += total - latest.get(delivery_id, 0)
         latest[delivery_id] = total
-        hours[at[:13]] = sum(latest.values())  # "YYYY-MM-DDTHH": one point per hour
-    return [{"at": f"{h}:00:00Z", "interactions": n} for h, n in hours.items()]
+        hours[at.replace(minute=0, second=0, microsecond=0)] = running  # one point an hour
+    return [{"at": iso(h), "interactions": n} for h, n in hours.items()]
 
 
-def summary(s: Any, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Per channel and per post, the counts of posts read within `[stats] days`."""
+def _latest(post: store_counts.ReadPost) -> dict[str, int]:
+    live = [r for r in post.readings if not r.gone]
+    return _counts(live[-1]) if live else {}
+
+
+def summary(
+    s: Any, settings: Settings, now: datetime, *, with_posts: bool = True
+) -> dict[str, Any]:
+    """Per channel and per post, the counts of posts read within `[stats] days`
+    (`with_posts=False`: the channels only, for the dashboard; "posts" is then [])."""
     cfg = settings.stats
-    posts = [post_dict(p) for p in store_counts.read_posts(s, since=now - timedelta(days=cfg.days))]
-    by_channel: dict[str, list[dict[str, Any]]] = {}
-    for p in posts:
-        by_channel.setdefault(p["channel"], []).append(p)
+    read = store_counts.read_posts(s, since=now - timedelta(days=cfg.days))
+    by_channel: dict[str, list[store_counts.ReadPost]] = {}
+    for p in read:
+        by_channel.setdefault(p.delivery.channel, []).append(p)
     names = list(by_channel)
     for c in settings.channels:  # a configured channel that waits or refused shows too
         if c.name not in by_channel and store_meta.get(s, wait_key(c.name)):
@@ -283,17 +293,18 @@ def summary(s: Any, settings: Settings, now: datetime) -> dict[str, Any]:
         mine = by_channel.get(name, [])
         totals: dict[str, int] = {}
         for p in mine:
-            for k, v in p["counts"].items():
+            for k, v in _latest(p).items():
                 totals[k] = totals.get(k, 0) + v
         wait = read_wait(store_meta.get(s, wait_key(name)))
         waiting = wait is not None and wait.until > now
+        last = max((p.readings[-1].at for p in mine if p.readings), default=None)
         channels.append(
             {
                 "channel": name,
                 "posts": len(mine),
                 "counts": totals,
                 "interactions": _interactions(totals),
-                "read_at": max((p["read_at"] for p in mine if p["read_at"]), default=None),
+                "read_at": iso(last),
                 "waiting_until": iso(wait.until) if wait and waiting else None,
                 "refused": wait.reason if wait and waiting and wait.refused else None,
                 "series": _channel_series(mine),
@@ -305,5 +316,5 @@ def summary(s: Any, settings: Settings, now: datetime) -> dict[str, Any]:
         "days": cfg.days,
         "every": format_duration(cfg.every),
         "channels": channels,
-        "posts": posts,
+        "posts": [post_dict(p) for p in read] if with_posts else [],
     }

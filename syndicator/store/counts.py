@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -91,19 +91,36 @@ def due(
     ]
 
 
-def series(s: Session, delivery_ids: Iterable[int]) -> dict[int, list[DeliveryCount]]:
+class Reading(NamedTuple):
+    """One reading, as plain values (thousands of them make a page: no ORM objects)."""
+
+    delivery_id: int
+    at: datetime
+    likes: int | None
+    reposts: int | None
+    replies: int | None
+    quotes: int | None
+    views: int | None
+    gone: bool
+
+
+def series(s: Session, delivery_ids: Iterable[int]) -> dict[int, list[Reading]]:
     """Every reading of these deliveries, oldest first."""
     ids = list(delivery_ids)
     if not ids:
         return {}
     q = (
-        select(DeliveryCount)
+        select(
+            DeliveryCount.delivery_id, DeliveryCount.at,
+            *(getattr(DeliveryCount, k) for k in KEYS), DeliveryCount.gone,
+        )
         .where(DeliveryCount.delivery_id.in_(ids))  # type: ignore[attr-defined]
         .order_by(DeliveryCount.at, DeliveryCount.id)  # type: ignore[arg-type]
-    )
-    out: dict[int, list[DeliveryCount]] = {}
-    for row in s.exec(q).all():
-        out.setdefault(row.delivery_id, []).append(row)
+    )  # fmt: skip
+    out: dict[int, list[Reading]] = {}
+    for row in s.exec(q).all():  # type: ignore[call-overload]
+        r = Reading(*row)
+        out.setdefault(r.delivery_id, []).append(r)
     return out
 
 
@@ -113,7 +130,7 @@ class ReadPost:
 
     delivery: Delivery
     episode_title: str
-    readings: list[DeliveryCount]
+    readings: list[Reading]
 
 
 def read_posts(

@@ -87,7 +87,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "notice_total": notice_total,
             "episode_total": int(episodes),
             "pings": pings(s),
-            "listeners": listeners.summary(s, settings, now)["channels"],
+            "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
             "listeners_days": settings.stats.days,
         }
 
