@@ -146,6 +146,20 @@ def test_counts_move_over_time_for_each_kind(
     assert [r["likes"] for r in series[second["x"].id or 0]] == [0, 1]
     assert [r["likes"] for r in series[second["bsky"].id or 0]] == [0, 0]
 
+    # what is shown (the same queries on both stores)
+    from syndicator.announce.listeners import summary
+
+    with session(upgrade(db_url)) as s:
+        shown = summary(s, settings, NOW + 2 * EVERY + timedelta(minutes=5))
+        totals = {(c, k): n for c, k, n in store_counts.latest_totals(s)}
+        assert {c for c, _ in store_counts.last_read_at(s)} == {"x", "masto", "bsky"}
+    by = {c["channel"]: c for c in shown["channels"]}
+    assert by["bsky"]["counts"] == {"likes": 12, "reposts": 1, "replies": 4, "quotes": 1}
+    assert by["x"]["counts"]["views"] == 1500 and by["x"]["counts"]["likes"] == 21
+    assert [p["interactions"] for p in by["masto"]["series"]][-1] == 4
+    assert len(shown["posts"]) == 6 and all(len(p["series"]) == 2 for p in shown["posts"])
+    assert totals[("x", "likes")] == 21 and totals[("masto", "posts")] == 2
+
     # older than `days`: never asked again
     before = net.reads()
     run_once(settings, now=NOW + timedelta(days=15))
