@@ -96,7 +96,6 @@ class Channel(Protocol):
 #     def read_counts(self, remote_id: str) -> dict[str, int]:
 #
 # Callers find it with `getattr(channel, "read_counts", None)`; see `ReadsCounts`.
-COUNT_KEYS = ("likes", "reposts", "replies", "quotes", "views")
 GONE_STATUSES = (404, 410)  # a PermanentError with one of these: the post no longer exists
 
 
