@@ -36,10 +36,10 @@ class Net:
 
     def channels(self) -> list[dict[str, Any]]:
         return [
-            {"name": "x", "type": "twitter", "api_url": self.x.url, "timeout": "2s"},
-            {"name": "masto", "type": "mastodon", "instance": self.masto.url, "timeout": "2s"},
+            {"name": "x", "type": "twitter", "api_url": self.x.url, "timeout": "10s"},
+            {"name": "masto", "type": "mastodon", "instance": self.masto.url, "timeout": "10s"},
             {"name": "bsky", "type": "bluesky", "service": self.pds.url,
-             "handle": self.pds.handle, "timeout": "2s"},
+             "handle": self.pds.handle, "timeout": "10s"},
         ]  # fmt: skip
 
     def reads(self) -> dict[str, int]:
@@ -259,7 +259,7 @@ def test_the_daemon_reads_counts_that_are_due(
         cfg = d.write_config(
             tmp_path / "s.toml", site, f"json://127.0.0.1:{hook.port}/announce",
             more=f'[stats]\nevery = "1h"\n\n[[channels]]\nname = "masto"\ntype = "mastodon"\n'
-                 f'instance = "{m.url}"\ntimeout = "3s"\n',
+                 f'instance = "{m.url}"\ntimeout = "10s"\n',
         )  # fmt: skip
         now = utcnow()
         engine = upgrade(f"sqlite:///{tmp_path / 'store.db'}")
