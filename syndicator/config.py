@@ -483,6 +483,30 @@ class AlertsConfig(_Base):
     source_errors: int = 3  # alert after this many consecutive poll errors
 
 
+class StatsConfig(_Base):
+    """[stats]: what listeners did with the sent posts, read back from the networks."""
+
+    enabled: bool = True
+    days: int = 14  # read posts younger than this many days
+    every: Dur = timedelta(hours=6)  # each post is read at most this often
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: int) -> int:
+        if not 1 <= v <= 365:
+            raise ValueError("use a number of days from 1 to 365, e.g. days = 14")
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: timedelta) -> timedelta:
+        if v < timedelta(minutes=10):
+            raise ValueError(
+                'use at least "10m" (networks rate-limit reads; counts move slowly), e.g. "6h"'
+            )
+        return v
+
+
 class Settings(_Base):
     podcast: PodcastConfig = Field(default_factory=PodcastConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -495,6 +519,7 @@ class Settings(_Base):
     web: WebConfig = Field(default_factory=WebConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
 
     # not from the file
     config_path: Path | None = Field(default=None, exclude=True)

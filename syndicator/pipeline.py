@@ -564,6 +564,16 @@ def run_once(
         report.sends.events.extend(pings.events)
     if sent_ids:
         report.send_titles = _episode_titles(engine, sent_ids)
+    if live and settings.stats.enabled and not should_stop():
+        from syndicator.announce.listeners import read_due
+
+        progress.step("reading listener counts")
+        report.counts = read_due(engine, settings, live, clock, should_stop)
+        if report.counts.read or report.counts.gone:
+            log.info(
+                "listener counts: %d post(s) read, %d gone",
+                report.counts.read, report.counts.gone,
+            )  # fmt: skip
     if pool is None:
         for ch in live.values():
             ch.close()

@@ -210,6 +210,25 @@ class Delivery(SQLModel, table=True):
     alerted: bool = False  # the operator was told this row failed
 
 
+class DeliveryCount(SQLModel, table=True):
+    """What listeners did with a sent post, read back from its network: one row per reading,
+    so the rows of a delivery are a time series. A count the network doesn't give is None."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (sa.Index("ix_delivery_counts_delivery_at", "delivery_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id")
+    channel: str = Field(index=True)
+    at: datetime | None = _ts(nullable=False, index=True)
+    likes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    reposts: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    replies: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    quotes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    views: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    gone: bool = False  # the network says the post no longer exists: not read again
+
+
 class FeedState(SQLModel, table=True):
     __tablename__ = "feeds"
 

@@ -8,6 +8,8 @@ Prints one JSON line: for each fake its base URL and the environment a channel n
 SIGTERM/SIGINT
 (or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
 GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
+Listener counts move with POST /_fake/counts on bluesky, POST /_fake/metrics and
+/_fake/read_refused on x, and Mastodon's own favourite/reblog/reply API (as bob_token).
 """
 
 from __future__ import annotations
