@@ -96,6 +96,7 @@ class Channel(Protocol):
     #       attempt (a signed event). The sender stores it on the row before the first
     #       network call and hands it back as post.extra["frozen"] from then on.
 
+
 # Optional: a channel whose network tells what listeners did with a post also has
 #
 #     def read_counts(self, remote_id: str) -> dict[str, int]:
