@@ -50,15 +50,9 @@ def _mark(engine: Engine, marks: list[tuple[str, object]], now: datetime) -> Non
     with session(engine, write=True) as s:
         for kind, ref in marks:
             if kind == "delivery":
-                d = deliveries.by_id(s, int(ref))  # type: ignore[call-overload]
-                if d:
-                    d.alerted = True
-                    s.add(d)
+                deliveries.mark_alerted(s, int(ref))  # type: ignore[call-overload]
             elif kind == "source":
-                src = sources.by_id(s, int(ref))  # type: ignore[call-overload]
-                if src:
-                    src.alerted = True
-                    s.add(src)
+                sources.mark_alerted(s, int(ref))  # type: ignore[call-overload]
             elif kind == "feed":
                 meta.add(s, str(ref), "1", now)
             elif kind == "feed-ok":

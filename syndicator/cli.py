@@ -415,6 +415,58 @@ def deliveries(
 
 
 @app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """What listeners did: likes, reposts, replies, quotes and views of the posts sent in
+    the last `[stats] days`, per channel and per post, as last read from each network."""
+    from syndicator.announce.listeners import summary
+    from syndicator.store.db import open_store, session
+
+    settings = state.settings()
+    with session(open_store(settings)) as s:
+        data = summary(s, settings, utcnow())
+    if as_json:
+        _dump(data)
+        return
+    keys = ("likes", "reposts", "replies", "quotes", "views")
+    if not data["enabled"]:
+        out.print("Reading counts is off ([stats] enabled = false).")
+    if not data["channels"]:
+        out.print(
+            f"No counts read yet: posts are read `{data['every']}` after they are sent, "
+            f"for {data['days']} days, on channels whose network gives counts."
+        )
+        return
+    table = Table("channel", "posts", *keys, "read", "note")
+    tz = settings.podcast.tz
+    for c in data["channels"]:
+        note = ""
+        if c["refused"]:
+            note = f"refused: {c['refused']}"
+        elif c["waiting_until"]:
+            note = f"waiting until {parse_iso(c['waiting_until']).astimezone(tz):%Y-%m-%d %H:%M}"
+        read = (
+            parse_iso(c["read_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            if c["read_at"]
+            else ""
+        )
+        table.add_row(
+            escape(c["channel"]), str(c["posts"]),
+            *(str(c["counts"].get(k, "")) for k in keys), read, escape(note),
+        )  # fmt: skip
+    out.print(table)
+    posts = Table("channel", "episode", *keys, "post")
+    for p in data["posts"]:
+        posts.add_row(
+            escape(p["channel"]), escape(p["episode"]),
+            *(str(p["counts"].get(k, "")) for k in keys),
+            "deleted" if p["gone"] else escape(p["remote_url"] or ""),
+        )  # fmt: skip
+    out.print(posts)
+
+
+@app.command()
 def preview(
     episode: Annotated[
         str | None, typer.Argument(help="Episode guid, #id, number, slug or path.")

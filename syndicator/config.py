@@ -388,6 +388,11 @@ class FeedConfig(_Base):
     podping: bool = False  # ping podping.cloud on every change (SYNDICATOR_PODPING_TOKEN)
     podping_url: str = "https://podping.cloud/"
     medium: str | None = None  # podcast:medium, also the podping medium (None: "podcast")
+    # a network feed (issue 15): podcast:podroll of its shows, and an OPML of them beside
+    # the feed (`opml_file`, a file name in the feed's folder; "": the feed's name + .opml)
+    podroll: bool = False
+    opml: bool = False
+    opml_file: str = ""
 
     @field_validator("social_interact", mode="before")
     @classmethod
@@ -413,6 +418,17 @@ class FeedConfig(_Base):
             raise ValueError(
                 f"unknown medium {v!r}{did_you_mean(v, list(MEDIUMS))}; one of: "
                 + ", ".join(MEDIUMS)
+            )
+        return v
+
+    @field_validator("opml_file")
+    @classmethod
+    def _opml_file(cls, v: str) -> str:
+        v = v.strip()
+        if v and (v in (".", "..") or "/" in v or "\\" in v or not v.lower().endswith(".opml")):
+            raise ValueError(
+                f"must be a file name ending in .opml, written beside the feed (e.g. "
+                f'"shows.opml"), not a path; got {v!r}'
             )
         return v
 
@@ -467,6 +483,30 @@ class AlertsConfig(_Base):
     source_errors: int = 3  # alert after this many consecutive poll errors
 
 
+class StatsConfig(_Base):
+    """[stats]: what listeners did with the sent posts, read back from the networks."""
+
+    enabled: bool = True
+    days: int = 14  # read posts younger than this many days
+    every: Dur = timedelta(hours=6)  # each post is read at most this often
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: int) -> int:
+        if not 1 <= v <= 365:
+            raise ValueError("use a number of days from 1 to 365, e.g. days = 14")
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: timedelta) -> timedelta:
+        if v < timedelta(minutes=10):
+            raise ValueError(
+                'use at least "10m" (networks rate-limit reads; counts move slowly), e.g. "6h"'
+            )
+        return v
+
+
 class Settings(_Base):
     podcast: PodcastConfig = Field(default_factory=PodcastConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -479,6 +519,7 @@ class Settings(_Base):
     web: WebConfig = Field(default_factory=WebConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
 
     # not from the file
     config_path: Path | None = Field(default=None, exclude=True)

@@ -143,6 +143,20 @@ class Daemon:
                 coalesce=True,
                 max_instances=1,
             )
+        if self.settings.stats.enabled and any(c.enabled for c in self.settings.channels):
+            # Listener counts fall due post by post (`every` after the last reading): look
+            # for due ones often enough that none waits much past its time, never more
+            # than hourly; the pass reads them, sending nothing new unless it is due.
+            check = min(max(self.settings.stats.every.total_seconds() / 6, 60.0), 3600.0)
+            self.scheduler.add_job(
+                self.request,
+                IntervalTrigger(seconds=check, jitter=jitter),
+                args=[[]],
+                id="stats",
+                misfire_grace_time=grace,
+                coalesce=True,
+                max_instances=1,
+            )
         self.scheduler.add_job(
             self._heartbeat,
             IntervalTrigger(seconds=max(d.heartbeat.total_seconds(), 0.2)),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syndicator.announce.listeners import CountsReport
 from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
 
@@ -42,6 +43,7 @@ class PassReport:
     attention: list[str] = field(default_factory=list)
     new_attention: list[str] = field(default_factory=list)  # first seen in this pass
     send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
+    counts: CountsReport = field(default_factory=CountsReport)  # listener counts read
     seconds: float = 0.0
 
     @property

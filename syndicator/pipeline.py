@@ -20,14 +20,16 @@ from syndicator.announce.outbox import PlannedRow
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.passreport import PassReport, SourceOutcome
 from syndicator.progress import NoProgress, PassProgress
-from syndicator.sources.base import FileStamp, PollResult, ProblemData, ScanResult
+from syndicator.sources import remote_chapters
+from syndicator.sources.base import Chapter, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.sources.kinds import Polled, PollJob, SourceKind
-from syndicator.store import deliveries
+from syndicator.store import deliveries, network_shows
 from syndicator.store import episodes as store_episodes
 from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
+from syndicator.store import remote_chapters as store_chapters
 from syndicator.store import sources as store_sources
-from syndicator.store.db import open_store, session
+from syndicator.store.db import discard, open_store, session
 from syndicator.store.ingest import (
     IngestStats,
     apply_poll,
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RACE_RETRIES = 3  # a unique-key race with another pass: retried, reading the winner's rows
+# A chapters file that could not be fetched or read is tried again after this long (not on
+# every poll: a slow or broken server would slow every pass).
+CHAPTERS_RETRY = timedelta(hours=24)
 
 
 def _titles(s: Any, ids: list[int]) -> list[str]:
@@ -190,15 +195,14 @@ def _store_polled(
             row = store_sources.by_name(s, src.name)
             stats = apply_scan(s, row, result, known, now, window)
             titles = (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
-            row.next_due_at = now + interval(src, now)
             if result.complete:
                 if fingerprint is not None:
                     store_meta.put(s, fp_key, fingerprint, now)
-                row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+                store_sources.scanned(s, row, now + interval(src, now), None)
                 problem_store.resolve(s, src.name, str(src.path), now)  # crash, store
             else:
-                row.consecutive_errors += 1
-                row.last_error = "; ".join(str(p) for p in result.problems)[:500]
+                error = "; ".join(str(p) for p in result.problems)
+                store_sources.scanned(s, row, now + interval(src, now), error)
             return stats, titles
 
         try:
@@ -214,12 +218,29 @@ def _store_polled(
             None if result.complete else "posts folder unreadable", *titles,
         )  # fmt: skip
     res = polled.result
+    if res.status == "ok":
+        try:
+            _remote_chapters(engine, settings, src, res, now)
+        except Exception as exc:  # the store, say: the episodes still go on without them
+            log.exception("source %s: remote chapters failed", src.name)
+            res.problems.append(
+                ProblemData(
+                    res.url,
+                    "chapters",
+                    f"the items' podcast:chapters files could not be read or kept "
+                    f"({type(exc).__name__}: {exc}); the episodes are stored without those "
+                    "chapters and the next poll tries again.",
+                    severity="warning",
+                )
+            )
 
     def store_poll(
         s: Session, src: FeedSourceConfig = src, res: PollResult = res
     ) -> tuple[IngestStats, Titles]:
         row = store_sources.by_name(s, src.name)
         stats = apply_poll(s, row, res, now, window, interval(src, now), settings.fetch.max_backoff)
+        if res.status == "ok" and res.show is not None:
+            network_shows.put(s, src.name, res.show, row.url or res.url, now)
         return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
 
     try:
@@ -235,6 +256,72 @@ def _store_polled(
     )  # fmt: skip
 
 
+def _remote_chapters(
+    engine: Engine, settings: Settings, src: FeedSourceConfig, res: PollResult, now: datetime
+) -> None:
+    """Give each item that points to a podcast:chapters file (and has no psc:chapters) the
+    chapters of that file: from the store when it was fetched before, else fetched now (at
+    most MAX_PER_PASS new files per source and pass; the rest on later passes). A file that
+    can't be used is one warning on the feed naming each URL and why; its episodes go on
+    without chapters."""
+    want = [ep for ep in res.episodes if ep.chapters_url and not ep.chapters]
+    if not want:
+        return
+    urls = list(dict.fromkeys(ep.chapters_url for ep in want if ep.chapters_url))
+    with session(engine) as s:
+        known = {
+            u: (row.chapters, row.error, row.fetched_at)
+            for u, row in store_chapters.cached(s, urls).items()
+        }
+    due = [
+        u
+        for u in urls
+        if u not in known or (known[u][1] and (known[u][2] or now) <= now - CHAPTERS_RETRY)
+    ][: remote_chapters.MAX_PER_PASS]
+    if due:
+        private = src.allow_private_redirects
+        fetched = remote_chapters.fetch_chapters_sync(
+            due,
+            user_agent=settings.fetch.user_agent,
+            max_per_host=settings.fetch.max_per_host,
+            allow_private_redirects=(
+                settings.fetch.allow_private_redirects if private is None else private
+            ),
+        )
+
+        def keep(s: Session) -> None:
+            for got in fetched:
+                dicts = [c.to_dict() for c in got.chapters]
+                store_chapters.put(s, got.url, dicts, got.error, now)
+
+        stored(engine, keep)
+        known.update({g.url: ([c.to_dict() for c in g.chapters], g.error, now) for g in fetched})
+    broken: dict[str, str] = {}
+    for ep in want:
+        got = known.get(ep.chapters_url or "")
+        if got is None:
+            continue  # past this pass's cap: a later pass fetches it
+        chapters, error, _at = got
+        if error:
+            broken[ep.chapters_url or ""] = error
+        else:
+            ep.chapters = [Chapter(start=int(c["start"]), title=str(c["title"])) for c in chapters]
+    if broken:
+        shown = "; ".join(f"{u[:300]}: {why}" for u, why in list(broken.items())[:3])
+        more = f" (and {len(broken) - 3} more)" if len(broken) > 3 else ""
+        res.problems.append(
+            ProblemData(
+                res.url,
+                "chapters",
+                f"{len(broken)} podcast:chapters file(s) could not be used, so those episodes "
+                f"are kept without chapters: {shown}{more}. Each is tried again after "
+                f"{int(CHAPTERS_RETRY.total_seconds() // 3600)} hours; tell the feed's "
+                "publisher if it persists.",
+                severity="warning",
+            )
+        )
+
+
 def _episode_titles(engine: Engine, ids: list[int | None]) -> list[str]:
     with session(engine) as s:
         titles = store_episodes.titles_by_id(s, {i for i in ids if i is not None})
@@ -245,10 +332,7 @@ def _store_failure(engine: Engine, name: str, location: str, err: str, now: date
     """A source whose result could not be stored: a problem, and its error count."""
     with session(engine, write=True) as s:
         problem_store.record(s, name, ProblemData(location, "store", err[:2000]), now)
-        row = store_sources.by_name(s, name)
-        row.consecutive_errors += 1
-        row.last_error = err[:500]
-        s.add(row)
+        store_sources.count_error(s, name, err)
 
 
 def interval(src: FeedSourceConfig | JekyllSourceConfig, now: datetime) -> timedelta:
@@ -442,8 +526,7 @@ def run_once(
             s, settings, renderer, limits, now, dry_run=dry_run
         )
         if dry_run:
-            s.expunge_all()  # keep the episodes readable for the report
-            s.rollback()
+            discard(s)  # nothing is written; the episodes stay readable for the report
 
     if dry_run:
         report.would_send = _would_send(engine, now, report.planned)
@@ -481,6 +564,16 @@ def run_once(
         report.sends.events.extend(pings.events)
     if sent_ids:
         report.send_titles = _episode_titles(engine, sent_ids)
+    if live and settings.stats.enabled and not should_stop():
+        from syndicator.announce.listeners import read_due
+
+        progress.step("reading listener counts")
+        report.counts = read_due(engine, settings, live, clock, should_stop)
+        if report.counts.read or report.counts.gone:
+            log.info(
+                "listener counts: %d post(s) read, %d gone",
+                report.counts.read, report.counts.gone,
+            )  # fmt: skip
     if pool is None:
         for ch in live.values():
             ch.close()

@@ -71,6 +71,14 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
                 highlight=False,
                 markup=False,
             )
+        c = report.counts
+        if c.read or c.gone or c.waiting:
+            waiting = f"; waiting: {', '.join(c.waiting)}" if c.waiting else ""
+            out.print(
+                f"listener counts: {c.read} post(s) read, {c.gone} deleted{waiting}",
+                highlight=False,
+                markup=False,
+            )
     for msg in report.channel_errors:
         err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
     # Under cron only what this pass found is printed (one mail per incident); the exit

@@ -19,11 +19,13 @@ import pytest
 from nostr_sdk import Keys
 from sqlmodel import select
 
+from syndicator.channels.linkedin import plain_text
 from syndicator.channels.tids import is_valid_tid
 from syndicator.pipeline import run_once
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Delivery
 from tests.conftest import make_settings
+from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.nostr_relay import FakeRelay
 from tests.fakes.pds import FakePDS
@@ -48,12 +50,14 @@ class Net:
     pds: FakePDS
     hook: FakeWebhook
     relay: FakeRelay
+    li: FakeLinkedIn
     threads: FakeThreads
 
     def env(self) -> dict[str, str]:
         return {**self.x.env("x"), "SYNDICATOR_MASTODON_ACCESS_TOKEN": self.masto.token,
                 **self.pds.env("bluesky"),
                 "SYNDICATOR_NOSTR_NSEC": NOSTR_NSEC,
+                **self.li.env("linkedin"),
                 **self.threads.env("threads"),
                 }  # fmt: skip
 
@@ -66,6 +70,8 @@ class Net:
             {"name": "hook", "type": "apprise", "url": f"json://127.0.0.1:{self.hook.port}/hook",
              "timeout": "2s"},
             {"name": "nostr", "type": "nostr", "relays": [self.relay.ws_url], "timeout": "2s"},
+            {"name": "linkedin", "type": "linkedin", "api_url": self.li.url,
+             "author": self.li.author, "timeout": "2s"},
             {"name": "threads", "type": "threads", "api_url": self.threads.api_url,
              "user_id": self.threads.user_id, "timeout": "2s"},
         ]  # fmt: skip
@@ -80,6 +86,7 @@ class Net:
             "bluesky": len(self.pds.posts()),
             "hook": len(self.hook.posts("/hook")),
             "nostr": len(self.relay.notes()),
+            "linkedin": len(self.li.posts),
             "threads": len(self.threads.threads),
         }
 
@@ -87,8 +94,10 @@ class Net:
 @pytest.fixture
 def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
     with FakeX() as x, FakeMastodon() as m, FakePDS() as p, FakeWebhook() as h, \
-            FakeRelay() as r, FakeThreads() as th:  # fmt: skip
-        n = Net(x, m, p, h, r, threads=th)
+            FakeRelay() as r, \
+            FakeLinkedIn() as li, \
+            FakeThreads() as th:  # fmt: skip
+        n = Net(x, m, p, h, r, li, threads=th)
         for k, v in n.env().items():
             monkeypatch.setenv(k, v)
         yield n
@@ -115,14 +124,13 @@ def test_each_recent_episode_once_on_every_channel(
 ) -> None:
     settings = _settings(tmp_path, db_url, site, net)
     report = run_once(settings, now=NOW)
-    assert report.sends.sent == 12, report.sends.events  # 2 recent episodes x 6 channels
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
-                            "threads": 2}  # fmt: skip
+    every = len(net.channels())
+    assert report.sends.sent == 2 * every, report.sends.events  # 2 recent episodes each
+    assert net.counts() == dict.fromkeys(net.counts(), 2)
     run_once(settings, now=NOW + timedelta(minutes=5))
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
-                            "threads": 2}  # fmt: skip
+    assert net.counts() == dict.fromkeys(net.counts(), 2)  # never twice
     rows = [d for d in _rows(db_url).values() if d.state == "sent"]
-    assert len(rows) == 12
+    assert len(rows) == 2 * every
     tweets = {t.text for t in net.x.tweets}
     assert any(
         t.startswith("🎙 New episode: Billing for a SaaS Without Losing Sleep, with @ayobankole.")
@@ -146,9 +154,8 @@ def test_dry_run_sends_nothing_and_changes_no_delivery(
 ) -> None:
     settings = _settings(tmp_path, sqlite_url, site, net)
     report = run_once(settings, now=NOW, dry_run=True)
-    assert len(report.would_send) == 12
-    assert net.counts() == {"x": 0, "mastodon": 0, "bluesky": 0, "hook": 0, "nostr": 0,
-                            "threads": 0}  # fmt: skip
+    assert len(report.would_send) == 2 * len(net.channels())
+    assert net.counts() == dict.fromkeys(net.counts(), 0)
     assert _rows(sqlite_url) == {}
 
 
@@ -178,18 +185,18 @@ def test_lost_answers_are_reconciled_without_duplicates(
     net.hook.drop_next(store=True, method="POST")
     net.relay.drop_next(store=True, method="EVENT")
     net.threads.drop_next(store=True, method="POST", path="threads_publish$")
+    net.li.drop_next(store=True, method="POST", path="^/rest/posts$")
     settings = _settings(tmp_path, sqlite_url, site, net)
     run_once(settings, now=NOW)
     states = sorted(d.state for d in _rows(sqlite_url).values() if d.state != "skipped")
-    assert states.count("unknown") == 6, states
+    assert states.count("unknown") == len(net.channels()), states
     for later in (1, 2, 3):
         run_once(settings, now=NOW + timedelta(minutes=later * 10))
-    assert net.counts() == {"x": 2, "mastodon": 2, "bluesky": 2, "hook": 2, "nostr": 2,
-                            "threads": 2}  # fmt: skip
+    assert net.counts() == dict.fromkeys(net.counts(), 2)
     rows = [d for d in _rows(sqlite_url).values() if d.state != "skipped"]
     held = [d for d in rows if d.state == "unknown"]
     assert [d.channel for d in held] == ["hook"]  # a webhook can't be checked: held
-    assert sum(d.state == "sent" for d in rows) == 11
+    assert sum(d.state == "sent" for d in rows) == 2 * len(net.channels()) - 1
     assert len(net.threads.publishes()) == 2  # the lost one was read back, not published again
     assert net.pds.overwrites == []
 
@@ -243,8 +250,7 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
                           "6", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120)  # fmt: skip
     rows = json.loads(out.stdout)
-    assert {r["channel"] for r in rows} == {"x", "mastodon", "bluesky", "hook", "nostr",
-                                          "threads"}  # fmt: skip
+    assert {r["channel"] for r in rows} == {c["name"] for c in net.channels()}
     for r in rows:
         assert set(r) >= {"episode", "channel", "text", "length", "limit", "fits"}
         assert r["fits"] and r["length"] <= r["limit"]
@@ -253,6 +259,12 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
     assert x["limit"] == 280 and x["length"] == len(x["text"]) + 1
     nostr = next(r for r in rows if r["channel"] == "nostr")
     assert nostr["limit"] == 1000 and nostr["length"] == len(nostr["text"])  # code points
+    li = next(r for r in rows if r["channel"] == "linkedin")
+    # LinkedIn: 3,000 UTF-16 units of the escaped commentary (reserved characters doubled)
+    reserved = sum(li["text"].count(c) for c in "|{}@[]()<>\\*_~")
+    tags = li["text"].count("#")  # each "#tag" goes as "{hashtag|\\#|tag}"
+    assert li["limit"] == 3000
+    assert li["length"] == len(li["text"].encode("utf-16-le")) // 2 + reserved + 12 * tags
     th = next(r for r in rows if r["channel"] == "threads")
     # Threads: 500, and an emoji counts as its UTF-8 bytes (the 🎙 is 4)
     assert th["limit"] == 500 and th["length"] == len(th["text"]) + 3
@@ -281,7 +293,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     cfg.write_text("\n".join(lines))
     env = {**os.environ, **net.env()}
     # Slow the networks a little so kills land mid-send.
-    for fake in (net.x, net.masto, net.pds, net.hook):
+    for fake in (net.x, net.masto, net.pds, net.hook, net.li):
         fake.hang_next(40, seconds=0.15, store=True, method="POST")
     net.relay.hang_next(40, seconds=0.15, store=True, method="EVENT")
     net.threads.hang_next(40, seconds=0.15, store=True, method="POST")
@@ -293,7 +305,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
         time.sleep(rng.uniform(0.6, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    for fake in (net.x, net.masto, net.pds, net.hook, net.relay):
+    for fake in (net.x, net.masto, net.pds, net.hook, net.relay, net.li):
         fake.clear_faults()
     net.threads.clear_faults()
     for _ in range(4):
@@ -311,6 +323,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     assert sorted(titles([p["text"] for p in net.pds.posts()])) == sorted(expected)
     assert net.pds.overwrites == []
     assert sorted(titles([n["content"] for n in net.relay.notes()])) == sorted(expected)
+    assert sorted(titles([plain_text(p.commentary) for p in net.li.posts])) == sorted(expected)
     assert sorted(titles([t.text for t in net.threads.threads])) == sorted(expected)
     hooked = titles([b["message"] for b in net.hook.bodies("/hook")])
     assert len(hooked) == len(set(hooked))  # never twice

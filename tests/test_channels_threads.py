@@ -341,8 +341,12 @@ def test_read_counts_from_insights(th: FakeThreads, monkeypatch) -> None:
     with pytest.raises(TransientError):
         ch.read_counts(sent.remote_id)
     th.insights_allowed = False
-    with pytest.raises(PermanentError, match="permission"):
+    with pytest.raises(PermanentError, match="permission") as refused:
         ch.read_counts(sent.remote_id)
+    assert refused.value.status == 403
+    with pytest.raises(PermanentError, match="does not exist") as gone:
+        ch.read_counts("18999999999999999")  # a deleted post: never asked again
+    assert gone.value.status == 404
 
 
 def test_no_social_interact_protocol() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import SITE_URLS, jekyll_source, write_config
 from tests.fakes.webhook import FakeWebhook
 
 
@@ -21,26 +22,10 @@ def hook() -> Iterator[FakeWebhook]:
 
 
 def _config(tmp_path: Path, site: Path, hook: FakeWebhook) -> Path:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-[database]
-url = "sqlite:///s.db"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-guid = "{{site.url}}/podcast/{{slug}}"
-[announce]
-retry_base = "1s"
-[[channels]]
-name = "hook"
-type = "apprise"
-url = "json://127.0.0.1:{hook.port}/h"
-""")
-    return cfg
+    return write_config(
+        tmp_path, jekyll_source(site, keys=SITE_URLS), '[announce]\nretry_base = "1s"',
+        f'[[channels]]\nname = "hook"\ntype = "apprise"\nurl = "json://127.0.0.1:{hook.port}/h"',
+    )  # fmt: skip
 
 
 def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -106,21 +91,6 @@ def test_backup_and_json_logs(tmp_path: Path, site: Path, hook: FakeWebhook) -> 
     db.close()
 
 
-def _plain_config(tmp_path: Path, path: str) -> Path:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-[database]
-url = "sqlite:///s.db"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{path}"
-""")
-    return cfg
-
-
 def test_check_prints_a_problem_repeated_in_many_posts_once(tmp_path: Path, site: Path) -> None:
     for n in range(5):
         (site / f"_posts/podcast/2026-11-2{n}-{40 + n}-inc.md").write_text(
@@ -128,7 +98,7 @@ def test_check_prints_a_problem_repeated_in_many_posts_once(tmp_path: Path, site
             + "\n" * n
             + "{% include nope.html %}\n"
         )
-    r = _cli(_plain_config(tmp_path, str(site)), "check")
+    r = _cli(write_config(tmp_path, jekyll_source(site)), "check")
     assert r.stderr.count("nope.html") == 1, r.stderr  # five posts, one line
     assert "in 5 places" in r.stderr and "2026-11-20-40-inc.md:6" in r.stderr
 
@@ -146,7 +116,7 @@ def _record(cfg: Path, *problems: tuple[str, str, str, str]) -> None:
 
 
 def test_status_groups_problems_and_keeps_notices_quiet(tmp_path: Path, site: Path) -> None:
-    cfg = _plain_config(tmp_path, str(site))
+    cfg = write_config(tmp_path, jekyll_source(site))
     assert _cli(cfg, "run-once").returncode == 0
     tag = "plugin tag {% asset_path %} dropped"
     _record(
@@ -176,14 +146,14 @@ def test_status_groups_problems_and_keeps_notices_quiet(tmp_path: Path, site: Pa
 
 
 def test_check_exits_0_when_only_notices_remain(tmp_path: Path, site: Path) -> None:
-    cfg = _plain_config(tmp_path, str(site))
+    cfg = write_config(tmp_path, jekyll_source(site))
     _record(cfg, ("_includes/x.html", "liquid-tag", "plugin tag {% x %} dropped", "notice"))
     r = _cli(cfg, "check")
     assert r.returncode == 0 and "config and sources OK" in r.stdout
 
 
 def test_a_wrong_site_path_says_the_folder_does_not_exist(tmp_path: Path) -> None:
-    cfg = _plain_config(tmp_path, "sitez")  # relative: taken from the config's folder
+    cfg = write_config(tmp_path, jekyll_source("sitez"))  # relative: taken from the config's folder
     r = _cli(cfg, "check")
     assert r.returncode == 1
     assert f"the site folder {tmp_path / 'sitez'} does not exist" in r.stderr

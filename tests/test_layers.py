@@ -45,26 +45,14 @@ def module_files() -> dict[str, Path]:
     return out
 
 
-def _type_only(tree: ast.AST) -> set[int]:
-    """ids of the import nodes under `if TYPE_CHECKING:`: they never run."""
-    out: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for inner in node.body:
-                out.update(id(n) for n in ast.walk(inner))
-    return out
-
-
-def imports_of(name: str, path: Path, modules: set[str], *, runtime_only: bool = False) -> set[str]:
-    """The package's modules that `name` imports, anywhere in its body (with
-    `runtime_only`, leaving out the imports only a type checker reads)."""
+def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that `name` imports, anywhere in its body. Imports under
+    `if TYPE_CHECKING:` count too: a cycle a type checker walks is still a cycle in the
+    design (break it with a Protocol on the lower side)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    skip = _type_only(tree) if runtime_only else set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -85,13 +73,10 @@ def imports_of(name: str, path: Path, modules: set[str], *, runtime_only: bool =
     return found
 
 
-def import_graph(*, runtime_only: bool = False) -> dict[str, set[str]]:
+def import_graph() -> dict[str, set[str]]:
     files = module_files()
     names = set(files)
-    return {
-        name: imports_of(name, path, names, runtime_only=runtime_only)
-        for name, path in files.items()
-    }
+    return {name: imports_of(name, path, names) for name, path in files.items()}
 
 
 def layer(module: str) -> str:
@@ -156,12 +141,21 @@ def test_the_reader_sees_function_level_and_relative_imports(tmp_path: Path) -> 
     (pkg / "__init__.py").write_text("")
     (pkg / "app.py").write_text("def f():\n    from . import routes\n")
     (pkg / "routes.py").write_text("from syndicator.web.app import f\n")
-    modules = {"syndicator.web", "syndicator.web.app", "syndicator.web.routes"}
+    (pkg / "views.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from syndicator.web import app\n"
+    )
+    modules = {
+        "syndicator.web",
+        "syndicator.web.app",
+        "syndicator.web.routes",
+        "syndicator.web.views",
+    }
     graph = {
-        "syndicator.web.app": imports_of("syndicator.web.app", pkg / "app.py", modules),
-        "syndicator.web.routes": imports_of("syndicator.web.routes", pkg / "routes.py", modules),
+        f"syndicator.web.{m}": imports_of(f"syndicator.web.{m}", pkg / f"{m}.py", modules)
+        for m in ("app", "routes", "views")
     }
     assert "syndicator.web.routes" in graph["syndicator.web.app"]
+    assert "syndicator.web.app" in graph["syndicator.web.views"]  # a type-only import counts
     assert cycles(graph) == [["syndicator.web.app", "syndicator.web.routes"]]
     assert layer_violations({"syndicator.store.x": {"syndicator.announce.y"}}) == [
         "syndicator.store.x imports syndicator.announce.y: store must not import announce"
@@ -172,9 +166,7 @@ def test_the_reader_sees_function_level_and_relative_imports(tmp_path: Path) -> 
 
 
 def test_no_import_cycles() -> None:
-    # A type-only import (`if TYPE_CHECKING:`) never runs, so it can't close a cycle; the
-    # layer rule below still counts it.
-    found = cycles(import_graph(runtime_only=True))
+    found = cycles(import_graph())
     assert found == [], "import cycles (break each by moving shared code down a layer):\n" + (
         "\n".join(" <-> ".join(c) for c in found)
     )

@@ -14,6 +14,7 @@ from sqlmodel import select
 from syndicator.pipeline import run_once
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Delivery, Episode, Problem
+from tests.builders import SITE_URLS, jekyll_source, write_config
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -164,30 +165,21 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_run_once_episodes_and_status_json(tmp_path: Path, site: Path) -> None:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-timezone = "America/New_York"
-[database]
-url = "sqlite:///s.db"
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
-guid = "{{site.url}}/podcast/{{slug}}"
-[[channels]]
-name = "x"
-type = "twitter"
-dry_run = true
-""")
+    write_config(
+        tmp_path, jekyll_source(site, keys=SITE_URLS),
+        '[[channels]]\nname = "x"\ntype = "twitter"\ndry_run = true',
+        podcast='timezone = "America/New_York"',
+    )  # fmt: skip
     r = _cli(["run-once", "--now", "2026-11-27T12:00:00Z", "--force"], tmp_path)
     assert r.returncode == 0, r.stderr
     eps = json.loads(_cli(["episodes", "--json"], tmp_path).stdout)
     billing = next(e for e in eps if e["number"] == 6)
+    from syndicator.plugins import handle_kinds
+
+    # every installed kind with handles shows its handle, null where the guest has none
+    no_handle = {k.name: None for k in handle_kinds()}
     assert billing["guests"][0] == {
+        **no_handle,
         "name": "Ayodele Bankole", "twitter": "ayobankole", "mastodon": None,
         "bluesky": "ayo.bsky.social", "website": "https://ledgerline.example",
         "avatar": "ayodele-bankole", "title": "CTO",

@@ -204,3 +204,17 @@ def test_the_hosts_handles_are_keys_of_the_installed_kinds(tmp_path: Path) -> No
     cfg.write_text('[podcast.host]\nname = "Jane"\nmastodn = "@jane@m.example"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'mastodn' \(did you mean \"mastodon\"\?\)"):
         config.load(cfg)
+
+
+def test_a_loaded_kind_is_checked_against_the_protocol_plugins_states() -> None:
+    """plugins.py imports nothing of syndicator, so it states what it reads of a kind as a
+    Protocol: every built-in has all of it, and an object missing a member does not."""
+    from syndicator.plugins import Kind, kinds
+
+    assert set(kinds()) >= {"twitter", "mastodon", "bluesky", "apprise"}
+    assert all(isinstance(k, Kind) for k in kinds().values())
+
+    class Half:  # a kind's attributes, but no way to count or build
+        name, config, secrets, default_limit = "half", None, (), 500
+
+    assert not isinstance(Half(), Kind)

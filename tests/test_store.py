@@ -266,3 +266,19 @@ def test_a_stopped_heartbeat_is_kept_and_replaces_older_stopped_ones(db_url: str
         d = daemon_dict(s, t0 + timedelta(minutes=1, seconds=31), timedelta(seconds=90))
     assert d["alive"] is False and d["stopped"] is True
     assert d["last_seen"] and d["last_seen"].startswith("2026-12-01T09:01:30")
+
+
+def test_deliveries_save_writes_named_columns_and_refuses_others(db_url: str) -> None:
+    from syndicator.store import deliveries
+
+    engine = upgrade(db_url)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with session(engine, write=True) as s:
+        row = deliveries.save(
+            s, Delivery(key="k", channel="c", planned_at=now, updated_at=now), state="skipped"
+        )
+        with pytest.raises(AttributeError, match="no column 'stat'"):
+            deliveries.save(s, row, stat="sent")  # a typo is an error, not a lost write
+    with session(engine) as s:
+        got = deliveries.by_key(s, "k")
+        assert got is not None and got.state == "skipped"

@@ -21,6 +21,7 @@ from syndicator.config import ChannelConfig
 from syndicator.pipeline import run_once
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Episode
+from tests.builders import partner_feed
 from tests.conftest import EXAMPLE_SITE, make_settings
 from tests.feedserver import FeedServer
 
@@ -57,34 +58,16 @@ Notes about R&D.
 """
 
 
-def _x(s: str) -> str:
-    """Escape for XML text and attributes, as a correct publisher does (once)."""
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-REMOTE = f"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"
-  xmlns:psc="http://podlove.org/simple-chapters">
-<channel><title>Partner</title><link>https://partner.example/</link>
-<item>
-  <title>{_x(TITLE)}</title>
-  <guid>partner-1</guid>
-  <pubDate>Fri, 27 Nov 2026 10:00:00 +0000</pubDate>
-  <description>{_x("<p>" + TITLE + "</p>")}</description>
-  <enclosure url="https://partner.example/1.mp3" length="1000" type="audio/mpeg"/>
-  <podcast:person role="guest">{_x(GUEST)}</podcast:person>
-  <psc:chapters version="1.2">
-    {"".join(f'<psc:chapter start="{s}" title="{_x(t)}"/>' for s, t in CHAPTERS)}
-  </psc:chapters>
-</item>
-</channel></rss>
-"""
+REMOTE = partner_feed(
+    title=TITLE, description=f"<p>{TITLE}</p>", guest=GUEST,
+    chapters=[(str(s), t) for s, t in CHAPTERS],
+)  # fmt: skip
 
 
 @pytest.fixture
 def srv() -> Iterator[FeedServer]:
     with FeedServer() as s:
-        s.add_feed("/feed.xml", REMOTE.encode())
+        s.add_feed("/feed.xml", REMOTE)
         yield s
 
 

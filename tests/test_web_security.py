@@ -317,7 +317,7 @@ def test_a_busy_port_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[s
 # ---------------------------------------------------------------- set-password
 
 
-def test_set_password_edits_only_its_line(tmp_path: Path) -> None:
+def test_set_password_keeps_comments_and_other_keys(tmp_path: Path) -> None:
     cfg = tmp_path / "syndicator.toml"
     original = (
         '# my config\n[podcast]\ntitle = "Show"  # the name\n\n'
@@ -327,15 +327,20 @@ def test_set_password_edits_only_its_line(tmp_path: Path) -> None:
     cfg.write_text(original, encoding="utf-8")
     h = auth.write_password_hash(cfg, "first password")
     text = cfg.read_text(encoding="utf-8")
-    assert text == original.replace("[web]\n", f'[web]\npassword_hash = "{h}"\n')
+    # every line of the file is still there, in order, and exactly one was added
+    added = f'password_hash = "{h}"\n'
+    assert text.count(added) == 1
+    assert text.replace(added, "", 1) == original
+    assert text.index(added) > text.index("[web]") and text.index(added) < text.index("[daemon]")
     settings = config.load(cfg)
     assert settings.web.password_hash == h and settings.web.port == 9000
+    assert settings.web.host == "0.0.0.0" and settings.daemon.heartbeat.total_seconds() == 10
     cred = auth.load_credential(settings)
     assert cred is not None and cred.verify("first password") and not cred.verify("nope")
 
     h2 = auth.write_password_hash(cfg, "second password")
     text2 = cfg.read_text(encoding="utf-8")
-    assert text2 == original.replace("[web]\n", f'[web]\npassword_hash = "{h2}"\n')
+    assert text2 == text.replace(h, h2)  # the value changed in place, nothing else did
     assert tomllib.loads(text2)["web"]["password_hash"] == h2
 
 
@@ -352,6 +357,9 @@ def test_set_password_refuses_what_it_cannot_do_safely(tmp_path: Path) -> None:
     with pytest.raises(auth.PasswordError, match="syndicator init"):
         auth.write_password_hash(cfg, "a good password")
     cfg.write_text('web = { host = "127.0.0.1" }\n', encoding="utf-8")
+    with pytest.raises(auth.PasswordError, match="by hand"):
+        auth.write_password_hash(cfg, "a good password")
+    cfg.write_text('web.host = "127.0.0.1"\n', encoding="utf-8")  # dotted keys
     with pytest.raises(auth.PasswordError, match="by hand"):
         auth.write_password_hash(cfg, "a good password")
     cfg.write_text("[web\n", encoding="utf-8")

@@ -47,10 +47,10 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
             )
-        row.state, row.next_attempt_at, row.due_at = RETRYING, now, None
-        row.attempts, row.skip_reason, row.updated_at = 0, None, now
-        s.add(row)
-        return row
+        return deliveries.save(
+            s, row, state=RETRYING, next_attempt_at=now, due_at=None, attempts=0,
+            skip_reason=None, updated_at=now,
+        )  # fmt: skip
 
 
 def skip(
@@ -60,9 +60,7 @@ def skip(
         row = _get(s, delivery_id)
         if row.state in (SENT, SENDING):
             raise ActionError(f"delivery {delivery_id} is {row.state}; it can't be skipped")
-        row.state, row.skip_reason, row.updated_at = SKIPPED, reason, now
-        s.add(row)
-        return row
+        return deliveries.save(s, row, state=SKIPPED, skip_reason=reason, updated_at=now)
 
 
 def mark_unknown(engine: Engine, delivery_id: int, now: datetime, *, was_sent: bool) -> Delivery:
@@ -72,13 +70,11 @@ def mark_unknown(engine: Engine, delivery_id: int, now: datetime, *, was_sent: b
         if row.state not in (UNKNOWN, FAILED):
             raise ActionError(f"delivery {delivery_id} is {row.state}, not unknown")
         if was_sent:
-            row.state, row.sent_at, row.last_error = SENT, now, "marked sent by hand"
+            values = {"state": SENT, "sent_at": now, "last_error": "marked sent by hand"}
         else:
-            row.state, row.next_attempt_at, row.attempts = RETRYING, now, 0
-            row.last_error = "marked not sent by hand"
-        row.updated_at = now
-        s.add(row)
-        return row
+            values = {"state": RETRYING, "next_attempt_at": now, "attempts": 0}
+            values["last_error"] = "marked not sent by hand"
+        return deliveries.save(s, row, **values, updated_at=now)
 
 
 def announce_now(
@@ -115,10 +111,10 @@ def announce_now(
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
                 )
-            row.text, row.text_length = rendered.text, rendered.length
-            row.state, row.skip_reason, row.due_at = PLANNED, None, now
-            row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
-            s.add(row)
+            deliveries.save(
+                s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,
+                skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
+            )  # fmt: skip
             out.append(row)
         if channel and not out:
             raise ActionError(f"channel {channel!r} has nothing to (re)announce for this episode")

@@ -177,9 +177,11 @@ def new_row(
     now: datetime,
     settings: Settings,
     extra: str = "",
+    **values: Any,
 ) -> Delivery:
+    """A new row, not stored yet; `values` (column=value) replace the planned defaults."""
     key = delivery_key(kind, ep.id, ch.name, extra)
-    return Delivery(
+    defaults: dict[str, Any] = dict(
         key=key,
         kind=kind,
         episode_id=ep.id,
@@ -197,6 +199,7 @@ def new_row(
         updated_at=now,
         due_at=publish_time(ep.date, now, settings),
     )
+    return Delivery(**{**defaults, **values})
 
 
 def plan(
@@ -275,13 +278,11 @@ def plan_row(
     rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
-    row = new_row(kind, ep, ch, now, settings, extra)
-    row.text, row.text_length = rendered.text, rendered.length
-    row.state, row.skip_reason = state, reason
-    if state == SKIPPED:
-        row.due_at = None
-    elif kind != "announce":
-        row.due_at = now
+    due = {"due_at": None} if state == SKIPPED else {"due_at": now} if kind != "announce" else {}
+    row = new_row(
+        kind, ep, ch, now, settings, extra, text=rendered.text, text_length=rendered.length,
+        state=state, skip_reason=reason, **due,
+    )  # fmt: skip
     if not dry_run:
         deliveries.insert_ignore(s, row)
     return PlannedRow(
@@ -337,29 +338,28 @@ def _refresh(
     ):
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
-            row.state, row.skip_reason = PLANNED, None
-            row.text, row.text_length = rendered.text, rendered.length
-            row.payload = {**row.payload, **_card(ep)}
-            row.due_at = publish_time(ep.date, now, settings)
-            row.updated_at = now
-            s.add(row)
+            deliveries.save(
+                s, row, state=PLANNED, skip_reason=None, text=rendered.text,
+                text_length=rendered.length, payload={**row.payload, **_card(ep)},
+                due_at=publish_time(ep.date, now, settings), updated_at=now,
+            )  # fmt: skip
         return
     if row.state not in (PLANNED, RETRYING) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
-            row.state, row.skip_reason, row.updated_at = SKIPPED, WITHDRAWN, now
-            s.add(row)
+            deliveries.save(s, row, state=SKIPPED, skip_reason=WITHDRAWN, updated_at=now)
         return
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:
         # Nothing went out yet: the announcement may follow the edit.
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
-            row.text, row.text_length = rendered.text, rendered.length
-            row.payload = {**row.payload, **_card(ep)}
-            row.due_at = publish_time(ep.date, now, settings)  # a moved date moves it
-            row.updated_at = now
-            s.add(row)
+            deliveries.save(
+                s, row, text=rendered.text, text_length=rendered.length,
+                payload={**row.payload, **_card(ep)},
+                due_at=publish_time(ep.date, now, settings),  # a moved date moves it
+                updated_at=now,
+            )  # fmt: skip
 
 
 def plan_ping(

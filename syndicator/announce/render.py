@@ -181,7 +181,7 @@ def _person(
         handles[net] = person[net] = k.handle(value)
     person["handles"] = handles
     k = _handle_kinds().get(network)
-    own = k.mention(person[network]) if k is not None else ""
+    own = k.mention_for(person[network], name) if k is not None else ""
     person["mention"] = own or name
     return person
 

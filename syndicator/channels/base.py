@@ -130,3 +130,20 @@ class Channel(Protocol):
     #       What the channel builds from the post and must send identically on every
     #       attempt (a signed event). The sender stores it on the row before the first
     #       network call and hands it back as post.extra["frozen"] from then on.
+
+
+# Optional: a channel whose network tells what listeners did with a post also has
+#
+#     def read_counts(self, remote_id: str) -> dict[str, int]:
+#
+# Callers find it with `getattr(channel, "read_counts", None)`; see `ReadsCounts`.
+GONE_STATUSES = (404, 410)  # a PermanentError with one of these: the post no longer exists
+
+
+class ReadsCounts(Protocol):
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Counts for one sent post, keys from: "likes", "reposts", "replies", "quotes",
+        "views" (only those the network gives). Raise PermanentError when the network refuses
+        (no permission, API tier), with status 404 or 410 when the post is gone, and
+        TransientError on a temporary failure (with retry_after when the network says)."""
+        ...

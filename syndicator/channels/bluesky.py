@@ -239,6 +239,28 @@ class BlueskyChannel:
             raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
         return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key))
 
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Likes, reposts, replies and quotes of one post (app.bsky.feed.getPosts)."""
+        what = "reading the counts of a Bluesky post"
+        self._login()
+        try:
+            resp = self._client.app.bsky.feed.get_posts(
+                models.AppBskyFeedGetPosts.Params(uris=[remote_id])
+            )
+        except (AtProtocolError, httpx.HTTPError) as exc:
+            raise self._before_write_error(exc, what) from exc
+        view = next((p for p in resp.posts if p.uri == remote_id), None)
+        if view is None:  # getPosts leaves out what it can't find: deleted
+            raise PermanentError(f"{what}: {remote_id} is not there any more", status=404)
+        return {
+            "likes": _net.count(view.like_count),
+            "reposts": _net.count(view.repost_count),
+            "replies": _net.count(view.reply_count),
+            "quotes": _net.count(view.quote_count),
+        }
+
     # ---- errors --------------------------------------------------------------------------
 
     def _common(self, exc: BaseException, what: str) -> SendError | None:

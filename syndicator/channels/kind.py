@@ -73,6 +73,13 @@ class ChannelKind:
         """The text that mentions an already normalised handle."""
         return "@" + handle if handle else ""
 
+    def mention_for(self, handle: str, name: str) -> str:
+        """The text that mentions a guest by handle and display name ("" when it can't be
+        written: the plain name is shown). Networks whose mention carries the name as
+        well as the id (LinkedIn's `@[Name](urn:li:person:...)`) override this; the
+        default is `mention(handle)`."""
+        return self.mention(handle)
+
     # -- channels
 
     def check(self, cfg: Any) -> None:

@@ -187,6 +187,21 @@ class MastodonChannel:
                 return Sent(remote_id=str(st["id"]), remote_url=st.get("url") or st.get("uri"))
         return None
 
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Favourites, reblogs and replies of one status (GET /api/v1/statuses/:id)."""
+        try:
+            st = self._api.status(remote_id)
+        except (MastodonError, requests.RequestException) as exc:
+            err = self._error(exc, f"reading the counts of Mastodon status {remote_id}")
+            raise _net.read_error(err) from exc
+        return {
+            "likes": _net.count(st.get("favourites_count")),
+            "reposts": _net.count(st.get("reblogs_count")),
+            "replies": _net.count(st.get("replies_count")),
+        }
+
     # ---- errors --------------------------------------------------------------------------
 
     def _error(self, exc: BaseException, what: str) -> SendError:

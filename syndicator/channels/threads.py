@@ -88,6 +88,14 @@ def _describe(resp: httpx.Response) -> str:
     return text + (f" ({', '.join(codes)})" if codes else "")
 
 
+def _gone(resp: httpx.Response) -> bool:
+    """The object is not there (deleted): 404/410, or Meta's code 100, subcode 33."""
+    err = _meta_error(resp)
+    return resp.status_code in (404, 410) or (
+        err.get("code") == 100 and err.get("error_subcode") == 33
+    )
+
+
 def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
@@ -307,7 +315,11 @@ class ThreadsChannel:
                 "GET", f"{remote_id}/insights", params={"metric": ",".join(COUNT_METRICS)}
             )
         except (_Failed, httpx.HTTPError) as exc:
-            raise self._error(exc, what, may_have_acted=False) from exc
+            err = self._error(exc, what, may_have_acted=False)
+            if isinstance(exc, _Failed) and _gone(exc.resp):
+                # Meta answers 400 "does not exist" for a deleted post: never ask again
+                raise PermanentError(err.message, status=404) from exc
+            raise err from exc
         counts: dict[str, int] = {}
         for item in body.get("data") or []:
             if not isinstance(item, dict) or item.get("name") not in COUNT_METRICS:

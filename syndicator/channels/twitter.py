@@ -193,6 +193,35 @@ class TwitterChannel:
         user = (self._me or {}).get("username") or "i/web"
         return f"https://x.com/{user}/status/{tweet_id}"
 
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """public_metrics of one tweet (GET /2/tweets?ids=...&tweet.fields=public_metrics).
+        X's lower API tiers refuse this read with 403: a PermanentError the caller notes."""
+        what = f"reading the counts of tweet {remote_id}"
+        try:
+            resp = self._client.get_tweets(
+                ids=[remote_id], tweet_fields=["public_metrics"], user_auth=True
+            )
+        except (TweepyException, requests.RequestException) as exc:
+            raise _net.read_error(self._error(exc, what)) from exc
+        tweet = next((t for t in resp.get("data") or [] if str(t.get("id")) == remote_id), None)
+        if tweet is None:  # X answers 200 with an "errors" entry for a deleted tweet
+            detail = "; ".join(
+                str(e.get("detail") or e.get("title")) for e in resp.get("errors") or []
+            )
+            raise PermanentError(f"{what}: {detail or 'not found'}", status=404)
+        m = tweet.get("public_metrics") or {}
+        counts = {
+            "likes": _net.count(m.get("like_count")),
+            "reposts": _net.count(m.get("retweet_count")),
+            "replies": _net.count(m.get("reply_count")),
+            "quotes": _net.count(m.get("quote_count")),
+        }
+        if m.get("impression_count") is not None:
+            counts["views"] = _net.count(m.get("impression_count"))
+        return counts
+
     # ---- errors --------------------------------------------------------------------------
 
     def _error(self, exc: BaseException, what: str) -> SendError:

@@ -35,7 +35,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,11 +46,13 @@ from sqlmodel import Session
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, interact, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
+from syndicator.directory.extensions import RemoteItem
+from syndicator.directory.opml import OpmlShow, opml_document
 from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
+from syndicator.store import network_shows
 from syndicator.store.db import session
-from syndicator.store.models import FeedState
 
 _TMP_COUNTER = itertools.count()
 # A build writes its temporary file in seconds (tens of MB at most); one left unchanged
@@ -86,6 +88,7 @@ class FeedOutcome:
     chapters_written: int = 0
     chapters_seconds: float = 0.0  # of `seconds`, spent writing chapters files
     json_feed_path: Path | None = None
+    opml_path: Path | None = None  # the OPML of the network's shows (`opml = true`)
 
 
 @contextlib.contextmanager
@@ -106,12 +109,46 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
     return p if p.is_absolute() else settings.base_dir / p
 
 
-# The columns of an Episode a feed shows, as a plain row (ORM objects cost 2-3x more to
-# load, which counts at 10,000 episodes). rss.py and jsonfeed.py take either.
-FeedEpisode = make_dataclass(
-    "FeedEpisode", [(f.name, f.type) for f in episode_fields.FEED_FIELDS], slots=True
-)
+FeedEpisode = rss.FeedEpisode  # the rows a feed is built from (made from the declaration)
 _COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
+
+
+@dataclass
+class _Network:
+    """What a feed shows of the shows its sources come from (a network feed)."""
+
+    items: dict[str, rss.ItemShow]  # by source: each item's own show (merged feeds only)
+    podroll: list[RemoteItem]  # `podroll = true`
+    opml: list[OpmlShow]  # `opml = true`
+
+
+def _network(s: Session, settings: Settings, feed: FeedConfig) -> _Network:
+    """The shows of a feed's sources as their own feeds describe them (store), in the
+    order of the feed's sources. A feed of several sources is merged: each item shows its
+    show's name and artwork."""
+    names = list(feed.sources) or [src.name for src in settings.sources]
+    merged = len(names) > 1
+    if not (merged or feed.podroll or feed.opml):
+        return _Network({}, [], [])
+    rows = network_shows.by_sources(s, names)
+    shows = [rows[n] for n in names if n in rows]
+    items = (
+        {r.source: rss.ItemShow(r.title, r.image) for r in shows if r.title or r.image}
+        if merged
+        else {}
+    )
+    roll = [
+        RemoteItem(r.podcast_guid or rss.podcast_guid(r.feed_url), r.feed_url, r.title)
+        for r in shows
+        if feed.podroll and r.feed_url
+    ]
+    lst = [OpmlShow(r.title, r.feed_url, r.link) for r in shows if feed.opml and r.feed_url]
+    return _Network(items, roll, lst)
+
+
+def opml_path(feed_file: Path, feed: FeedConfig) -> Path:
+    """Where a feed's OPML of shows is written: beside the feed."""
+    return feed_file.parent / (feed.opml_file or feed_file.stem + ".opml")
 
 
 def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[rss.EpisodeLike]:
@@ -356,6 +393,7 @@ def _publish_one(
             # each episode's sent announcements, as its comment threads (interact.py)
             shown_ids = {ep.id for ep in episodes if ep.id is not None}
             social, social_problems = interact.social_interacts(s, settings, feed, shown_ids)
+            network = _network(s, settings, feed)
         meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
         problems = list(meta.problems) + social_problems
         left_out: set[int] = set()
@@ -383,6 +421,8 @@ def _publish_one(
                 chapter_files=chapter_files,
                 on_problem=note,
                 social=social,
+                shows=network.items,
+                podroll=network.podroll,
             )
             shown = [ep for ep in episodes if id(ep) not in left_out]
             if json_path is not None:
@@ -446,6 +486,10 @@ def _publish_one(
                     outcome.size_bytes = path.stat().st_size
                 if json_path is not None and json_bytes is not None:
                     _write_if_changed(json_path, json_bytes)
+                if feed.opml:
+                    outcome.opml_path = opml_path(path, feed)
+                    doc = opml_document(meta.title, network.opml, owner_name=meta.owner_name)
+                    _write_if_changed(outcome.opml_path, doc)
             del root
         outcome.seconds = time.perf_counter() - t0
         if not check_only:
@@ -464,30 +508,14 @@ def _publish_one(
 
 def _record(engine: Engine, feed: FeedConfig, guid: str, o: FeedOutcome, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            st = FeedState(name=feed.name, podcast_guid=guid)
-        elif feed.podcast_guid and st.podcast_guid != feed.podcast_guid:
-            st.podcast_guid = feed.podcast_guid  # an explicit guid in the config wins
-        st.url = o.url
-        st.path = str(o.path)
-        st.built_at = now
-        if o.changed or not st.content_hash:
-            st.changed_at = now if o.changed else (st.changed_at or now)
-            st.content_hash = o.content_hash
-        st.size_bytes = o.size_bytes
-        st.episode_count = o.episode_count
-        st.build_seconds = round(o.seconds, 4)
-        st.check_problems = list(o.problems)
-        st.last_error = None
-        s.add(st)
+        store_feeds.record_build(
+            s, feed.name, podcast_guid=guid, configured_guid=feed.podcast_guid, now=now,
+            changed=o.changed, url=o.url, path=str(o.path), content_hash=o.content_hash,
+            size_bytes=o.size_bytes, episode_count=o.episode_count,
+            build_seconds=round(o.seconds, 4), check_problems=list(o.problems),
+        )  # fmt: skip
 
 
 def _record_error(engine: Engine, feed: FeedConfig, msg: str, now: datetime) -> None:
     with session(engine, write=True) as s:
-        st = store_feeds.by_name(s, feed.name)
-        if st is None:
-            return  # no guid to store yet; the outcome carries the error
-        st.built_at = now
-        st.last_error = msg
-        s.add(st)
+        store_feeds.record_error(s, feed.name, msg, now)

@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
+from syndicator.sources import episode_fields
+from syndicator.sources.values import Chapter, Enclosure, Guest, Person
 
-@dataclass
-class Guest:
-    name: str
-    website: str | None = None
-    avatar: str | None = None
-    title: str | None = None
-    # the guest's handle per channel kind: {kind name: handle as the source wrote it}
-    handles: dict[str, str] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> str | None:
-        # `guest.<kind>` reads that kind's handle (None when the guest has none there).
-        if name.startswith("_") or name == "handles":
-            raise AttributeError(name)
-        return self.__dict__.get("handles", {}).get(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        # each handle also under its kind's name, as stored and shown before `handles`
-        return {**asdict(self), **self.handles}
+__all__ = [
+    "Chapter", "Enclosure", "EpisodeData", "FileResult", "FileStamp", "Guest",
+    "Person", "PollResult", "ProblemData", "ScanResult", "ShowData",
+]  # fmt: skip
 
 
 def _hashed_guest(g: Guest) -> dict[str, Any]:
@@ -46,63 +33,43 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
 
 
 @dataclass
-class Chapter:
-    start: int  # seconds
-    title: str
+class ShowData:
+    """A remote feed's own channel, as far as a network feed shows it (its items' show)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Enclosure:
-    url: str
-    length: int | None = None
-    type: str = "audio/mpeg"
+    title: str = ""
+    image: str | None = None  # itunes:image / <image>, http(s) only
+    author: str = ""
+    link: str | None = None
+    podcast_guid: str | None = None  # the channel's podcast:guid, as written
 
 
-@dataclass
-class EpisodeData:
-    """One episode as a source read it.
+def _content_hash(self: Any) -> str:
+    """A hash of everything the episode shows, to tell a real change from a touch."""
+    data = asdict(self)
+    for k in ("file_hash", "path", "guid", "chapters_url"):
+        data.pop(k, None)
+    if not data.get("persons"):
+        data.pop("persons", None)  # as before persons were kept: stored hashes stay
+    data["guests"] = [_hashed_guest(g) for g in self.guests]
+    raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
 
-    `guid` is only a candidate: the store keeps the guid it assigned at first
-    sight. `key` is the source's own identity hint (Jekyll: none, matched by
-    number then path; feeds: guid, else link, else enclosure URL).
-    """
 
-    title: str
-    date: datetime | None  # aware UTC
-    guid: str
-    key: str | None = None
-    number: int | None = None
-    slug: str | None = None
-    path: str | None = None  # relative to the source root
-    url: str | None = None
-    guests: list[Guest] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    enclosure: Enclosure | None = None
-    duration_seconds: int | None = None
-    description: str = ""
-    show_notes_html: str = ""
-    chapters: list[Chapter] = field(default_factory=list)
-    image: str | None = None
-    transcript_url: str | None = None
-    transcript_type: str | None = None
-    explicit: bool | None = None
-    episode_type: str = "full"
-    withdrawn: bool = False
-    withdrawn_reason: str | None = None
-    file_hash: str | None = None  # the raw file's hash (Jekyll stat cache)
-
-    def content_hash(self) -> str:
-        """A hash of everything the episode shows, to tell a real change from a touch."""
-        data = asdict(self)
-        for k in ("file_hash", "path", "guid"):
-            data.pop(k, None)
-        data["guests"] = [_hashed_guest(g) for g in self.guests]
-        raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
-        return hashlib.sha256(raw.encode()).hexdigest()
+# One episode as a source read it, made from sources.episode_fields (keyword arguments
+# only). `guid` is only a candidate: the store keeps the guid it assigned at first sight.
+# `key` is the source's own identity hint (Jekyll: none, matched by number then path;
+# feeds: guid, else link, else enclosure URL).
+EpisodeData = make_dataclass(
+    "EpisodeData",
+    episode_fields.source_fields(),
+    # __module__: pickled by name (a process pool's parse results travel back that way)
+    namespace={
+        "__module__": __name__,
+        "__doc__": "One episode as a source read it.",
+        "content_hash": _content_hash,
+    },
+    kw_only=True,
+)
 
 
 @dataclass
@@ -162,3 +129,4 @@ class PollResult:
     error: str | None = None
     http_status: int | None = None
     elapsed: float = 0.0
+    show: ShowData | None = None  # the feed's channel (title, artwork, podcast:guid)

@@ -102,6 +102,12 @@ def session(engine: Engine, write: bool = False) -> Iterator[Session]:
             conn.info.pop("write", None)
 
 
+def discard(s: Session) -> None:
+    """Drop the session's changes (a dry run) while the rows it loaded stay readable."""
+    s.expunge_all()
+    s.rollback()
+
+
 def migrations_dir() -> Path:
     pkg = Path(syndicator.__file__).parent
     for candidate in (pkg / "_migrations", pkg.parent / "migrations"):

@@ -150,6 +150,25 @@ def sent_times_since(s: Session, channel: str, sent: str, since: datetime) -> li
     return [r for r in rows if r is not None]
 
 
+def save(s: Session, row: Delivery, **values: Any) -> Delivery:
+    """Set `values` (column=value) on the row and write it with the session's transaction
+    (a row not stored yet is added). The caller decides the values; only this writes."""
+    for name, value in values.items():
+        if name not in Delivery.model_fields:
+            raise AttributeError(f"a delivery has no column {name!r}")
+        setattr(row, name, value)
+    s.add(row)
+    return row
+
+
+def mark_alerted(s: Session, delivery_id: int) -> None:
+    """The operator was told this row failed."""
+    row = s.get(Delivery, delivery_id)
+    if row is not None:
+        row.alerted = True
+        s.add(row)
+
+
 def by_key(s: Session, key: str) -> Delivery | None:
     return s.exec(select(Delivery).where(Delivery.key == key)).first()
 

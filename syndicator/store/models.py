@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_origin
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from syndicator.sources import episode_fields
+from syndicator.sources.episode_fields import EpisodeField
 from syndicator.timeutil import utcnow
 
 
@@ -62,40 +65,52 @@ class Source(SQLModel, table=True):
     poll_errors: int = 0
 
 
-class Episode(SQLModel, table=True):
+# How the store keeps the declared episode fields (sources.episode_fields): by type a
+# datetime is a UTCDateTime, a list a JSON array; these need more than their type says.
+_EPISODE_COLUMNS: dict[str, Callable[[EpisodeField], Any]] = {
+    "id": lambda f: Field(default=f.default, primary_key=True),
+    "guid": lambda f: Field(unique=True, index=True),  # fixed at first sight
+    "source": lambda f: Field(index=True),
+    "date": lambda f: _ts(index=True),
+    "enclosure_length": lambda f: Field(default=f.default, sa_column=Column(sa.BigInteger)),
+    "show_notes_html": lambda f: Field(
+        default=f.default, sa_column=Column(sa.Text, nullable=False)
+    ),
+}
+
+
+def _episode_column(f: EpisodeField) -> Any:
+    if f.name in _EPISODE_COLUMNS:
+        return _EPISODE_COLUMNS[f.name](f)
+    if f.type == datetime | None:
+        return _ts()
+    if get_origin(f.type) is list:
+        return _json_list()
+    return Field(default=f.default)
+
+
+# The declared fields as a (non-table) model; Episode adds what only the store knows.
+DeclaredEpisode = type(SQLModel)(
+    "DeclaredEpisode",
+    (SQLModel,),
+    {
+        "__module__": __name__,
+        "__doc__": "The episode's declared columns (sources.episode_fields).",
+        "__annotations__": {f.name: f.type for f in episode_fields.STORED},
+        **{f.name: _episode_column(f) for f in episode_fields.STORED},
+    },
+)
+
+
+class Episode(DeclaredEpisode, table=True):  # type: ignore[misc, valid-type]
     __tablename__ = "episodes"
     __table_args__ = (sa.Index("ix_episodes_source_number", "source", "number"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    guid: str = Field(unique=True, index=True)  # fixed at first sight
-    source: str = Field(index=True)
     item_key: str | None = Field(default=None, index=True)  # feeds: guid, link or enclosure URL
-    number: int | None = None
-    slug: str | None = None
     path: str | None = None  # current file (jekyll) relative to the site
-    title: str = ""
-    date: datetime | None = _ts(index=True)
-    url: str | None = None
-    guests: list[dict[str, Any]] = _json_list()
-    tags: list[str] = _json_list()
-    categories: list[str] = _json_list()
-    enclosure_url: str | None = None
-    enclosure_length: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
-    enclosure_type: str | None = None
-    duration_seconds: int | None = None
-    description: str = ""
-    show_notes_html: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
-    chapters: list[dict[str, Any]] = _json_list()
-    image: str | None = None
-    transcript_url: str | None = None
-    transcript_type: str | None = None
-    explicit: bool | None = None
-    episode_type: str = "full"
     content_hash: str = ""
     first_seen_at: datetime | None = _ts(nullable=False)
     last_changed_at: datetime | None = _ts(nullable=False)
-    withdrawn: bool = False
-    withdrawn_reason: str | None = None
     backlog: bool = False  # seen on a source's first pass and older than the window
 
 
@@ -195,6 +210,25 @@ class Delivery(SQLModel, table=True):
     alerted: bool = False  # the operator was told this row failed
 
 
+class DeliveryCount(SQLModel, table=True):
+    """What listeners did with a sent post, read back from its network: one row per reading,
+    so the rows of a delivery are a time series. A count the network doesn't give is None."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (sa.Index("ix_delivery_counts_delivery_at", "delivery_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id")
+    channel: str = Field(index=True)
+    at: datetime | None = _ts(nullable=False, index=True)
+    likes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    reposts: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    replies: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    quotes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    views: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    gone: bool = False  # the network says the post no longer exists: not read again
+
+
 class FeedState(SQLModel, table=True):
     __tablename__ = "feeds"
 
@@ -259,6 +293,34 @@ class AdminSession(SQLModel, table=True):
     key: str = Field(primary_key=True)  # sha256 hex of the cookie's session id
     created_at: datetime | None = _ts(nullable=False)
     seen_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class NetworkShow(SQLModel, table=True):
+    """A remote feed's own show, as a network feed shows it on that feed's items (artwork,
+    name) and in its podroll and OPML. One row per feed source, updated on each read."""
+
+    __tablename__ = "network_shows"
+
+    source: str = Field(primary_key=True)
+    title: str = ""
+    image: str | None = None
+    author: str = ""
+    link: str | None = None
+    feed_url: str = ""  # where the source reads it now
+    podcast_guid: str | None = None  # the feed's own podcast:guid, as written
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class RemoteChapters(SQLModel, table=True):
+    """A fetched `podcast:chapters` file: fetched once, read from here afterwards. A failed
+    fetch is kept too (with its reason) and tried again after a while."""
+
+    __tablename__ = "remote_chapters"
+
+    url: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    chapters: list[dict[str, Any]] = _json_list()
+    error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    fetched_at: datetime | None = _ts(nullable=False)
 
 
 def now() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,36 @@ def by_name(s: Session, name: str) -> Source:
 
 def by_id(s: Session, source_id: int) -> Source | None:
     return s.get(Source, source_id)
+
+
+def count_error(s: Session, name: str, error: str) -> None:
+    """One more error in a row for the source (its result could not be stored)."""
+    _count_error(s, by_name(s, name), error)
+
+
+def _count_error(s: Session, row: Source, error: str) -> None:
+    row.consecutive_errors += 1
+    row.last_error = error[:500]
+    s.add(row)
+
+
+def scanned(s: Session, row: Source, next_due_at: datetime, error: str | None) -> None:
+    """A local scan's outcome: when to look again; no error ends the run of errors (and
+    its alert), an error counts one more."""
+    row.next_due_at = next_due_at
+    if error is None:
+        row.consecutive_errors, row.last_error, row.alerted = 0, None, False
+        s.add(row)
+    else:
+        _count_error(s, row, error)
+
+
+def mark_alerted(s: Session, source_id: int) -> None:
+    """An alert for the source's current run of errors went out."""
+    row = s.get(Source, source_id)
+    if row is not None:
+        row.alerted = True
+        s.add(row)
 
 
 def not_alerted(s: Session) -> list[Source]:

@@ -71,6 +71,7 @@ def episode_dict(ep: Episode, history: list[EpisodeEvent] | None = None) -> dict
         ),
         "duration_seconds": ep.duration_seconds,
         "chapters": [{"start": c["start"], "title": c["title"]} for c in ep.chapters],
+        "persons": [dict(p) for p in ep.persons or []],
         "image": ep.image,
         "withdrawn": ep.withdrawn,
         "withdrawn_reason": ep.withdrawn_reason,

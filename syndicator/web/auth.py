@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import tempfile
 import threading
@@ -27,9 +26,12 @@ from pathlib import Path
 
 import argon2
 import sqlalchemy as sa
+import tomlkit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from tomlkit.exceptions import ParseError as TOMLKitParseError
+from tomlkit.items import Table as TOMLTable
 
 from syndicator.config import Settings, secret
 from syndicator.store import admin_sessions, meta
@@ -120,15 +122,11 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
-_KEY = re.compile(r"^(\s*)password_hash\s*=")
-
-
 def write_password_hash(config_path: Path | str, password: str) -> str:
     """Store an argon2 hash of `password` as `[web] password_hash` in the TOML file.
 
-    Only that one line changes (or is added); comments, order and the rest of the
-    file stay as they were. Returns the hash. Raises PasswordError.
+    tomlkit edits the document in place, so comments, order and formatting of the rest
+    of the file stay as they were. Returns the hash. Raises PasswordError.
     """
     path = Path(config_path)
     if not path.exists():
@@ -136,50 +134,28 @@ def write_password_hash(config_path: Path | str, password: str) -> str:
     raw = path.read_bytes().decode("utf-8")
     try:
         before = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
+        doc = tomlkit.parse(raw)
+    except (tomllib.TOMLDecodeError, TOMLKitParseError) as exc:
         raise PasswordError(f"{path} is not valid TOML ({exc}); fix it first") from exc
     hashed = hash_password(password)
-    newline = "\r\n" if "\r\n" in raw else "\n"
-    lines = raw.splitlines(keepends=True)
-    entry = f'password_hash = "{hashed}"'
-
-    header_at: int | None = None
-    key_at: int | None = None
-    table: str | None = None
-    for i, line in enumerate(lines):
-        m = _HEADER.match(line)
-        if m:
-            table = m.group(1).strip()
-            if table == "web":
-                header_at = i
-            continue
-        if table == "web" and _KEY.match(line):
-            key_at = i
-    if key_at is not None:
-        indent = _KEY.match(lines[key_at]).group(1)  # type: ignore[union-attr]
-        lines[key_at] = indent + entry + newline
-    elif header_at is not None:
-        lines.insert(header_at + 1, entry + newline)
-    elif "web" in before:
-        # `web` given as dotted keys or an inline table: too clever to edit safely.
-        raise PasswordError(
-            f"{path} sets `web` without a [web] table; add `[web]` with "
-            f'password_hash = "{hashed}" by hand'
-        )
+    by_hand = f'add password_hash = "{hashed}" under [web] by hand'
+    web = doc.get("web")
+    if web is None:
+        doc["web"] = tomlkit.table()
+        doc["web"]["password_hash"] = hashed  # type: ignore[index]
+    elif isinstance(web, TOMLTable) and not web.is_super_table():
+        web["password_hash"] = hashed
     else:
-        if lines and not lines[-1].endswith(("\n", "\r")):
-            lines[-1] += newline
-        lines += [newline, "[web]" + newline, entry + newline]
-    text = "".join(lines)
+        # `web` as dotted keys or an inline table: rewriting it would change its style.
+        raise PasswordError(f"{path} sets `web` without a [web] table; {by_hand}")
+    text = tomlkit.dumps(doc)
 
     # Prove the edit changed exactly one value before replacing the file.
     after = tomllib.loads(text)
     expected = dict(before)
     expected["web"] = {**before.get("web", {}), "password_hash": hashed}
     if after != expected:
-        raise PasswordError(
-            f'could not edit {path} safely; add password_hash = "{hashed}" under [web] by hand'
-        )
+        raise PasswordError(f"could not edit {path} safely; {by_hand}")
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce import listeners
 from syndicator.announce.outbox import STATES
 from syndicator.config import ChannelConfig, Settings
+from syndicator.store import counts as store_counts
 from syndicator.store import deliveries as store_deliveries
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
@@ -85,6 +87,8 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "notice_total": notice_total,
             "episode_total": int(episodes),
             "pings": pings(s),
+            "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
+            "listeners_days": settings.stats.days,
         }
 
 
@@ -174,6 +178,13 @@ def episode_detail(engine: Engine, episode_id: int) -> dict[str, Any] | None:
             row["updated_at"] = iso(d.updated_at)
             row["latency_seconds"] = d.latency_seconds
             deliveries.append(row)
+        ids = [d.id for d in rows if d.id is not None]
+        read = {
+            p.delivery.id: listeners.post_dict(p)
+            for p in store_counts.read_posts(s, delivery_ids=ids)
+        }
+        for row in deliveries:
+            row["listeners"] = read.get(row["id"])
         return {
             "episode": episode_dict(ep, for_episodes(s, [episode_id]).get(episode_id)),
             "feed": {
@@ -284,6 +295,7 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
             "sources": store_sources.change_stamp(s),
             "problems": store_problems.change_stamp(s),
             "feeds": store_feeds.change_stamp(s),
+            "counts": store_counts.change_stamp(s),
         }
         beat = daemon_dict(s, now, stale_after(settings))
         out["daemon"] = (beat["alive"], beat["state"], beat["next_pass"], beat["last_pass"])

@@ -1,12 +1,15 @@
 """Run every fake in one process, for a syndicator running elsewhere (or by hand).
 
-    .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook,nostr]
+    .venv/bin/python -m tests.fakes.serve [--only x,mastodon,bluesky,webhook,nostr,linkedin]
     (add `podping` to --only for a fake podping.cloud: SYNDICATOR_PODPING_TOKEN in its env)
 
 Prints one JSON line: for each fake its base URL and the environment a channel needs
-(channel names "x", "mastodon", "bluesky", "hook", "nostr"), then serves until SIGTERM/SIGINT
+(channel names "x", "mastodon", "bluesky", "hook", "nostr", "linkedin"), then serves until
+SIGTERM/SIGINT
 (or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
 GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
+Listener counts move with POST /_fake/counts on bluesky, POST /_fake/metrics and
+/_fake/read_refused on x, and Mastodon's own favourite/reblog/reply API (as bob_token).
 Threads too: `--only threads`, channel name "threads" (its `api_url` and `user_id` printed).
 """
 
@@ -19,6 +22,7 @@ import sys
 import threading
 from typing import Any
 
+from .linkedin import FakeLinkedIn
 from .mastodon import FakeMastodon
 from .nostr_relay import FakeRelay
 from .pds import FakePDS
@@ -30,7 +34,7 @@ from .xapi import FakeX
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve")
-    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,nostr,threads")
+    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,nostr,linkedin,threads")
     parser.add_argument(
         "--stdin", action="store_true", help="also stop when stdin closes (for a parent process)"
     )
@@ -76,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         relay = FakeRelay().start()
         started.append(relay)
         info["nostr"] = {"url": relay.url, "relays": [relay.ws_url], "env": relay.env("nostr")}
+    if "linkedin" in wanted:
+        li = FakeLinkedIn().start()
+        started.append(li)
+        info["linkedin"] = {"url": li.url, "api_url": li.url, "author": li.author,
+                            "env": li.env("linkedin")}  # fmt: skip
     print(json.dumps(info), flush=True)
 
     done = threading.Event()

@@ -17,11 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import SITE_URLS, jekyll_source, write_config
+
 # Headroom over what the test process already maps: enough for real work, far below what
 # any of the bombs in this corpus would reach if a limit regressed.
 MEMORY_HEADROOM = 1536 * 1024 * 1024
 CHILD_MEMORY = 2048 * 1024 * 1024
 TIME_LIMIT = 90  # seconds per test
+# site_config's show: enough for a feed to be built
+SHOW = (
+    'link = "https://shipping-it.example"\n'
+    'feed_url = "https://shipping-it.example/podcast/feed.xml"\n'
+    'description = "A show."\ntimezone = "UTC"'
+)
 
 
 def _mapped_bytes() -> int:
@@ -97,29 +105,7 @@ def site_config(
 
     `source` adds keys to that source; `extra` adds whole tables after it.
     """
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(
-        f"""
-[podcast]
-title = "Shipping It"
-link = "https://shipping-it.example"
-feed_url = "https://shipping-it.example/podcast/feed.xml"
-description = "A show."
-timezone = "UTC"
-
-[database]
-url = "{db_url}"
-
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-episode_url = "{{site.url}}/podcast/{{slug}}"
-enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
-guid = "{{site.url}}/podcast/{{slug}}"
-{source}
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return cfg
+    return write_config(
+        tmp_path, jekyll_source(site, keys=f"{SITE_URLS}\n{source}"), extra,
+        db_url=db_url, podcast=SHOW,
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from syndicator.sources.base import EpisodeData, FileResult, FileStamp, PollResu
 from syndicator.store.db import session, upgrade
 from syndicator.store.ingest import apply_poll, apply_scan, ensure_source
 from syndicator.store.models import Episode, Problem
+from tests.builders import feed_source, jekyll_source, write_config
 from tests.feedserver import FeedServer
 from tests.hostile.conftest import run_cli
 
@@ -42,27 +43,6 @@ def _post(fm: str, title: str) -> str:
     return f'---\ntitle: "{title}"\n{fm}\ncategory: "podcast"\n---\nBody.\n'
 
 
-def _config(tmp_path: Path, db_url: str, sources: str) -> Path:
-    cfg = tmp_path / "syndicator.toml"
-    cfg.write_text(f"""
-[podcast]
-title = "Shipping It"
-[database]
-url = "{db_url}"
-{sources}
-""")
-    return cfg
-
-
-def _jekyll(site: Path) -> str:
-    return f"""
-[[sources]]
-name = "episodes"
-type = "jekyll"
-path = "{site}"
-"""
-
-
 def _open_problems(cfg: Path) -> list[dict]:  # type: ignore[type-arg]
     r = run_cli(cfg, "status", "--json")
     assert r.returncode == 0, r.stderr
@@ -82,7 +62,7 @@ def test_out_of_range_numbers_in_posts_are_problems_of_their_files(
     for name, fm in BAD_POSTS.items():
         (posts / name).write_text(_post(fm, name))
     (posts / "2026-11-28-44-a-good-new-episode.md").write_text(GOOD_POST)
-    cfg = _config(tmp_path, db_url, _jekyll(site))
+    cfg = write_config(tmp_path, jekyll_source(site), db_url=db_url)
 
     for _ in range(2):  # the second pass must not turn them into a store failure
         r = run_cli(cfg, "run-once", "-v")
@@ -148,11 +128,7 @@ def test_out_of_range_numbers_in_a_feed_are_dropped_with_a_problem_naming_the_it
             _item(7),
         ),
     )
-    cfg = _config(
-        tmp_path,
-        db_url,
-        f'[[sources]]\nname = "partner"\ntype = "feed"\nurl = "{srv.url("/feed.xml")}"\n',
-    )
+    cfg = write_config(tmp_path, feed_source(srv.url("/feed.xml")), db_url=db_url)
     for _ in range(2):  # the second poll is a 304: the problem still holds
         r = run_cli(cfg, "run-once", "-v", "--force")
         assert "storing failed" not in r.stderr + r.stdout, r.stderr

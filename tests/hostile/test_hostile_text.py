@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from syndicator.sources.text import clean_text
+from tests.builders import feed_source, partner_feed
 from tests.conftest import EXAMPLE_SITE
 from tests.feedserver import FeedServer
 from tests.hostile.conftest import run_cli, site_config
@@ -77,29 +78,18 @@ Notes.
 - 1:00 -- Colours{ESC}[31m are{BEL} gone
 """
 
-REMOTE = """<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"
-  xmlns:psc="http://podlove.org/simple-chapters">
-<channel><title>Partner</title><link>https://partner.example/</link>
-<item>
-  <title>&lt;script&gt;x&lt;/script&gt;Remote &lt;b&gt;hostile&lt;/b&gt; title</title>
-  <guid>partner-1</guid>
-  <pubDate>Fri, 27 Nov 2026 10:00:00 +0000</pubDate>
-  <description>&lt;p&gt;Hi&lt;script&gt;alert(1)&lt;/script&gt; there&lt;/p&gt;</description>
-  <enclosure url="https://partner.example/1.mp3" length="1000" type="audio/mpeg"/>
-  <podcast:person role="guest">&lt;script&gt;x&lt;/script&gt;Bo&lt;b&gt;b&lt;/b&gt;</podcast:person>
-  <psc:chapters version="1.2">
-    <psc:chapter start="00:00:00" title="&lt;b&gt;Intro&lt;/b&gt;"/>
-  </psc:chapters>
-</item>
-</channel></rss>
-"""
+REMOTE = partner_feed(
+    title="<script>x</script>Remote <b>hostile</b> title",
+    description="<p>Hi<script>alert(1)</script> there</p>",
+    guest="<script>x</script>Bo<b>b</b>",
+    chapters=[("00:00:00", "<b>Intro</b>")],
+)
 
 
 @pytest.fixture
 def srv() -> Iterator[FeedServer]:
     with FeedServer() as s:
-        s.add_feed("/feed.xml", REMOTE.encode())
+        s.add_feed("/feed.xml", REMOTE)
         yield s
 
 
@@ -114,12 +104,8 @@ def test_control_characters_and_markup_never_reach_any_output(
     cfg = site_config(
         tmp_path,
         site,
-        extra=f"""
-[[sources]]
-name = "partner"
-type = "feed"
-url = "{srv.url("/feed.xml")}"
-timeout = "2s"
+        extra=feed_source(srv.url("/feed.xml"), keys='timeout = "2s"')
+        + """
 [[channels]]
 name = "masto"
 type = "mastodon"

@@ -26,7 +26,7 @@ import feedparser
 import nh3
 
 from syndicator.sources import bounds
-from syndicator.sources.base import Enclosure, EpisodeData, ProblemData
+from syndicator.sources.base import Enclosure, EpisodeData, Person, ProblemData, ShowData
 from syndicator.sources.feeds.podcast import (
     NsItem,
     pick_transcript,
@@ -58,6 +58,7 @@ class ParsedFeed:
     episodes: list[EpisodeData] = field(default_factory=list)
     problems: list[ProblemData] = field(default_factory=list)
     error: str | None = None  # short, when not ok
+    show: ShowData | None = None  # the feed's channel: its title, artwork, podcast:guid
     seconds: float = 0.0  # wall time of the parse
     cpu_seconds: float = 0.0  # CPU time of the parsing thread (contention-free cost)
 
@@ -370,6 +371,8 @@ def _parse_feed(
                 severity="warning",
             )
         )
+    # the channel's own URLs are not published as they are; a non-http(s) one is dropped
+    show = _show(d.get("feed") or {}, url, [])
     if unsafe_items:
         problems.append(refused_problem(url, unsafe_items))
     if dupes:
@@ -383,7 +386,22 @@ def _parse_feed(
                 severity="warning",
             )
         )
-    return ParsedFeed(ok=True, episodes=episodes, problems=problems)
+    return ParsedFeed(ok=True, episodes=episodes, problems=problems, show=show)
+
+
+def _show(feed: Any, doc_url: str, refused: Refused) -> ShowData:
+    """The channel's title, artwork, author, link and podcast:guid (a network feed shows
+    each item's own show)."""
+    image = feed.get("image")
+    href = (image.get("href") or image.get("url")) if isinstance(image, dict) else None
+    guid = _SPACE.sub("", str(feed.get("podcast_guid") or ""))[:200] or None
+    return ShowData(
+        title=fix_text(_SPACE.sub(" ", html_to_text(feed.get("title") or "")).strip())[:500],
+        image=web_url(href, doc_url, "image", refused),
+        author=fix_text(_SPACE.sub(" ", feed.get("author") or "").strip())[:500],
+        link=web_url(feed.get("link"), doc_url, "link", refused),
+        podcast_guid=guid,
+    )
 
 
 def _invalid_xml(url: str, reason: object) -> ParsedFeed:
@@ -524,6 +542,20 @@ def _episode(
         [(u, kind) for raw, kind in options if (u := web_url(raw, doc_url, "transcript", refused))]
     )
     transcript_url = transcript[0] if transcript else None
+    chapters_url = ns.chapters_url if ns else None
+    if ns is None:
+        pc = e.get("podcast_chapters")  # feedparser's view, when the XML pass did not run
+        chapters_url = (pc.get("url") or None) if isinstance(pc, dict) else None
+    persons = [
+        Person(
+            p.name,
+            p.role,
+            p.group,
+            web_url(p.href, doc_url, f"person {p.name!r} href", refused),
+            web_url(p.img, doc_url, f"person {p.name!r} img", refused),
+        )
+        for p in (ns.persons if ns else [])
+    ]
 
     etype = (e.get("itunes_episodetype") or "full").strip().lower()
     explicit = e.get("itunes_explicit")
@@ -553,6 +585,9 @@ def _episode(
         description=text_excerpt(fix_text(description)),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,
+        # psc:chapters inline win; else the pipeline fetches the podcast:chapters file
+        chapters_url=None if chapters else web_url(chapters_url, doc_url, "chapters", refused),
+        persons=persons,
         image=web_url(image, doc_url, "image", refused),
         transcript_url=transcript_url,
         transcript_type=(transcript[1] or None) if transcript else None,

@@ -301,6 +301,7 @@ class _Poller:
             return res  # no validators: the next poll must fetch this body again
         res.status = "ok"
         res.episodes = parsed.episodes
+        res.show = parsed.show
         res.etag = got.headers.get("etag")
         res.last_modified = got.headers.get("last-modified")
         return res

@@ -1,0 +1,513 @@
+"""LinkedIn: the Posts API (`POST /rest/posts`) through LinkedIn's own Rest.li client.
+
+A post is one CREATE with the `LinkedIn-Version` and `X-Restli-Protocol-Version: 2.0.0`
+headers; the new post's URN comes back in the `x-restli-id` header (201). The episode's
+URL goes in an article card (`content.article`), so the text needs no link.
+
+The text is LinkedIn's "little text": `|{}@[]()<>#\\*_~` are reserved and must be
+escaped with a backslash to be read as plain text (an unescaped one can cut the post
+short). The frozen row keeps the readable text; `little_text` escapes it when it is
+sent, writing `#tag` as the documented hashtag template and keeping the documented
+mention element `@[Name](urn:li:person:…)` as it is. LinkedIn measures the 3,000
+character limit on the commentary it receives, as Java string length, so `count` is the
+length of the escaped text in UTF-16 code units (never less than LinkedIn counts).
+
+There is no idempotency key. An `unknown` row is reconciled by reading the author's
+recent posts (the `author` finder) for the same text and article; on a resend,
+LinkedIn's 422 "Content is a duplicate of urn:li:share:…" names the post already there,
+which counts as sent.
+
+The official client (linkedin-api-client) builds every URL on api.linkedin.com and sets
+no timeout; `_Session` moves each request onto the configured `api_url` (keeping the
+route) and always sets one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import requests
+from linkedin_api.clients.restli.client import RestliClient
+from linkedin_api.common.errors import ResponseFormattingError
+from pydantic import field_validator
+
+from syndicator.channels import _net
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    SendError,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
+from syndicator.channels.kind import ChannelKind
+from syndicator.channels.registry import ConfigurationError, env_var
+from syndicator.config import ChannelConfig
+
+DEFAULT_LIMIT = 3000
+DEFAULT_API_URL = "https://api.linkedin.com"
+# LinkedIn keeps each monthly version for about a year; a config may name a newer one.
+DEFAULT_VERSION = "202611"
+# How far before the row's frozen time a matching post may be (clock skew with LinkedIn).
+_SKEW = timedelta(minutes=10)
+# The author finder is read this many posts a page, for at most this many pages.
+_PAGE = 50
+_MAX_PAGES = 3
+
+_RESERVED = frozenset("|{}@[]()<>#\\*_~")
+_URN = r"urn:li:(?:person|organization):[A-Za-z0-9_-]+"
+_AUTHOR = re.compile(rf"^{_URN}$")
+_VERSION = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(?:\.(\d{2}))?$")
+# What little text keeps as elements; everything else is escaped text. URLs are text
+# (escaped like the rest) so a '#' or '_' in one never becomes a hashtag.
+_TOKEN = re.compile(
+    r"(?P<url>https?://\S+)"
+    rf"|@\[(?P<name>[^\[\]()\\\n]+)\]\((?P<urn>{_URN})\)"
+    r"|(?<![\w&#])#(?P<tag>\w*[^\W\d_]\w*)"  # a hashtag has a letter: "#1" is text
+)
+_HASHTAG_BACK = re.compile(r"\{hashtag\|\\?[#＃]\|((?:\\.|[^}\\])*)\}")
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+_DUPLICATE = re.compile(r"duplicate of (urn:li:[A-Za-z]+:[0-9A-Za-z_-]+)", re.IGNORECASE)
+
+
+def escape(text: str) -> str:
+    """Plain text as little text: every reserved character behind a backslash."""
+    return "".join("\\" + c if c in _RESERVED else c for c in text)
+
+
+def little_text(text: str) -> str:
+    """The frozen text as LinkedIn's commentary: escaped, with #tags and mentions kept."""
+    out: list[str] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        out.append(escape(text[pos : m.start()]))
+        if m["url"]:
+            out.append(escape(m["url"]))
+        elif m["urn"]:
+            out.append(f"@[{escape(m['name'])}]({m['urn']})")
+        else:
+            out.append("{hashtag|\\#|" + escape(m["tag"]) + "}")
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def plain_text(commentary: str) -> str:
+    """A commentary read back as plain text (hashtag templates as #tag, escapes undone)."""
+    text = _HASHTAG_BACK.sub(lambda m: "#" + m.group(1), commentary)
+    return _ESCAPED.sub(lambda m: m.group(1), text)
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def post_url(urn: str) -> str:
+    """Where a post (urn:li:share:… or urn:li:ugcPost:…) is shown."""
+    return f"https://www.linkedin.com/feed/update/{urn}/"
+
+
+class _Session(requests.Session):
+    """Sends the client's requests to `base` instead of api.linkedin.com, with a timeout,
+    and remembers the last response per thread (an error page the client can't parse)."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        super().__init__()
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"api_url {base!r} is not an http(s) URL")
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def last_response(self) -> requests.Response | None:
+        return getattr(self._local, "response", None)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        request.url = self.base + parts.path + (f"?{parts.query}" if parts.query else "")
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        self._local.response = None
+        resp = super().send(request, **kwargs)
+        self._local.response = resp
+        return resp
+
+
+def _answer(resp: requests.Response | None) -> tuple[int | None, str]:
+    """(status, LinkedIn's own message) of an answer."""
+    if resp is None:
+        return None, ""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    message = ""
+    if isinstance(body, dict):
+        message = str(body.get("message") or body.get("error_description") or "")
+    if not message:
+        message = (resp.text or resp.reason or "")[:300]
+    return resp.status_code, message.strip()
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+class LinkedInChannel:
+    type = "linkedin"
+    unknown_policy = "readback"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        author: str,
+        access_token: str,
+        api_url: str = DEFAULT_API_URL,
+        version: str = DEFAULT_VERSION,
+        timeout: float = 20.0,
+        limit: int | None = None,
+        token_env: str = "",
+    ) -> None:
+        self.name = name
+        self.author = author
+        self._token = access_token
+        self._token_env = token_env
+        self._version = version
+        self._limit = limit
+        self._client = RestliClient()
+        self._client.session.close()  # replaced: it would post to api.linkedin.com
+        self._session = _Session(api_url, timeout)
+        self._client.session = self._session
+
+    def limit(self) -> int:
+        return self._limit or DEFAULT_LIMIT
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ---- the post ------------------------------------------------------------------------
+
+    def build_post(self, post: Post) -> dict[str, Any]:
+        """The Posts API entity, from frozen data only."""
+        entity: dict[str, Any] = {
+            "author": self.author,
+            "commentary": little_text(post.text),
+            "visibility": "PUBLIC",
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        if post.url:
+            article = {"source": post.url, "title": post.title or post.url}
+            if post.description:
+                article["description"] = post.description
+            entity["content"] = {"article": article}
+        return entity
+
+    # ---- send ----------------------------------------------------------------------------
+
+    def send(self, post: Post) -> Sent:
+        what = "posting to LinkedIn"
+        try:
+            resp = self._client.create(
+                resource_path="/posts",
+                entity=self.build_post(post),
+                access_token=self._token,
+                version_string=self._version,
+            )
+        except ResponseFormattingError as exc:
+            raise self._status_error(self._session.last_response, what, write=True) from exc
+        except requests.RequestException as exc:
+            raise _net.transport_error(exc, what) from exc
+        if 200 <= resp.status_code < 300:
+            urn = resp.entity_id
+            if not urn:
+                raise UnknownOutcome(
+                    f"{what}: LinkedIn answered {resp.status_code} without the post's id "
+                    "(x-restli-id)",
+                    status=resp.status_code,
+                )
+            return Sent(remote_id=str(urn), remote_url=post_url(str(urn)))
+        status, message = _answer(resp.response)
+        dup = _DUPLICATE.search(message) if status == 422 else None
+        if dup:
+            # LinkedIn refuses the same content twice and names the post that has it.
+            return Sent(remote_id=dup.group(1), remote_url=post_url(dup.group(1)))
+        raise self._status_error(resp.response, what, write=True)
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, post: Post) -> Sent | None:
+        """Look for the frozen text (and article) among the author's recent posts."""
+        since = _aware(post.created_at) - _SKEW
+        want = plain_text(little_text(post.text))
+        for page in range(_MAX_PAGES):
+            elements = self._author_posts(page * _PAGE)
+            for el in elements:
+                if not isinstance(el, dict) or _created_before(el, since):
+                    continue  # an older post of the same text is another announcement
+                if self._matches(el, post, want):
+                    urn = str(el.get("id") or "")
+                    return Sent(remote_id=urn or None, remote_url=post_url(urn) if urn else None)
+            # newest first (sortBy LAST_MODIFIED): stop once a page reaches older posts
+            if len(elements) < _PAGE or any(_older(el, since) for el in elements):
+                return None
+        raise UnknownOutcome(
+            f"the post is not among the author's newest {_MAX_PAGES * _PAGE} posts since "
+            f"{since:%Y-%m-%d %H:%M} UTC; check {self.author}'s posts by hand"
+        )
+
+    def _author_posts(self, start: int) -> list[Any]:
+        what = "reading the author's LinkedIn posts"
+        try:
+            resp = self._client.finder(
+                resource_path="/posts",
+                finder_name="author",
+                query_params={
+                    "author": self.author,
+                    "count": _PAGE,
+                    "start": start,
+                    "sortBy": "LAST_MODIFIED",
+                },
+                access_token=self._token,
+                version_string=self._version,
+            )
+        except ResponseFormattingError as exc:
+            err = self._status_error(self._session.last_response, what, write=False)
+            raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
+        except requests.RequestException as exc:
+            reason = _net.describe(exc)
+            raise UnknownOutcome(f"{what}: {reason}; cannot tell whether it was posted") from exc
+        if not 200 <= resp.status_code < 300:
+            err = self._status_error(resp.response, what, write=False)
+            raise UnknownOutcome(
+                f"{err.message}; cannot tell whether it was posted", status=err.status
+            )
+        return list(resp.elements or [])
+
+    @staticmethod
+    def _matches(el: dict[str, Any], post: Post, want: str) -> bool:
+        if el.get("lifecycleState") not in (None, "PUBLISHED"):
+            return False
+        if post.url:
+            article = ((el.get("content") or {}).get("article")) or {}
+            if article.get("source") != post.url:
+                return False
+        return _net.same_text(want, plain_text(str(el.get("commentary") or "")))
+
+    # ---- counts --------------------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Likes and comments from the post's social actions summary."""
+        what = "reading the LinkedIn post's social actions"
+        try:
+            resp = self._client.get(
+                resource_path="/socialActions/{id}",
+                path_keys={"id": remote_id},
+                access_token=self._token,
+                version_string=self._version,
+            )
+        except ResponseFormattingError as exc:
+            raise self._count_error(self._session.last_response, what) from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {_net.describe(exc)}") from exc
+        if not 200 <= resp.status_code < 300:
+            raise self._count_error(resp.response, what)
+        entity = resp.entity if isinstance(resp.entity, dict) else {}
+        counts: dict[str, int] = {}
+        likes = (entity.get("likesSummary") or {}).get("totalLikes")
+        comments = (entity.get("commentsSummary") or {}).get("aggregatedTotalComments")
+        if isinstance(likes, int):
+            counts["likes"] = likes
+        if isinstance(comments, int):
+            counts["replies"] = comments
+        return counts
+
+    def _count_error(self, resp: requests.Response | None, what: str) -> SendError:
+        status, message = _answer(resp)
+        if status in (401, 403):
+            return PermanentError(
+                f"{what}: not offered to this app ({status}: {message}); LinkedIn gives "
+                "counts only with r_member_social (person) or r_organization_social "
+                "(organization)",
+                status=status,
+            )
+        if status == 404:
+            return PermanentError(f"{what}: no such post ({message})", status=status)
+        if status == 429:
+            wait = _net.retry_after(resp.headers) if resp is not None else None
+            return TransientError(f"{what}: rate limited (429)", retry_after=wait, status=429)
+        return TransientError(f"{what}: {status} {message}".rstrip(), status=status)
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def _status_error(self, resp: requests.Response | None, what: str, *, write: bool) -> SendError:
+        status, message = _answer(resp)
+        text = f"{what}: LinkedIn answered {status}: {message}".rstrip(": ")
+        if status is None or 200 <= status < 300:
+            # An answer we could not read: the post may exist.
+            return UnknownOutcome(f"{what}: an answer that could not be read", status=status)
+        if status == 429:
+            wait = _net.retry_after(resp.headers) if resp is not None else None
+            return TransientError(f"{what}: rate limited by LinkedIn (429)", retry_after=wait,
+                                  status=429)  # fmt: skip
+        if status in (408, 409, 425):
+            return TransientError(text, status=status)
+        if status >= 500:
+            return UnknownOutcome(text, status=status) if write else TransientError(text)
+        if status == 401:
+            where = f" in {self._token_env}" if self._token_env else ""
+            return PermanentError(
+                f"{text} (check the access token{where}: LinkedIn's tokens last 60 days, "
+                "then a new one is needed)",
+                status=status,
+            )
+        if status == 403:
+            return PermanentError(
+                f"{text} (the token needs w_member_social to post as a person, or "
+                "w_organization_social and a page admin role to post as an organization; "
+                f"author is {self.author})",
+                status=status,
+            )
+        if status == 426:
+            return PermanentError(
+                f"{text} (LinkedIn-Version {self._version} is not active: set `version` "
+                "to a recent month, YYYYMM)",
+                status=status,
+            )
+        return PermanentError(text, status=status)
+
+
+def _before(el: Any, key: str, since: datetime) -> bool:
+    """Whether the post's `key` time (epoch milliseconds) is before `since`."""
+    stamp = el.get(key) if isinstance(el, dict) else None
+    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+        return False
+    return datetime.fromtimestamp(stamp / 1000, UTC) < since
+
+
+def _created_before(el: Any, since: datetime) -> bool:
+    return _before(el, "createdAt", since)
+
+
+def _older(el: Any, since: datetime) -> bool:
+    """Last modified before `since`: with LAST_MODIFIED order, everything after is too
+    (an old post edited lately is not: it comes first, created long ago)."""
+    if isinstance(el, dict) and el.get("lastModifiedAt") is None:
+        return _created_before(el, since)
+    return _before(el, "lastModifiedAt", since)
+
+
+# --- the kind: config, secrets, length, handles ---------------------------------------------
+
+
+class LinkedInConfig(ChannelConfig):
+    type: Literal["linkedin"]
+    author: str = ""  # "urn:li:person:…" or "urn:li:organization:…"
+    api_url: str = DEFAULT_API_URL
+    version: str = DEFAULT_VERSION  # LinkedIn-Version, YYYYMM
+
+    @field_validator("author")
+    @classmethod
+    def _author(cls, v: str) -> str:
+        v = v.strip()
+        if v and not _AUTHOR.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a LinkedIn person or organization URN: use "
+                '"urn:li:person:<id>" (the member\'s id from /v2/userinfo `sub`) or '
+                '"urn:li:organization:<id>" (the number in the page\'s admin URL)'
+            )
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        v = v.strip()
+        if not _VERSION.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a LinkedIn API version: use the month as YYYYMM "
+                f'(e.g. "{DEFAULT_VERSION}") or YYYYMM.RR'
+            )
+        return v
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
+        return v.strip()
+
+
+class LinkedInKind(ChannelKind):
+    """Little text in UTF-16 code units (reserved characters escaped, #tags as templates)."""
+
+    name = "linkedin"
+    config = LinkedInConfig
+    secrets = ("ACCESS_TOKEN",)
+    default_limit = DEFAULT_LIMIT
+    unknown_policy = LinkedInChannel.unknown_policy
+    has_handles = True
+    # podcast:socialInteract has no protocol for LinkedIn posts.
+    interact_protocol: ClassVar[str | None] = None
+
+    def count(self, text: str) -> int:
+        return utf16_length(little_text(text))
+
+    def handle(self, value: Any) -> str:
+        """A person or organization URN; anything else (a profile URL, a vanity name)
+        can't be mentioned through the API, so the guest's plain name is shown."""
+        v = str(value or "").strip()
+        return v if _AUTHOR.fullmatch(v) else ""
+
+    def mention_for(self, handle: str, name: str) -> str:
+        # The Posts API's mention element needs the entity's name as well as its URN.
+        name = " ".join(name.split())
+        if not handle or not name or any(c in "[]()\\" for c in name):
+            return ""
+        return f"@[{name}]({handle})"
+
+    def mention(self, handle: str) -> str:
+        return ""  # a URN alone is no readable mention; see mention_for
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        return None  # no podcast:socialInteract protocol covers LinkedIn
+
+    def check(self, cfg: Any) -> None:
+        if not cfg.author:
+            raise ConfigurationError(
+                f"channel {cfg.name!r} (linkedin) needs `author`, who posts: "
+                'author = "urn:li:person:<id>" or "urn:li:organization:<id>"'
+            )
+
+    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> LinkedInChannel:
+        return LinkedInChannel(
+            cfg.name,
+            author=cfg.author,
+            access_token=secrets["ACCESS_TOKEN"],
+            api_url=cfg.api_url or DEFAULT_API_URL,
+            version=cfg.version,
+            timeout=timeout,
+            limit=cfg.limit,
+            token_env=env_var(cfg.name, "ACCESS_TOKEN"),
+        )
+
+    def endpoint(self, cfg: Any) -> str:
+        return cfg.api_url + (f" as {cfg.author}" if cfg.author else "")
+
+    def account(self, cfg: Any) -> str | None:
+        # The author URN is the account; a refreshed token (every 60 days) is the same one.
+        return cfg.author and f"{cfg.api_url.rstrip('/')}|{cfg.author}"

@@ -1,0 +1,73 @@
+"""Files the tests write the same way everywhere: a syndicator.toml, a partner's feed XML.
+
+write_config(folder, *tables, ...)   syndicator.toml: [podcast], [database], tables
+jekyll_source(path, ...)             a [[sources]] table reading a Jekyll site
+feed_source(url, ...)                a [[sources]] table polling a remote feed
+partner_feed(...)                    a remote feed with one item, every text escaped once
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+# The example site's URL templates (its posts have no audio URL or guid of their own).
+SITE_URLS = (
+    'episode_url = "{site.url}/podcast/{slug}"\n'
+    'enclosure_url = "{site.mp3_url_path}{number}.mp3"\n'
+    'guid = "{site.url}/podcast/{slug}"'
+)
+
+
+def write_config(
+    folder: Path,
+    *tables: str,
+    db_url: str = "sqlite:///s.db",
+    podcast: str = "",
+) -> Path:
+    """`folder`/syndicator.toml: a podcast titled "Shipping It" (`podcast` adds keys to
+    it), the store at `db_url`, then each of `tables` (whole TOML tables) in order."""
+    cfg = folder / "syndicator.toml"
+    text = f'[podcast]\ntitle = "Shipping It"\n{podcast}\n[database]\nurl = "{db_url}"\n'
+    cfg.write_text(text + "".join(f"{t.strip()}\n" for t in tables), encoding="utf-8")
+    return cfg
+
+
+def jekyll_source(path: Path | str, *, keys: str = "", name: str = "episodes") -> str:
+    """A [[sources]] table reading the Jekyll site at `path` (relative: from the config's
+    folder); `keys` adds lines to it (e.g. SITE_URLS)."""
+    return f'[[sources]]\nname = "{name}"\ntype = "jekyll"\npath = "{path}"\n{keys}\n'
+
+
+def feed_source(url: str, *, keys: str = "", name: str = "partner") -> str:
+    """A [[sources]] table polling the remote feed at `url`; `keys` adds lines to it."""
+    return f'[[sources]]\nname = "{name}"\ntype = "feed"\nurl = "{url}"\n{keys}\n'
+
+
+def partner_feed(
+    *, title: str, description: str, guest: str, chapters: Sequence[tuple[str, str]]
+) -> bytes:
+    """A remote feed with one item (guid partner-1, audio, a guest, Podlove chapters as
+    (start, title)). Every text is given as meant and escaped here exactly once, as a
+    correct publisher does."""
+
+    def x(s: str) -> str:
+        return html.escape(s, quote=True)
+
+    marks = "".join(f'<psc:chapter start="{x(s)}" title="{x(t)}"/>' for s, t in chapters)
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"
+  xmlns:psc="http://podlove.org/simple-chapters">
+<channel><title>Partner</title><link>https://partner.example/</link>
+<item>
+  <title>{x(title)}</title>
+  <guid>partner-1</guid>
+  <pubDate>Fri, 27 Nov 2026 10:00:00 +0000</pubDate>
+  <description>{x(description)}</description>
+  <enclosure url="https://partner.example/1.mp3" length="1000" type="audio/mpeg"/>
+  <podcast:person role="guest">{x(guest)}</podcast:person>
+  <psc:chapters version="1.2">{marks}</psc:chapters>
+</item>
+</channel></rss>
+""".encode()
