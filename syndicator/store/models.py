@@ -60,6 +60,9 @@ class Source(SQLModel, table=True):
     alerted: bool = False  # an alert for the current run of errors went out
     polls: int = 0  # counters for /metrics
     poll_errors: int = 0
+    # PostgreSQL workers: who is polling it now, and until when (the database's clock)
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
 
 
 class Episode(SQLModel, table=True):
@@ -236,6 +239,21 @@ class Heartbeat(SQLModel, table=True):
     updated_at: datetime | None = _ts(nullable=False, index=True)
     next_pass_at: datetime | None = _ts()
     last_pass_at: datetime | None = _ts()
+
+
+class Worker(SQLModel, table=True):
+    """One `syndicator run` process: its heartbeat and what it did (status, dashboard)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)  # the process owner: host:pid:random
+    host: str
+    pid: int
+    started: datetime | None = _ts(nullable=False)
+    last_seen: datetime | None = _ts(nullable=False, index=True)  # heartbeat
+    stopped: bool = False  # ended cleanly (a SIGKILL leaves it False and stale)
+    polls: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    sends: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
 
 
 class Meta(SQLModel, table=True):
