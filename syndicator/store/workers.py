@@ -126,6 +126,19 @@ def listing(s: Session, stale_after: timedelta) -> list[WorkerRow]:
     ]
 
 
+def change_stamp(s: Session, stale_after: timedelta) -> tuple[Any, ...]:
+    """Changes when a worker starts, stops, dies, polls or sends (the web page's live
+    update)."""
+    alive = sa.and_(Worker.stopped == False, Worker.last_seen >= _now(s) - stale_after)  # type: ignore[operator]  # noqa: E712
+    q = sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(Worker.polls), 0),
+        sa.func.coalesce(sa.func.sum(Worker.sends), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((alive, 1), else_=0)), 0),
+    )
+    return tuple(s.execute(q).one())
+
+
 def duty_key(name: str) -> int:
     """A stable signed 32-bit key for a duty's advisory lock."""
     value = zlib.crc32(name.encode("utf-8"))
