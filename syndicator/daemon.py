@@ -393,6 +393,8 @@ class Daemon:
     def run(self) -> int:
         engine = open_store(self.settings)
         self.worker_mode = self.is_leader = shared(engine)
+        if self.worker_mode:
+            self.wake.set()  # a worker needs no lease to start: take what is due now
         self._install_signals()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._schedule()
