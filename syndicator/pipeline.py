@@ -503,12 +503,15 @@ def run_once(
 
     renderer = Renderer(settings)
     with session(engine, write=not dry_run) as s:
+        # Workers plan one at a time (announcements and evergreen reshares): the lock
+        # lasts until this commit, so the next one sees these rows. Planning is short
+        # and waits its turn, so every worker's new episodes are planned in its own pass.
+        if not dry_run:
+            store_workers.take_duty(s, "planning", wait=True)
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
-        # one worker at a time plans reshares; the lock lasts until this commit
-        if dry_run or store_workers.take_duty(s, "evergreen"):
-            report.planned += evergreen.plan_reshares(
-                s, settings, renderer, limits, now, dry_run=dry_run
-            )
+        report.planned += evergreen.plan_reshares(
+            s, settings, renderer, limits, now, dry_run=dry_run
+        )
         if dry_run:
             s.expunge_all()  # keep the episodes readable for the report
             s.rollback()

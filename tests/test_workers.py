@@ -28,6 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from syndicator.store.db import dispose_all, upgrade
 from tests.daemon_support import cli, wait
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.webhook import FakeWebhook
@@ -155,8 +156,8 @@ def network(pg_url: str, tmp_path: Path) -> Iterator[Net]:
             )
             for n in (1, 2, 3)
         ]
-        # the schema once, before three processes start together
-        assert cli(configs[0], "db", "upgrade").returncode == 0
+        upgrade(pg_url)  # the schema once, before three processes start together
+        dispose_all()
         yield Net(pg_url, farm, masto, hook, configs)
 
 

@@ -157,6 +157,8 @@ def test_a_duty_has_one_holder_and_never_waits(pg_url: str) -> None:
         with session(engine, write=True) as s1, session(engine, write=True) as s2:
             assert workers.take_duty(s1, "evergreen")
             assert not workers.take_duty(s2, "evergreen")  # held until s1 commits
+        with session(engine, write=True) as s3:  # committed: free again
+            assert workers.take_duty(s3, "evergreen", wait=True)
     with workers.duty(engine, "feeds") as again:
         assert again
 

@@ -145,18 +145,19 @@ def duty_key(name: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def take_duty(s: Session, name: str) -> bool:
-    """Take a one-holder duty for the rest of `s`'s transaction, without waiting: True
-    when this transaction holds it (always on SQLite, whose writers take turns). Held
-    until the commit, so the next holder sees what this one wrote."""
+def take_duty(s: Session, name: str, *, wait: bool = False) -> bool:
+    """Take a one-holder duty for the rest of `s`'s transaction: True when this
+    transaction holds it (always on SQLite, whose writers take turns). Held until the
+    commit, so the next holder sees what this one wrote. Without `wait` it never waits
+    (another worker holds it: False); with it, it waits its turn (planning: short, and
+    every worker's new episodes must be planned now, not a pass later)."""
     if not shared(s.get_bind()):  # type: ignore[arg-type]
         return True
-    return bool(
-        s.execute(
-            sa.text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
-            {"ns": DUTY_LOCK_NAMESPACE, "key": duty_key(name)},
-        ).scalar()
-    )
+    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    got = s.execute(
+        sa.text(f"SELECT {fn}(:ns, :key)"), {"ns": DUTY_LOCK_NAMESPACE, "key": duty_key(name)}
+    ).scalar()
+    return wait or bool(got)
 
 
 @contextmanager
