@@ -4,10 +4,12 @@ real worker processes against a feed farm.)"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -205,3 +207,25 @@ def test_workers_settings_are_validated(tmp_path: Path) -> None:
             config.load(path)
         assert says in str(err.value)
         assert "syndicator.toml:5" in str(err.value)  # the file and line to fix
+
+
+def test_the_dashboard_shows_the_workers(web: Any) -> None:
+    from test_web_support import client
+
+    with client(web.server) as c:
+        assert 'id="workers"' not in c.get("/").text  # no worker has run yet
+    workers.beat(web.engine, "farm-a:101:x", "farm-a", 101)
+    workers.beat(web.engine, "farm-b:202:y", "farm-b", 202)
+    workers.count(web.engine, "farm-a:101:x", polls=1234, sends=56)
+    workers.stopped(web.engine, "farm-b:202:y")
+    with client(web.server) as c:
+        page = c.get("/").text
+    table = page[page.index('id="workers"') : page.index('id="sources"')]
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"<tr>\s*<td[^>]*>([^<]+)</td>.*?</tr>", table, re.S)
+    }
+    assert set(rows) == {"farm-a:101:x", "farm-b:202:y"}
+    assert "alive" in rows["farm-a:101:x"] and "1234" in rows["farm-a:101:x"]
+    assert ">56<" in rows["farm-a:101:x"]
+    assert "gone" in rows["farm-b:202:y"]  # stopped: not alive

@@ -40,10 +40,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("lease_until", syndicator.store.models.UTCDateTime(), nullable=True)
         )
+        # workers claim the earliest due sources first
+        batch_op.create_index(batch_op.f("ix_sources_next_due_at"), ["next_due_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sources", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sources_next_due_at"))
         batch_op.drop_column("lease_until")
         batch_op.drop_column("lease_owner")
     with op.batch_alter_table("workers", schema=None) as batch_op:

@@ -51,7 +51,7 @@ class Source(SQLModel, table=True):
     last_modified: str | None = None
     last_poll_at: datetime | None = _ts()
     last_ok_at: datetime | None = _ts()
-    next_due_at: datetime | None = _ts()
+    next_due_at: datetime | None = _ts(index=True)  # workers claim the earliest due first
     consecutive_errors: int = 0
     last_error: str | None = None
     disabled: bool = False
