@@ -154,6 +154,27 @@ def run(url: str, claimers: int, batch: int, seconds: float) -> dict[str, float]
     }
 
 
+def server_ms(url: str, batch: int, samples: int = 30) -> float:
+    """PostgreSQL's own time for one claim statement (EXPLAIN ANALYZE's execution time,
+    median of `samples`, rolled back): what the database spends, without the client."""
+    from sqlalchemy.dialects import postgresql
+
+    engine = make_engine(_db_url(url))
+    times = []
+    with session(engine) as s:
+        # the statement claim_due runs, compiled with its values inlined for EXPLAIN
+        stmt = store_sources.claim_statement("explain", None, LEASE, batch, due_only=True)
+        sql = str(
+            stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
+        for _ in range(samples):
+            plan = s.execute(sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
+            times.append(float(plan[0]["Execution Time"]))
+            s.rollback()
+    engine.dispose()
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -170,11 +191,13 @@ def main() -> None:
         for batch in batches:
             reset(args.url)
             r = run(args.url, args.claimers, batch, args.seconds)
+            pg = server_ms(args.url, batch)
             print(
                 f"batch {batch:>3}: {r['claims_per_s']:>8,.0f} claims/s "
                 f"({int(r['claims']):,} claimed and stored; claim round trip median "
                 f"{r['claim_ms_median']:.1f} ms, p95 {r['claim_ms_p95']:.1f} ms; "
-                f"claimed twice: {int(r['doubles'])})"
+                f"PostgreSQL {pg:.2f} ms per claim statement, {pg / batch * 1000:.0f} µs a "
+                f"source; claimed twice: {int(r['doubles'])})"
             )
     finally:
         admin = _admin(args.url)

@@ -47,6 +47,35 @@ def _named(names: list[str] | None) -> Any:
     return Source.name == sa.any_(sa.bindparam("names", names, type_=ARRAY(sa.String)))
 
 
+def claim_statement(
+    owner: str, names: list[str] | None, lease: timedelta, limit: int, *, due_only: bool
+) -> Any:
+    """The UPDATE that `claim_due` runs (bench/bench_claims.py EXPLAINs it too)."""
+    now = now_sql()
+    pick = (
+        sa.select(Source.id)
+        .where(
+            _named(names),
+            Source.disabled == False,  # noqa: E712
+            sa.or_(Source.lease_until.is_(None), Source.lease_until < now),  # type: ignore[union-attr,operator]
+        )
+        # the earliest due first, straight off ix_sources_next_due_at (no sort): a source
+        # never polled (NULL) comes after the due ones, in the same pass
+        .order_by(Source.next_due_at)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if due_only:
+        pick = pick.where(sa.or_(Source.next_due_at.is_(None), Source.next_due_at <= now))  # type: ignore[union-attr,operator]
+    return (
+        sa.update(Source)
+        .where(Source.id.in_(pick.scalar_subquery()))  # type: ignore[union-attr]
+        .values(lease_owner=owner, lease_until=now + sa.bindparam("lease", lease, sa.Interval))
+        .returning(Source.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def claim_due(
     s: Session,
     owner: str,
@@ -63,27 +92,7 @@ def claim_due(
     waiting on each other; the lease (the database's clock) keeps the claim after this
     transaction commits, and expires by itself if the worker dies.
     """
-    now = now_sql()
-    pick = (
-        sa.select(Source.id)
-        .where(
-            _named(names),
-            Source.disabled == False,  # noqa: E712
-            sa.or_(Source.lease_until.is_(None), Source.lease_until < now),  # type: ignore[union-attr,operator]
-        )
-        .order_by(Source.next_due_at.asc().nulls_first(), Source.id)  # type: ignore[union-attr]
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if due_only:
-        pick = pick.where(sa.or_(Source.next_due_at.is_(None), Source.next_due_at <= now))  # type: ignore[union-attr,operator]
-    res = s.execute(
-        sa.update(Source)
-        .where(Source.id.in_(pick.scalar_subquery()))  # type: ignore[union-attr]
-        .values(lease_owner=owner, lease_until=now + sa.bindparam("lease", lease, sa.Interval))
-        .returning(Source.name)
-        .execution_options(synchronize_session=False)
-    )
+    res = s.execute(claim_statement(owner, names, lease, limit, due_only=due_only))
     return [name for (name,) in res.all()]
 
 
