@@ -210,7 +210,7 @@ def test_workers_settings_are_validated(tmp_path: Path) -> None:
 
 
 def test_the_dashboard_shows_the_workers(web: Any) -> None:
-    from test_web_support import client
+    from test_web_support import client, wait_for
 
     with client(web.server) as c:
         assert 'id="workers"' not in c.get("/").text  # no worker has run yet
@@ -218,8 +218,13 @@ def test_the_dashboard_shows_the_workers(web: Any) -> None:
     workers.beat(web.engine, "farm-b:202:y", "farm-b", 202)
     workers.count(web.engine, "farm-a:101:x", polls=1234, sends=56)
     workers.stopped(web.engine, "farm-b:202:y")
-    with client(web.server) as c:
-        page = c.get("/").text
+    with client(web.server) as c:  # the page cache may answer a second-old copy first
+
+        def with_workers() -> str | None:
+            text = c.get("/").text
+            return text if 'id="workers"' in text else None
+
+        page = wait_for(with_workers)
     table = page[page.index('id="workers"') : page.index('id="sources"')]
     rows = {
         m.group(1): m.group(0)
