@@ -97,11 +97,13 @@ def poll_sources(
     should_stop: Callable[[], bool] | None = None,
     owner: str | None = None,
     clock: Callable[[], datetime] | None = None,
+    chosen_time: bool = False,
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems.
 
     On PostgreSQL (unless `force`) the sources are claimed in batches, so many workers
-    share them and none is read twice in an interval (`_poll_claimed`).
+    share them and none is read twice in an interval (`_poll_claimed`); "due" is by the
+    database's clock, or by `now` when it is a `chosen_time` (`--now`).
 
     Each kind of source (sources/kinds.py, found through entry points) reads its own;
     this stores each result as it comes. `should_stop()` turning true (a shutdown) ends
@@ -124,7 +126,7 @@ def poll_sources(
                 _poll_claimed(
                     engine, settings, kind, configs, ctx, out,
                     owner=owner or outbox.process_owner(), clock=clock or (lambda: now),
-                    should_stop=should_stop or (lambda: False),
+                    should_stop=should_stop or (lambda: False), chosen_time=chosen_time,
                 )  # fmt: skip
             except RenderStopped:
                 return out
@@ -153,6 +155,7 @@ def _poll_claimed(
     owner: str,
     clock: Callable[[], datetime],
     should_stop: Callable[[], bool],
+    chosen_time: bool = False,
 ) -> None:
     """PostgreSQL workers: claim a batch of due sources (SKIP LOCKED, a lease by the
     database's clock), read and store them, release them, and claim again until none is
@@ -165,8 +168,9 @@ def _poll_claimed(
     while left and not should_stop():
         with session(engine, write=True) as s:
             claimed = store_sources.claim_due(
-                s, owner, left, cfg.source_lease, cfg.claim_batch, due_only=kind.scheduled
-            )
+                s, owner, left, cfg.source_lease, cfg.claim_batch, due_only=kind.scheduled,
+                at=clock() if chosen_time else None,
+            )  # fmt: skip
         if not claimed:
             break
         taken = set(claimed)
@@ -477,7 +481,8 @@ def run_once(
     engine = open_store(settings)
     # Workers sharing PostgreSQL keep the database's time, so a machine whose clock is
     # off can't poll early, send early, or expire another worker's lease.
-    clock = make_clock(now if now is not None or not shared(engine) else db_now(engine))
+    chosen = now is not None
+    clock = make_clock(now if chosen or not shared(engine) else db_now(engine))
     now = clock()
     progress = progress or NoProgress()
     report = PassReport(now=now, dry_run=dry_run)
@@ -495,6 +500,7 @@ def run_once(
             should_stop=should_stop,
             owner=owner,
             clock=clock,
+            chosen_time=chosen,
         )
 
     progress.step("planning announcements")
@@ -531,7 +537,7 @@ def run_once(
         progress.step("sending announcements")
         report.sends = sender.send_due(
             engine, settings, live, owner=owner, clock=clock, should_stop=should_stop,
-            on_event=collect,
+            on_event=collect, chosen_time=chosen,
         )  # fmt: skip
     progress.step("building feeds")
     with store_workers.duty(engine, "feeds") as mine:  # one worker builds; others go on
@@ -544,7 +550,7 @@ def run_once(
         try:
             pings = sender.send_due(
                 engine, settings, implicit, owner=owner, clock=clock,
-                should_stop=should_stop, on_event=collect,
+                should_stop=should_stop, on_event=collect, chosen_time=chosen,
             )  # fmt: skip
         finally:
             for ch in implicit.values():

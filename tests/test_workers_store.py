@@ -79,6 +79,12 @@ def test_a_dead_workers_claims_expire_and_due_comes_from_the_database(pg_url: st
     with session(engine, write=True) as s:
         taken = store_sources.claim_due(s, "live", names, timedelta(seconds=30), 10)
     assert sorted(taken) == sorted(dead)  # taken over once the lease ran out
+    with session(engine, write=True) as s:  # a pass run at a chosen time (--now) uses it
+        later = store_sources.claim_due(
+            s, "live", names, timedelta(seconds=30), 10, at=future + timedelta(minutes=1)
+        )
+        s.rollback()
+    assert sorted(later) == sorted(names)  # by then every lease ran out and all are due
     with session(engine, write=True) as s:  # not due ones are claimable with due_only=False
         assert store_sources.claim_due(
             s, "live", names, timedelta(seconds=30), 10, due_only=False

@@ -132,6 +132,7 @@ def send_due(
     should_stop: Callable[[], bool] = lambda: False,
     on_event: Callable[[Delivery, str], None] | None = None,
     max_sends: int | None = None,
+    chosen_time: bool = False,
 ) -> SendStats:
     """Send every due row of the given channels, one claimed row at a time."""
     stats = SendStats()
@@ -150,7 +151,7 @@ def send_due(
         if shared(engine):
             budget = _send_claimed(
                 engine, settings, channel, cfg, name, states, owner, clock, should_stop,
-                stats, on_event, budget,
+                stats, on_event, budget, chosen_time,
             )  # fmt: skip
             if budget is not None and budget <= 0:
                 return stats
@@ -192,6 +193,7 @@ def _send_claimed(
     stats: SendStats,
     on_event: Callable[[Delivery, str], None] | None,
     budget: int | None,
+    chosen_time: bool,
 ) -> int | None:
     """PostgreSQL workers: claim the channel's due rows in batches (SKIP LOCKED, a lease
     by the database's clock) and send them; returns what is left of `budget`.
@@ -216,8 +218,9 @@ def _send_claimed(
             size = min(size, budget)
         with session(engine, write=True) as s:
             claimed = deliveries.claim_batch(
-                s, name, states, owner, settings.announce.lease, size, sending=SENDING
-            )
+                s, name, states, owner, settings.announce.lease, size, sending=SENDING,
+                at=now if chosen_time else None,  # else the database's clock
+            )  # fmt: skip
         if not claimed:
             break
         for i, (delivery_id, prev) in enumerate(claimed):

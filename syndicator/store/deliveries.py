@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from syndicator.store.db import now_sql
-from syndicator.store.models import Delivery
+from syndicator.store.models import Delivery, UTCDateTime
 
 
 def by_id(s: Session, delivery_id: int) -> Delivery | None:
@@ -99,15 +99,17 @@ def claim_batch(
     limit: int,
     *,
     sending: str,
+    at: datetime | None = None,
 ) -> list[tuple[int, str]]:
     """PostgreSQL workers: move up to `limit` of the channel's due rows in `states` to
     `sending` under our lease, in one statement; returns (id, previous state) of each,
     oldest due first.
 
     `FOR UPDATE SKIP LOCKED` hands concurrent workers disjoint rows without waiting;
-    "due" and the lease come from the database's clock.
+    "due" and the lease come from the database's clock (or `at`, a pass run at a chosen
+    time).
     """
-    now = now_sql()
+    now = now_sql() if at is None else sa.bindparam("at", at, UTCDateTime())
     pick = (
         sa.select(Delivery.id, Delivery.state, Delivery.due_at)
         .where(

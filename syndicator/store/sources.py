@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
 from syndicator.store.db import now_sql
-from syndicator.store.models import Source
+from syndicator.store.models import Source, UTCDateTime
 
 
 def by_name(s: Session, name: str) -> Source:
@@ -48,10 +48,16 @@ def _named(names: list[str] | None) -> Any:
 
 
 def claim_statement(
-    owner: str, names: list[str] | None, lease: timedelta, limit: int, *, due_only: bool
+    owner: str,
+    names: list[str] | None,
+    lease: timedelta,
+    limit: int,
+    *,
+    due_only: bool,
+    at: datetime | None = None,
 ) -> Any:
     """The UPDATE that `claim_due` runs (bench/bench_claims.py EXPLAINs it too)."""
-    now = now_sql()
+    now = now_sql() if at is None else sa.bindparam("at", at, UTCDateTime())
     pick = (
         sa.select(Source.id)
         .where(
@@ -84,15 +90,18 @@ def claim_due(
     limit: int,
     *,
     due_only: bool = True,
+    at: datetime | None = None,
 ) -> list[str]:
     """Claim up to `limit` of the named sources (PostgreSQL): due now (`due_only`), not
     disabled, and not leased by a live claim; returns the names this worker now holds.
+    "Now" is the database's clock, or `at` when a pass is run at a chosen time
+    (`run-once --now … --force`, tests).
 
     `FOR UPDATE SKIP LOCKED` lets concurrent workers take disjoint batches without
     waiting on each other; the lease (the database's clock) keeps the claim after this
     transaction commits, and expires by itself if the worker dies.
     """
-    res = s.execute(claim_statement(owner, names, lease, limit, due_only=due_only))
+    res = s.execute(claim_statement(owner, names, lease, limit, due_only=due_only, at=at))
     return [name for (name,) in res.all()]
 
 
