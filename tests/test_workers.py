@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,6 +63,7 @@ class Net:
     masto: FakeMastodon
     hook: FakeWebhook
     configs: list[Path]
+    new_bodies: dict[int, bytes] = field(default_factory=dict)
 
     def polls(self, agent: str | None = None) -> list[tuple[str, str, float]]:
         """(path, worker, start time) of every feed request, in arrival order."""
@@ -194,9 +195,12 @@ def _all_polled(net: Net, since: float = 0.0) -> bool:
     return len(seen) == FEEDS
 
 
-def _add_new_episodes(net: Net) -> set[str]:
+def _add_new_episodes(net: Net, delay: float = 0.0) -> set[str]:
+    """A new episode (dated now) in each of the first NEW feeds; `delay` makes the farm
+    answer them that much later. Returns the new episodes' guids."""
     for i in range(NEW):
-        net.farm.add_feed(_path(i), _feed(i, OLD + 1))
+        net.new_bodies[i] = net.new_bodies.get(i) or _feed(i, OLD + 1)
+        net.farm.add_feed(_path(i), net.new_bodies[i], delay=delay)
     return {f"https://show{i}.example/episodes/{OLD + 1}" for i in range(NEW)}
 
 
@@ -252,10 +256,9 @@ def test_a_killed_workers_sources_are_taken_over(pg_url: str, tmp_path: Path) ->
     with network(pg_url, tmp_path) as net:
         with workers(net) as procs:
             assert wait(lambda: _all_polled(net), timeout=60), "not every feed was polled"
-            guids = _add_new_episodes(net)
+            # slow answers: the victim is still reading when it is killed
+            guids = _add_new_episodes(net, delay=1.5)
             new_paths = {_path(i) for i in range(NEW)}
-            for path in new_paths:  # slow answers: the victim is still reading when killed
-                net.farm._routes[path].delay = 1.5
             victim = procs[2]
             like = {"o": f"%:{victim.pid}:%"}
 
@@ -273,8 +276,7 @@ def test_a_killed_workers_sources_are_taken_over(pg_url: str, tmp_path: Path) ->
             victim.wait(timeout=10)
             t_kill = time.monotonic()
             assert held, "the victim held no sources when it was killed"
-            for path in new_paths:
-                net.farm._routes[path].delay = 0.0
+            _add_new_episodes(net, delay=0.0)  # the same feeds, answered at once again
             # the survivors take its sources over after the lease, and every new item in
             # the 20 feeds (some were the victim's) is announced, once
             assert wait(lambda: net.sent() >= 2 * NEW, timeout=60, every=0.3)
