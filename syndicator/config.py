@@ -29,7 +29,7 @@ from pydantic import (
 
 from syndicator.apple_categories import normalize_category
 from syndicator.suggest import did_you_mean
-from syndicator.timeutil import parse_duration
+from syndicator.timeutil import format_duration, parse_duration
 
 DEFAULT_CONFIG_NAME = "syndicator.toml"
 
@@ -478,6 +478,25 @@ class DaemonConfig(_Base):
     watch: bool = True
 
 
+class WorkersConfig(_Base):
+    """Many `syndicator run` workers on one PostgreSQL (ignored on SQLite)."""
+
+    # How long a worker's claim on a source lasts: past it, a dead worker's sources go to
+    # the others. Longer than polling one batch (the fetch timeout and its retries).
+    source_lease: Dur = timedelta(minutes=5)
+    # Sources or deliveries one claim takes (smaller: fairer spread; larger: fewer trips).
+    claim_batch: int = Field(default=25, ge=1, le=1000)
+    # Rows of workers not seen for this long are deleted.
+    forget_after: Dur = timedelta(days=7)
+
+    @field_validator("source_lease", "forget_after")
+    @classmethod
+    def _at_least_a_second(cls, v: timedelta) -> timedelta:
+        if v < timedelta(seconds=1):
+            raise ValueError(f'{format_duration(v)} is too short: give at least 1s (e.g. "5m")')
+        return v
+
+
 class AlertsConfig(_Base):
     url: str = ""  # Apprise URL; or SYNDICATOR_ALERTS_URL
     source_errors: int = 3  # alert after this many consecutive poll errors
@@ -518,6 +537,7 @@ class Settings(_Base):
     feeds: list[FeedConfig] = Field(default_factory=list)
     web: WebConfig = Field(default_factory=WebConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
 

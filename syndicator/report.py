@@ -103,6 +103,17 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     else:
         how = ", stopped cleanly" if d.get("stopped") else ""
         out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)}{how})")
+    workers = data.get("workers") or []
+    if workers:
+        alive = [w for w in workers if w["alive"]]
+        out.print(
+            f"workers: {len(alive)} alive of {len(workers)} known; "
+            + ", ".join(
+                f"{escape(w['host'])}:{w['pid']} {w['polls']} polls {w['sends']} sends"
+                + ("" if w["alive"] else " (gone)")
+                for w in workers[:10]
+            )
+        )
     t = Table("source", "type", "last poll", "state", "next due", "episodes")
     for s in data["sources"]:
         st = (

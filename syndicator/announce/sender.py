@@ -39,7 +39,7 @@ from syndicator.channels.base import (
 )
 from syndicator.config import ChannelConfig, Settings
 from syndicator.store import deliveries
-from syndicator.store.db import session
+from syndicator.store.db import session, shared
 from syndicator.store.models import Delivery
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ def send_due(
     should_stop: Callable[[], bool] = lambda: False,
     on_event: Callable[[Delivery, str], None] | None = None,
     max_sends: int | None = None,
+    chosen_time: bool = False,
 ) -> SendStats:
     """Send every due row of the given channels, one claimed row at a time."""
     stats = SendStats()
@@ -192,6 +193,14 @@ def send_due(
         policy = getattr(channel, "unknown_policy", "none")
         if policy != "none" or (cfg is not None and cfg.on_unknown == "resend"):
             states.append(UNKNOWN)
+        if shared(engine):
+            budget = _send_claimed(
+                engine, settings, channel, cfg, name, states, owner, clock, should_stop,
+                stats, on_event, budget, chosen_time,
+            )  # fmt: skip
+            if budget is not None and budget <= 0:
+                return stats
+            continue
         while not should_stop():
             now = clock()
             if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
@@ -214,6 +223,64 @@ def send_due(
             if budget is not None:
                 budget -= 1
     return stats
+
+
+def _send_claimed(
+    engine: Engine,
+    settings: Settings,
+    channel: Channel,
+    cfg: ChannelConfig | None,
+    name: str,
+    states: list[str],
+    owner: str,
+    clock: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+    stats: SendStats,
+    on_event: Callable[[Delivery, str], None] | None,
+    budget: int | None,
+    chosen_time: bool,
+) -> int | None:
+    """PostgreSQL workers: claim the channel's due rows in batches (SKIP LOCKED, a lease
+    by the database's clock) and send them; returns what is left of `budget`.
+
+    A paced channel claims one row at a time, so no worker holds rows it may not send
+    yet; rows claimed but not tried (a stop) are given back untouched.
+    """
+    tz = settings.podcast.tz
+    paced = cfg is not None and bool(cfg.min_interval or cfg.max_per_hour)
+    while not should_stop():
+        now = clock()
+        if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
+            break
+        if paced:
+            with session(engine) as s:
+                if _pacing_wait(s, cfg, now) is not None:
+                    break
+        size = 1 if paced else settings.workers.claim_batch
+        if budget is not None:
+            if budget <= 0:
+                break
+            size = min(size, budget)
+        with session(engine, write=True) as s:
+            claimed = deliveries.claim_batch(
+                s, name, states, owner, settings.announce.lease, size, sending=SENDING,
+                at=now if chosen_time else None,  # else the database's clock
+            )  # fmt: skip
+        if not claimed:
+            break
+        for i, (delivery_id, prev) in enumerate(claimed):
+            if should_stop():
+                with session(engine, write=True) as s:
+                    for rest_id, rest_prev in claimed[i:]:
+                        deliveries.unclaim(s, rest_id, owner, rest_prev, sending=SENDING)
+                return budget
+            with session(engine) as s:
+                row = deliveries.by_id(s, delivery_id)
+                assert row is not None
+            _send_one(engine, settings, channel, cfg, row, prev, owner, clock, stats, on_event)
+            if budget is not None:
+                budget -= 1
+    return budget
 
 
 def _send_one(

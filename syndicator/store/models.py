@@ -54,7 +54,7 @@ class Source(SQLModel, table=True):
     last_modified: str | None = None
     last_poll_at: datetime | None = _ts()
     last_ok_at: datetime | None = _ts()
-    next_due_at: datetime | None = _ts()
+    next_due_at: datetime | None = _ts(index=True)  # workers claim the earliest due first
     consecutive_errors: int = 0
     last_error: str | None = None
     disabled: bool = False
@@ -63,6 +63,9 @@ class Source(SQLModel, table=True):
     alerted: bool = False  # an alert for the current run of errors went out
     polls: int = 0  # counters for /metrics
     poll_errors: int = 0
+    # PostgreSQL workers: who is polling it now, and until when (the database's clock)
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
 
 
 # How the store keeps the declared episode fields (sources.episode_fields): by type a
@@ -270,6 +273,21 @@ class Heartbeat(SQLModel, table=True):
     updated_at: datetime | None = _ts(nullable=False, index=True)
     next_pass_at: datetime | None = _ts()
     last_pass_at: datetime | None = _ts()
+
+
+class Worker(SQLModel, table=True):
+    """One `syndicator run` process: its heartbeat and what it did (status, dashboard)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)  # the process owner: host:pid:random
+    host: str
+    pid: int
+    started: datetime | None = _ts(nullable=False)
+    last_seen: datetime | None = _ts(nullable=False, index=True)  # heartbeat
+    stopped: bool = False  # ended cleanly (a SIGKILL leaves it False and stale)
+    polls: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    sends: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
 
 
 class Meta(SQLModel, table=True):

@@ -182,6 +182,25 @@ def daemon_dict(s: Session, now: datetime, stale_after: timedelta) -> dict[str, 
     }
 
 
+def workers_list(s: Session, stale_after: timedelta) -> list[dict[str, Any]]:
+    """Every `syndicator run` process known, newest heartbeat first (docs/json.md)."""
+    from syndicator.store.workers import listing
+
+    return [
+        {
+            "id": w.id,
+            "host": w.host,
+            "pid": w.pid,
+            "alive": w.alive,
+            "started": iso(w.started),
+            "last_seen": iso(w.last_seen),
+            "polls": w.polls,
+            "sends": w.sends,
+        }
+        for w in listing(s, stale_after)
+    ]
+
+
 def sources_list(s: Session) -> list[dict[str, Any]]:
     counts = dict(
         s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
@@ -232,6 +251,7 @@ def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[s
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after),
+            "workers": workers_list(s, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
             "feeds": feeds_list(s),
