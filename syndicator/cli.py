@@ -108,6 +108,7 @@ class DeliveryState(StrEnum):
     unknown = "unknown"
     failed = "failed"
     skipped = "skipped"
+    waiting_audio = "waiting_audio"
 
 
 class State:

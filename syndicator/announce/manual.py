@@ -16,6 +16,7 @@ from syndicator.announce.outbox import (
     SENT,
     SKIPPED,
     UNKNOWN,
+    WAITING_AUDIO,
     Renders,
     delivery_key,
     new_row,
@@ -47,6 +48,11 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
             )
+        if row.state == WAITING_AUDIO:
+            # retry = check the audio now; only a passed check lets it go out
+            row.next_attempt_at, row.due_at, row.updated_at = now, None, now
+            s.add(row)
+            return row
         row.state, row.next_attempt_at, row.due_at = RETRYING, now, None
         row.attempts, row.skip_reason, row.updated_at = 0, None, now
         s.add(row)

@@ -24,7 +24,7 @@ from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
-from syndicator.store import deliveries, problems
+from syndicator.store import audio_checks, deliveries, problems
 from syndicator.store import episodes as store_episodes
 from syndicator.store.models import Delivery, Episode
 
@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
-STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+# An announcement of an episode whose audio did not answer yet (announce/audio.py): never
+# claimed by the sender; checked again with back-off, then `planned`.
+WAITING_AUDIO = "waiting_audio"
+STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING_AUDIO)
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
@@ -136,6 +139,17 @@ def before_channel(ep: Episode, joined: datetime, now: datetime, window: timedel
     if seen is None or seen >= joined:
         return False
     return ep.date is None or ep.date < now - window
+
+
+def audio_unverified(s: Session, settings: Settings, ep: Episode) -> bool:
+    """The episode has audio that must answer before it is announced, and its current
+    enclosure URL has not passed a check yet (the source's `verify_audio`, on by default)."""
+    if not ep.enclosure_url or ep.id is None:
+        return False
+    src = next((c for c in settings.sources if c.name == ep.source), None)
+    if src is None or not src.verify_audio:
+        return False
+    return not audio_checks.passed(s, ep.id, ep.enclosure_url)
 
 
 @dataclass
@@ -278,6 +292,10 @@ def plan_row(
     row = new_row(kind, ep, ch, now, settings, extra)
     row.text, row.text_length = rendered.text, rendered.length
     row.state, row.skip_reason = state, reason
+    if state == PLANNED and kind == "announce" and audio_unverified(s, settings, ep):
+        # the audio check (this pass, once due) releases it
+        row.state = state = WAITING_AUDIO
+        reason = "waiting for audio: its enclosure is checked before it is announced"
     if state == SKIPPED:
         row.due_at = None
     elif kind != "announce":
@@ -344,7 +362,7 @@ def _refresh(
             row.updated_at = now
             s.add(row)
         return
-    if row.state not in (PLANNED, RETRYING) or row.attempts:
+    if row.state not in (PLANNED, RETRYING, WAITING_AUDIO) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
@@ -359,6 +377,9 @@ def _refresh(
             row.payload = {**row.payload, **_card(ep)}
             row.due_at = publish_time(ep.date, now, settings)  # a moved date moves it
             row.updated_at = now
+            announce = row.state == PLANNED and row.kind == "announce"
+            if announce and audio_unverified(s, settings, ep):  # e.g. a new enclosure URL
+                row.state, row.next_attempt_at = WAITING_AUDIO, None
             s.add(row)
 
 
