@@ -544,7 +544,15 @@ def feed_build(
     if not settings.feeds:
         err.print("error: no [[feeds]] configured; add one (see `syndicator init`)", markup=False)
         raise typer.Exit(2)
-    outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
+    engine = open_store(settings)
+    outcomes = publish_feeds(engine, settings, utcnow(), check_only=check_only)
+    if check_only:  # and the audio: reachable, the right size, byte ranges
+        from syndicator.directory.enclosures import feed_enclosure_problems
+
+        for o in outcomes:
+            cfg = next(f for f in settings.feeds if f.name == o.name)
+            found = feed_enclosure_problems(engine, settings, cfg, utcnow())
+            o.problems += [str(p) for p in found if p.severity != "notice"]
     bad = False
     for o in outcomes:
         verb = "checked" if check_only else ("written" if o.changed else "unchanged")
