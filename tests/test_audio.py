@@ -347,19 +347,39 @@ def test_cli_shows_the_waiting_state_and_check_reports_enclosures(
     assert status["audio_waiting"][0]["url"] == host.url + "/audio/1.mp3"
     assert "waiting_audio" in _cli(cfg, "status").stdout
 
-    # check: a missing file is an error; then a host without byte ranges is one too
-    res = _cli(cfg, "check")
-    assert res.returncode == 1 and "404" in res.stderr and "/audio/1.mp3" in res.stderr
+    # check and feed build --check: a host without byte ranges is an error
     host.add("/audio/1.mp3", size=SIZE_BYTES, ranges=False)
     res = _cli(cfg, "check")
-    assert res.returncode == 1 and "byte-range" in res.stderr
+    assert res.returncode == 1 and "byte-range" in res.stderr and "/audio/1.mp3" in res.stderr
     res = _cli(cfg, "feed", "build", "--check")
     assert res.returncode == 1 and "byte-range" in res.stderr
+
+
+def test_check_reports_missing_wrong_size_and_good_enclosures(
+    tmp_path: Path, host: FakeAudio, hooks: tuple[FakeWebhook, FakeWebhook]
+) -> None:
+    """What `check` and `feed build --check` print, in process (the CLI test shows the wiring)."""
+    from syndicator import config
+    from syndicator.checks import check_all
+    from syndicator.directory.enclosures import feed_enclosure_problems
+
+    settings = config.load(_config(tmp_path, host, hooks[0]))
+    run_once(settings, now=NOW)  # stores the episode the feed shows
+    feed = settings.feeds[0]
+
+    def found() -> tuple[list[Any], list[Any]]:
+        problems, _ = check_all(settings)
+        mine = [p for p in problems if p.kind == "enclosure"]
+        return mine, feed_enclosure_problems(open_store(settings), settings, feed, NOW)
+
+    for got in found():  # nothing there yet
+        assert [(p.severity, p.location) for p in got] == [("error", host.url + "/audio/1.mp3")]
+        assert "404" in got[0].message and "First Light" in got[0].message
     host.add("/audio/1.mp3", size=SIZE_BYTES // 2)
-    res = _cli(cfg, "feed", "build", "--check")
-    assert res.returncode == 1 and "mp3_bytes says" in res.stderr
+    for got in found():
+        assert [p.severity for p in got] == ["warning"] and "mp3_bytes says" in got[0].message
+    host.add("/audio/1.mp3", size=SIZE_BYTES, ctype="application/octet-stream")
+    for got in found():
+        assert [p.severity for p in got] == ["notice"]
     host.add("/audio/1.mp3", size=SIZE_BYTES)
-    res = _cli(cfg, "check")
-    assert res.returncode == 0, res.stderr
-    res = _cli(cfg, "feed", "build", "--check")  # (the test feed has other problems)
-    assert "/audio/1.mp3" not in res.stderr and "checked" in res.stdout
+    assert found() == ([], [])
