@@ -30,6 +30,7 @@ url = "sqlite:///s.db"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 episode_url = "{{site.url}}/podcast/{{slug}}"
 guid = "{{site.url}}/podcast/{{slug}}"
@@ -116,6 +117,7 @@ url = "sqlite:///s.db"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{path}"
 """)
     return cfg

@@ -29,6 +29,7 @@ def _settings(tmp_path: Path, url: str, site: Path, **extra):  # type: ignore[no
             {
                 "name": "episodes",
                 "type": "jekyll",
+                "verify_audio": False,  # the example site's mp3 host does not exist
                 "path": str(site),
                 "categories": ["podcast"],
                 "episode_url": "{site.url}/podcast/{slug}",
@@ -174,6 +175,7 @@ url = "sqlite:///s.db"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 episode_url = "{{site.url}}/podcast/{{slug}}"
 enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
