@@ -383,3 +383,25 @@ def test_check_reports_missing_wrong_size_and_good_enclosures(
         assert [p.severity for p in got] == ["notice"]
     host.add("/audio/1.mp3", size=SIZE_BYTES)
     assert found() == ([], [])
+
+
+def test_web_page_shows_the_waiting_state(
+    tmp_path: Path, sqlite_url: str, host: FakeAudio, hooks: tuple[FakeWebhook, FakeWebhook]
+) -> None:
+    from tests.test_web_support import client, running
+
+    settings = settings_for(tmp_path, sqlite_url, host, hooks)
+    run_once(settings, now=NOW)
+    with running(settings) as server, client(server) as c:
+        page = c.get("/")
+        assert page.status_code == 200
+        assert "Waiting for audio" in page.text and host.url + "/audio/1.mp3" in page.text
+        assert 'class="badge s-waiting_audio"' in page.text  # the deliveries matrix's column
+        api = c.get("/api/status").json()
+        assert api["audio_waiting"][0]["checks"] == 1
+        assert api["deliveries"]["one"] == {"waiting_audio": 1}
+    host.add("/audio/1.mp3", size=SIZE_BYTES)
+    run_once(settings, now=NOW + timedelta(minutes=5))
+    with running(settings) as server, client(server) as c:
+        page = c.get("/")
+        assert '<section id="audio" class="card" data-live hidden>' in page.text

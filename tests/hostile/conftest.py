@@ -117,6 +117,7 @@ path = "{site}"
 episode_url = "{{site.url}}/podcast/{{slug}}"
 enclosure_url = "{{site.mp3_url_path}}{{number}}.mp3"
 guid = "{{site.url}}/podcast/{{slug}}"
+verify_audio = false
 {source}
 {extra}
 """,

@@ -55,6 +55,7 @@ def _jekyll(site: Path) -> dict[str, Any]:
     return {
         "name": "episodes",
         "type": "jekyll",
+        "verify_audio": False,  # the example site's mp3 host does not exist
         "path": str(site),
         "episode_url": tpl,
         "guid": tpl,
@@ -189,6 +190,7 @@ window = "400d"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 episode_url = "{{site.url}}/podcast/{{slug}}"
 guid = "{{site.url}}/podcast/{{slug}}"
