@@ -524,7 +524,8 @@ def announce(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
-        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it", markup=False)
+        then = "checks its audio, then sends it" if r.state == "waiting_audio" else "sends it"
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass {then}", markup=False)
 
 
 # ---------------------------------------------------------------- feeds, db, backup

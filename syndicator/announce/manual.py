@@ -18,6 +18,7 @@ from syndicator.announce.outbox import (
     UNKNOWN,
     WAITING_AUDIO,
     Renders,
+    audio_unverified,
     delivery_key,
     new_row,
     render_or_report,
@@ -124,6 +125,8 @@ def announce_now(
             row.text, row.text_length = rendered.text, rendered.length
             row.state, row.skip_reason, row.due_at = PLANNED, None, now
             row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
+            if audio_unverified(s, settings, ep):
+                row.state = WAITING_AUDIO  # by hand too: never announced before its audio is there
             s.add(row)
             out.append(row)
         if channel and not out:
