@@ -53,7 +53,10 @@ def _check_enclosures(settings: Settings, read: dict[str, Any]) -> list[ProblemD
     from syndicator.sources.enclosure import CHECK_NEWEST, enclosure_problems
 
     items: list[tuple[str, str, int | None]] = []
+    quiet = {s.name for s in settings.sources if not s.verify_audio}  # never asked
     for name, polled in read.items():
+        if name in quiet:
+            continue
         if isinstance(polled.result, ScanResult):
             eps = [f.episode for f in polled.result.files if f.episode is not None]
         elif isinstance(polled.result, PollResult):

@@ -360,6 +360,8 @@ def _refresh(
             row.payload = {**row.payload, **_card(ep)}
             row.due_at = publish_time(ep.date, now, settings)
             row.updated_at = now
+            if row.kind == "announce" and audio_unverified(s, settings, ep):
+                row.state = WAITING_AUDIO
             s.add(row)
         return
     if row.state not in (PLANNED, RETRYING, WAITING_AUDIO) or row.attempts:

@@ -19,9 +19,10 @@ def feed_enclosure_problems(
 ) -> list[ProblemData]:
     with session(engine) as s:
         episodes = query_episodes(s, feed, now)  # newest first
+    quiet = {s.name for s in settings.sources if not s.verify_audio}  # never asked
     items = [
         (f"episode {ep.title!r}", ep.enclosure_url, ep.enclosure_length)
         for ep in episodes
-        if ep.enclosure_url
+        if ep.enclosure_url and getattr(ep, "source", None) not in quiet
     ][:CHECK_NEWEST]
     return enclosure_problems(items, allow_private=settings.fetch.allow_private_redirects)

@@ -209,7 +209,7 @@ def probe(
         out.problems.append((UNSAFE, str(exc)))
     except httpx.TimeoutException:
         out.problems.append((UNREACHABLE, f"no answer within {timeout:g}s"))
-    except (httpx.HTTPError, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         out.problems.append((UNREACHABLE, f"could not be reached: {exc or type(exc).__name__}"))
     finally:
         if own:
