@@ -187,11 +187,14 @@ def probe(
         headers={"User-Agent": USER_AGENT}, timeout=httpx.Timeout(timeout), follow_redirects=False
     )
     try:
-        kw = {"allow_private": allow_private, "resolve": resolve}
-        head, out.final_url = _request(c, "HEAD", url, {}, **kw)  # type: ignore[arg-type]
+        head, out.final_url = _request(
+            c, "HEAD", url, {}, allow_private=allow_private, resolve=resolve
+        )
         judged = head
         if head.status_code in HEAD_REFUSED or want_ranges:
-            ranged, final = _request(c, "GET", url, {"Range": "bytes=0-0"}, **kw)  # type: ignore[arg-type]
+            ranged, final = _request(
+                c, "GET", url, {"Range": "bytes=0-0"}, allow_private=allow_private, resolve=resolve
+            )
             out.ranges = ranged.status_code == 206
             if head.status_code in HEAD_REFUSED:
                 judged, out.final_url, out.method = ranged, final, "GET bytes=0-0"
