@@ -147,12 +147,23 @@ class _SourceBase(_Base):
     every: Dur = timedelta(minutes=5)
     cron: str | None = None  # a crontab expression instead of `every`
     enabled: bool = True
+    # Announce an episode with an enclosure only once its audio answers (announce/audio.py);
+    # after `verify_audio_timeout` of failed checks it becomes a problem and an alert.
+    verify_audio: bool = True
+    verify_audio_timeout: Dur = timedelta(hours=6)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError("use letters, digits, '-', '_' or '.' in a source name")
+        return v
+
+    @field_validator("verify_audio_timeout")
+    @classmethod
+    def _verify_audio_timeout(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError('must be longer than 0, e.g. "6h" (verify_audio = false turns it off)')
         return v
 
     @field_validator("cron")

@@ -327,7 +327,7 @@ class Daemon:
             return deliveries.next_due_at(
                 s,
                 utcnow(),
-                waiting=[outbox.PLANNED, outbox.RETRYING],
+                waiting=[outbox.PLANNED, outbox.RETRYING, outbox.WAITING_AUDIO],
                 unknown=outbox.UNKNOWN,
                 held=held,
                 planned=outbox.PLANNED,

@@ -616,6 +616,11 @@ def run_once(
     def collect(row: Delivery, _state: str) -> None:
         sent_ids.append(row.episode_id)
 
+    if not should_stop():
+        # before sending: announcements whose audio did not answer yet wait (announce/audio.py)
+        from syndicator.announce.audio import verify_waiting
+
+        report.audio = verify_waiting(engine, settings, clock, should_stop=should_stop)
     if live:
         progress.step("sending announcements")
         report.sends = sender.send_due(

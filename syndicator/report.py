@@ -134,10 +134,20 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     out.print(t)
     if data["deliveries"]:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
+        if any(c.get("waiting_audio") for c in data["deliveries"].values()):
+            states.append("waiting_audio")  # announcements whose audio is not there yet
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
+    for a in data.get("audio_waiting", []):
+        late = ", past verify_audio_timeout" if a["timed_out"] else ""
+        out.print(
+            f"waiting for audio: {a['title']!r} ({a['url']}), {a['checks']} check(s){late}: "
+            f"{a['last_error']}; next check {_local(a['next_check'], tz)}",
+            markup=False,
+            highlight=False,
+        )
     for f in data["feeds"]:
         out.print(
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "

@@ -106,7 +106,7 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
 def _settings(tmp_path: Path, url: str, site: Path, net: Net, **over: Any):  # type: ignore[no-untyped-def]
     return make_settings(
         tmp_path, url,
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         channels=net.channels(**over),
         announce={"window": "14d", "retry_base": "1s", "lease": "1s",
@@ -235,6 +235,7 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
     cfg = tmp_path / "s.toml"
     lines = [
         '[database]\nurl = "sqlite:///s.db"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
+        "verify_audio = false\n"
         f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
     ]
     for c in net.channels():
@@ -287,6 +288,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     cfg = tmp_path / "s.toml"
     lines = [f'[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
              f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+             "verify_audio = false\n"
              'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
     for c in net.channels():
         lines.append("[[channels]]\n" + _toml(c))

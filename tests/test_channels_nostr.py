@@ -391,7 +391,7 @@ def test_run_once_signs_once_and_mentions_the_guests_npub(
     cfg = tmp_path / "s.toml"
     cfg.write_text(
         '[database]\nurl = "sqlite:///s.db"\n[announce]\nretry_base = "1s"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\npath = "{site}"\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
         f'[[channels]]\nname = "zap"\ntype = "nostr"\nrelays = ["{relay.ws_url}"]\n'
         'timeout = "2s"\n'

@@ -30,6 +30,7 @@ def _settings(tmp_path: Path, url: str, site: Path, **extra):  # type: ignore[no
             {
                 "name": "episodes",
                 "type": "jekyll",
+                "verify_audio": False,  # the example site's mp3 host does not exist
                 "path": str(site),
                 "categories": ["podcast"],
                 "episode_url": "{site.url}/podcast/{slug}",

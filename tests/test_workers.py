@@ -97,8 +97,8 @@ class Net:
 
 def _config(path: Path, pg_url: str, agent: str, farm: FeedServer, masto: str, hook: str) -> Path:
     sources = "".join(
-        f'\n[[sources]]\nname = "feed-{i:02d}"\ntype = "feed"\nurl = "{farm.url(_path(i))}"\n'
-        f'every = "{EVERY:g}s"\n'
+        f'\n[[sources]]\nname = "feed-{i:02d}"\ntype = "feed"\nverify_audio = false\n'
+        f'url = "{farm.url(_path(i))}"\nevery = "{EVERY:g}s"\n'
         for i in range(FEEDS)
     )
     path.parent.mkdir(parents=True, exist_ok=True)

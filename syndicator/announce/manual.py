@@ -16,7 +16,9 @@ from syndicator.announce.outbox import (
     SENT,
     SKIPPED,
     UNKNOWN,
+    WAITING_AUDIO,
     Renders,
+    audio_unverified,
     delivery_key,
     new_row,
     render_or_report,
@@ -47,6 +49,9 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
             )
+        if row.state == WAITING_AUDIO:
+            # retry = check the audio now; only a passed check lets it go out
+            return deliveries.save(s, row, next_attempt_at=now, due_at=None, updated_at=now)
         return deliveries.save(
             s, row, state=RETRYING, next_attempt_at=now, due_at=None, attempts=0,
             skip_reason=None, updated_at=now,
@@ -111,8 +116,11 @@ def announce_now(
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
                 )
+            # by hand too: never announced before its audio is there
+            waiting = audio_unverified(s, settings, ep)
             deliveries.save(
-                s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,
+                s, row, text=rendered.text, text_length=rendered.length,
+                state=WAITING_AUDIO if waiting else PLANNED,
                 skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
             )  # fmt: skip
             out.append(row)

@@ -24,7 +24,7 @@ from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
-from syndicator.store import deliveries, problems
+from syndicator.store import audio_checks, deliveries, problems
 from syndicator.store import episodes as store_episodes
 from syndicator.store.models import Delivery, Episode
 
@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
-STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+# An announcement of an episode whose audio did not answer yet (announce/audio.py): never
+# claimed by the sender; checked again with back-off, then `planned`.
+WAITING_AUDIO = "waiting_audio"
+STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING_AUDIO)
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
@@ -136,6 +139,17 @@ def before_channel(ep: Episode, joined: datetime, now: datetime, window: timedel
     if seen is None or seen >= joined:
         return False
     return ep.date is None or ep.date < now - window
+
+
+def audio_unverified(s: Session, settings: Settings, ep: Episode) -> bool:
+    """The episode has audio that must answer before it is announced, and its current
+    enclosure URL has not passed a check yet (the source's `verify_audio`, on by default)."""
+    if not ep.enclosure_url or ep.id is None:
+        return False
+    src = next((c for c in settings.sources if c.name == ep.source), None)
+    if src is None or not src.verify_audio:
+        return False
+    return not audio_checks.passed(s, ep.id, ep.enclosure_url)
 
 
 @dataclass
@@ -278,6 +292,10 @@ def plan_row(
     rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
+    if state == PLANNED and kind == "announce" and audio_unverified(s, settings, ep):
+        # the audio check (this pass, once due) releases it
+        state = WAITING_AUDIO
+        reason = "waiting for audio: its enclosure is checked before it is announced"
     due = {"due_at": None} if state == SKIPPED else {"due_at": now} if kind != "announce" else {}
     row = new_row(
         kind, ep, ch, now, settings, extra, text=rendered.text, text_length=rendered.length,
@@ -338,13 +356,15 @@ def _refresh(
     ):
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
+            waiting = row.kind == "announce" and audio_unverified(s, settings, ep)
             deliveries.save(
-                s, row, state=PLANNED, skip_reason=None, text=rendered.text,
-                text_length=rendered.length, payload={**row.payload, **_card(ep)},
+                s, row, state=WAITING_AUDIO if waiting else PLANNED, skip_reason=None,
+                text=rendered.text, text_length=rendered.length,
+                payload={**row.payload, **_card(ep)},
                 due_at=publish_time(ep.date, now, settings), updated_at=now,
             )  # fmt: skip
         return
-    if row.state not in (PLANNED, RETRYING) or row.attempts:
+    if row.state not in (PLANNED, RETRYING, WAITING_AUDIO) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
@@ -354,11 +374,15 @@ def _refresh(
         # Nothing went out yet: the announcement may follow the edit.
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
+            values: dict[str, Any] = {}
+            announce = row.state == PLANNED and row.kind == "announce"
+            if announce and audio_unverified(s, settings, ep):  # e.g. a new enclosure URL
+                values = {"state": WAITING_AUDIO, "next_attempt_at": None}
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length,
                 payload={**row.payload, **_card(ep)},
                 due_at=publish_time(ep.date, now, settings),  # a moved date moves it
-                updated_at=now,
+                updated_at=now, **values,
             )  # fmt: skip
 
 

@@ -468,3 +468,58 @@ def first_sent_posts(
     for episode_id, channel, remote_id, remote_url in s.exec(q).all():
         out.setdefault((episode_id, channel), (remote_id, remote_url))
     return out
+
+
+# ---------------------------------------------------------------- waiting for audio
+
+
+def due_waiting_episodes(s: Session, waiting: str, kind: str, now: datetime) -> list[int]:
+    """Episodes with `kind` rows in the `waiting` state whose check is due (and whose
+    publish time has come): each is checked once, whatever its number of channels."""
+    q = (
+        select(Delivery.episode_id)
+        .where(
+            Delivery.state == waiting,
+            Delivery.kind == kind,
+            Delivery.episode_id.is_not(None),  # type: ignore[union-attr]
+            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .distinct()
+        .order_by(Delivery.episode_id)
+    )
+    return [i for i in s.exec(q).all() if i is not None]
+
+
+def release_waiting(
+    s: Session, episode_id: int, waiting: str, kind: str, to: str, now: datetime
+) -> int:
+    """The episode's `waiting` rows move to `to` (due now); returns how many."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.episode_id == episode_id,  # type: ignore[arg-type]
+            Delivery.state == waiting,  # type: ignore[arg-type]
+            Delivery.kind == kind,  # type: ignore[arg-type]
+        )
+        .values(state=to, next_attempt_at=None, last_error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def hold_waiting(
+    s: Session, episode_id: int, waiting: str, kind: str, until: datetime, why: str, now: datetime
+) -> int:
+    """The episode's `waiting` rows wait until `until` (the next check), saying why."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.episode_id == episode_id,  # type: ignore[arg-type]
+            Delivery.state == waiting,  # type: ignore[arg-type]
+            Delivery.kind == kind,  # type: ignore[arg-type]
+        )
+        .values(next_attempt_at=until, last_error=why, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount  # type: ignore[attr-defined,no-any-return]

@@ -232,6 +232,28 @@ class DeliveryCount(SQLModel, table=True):
     gone: bool = False  # the network says the post no longer exists: not read again
 
 
+class AudioCheck(SQLModel, table=True):
+    """Whether an episode's enclosure answered (announce/audio.py): one row per episode,
+    so a passed check is not repeated per channel or per pass; a new URL starts over."""
+
+    __tablename__ = "audio_checks"
+
+    episode_id: int = Field(foreign_key="episodes.id", primary_key=True)
+    url: str = Field(sa_column=Column(sa.Text, nullable=False))  # the enclosure checked
+    state: str = "failing"  # passed | failing
+    checks: int = 0  # failed checks of this URL so far (the back-off counts them)
+    status: int | None = None  # the last answer's HTTP status
+    content_type: str | None = None
+    length: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    first_failed_at: datetime | None = _ts()
+    last_checked_at: datetime | None = _ts()
+    next_check_at: datetime | None = _ts()
+    passed_at: datetime | None = _ts()
+    timed_out_at: datetime | None = _ts()  # verify_audio_timeout passed: a problem was made
+    alerted: bool = False  # the operator was told it timed out
+
+
 class FeedState(SQLModel, table=True):
     __tablename__ = "feeds"
 

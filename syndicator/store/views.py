@@ -245,6 +245,27 @@ def feeds_list(s: Session) -> list[dict[str, Any]]:
     ]
 
 
+def audio_waiting(s: Session) -> list[dict[str, Any]]:
+    """Episodes whose announcements wait for their audio (announce/audio.py), oldest first."""
+    from syndicator.store.audio_checks import failing
+
+    return [
+        {
+            "episode": ep.guid,
+            "title": ep.title,
+            "url": chk.url,
+            "checks": chk.checks,
+            "status": chk.status,
+            "last_error": chk.last_error,
+            "since": iso(chk.first_failed_at),
+            "last_check": iso(chk.last_checked_at),
+            "next_check": iso(chk.next_check_at),
+            "timed_out": chk.timed_out_at is not None,
+        }
+        for chk, ep in failing(s, "waiting_audio")
+    ]
+
+
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
         rows = [problem_dict(p) for p in open_problems(s)]
@@ -254,6 +275,7 @@ def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[s
             "workers": workers_list(s, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
+            "audio_waiting": audio_waiting(s),
             "feeds": feeds_list(s),
             "problems": rows,
             "problem_counts": {

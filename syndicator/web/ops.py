@@ -29,6 +29,7 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
     "unknown": ("mark-sent", "mark-not-sent", "skip"),
     "sending": (),
     "sent": (),
+    "waiting_audio": ("retry", "skip"),  # retry: check the audio now
 }
 
 

@@ -28,6 +28,7 @@ from syndicator.store import workers as store_workers
 from syndicator.store.db import session
 from syndicator.store.history import for_episodes
 from syndicator.store.views import (
+    audio_waiting,
     daemon_dict,
     delivery_counts,
     delivery_dict,
@@ -92,6 +93,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "pings": pings(s),
             "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
             "listeners_days": settings.stats.days,
+            "audio_waiting": audio_waiting(s),
         }
 
 
