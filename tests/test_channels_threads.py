@@ -393,7 +393,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 def _settings(tmp_path: Path, url: str, site: Path, th: FakeThreads):  # type: ignore[no-untyped-def]
     return make_settings(
         tmp_path, url,
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "verify_audio": False, "path": str(site),
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         channels=[{"name": "threads", "type": "threads", "api_url": th.api_url,
                    "user_id": th.user_id, "timeout": "2s"}],
@@ -504,7 +504,7 @@ def test_sigkill_between_the_two_steps_never_posts_twice(
     cfg = tmp_path / "s.toml"
     cfg.write_text(
         '[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
-        'window = "1d"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
+        'window = "1d"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\n'
         f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
         f'[[channels]]\nname = "threads"\ntype = "threads"\napi_url = "{th.api_url}"\n'
         f'user_id = "{th.user_id}"\ntimeout = "20s"\n'
