@@ -162,8 +162,9 @@ class _FontSet:
             self.widths[key] = w
         return w
 
-    def draw(self, d: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int,
-             fill: str) -> None:  # fmt: skip
+    def draw(
+        self, d: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int, fill: str
+    ) -> None:
         x, y = xy
         for i, t in self.runs(text):
             font = self.font(i, size)
@@ -217,8 +218,13 @@ def wrap(fonts: _FontSet, text: str, size: int, max_width: float) -> list[str]:
     return lines
 
 
-def fit_title(fonts: _FontSet, text: str, max_width: float, max_height: float,
-              sizes: tuple[int, int] = (72, 28)) -> tuple[int, list[str]]:  # fmt: skip
+def fit_title(
+    fonts: _FontSet,
+    text: str,
+    max_width: float,
+    max_height: float,
+    sizes: tuple[int, int] = (72, 28),
+) -> tuple[int, list[str]]:
     """The largest size (step 4) at which the title fits the box; at the smallest size the
     last line that fits ends with an ellipsis."""
     big, small = sizes
@@ -269,7 +275,9 @@ class CardRenderer:
             raise CardError(f"font {layout.font} can't be read ({exc}); fix [cards] font") from exc
         self.body_fonts = _FontSet.load([BODY_FONT, CJK_FONT])
         self.title_font_bytes = layout.font.read_bytes() if layout.font else None
-        self.logo_bytes = layout.logo.read_bytes() if layout.logo and layout.logo.is_file() else None
+        self.logo_bytes = (
+            layout.logo.read_bytes() if layout.logo and layout.logo.is_file() else None
+        )
         self._art: dict[tuple[str, int], Image.Image] = {}
         if layout.logo and self.logo_bytes is None:
             raise CardError(f"logo {layout.logo} does not exist; fix [cards] logo = or remove it")
@@ -299,8 +307,9 @@ class CardRenderer:
             img.paste(logo, (w - pad - logo.width, pad), logo)
         guest_h = round(h * 0.12) if spec.guests else 0
         box_h = h - y - pad - guest_h - (pad // 2 if guest_h else 0)
-        size, lines = fit_title(self.title_fonts, spec.title, text_w, box_h,
-                                (round(h * 0.107), round(h * 0.042)))  # fmt: skip
+        size, lines = fit_title(
+            self.title_fonts, spec.title, text_w, box_h, (round(h * 0.107), round(h * 0.042))
+        )
         for line in lines:
             self.title_fonts.draw(d, (x0, y), line, size, lay.foreground)
             y += size * 1.2
@@ -318,8 +327,16 @@ class CardRenderer:
             self._art[key] = ImageOps.fit(_open(blob, "the artwork"), (size, size))
         return self._art[key]
 
-    def _guests(self, img: Image.Image, d: ImageDraw.ImageDraw, spec: CardSpec, x: int,
-                y: int, size: int, max_w: int) -> None:  # fmt: skip
+    def _guests(
+        self,
+        img: Image.Image,
+        d: ImageDraw.ImageDraw,
+        spec: CardSpec,
+        x: int,
+        y: int,
+        size: int,
+        max_w: int,
+    ) -> None:
         font = round(size * 0.4)
         for name, avatar in spec.guests[:MAX_GUESTS]:
             if avatar is not None:
@@ -332,8 +349,7 @@ class CardRenderer:
             width = self.body_fonts.width(name, font)
             if x + width > spec.width - size // 2 and x > 0:
                 break
-            self.body_fonts.draw(d, (x, y + (size - font) / 2), name, font,
-                                 self.layout.foreground)  # fmt: skip
+            self.body_fonts.draw(d, (x, y + (size - font) / 2), name, font, self.layout.foreground)
             x += round(width) + size // 2
             if x > img.width - size:
                 break
@@ -371,8 +387,9 @@ def read_image(where: str, settings: Settings, base: Path | None = None) -> byte
         if cache.is_file():
             return cache.read_bytes()
         try:
-            with httpx.stream("GET", where, timeout=cfg.fetch_timeout.total_seconds(),
-                              follow_redirects=True) as resp:  # fmt: skip
+            with httpx.stream(
+                "GET", where, timeout=cfg.fetch_timeout.total_seconds(), follow_redirects=True
+            ) as resp:
                 if resp.status_code != 200:
                     raise CardError(f"{where}: HTTP {resp.status_code}")
                 buf = bytearray()
@@ -431,8 +448,13 @@ def spec_for(settings: Settings, ep: Episode, size: tuple[int, int]) -> CardSpec
     return CardSpec(ep.title, ep.number, settings.podcast.title, guests, artwork, *size)
 
 
-def make_card(settings: Settings, ep: Episode, size: tuple[int, int],
-              renderer: CardRenderer | None = None, alt: str | None = None) -> CardImage:  # fmt: skip
+def make_card(
+    settings: Settings,
+    ep: Episode,
+    size: tuple[int, int],
+    renderer: CardRenderer | None = None,
+    alt: str | None = None,
+) -> CardImage:
     """The episode's card at `size`, drawn once and reused while nothing on it changes."""
     renderer = renderer or CardRenderer(settings.cards)
     spec = spec_for(settings, ep, size)
@@ -445,8 +467,13 @@ def make_card(settings: Settings, ep: Episode, size: tuple[int, int],
         data = renderer.render(spec)
         _write_atomic(path, data)
     base = cards_url(settings)
-    return CardImage(path, hashlib.sha256(data).hexdigest(), alt or alt_text(ep), "image/png",
-                     base + name if base else None)  # fmt: skip
+    return CardImage(
+        path,
+        hashlib.sha256(data).hexdigest(),
+        alt or alt_text(ep),
+        "image/png",
+        base + name if base else None,
+    )
 
 
 def _copy(settings: Settings, where: str, alt: str) -> CardImage:
@@ -475,9 +502,13 @@ def mode_for(settings: Settings, ep: Episode, ch: ChannelConfig) -> ImageMode:
     return settings.cards.image
 
 
-def image_for(settings: Settings, ep: Episode, ch: ChannelConfig,
-              size: tuple[int, int] | None,
-              renderer: CardRenderer | None = None) -> CardImage | None:  # fmt: skip
+def image_for(
+    settings: Settings,
+    ep: Episode,
+    ch: ChannelConfig,
+    size: tuple[int, int] | None,
+    renderer: CardRenderer | None = None,
+) -> CardImage | None:
     """What this channel attaches to the episode's announcement, or None; CardError when
     it should have one and can't (the caller records a problem and posts without)."""
     mode = mode_for(settings, ep, ch)
@@ -493,14 +524,34 @@ def image_for(settings: Settings, ep: Episode, ch: ChannelConfig,
             raise CardError("no artwork: set podcast.image or [cards] artwork")
         return _copy(settings, art, f"{settings.podcast.title} artwork")
     if not ep.image:
-        raise CardError("the episode has no image (image = \"episode\")")
+        raise CardError('the episode has no image (image = "episode")')
     return _copy(settings, ep.image, alt)
 
 
-def write_card(settings: Settings, ep: Episode, out: Path,
-               size: tuple[int, int] | None = None) -> CardImage:  # fmt: skip
+def write_card(
+    settings: Settings, ep: Episode, out: Path, size: tuple[int, int] | None = None
+) -> CardImage:
     """`syndicator card EPISODE --out FILE`: the card, copied to `out`."""
     card = make_card(settings, ep, size or (settings.cards.width, settings.cards.height))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(card.path, out)
     return card
+
+
+class Images:
+    """The images of one planning pass: one renderer (fonts loaded once), made lazily, as
+    most passes plan nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._renderer: CardRenderer | None = None
+
+    def for_row(self, ep: Episode, ch: ChannelConfig) -> CardImage | None:
+        """CardError when the image can't be made."""
+        if mode_for(self.settings, ep, ch) == "card" and self._renderer is None:
+            self._renderer = CardRenderer(self.settings.cards)
+        from syndicator.plugins import kinds
+
+        kind = kinds().get(ch.type)
+        size = getattr(kind, "card_size", None) if kind is not None else None
+        return image_for(self.settings, ep, ch, size, self._renderer)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce.cards import Images
 from syndicator.announce.outbox import (
     FAILED,
     PLANNED,
@@ -18,6 +19,7 @@ from syndicator.announce.outbox import (
     UNKNOWN,
     Renders,
     delivery_key,
+    image_payload,
     new_row,
     render_or_report,
 )
@@ -102,6 +104,7 @@ def announce_now(
                 f"episode {ep.title!r} is withdrawn{why}: it is not announced and not in "
                 "the feed; restore its post (or its feed item) first, then announce it"
             )
+        images = Images(settings)
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue
@@ -116,6 +119,8 @@ def announce_now(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
                 )
             row.text, row.text_length = rendered.text, rendered.length
+            if not row.attempts:  # nothing went out: the image is frozen now, with the text
+                row.payload = {**(row.payload or {}), **image_payload(s, images, ep, ch, now)}
             row.state, row.skip_reason, row.due_at = PLANNED, None, now
             row.next_attempt_at, row.attempts, row.updated_at = now, 0, now
             s.add(row)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from syndicator.announce.cards import CardError, Images
 from syndicator.announce.joined import joined_at
 from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
@@ -157,6 +158,36 @@ def _card(ep: Episode) -> dict[str, Any]:
     return {"url": ep.url, "title": ep.title, "description": ep.description, "image": ep.image}
 
 
+# the image keys frozen on a row (announce/cards.py CardImage.payload)
+IMAGE_KEYS = ("image_file", "image_sha256", "image_alt", "image_type", "image_url")
+
+
+def image_payload(
+    s: Session, images: Images, ep: Episode, ch: ChannelConfig, now: datetime
+) -> dict[str, Any]:
+    """The image frozen with the text; a card that can't be made is a problem and the
+    post goes out without one (it never holds the announcement back)."""
+    where = f"episode {ep.number}" if ep.number is not None else (ep.url or ep.guid)
+    try:
+        img = images.for_row(ep, ch)
+    except CardError as exc:
+        problems.record(
+            s,
+            f"card:{ch.name}",
+            ProblemData(
+                where,
+                "card",
+                f"no image for channel {ch.name!r}: {exc}; the post goes out without one "
+                '(fix the file or [cards], or set image = "none")',
+                severity="warning",
+            ),
+            now,
+        )
+        return dict.fromkeys(IMAGE_KEYS)
+    problems.resolve(s, f"card:{ch.name}", where, now)
+    return img.payload() if img is not None else dict.fromkeys(IMAGE_KEYS)
+
+
 _last_tid_us = 0
 
 
@@ -224,12 +255,13 @@ def plan(
         for d in deliveries.of_kind_on(s, "announce", names)
     }
     window = settings.announce.window
+    images = Images(settings)
     episodes = store_episodes.all_by_date(s)
     for ep in episodes:
         for ch in channels:
             row = have.get((ep.id, ch.name))  # type: ignore[arg-type]
             if row is not None:
-                _refresh(s, settings, row, ep, ch, renderer, limits, now, dry_run)
+                _refresh(s, settings, row, ep, ch, renderer, limits, now, dry_run, images)
                 continue
             if ep.withdrawn:
                 continue  # not announced; a row is made if it comes back
@@ -249,8 +281,9 @@ def plan(
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
             planned = plan_row(
-                s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run
-            )
+                s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run,
+                images=images,
+            )  # fmt: skip
             if planned is not None:
                 out.append(planned)
     return out
@@ -269,6 +302,7 @@ def plan_row(
     reason: str | None,
     dry_run: bool,
     extra: str = "",
+    images: Images | None = None,
 ) -> PlannedRow | None:
     """Render, freeze and (unless dry-run) insert one row; None when the template is
     broken (a problem is recorded and the next pass tries again)."""
@@ -277,6 +311,8 @@ def plan_row(
         return None
     row = new_row(kind, ep, ch, now, settings, extra)
     row.text, row.text_length = rendered.text, rendered.length
+    if state == PLANNED and not dry_run:  # a dry run writes no card files; skipped rows
+        row.payload = {**row.payload, **image_payload(s, images or Images(settings), ep, ch, now)}
     row.state, row.skip_reason = state, reason
     if state == SKIPPED:
         row.due_at = None
@@ -323,6 +359,7 @@ def _refresh(
     limits: dict[str, int],
     now: datetime,
     dry_run: bool,
+    images: Images | None = None,
 ) -> None:
     """A row that never left follows its episode: withdrawn -> skipped; back (a deleted
     post restored) while still recent -> planned again; edited -> the text, link card
@@ -340,6 +377,7 @@ def _refresh(
             row.state, row.skip_reason = PLANNED, None
             row.text, row.text_length = rendered.text, rendered.length
             row.payload = {**row.payload, **_card(ep)}
+            row.payload.update(image_payload(s, images or Images(settings), ep, ch, now))
             row.due_at = publish_time(ep.date, now, settings)
             row.updated_at = now
             s.add(row)
@@ -357,6 +395,7 @@ def _refresh(
         if rendered is not None and not dry_run:
             row.text, row.text_length = rendered.text, rendered.length
             row.payload = {**row.payload, **_card(ep)}
+            row.payload.update(image_payload(s, images or Images(settings), ep, ch, now))
             row.due_at = publish_time(ep.date, now, settings)  # a moved date moves it
             row.updated_at = now
             s.add(row)
