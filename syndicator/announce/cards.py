@@ -8,8 +8,8 @@ file's path, sha256 and alt text (see `image_for`), so a retry sends the same by
 
 Text of any script is drawn with the fonts shipped in syndicator/fonts/: each run of
 characters goes to the first font that has their glyphs (DejaVu for Latin, Greek,
-Cyrillic and symbols; Droid Sans Fallback for CJK); a character no font has is left out
-rather than drawn as a box.
+Cyrillic and symbols; Droid Sans Fallback for Chinese and Japanese; Nanum Square for
+Korean); a character no font has is left out rather than drawn as a box.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ FONTS = Path(__file__).resolve().parent.parent / "fonts"
 TITLE_FONT = FONTS / "DejaVuSans-Bold.ttf"
 BODY_FONT = FONTS / "DejaVuSans.ttf"
 CJK_FONT = FONTS / "DroidSansFallback-CJK.ttf"
+HANGUL_FONT = FONTS / "NanumSquareR.ttf"  # Droid Sans Fallback has no Hangul syllables
 # bump when the drawing changes, so cached cards are drawn again
 LAYOUT_VERSION = "1"
 MAX_GUESTS = 4  # guests drawn on a card; the alt text names every one
@@ -270,10 +271,10 @@ class CardRenderer:
             if not p.is_file():
                 raise CardError(f"font {p} does not exist; fix [cards] font = or remove it")
         try:
-            self.title_fonts = _FontSet.load([*title, TITLE_FONT, CJK_FONT])
+            self.title_fonts = _FontSet.load([*title, TITLE_FONT, CJK_FONT, HANGUL_FONT])
         except Exception as exc:  # fontTools raises many kinds on a bad file
             raise CardError(f"font {layout.font} can't be read ({exc}); fix [cards] font") from exc
-        self.body_fonts = _FontSet.load([BODY_FONT, CJK_FONT])
+        self.body_fonts = _FontSet.load([BODY_FONT, CJK_FONT, HANGUL_FONT])
         self.title_font_bytes = layout.font.read_bytes() if layout.font else None
         self.logo_bytes = (
             layout.logo.read_bytes() if layout.logo and layout.logo.is_file() else None
