@@ -441,3 +441,31 @@ def test_cards_config_errors_are_clear(tmp_path: Path) -> None:
         load(cfg)
     text = str(err.value)
     assert "#RRGGBB" in text and "card" in text and "artwork" in text
+
+
+def test_the_episode_page_shows_the_card(tmp_path: Path) -> None:
+    from test_web_support import add_episode, client, engine_for, running, web_settings, write
+
+    from syndicator.timeutil import utcnow
+
+    _png(tmp_path / "art.png", "#d35400")
+    settings = web_settings(tmp_path, cards={"dir": "cards"})
+    settings.podcast.image = str(tmp_path / "art.png")
+    engine = engine_for(settings)
+    with write(engine) as s:
+        ep = add_episode(s, 12, utcnow(), title="Névola <b>日本語</b>")
+        ep_id = ep.id
+    with running(settings) as server, client(server) as c:
+        page = c.get(f"/episodes/{ep_id}").text
+        assert f'<img src="/episodes/{ep_id}/card.png"' in page
+        assert 'alt="Episode 12 card: Névola &lt;b&gt;日本語&lt;/b&gt;"' in page
+        r = c.get(f"/episodes/{ep_id}/card.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(r.content)).size == (1200, 675)
+        (tmp_path / "art.png").write_bytes(b"broken")
+        with write(engine) as s:
+            other = add_episode(s, 13, utcnow())
+            other_id = other.id
+        page = c.get(f"/episodes/{other_id}").text
+        assert "No card:" in page and "not an image Pillow can read" in page
+        assert c.get(f"/episodes/{other_id}/card.png").status_code == 404
