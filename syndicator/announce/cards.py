@@ -123,12 +123,13 @@ class _FontSet:
     widths: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: list[Path]) -> _FontSet:
-        cmaps = []
+    def load(cls, paths: list[Path], known: dict[Path, frozenset[int]]) -> _FontSet:
+        """`known`: character maps already read (the CJK fonts are in both sets)."""
         for p in paths:
-            with TTFont(p, lazy=True, fontNumber=0) as f:
-                cmaps.append(frozenset(f.getBestCmap() or {}))
-        return cls(paths, cmaps)
+            if p not in known:
+                with TTFont(p, lazy=True, fontNumber=0) as f:
+                    known[p] = frozenset(f.getBestCmap() or {})
+        return cls(paths, [known[p] for p in paths])
 
     def font(self, i: int, size: int) -> ImageFont.FreeTypeFont:
         key = (i, size)
@@ -266,22 +267,39 @@ class CardRenderer:
 
     def __init__(self, layout: CardsConfig) -> None:
         self.layout = layout
-        title = [layout.font] if layout.font else []
-        for p in (*title, BODY_FONT):
-            if not p.is_file():
-                raise CardError(f"font {p} does not exist; fix [cards] font = or remove it")
-        try:
-            self.title_fonts = _FontSet.load([*title, TITLE_FONT, CJK_FONT, HANGUL_FONT])
-        except Exception as exc:  # fontTools raises many kinds on a bad file
-            raise CardError(f"font {layout.font} can't be read ({exc}); fix [cards] font") from exc
-        self.body_fonts = _FontSet.load([BODY_FONT, CJK_FONT, HANGUL_FONT])
-        self.title_font_bytes = layout.font.read_bytes() if layout.font else None
-        self.logo_bytes = (
-            layout.logo.read_bytes() if layout.logo and layout.logo.is_file() else None
-        )
-        self._art: dict[tuple[str, int], Image.Image] = {}
-        if layout.logo and self.logo_bytes is None:
+        if layout.font and not layout.font.is_file():
+            raise CardError(f"font {layout.font} does not exist; fix [cards] font = or remove it")
+        if layout.logo and not layout.logo.is_file():
             raise CardError(f"logo {layout.logo} does not exist; fix [cards] logo = or remove it")
+        # what the file name's hash covers besides the episode (cheap: no font is parsed)
+        self.title_font_bytes = layout.font.read_bytes() if layout.font else None
+        self.logo_bytes = layout.logo.read_bytes() if layout.logo else None
+        self._title_fonts: _FontSet | None = None
+        self._body_fonts: _FontSet | None = None
+        self._art: dict[tuple[str, int], Image.Image] = {}
+        self._cmaps: dict[Path, frozenset[int]] = {}
+
+    # The fonts' character maps take a while to read: only a card that is drawn (not one
+    # found in the cards folder) needs them.
+    @property
+    def title_fonts(self) -> _FontSet:
+        if self._title_fonts is None:
+            title = [self.layout.font] if self.layout.font else []
+            try:
+                self._title_fonts = _FontSet.load(
+                    [*title, TITLE_FONT, CJK_FONT, HANGUL_FONT], self._cmaps
+                )
+            except Exception as exc:  # fontTools raises many kinds on a bad file
+                raise CardError(
+                    f"font {self.layout.font} can't be read ({exc}); fix [cards] font"
+                ) from exc
+        return self._title_fonts
+
+    @property
+    def body_fonts(self) -> _FontSet:
+        if self._body_fonts is None:
+            self._body_fonts = _FontSet.load([BODY_FONT, CJK_FONT, HANGUL_FONT], self._cmaps)
+        return self._body_fonts
 
     def render(self, spec: CardSpec) -> bytes:
         lay = self.layout
