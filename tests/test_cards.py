@@ -275,6 +275,9 @@ def _sent_images(n: dict[str, Any]) -> dict[str, list[str]]:
 def test_every_network_gets_the_frozen_card(
     tmp_path: Path, sqlite_url: str, site: Path, nets: dict[str, Any]
 ) -> None:
+    bonus = next(site.glob("_posts/podcast/*-7-bonus-*.md"))
+    text = bonus.read_text(encoding="utf-8")
+    bonus.write_text(text.replace("---\n", '---\nimage_alt: "A <b>year</b> of episodes"\n', 1))
     settings = _settings(tmp_path, sqlite_url, site, nets)
     report = run_once(settings, now=NOW)
     assert report.sends.sent == 10, report.sends.events
@@ -283,7 +286,9 @@ def test_every_network_gets_the_frozen_card(
     for p in frozen.values():
         assert Path(p["image_file"]).read_bytes()
         assert _sha(Path(p["image_file"]).read_bytes()) == p["image_sha256"]
-        assert p["image_alt"].startswith("Episode ")
+        assert p["image_alt"].startswith("Episode 6 card: ") or p["image_alt"] == (
+            "A year of episodes"
+        )
     # the card sits beside the feed, where the site serves it
     card_dir = tmp_path / "public" / "podcast" / "cards"
     assert {Path(p["image_file"]).parent for p in frozen.values()} == {card_dir}
@@ -306,6 +311,9 @@ def test_every_network_gets_the_frozen_card(
     assert any(
         "Billing for a SaaS Without Losing Sleep, with Ayodele Bankole" in a for a in masto_alts
     )
+    # front matter image_alt wins (as plain text)
+    assert "A year of episodes" in nets["x"].alt_texts.values()
+    assert "A year of episodes" in masto_alts
     note = nets["nostr"].notes()[0]
     assert any(u in note["content"] for u in nostr_urls)
 

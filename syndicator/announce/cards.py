@@ -98,7 +98,9 @@ class CardSpec:
 
 
 def alt_text(ep: Episode) -> str:
-    """ "Episode 107 card: <title>, with <guests>" (front matter image_alt overrides it)."""
+    """ "Episode 107 card: <title>, with <guests>"; front matter `image_alt` overrides it."""
+    if ep.image_alt:
+        return ep.image_alt
     head = f"Episode {ep.number} card" if ep.number is not None else "Episode card"
     names = [str(g.get("name") or "").strip() for g in ep.guests or []]
     names = [n for n in names if n]

@@ -94,12 +94,15 @@ class EpisodeData:
     withdrawn: bool = False
     withdrawn_reason: str | None = None
     file_hash: str | None = None  # the raw file's hash (Jekyll stat cache)
+    image_alt: str | None = None  # front matter `image_alt`: the image card's alt text
 
     def content_hash(self) -> str:
         """A hash of everything the episode shows, to tell a real change from a touch."""
         data = asdict(self)
         for k in ("file_hash", "path", "guid"):
             data.pop(k, None)
+        if data.get("image_alt") is None:
+            data.pop("image_alt", None)  # added later: absent, stored hashes stay the same
         data["guests"] = [_hashed_guest(g) for g in self.guests]
         raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()

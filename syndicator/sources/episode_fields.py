@@ -59,6 +59,7 @@ CONTENT: tuple[EpisodeField, ...] = (
     EpisodeField("episode_type", str),
     EpisodeField("withdrawn", bool, feed=False),
     EpisodeField("withdrawn_reason", str | None, feed=False),
+    EpisodeField("image_alt", str | None, feed=False),
 )
 
 # What the store adds: who the episode is (fixed at first sight), not what it says.

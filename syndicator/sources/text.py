@@ -921,6 +921,7 @@ def clean_episode(ep: EpisodeData) -> EpisodeData:
         tags=list(dict.fromkeys(t for t in map(clean_text, ep.tags) if t)),
         categories=list(dict.fromkeys(c for c in map(clean_text, ep.categories) if c)),
         chapters=chapters,
+        image_alt=clean_text(ep.image_alt or "") or None,
     )
 
 

@@ -97,6 +97,7 @@ class Episode(SQLModel, table=True):
     withdrawn: bool = False
     withdrawn_reason: str | None = None
     backlog: bool = False  # seen on a source's first pass and older than the window
+    image_alt: str | None = None  # front matter `image_alt` (the image card's alt text)
 
 
 class EpisodePath(SQLModel, table=True):
