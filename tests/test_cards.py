@@ -477,3 +477,61 @@ def test_the_episode_page_shows_the_card(tmp_path: Path) -> None:
         page = c.get(f"/episodes/{other_id}").text
         assert "No card:" in page and "not an image Pillow can read" in page
         assert c.get(f"/episodes/{other_id}/card.png").status_code == 404
+
+
+def test_sigkill_between_upload_and_post_neither_twice_nor_lost(
+    tmp_path: Path, site: Path, nets: dict[str, Any]
+) -> None:
+    """`run-once` is killed while X holds the post request after the upload answered:
+    the next pass finds the media id on the row and posts once, with the same image."""
+    import signal
+    import time
+
+    x, masto = nets["x"], nets["mastodon"]
+    _png(tmp_path / "art.png", "#8e44ad")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        '[podcast]\ntitle = "Shipping It"\nimage = "art.png"\n'
+        'feed_url = "https://show.example/podcast/feed.xml"\n'
+        '[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
+        '[cards]\nimage = "card"\ndir = "cards"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        'episode_url = "{site.url}/podcast/{slug}"\n'
+        f'[[channels]]\nname = "x"\ntype = "twitter"\napi_url = "{x.url}"\ntimeout = "20s"\n'
+        f'[[channels]]\nname = "mastodon"\ntype = "mastodon"\ninstance = "{masto.url}"\n'
+        'timeout = "20s"\n',
+        encoding="utf-8",
+    )
+    # the first post on each network: stored by nobody, answered never (until the kill)
+    x.hang_next(seconds=30, store=False, method="POST", path="/2/tweets")
+    masto.hang_next(seconds=30, store=False, method="POST", path="/api/v1/statuses")
+    cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert x.wait_for(lambda f: bool(f.requests("POST", "^/2/tweets$")), timeout=90)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(x.uploads) == 1 and not x.tweets
+    with session(upgrade(f"sqlite:///{tmp_path / 's.db'}")) as s:
+        row = next(d for d in s.exec(select(Delivery)).all() if d.channel == "x" and d.attempts)
+        frozen_media = row.payload["media"]
+    assert frozen_media["id"] in x.uploads  # stored before the post went out
+    x.clear_faults()
+    masto.clear_faults()
+    for _ in range(3):
+        time.sleep(1.2)  # the killed process's lease runs out
+        subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, timeout=180)
+    with session(upgrade(f"sqlite:///{tmp_path / 's.db'}")) as s:
+        rows = [d for d in s.exec(select(Delivery)).all() if d.state != "skipped"]
+    assert {d.state for d in rows} == {"sent"}, [(d.channel, d.state, d.last_error) for d in rows]
+    assert len(x.tweets) == 2  # two recent episodes, each once
+    assert len(x.uploads) == 2  # one upload per episode: the killed one's was reused
+    by_id = {d.remote_id: d for d in rows if d.channel == "x"}
+    for t in x.tweets:
+        d = by_id[t.id]
+        assert [_sha(x.uploads[m]) for m in t.media_ids] == [d.payload["image_sha256"]]
+    assert frozen_media["id"] in {m for t in x.tweets for m in t.media_ids}
+    statuses = masto.statuses()
+    assert len(statuses) == 2 and all(len(st["media_attachments"]) == 1 for st in statuses)
