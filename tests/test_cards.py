@@ -273,8 +273,9 @@ def _sent_images(n: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_every_network_gets_the_frozen_card(
-    tmp_path: Path, sqlite_url: str, site: Path, nets: dict[str, Any]
+    tmp_path: Path, db_url: str, site: Path, nets: dict[str, Any]
 ) -> None:
+    sqlite_url = db_url  # both stores: SQLite and PostgreSQL
     bonus = next(site.glob("_posts/podcast/*-7-bonus-*.md"))
     text = bonus.read_text(encoding="utf-8")
     bonus.write_text(text.replace("---\n", '---\nimage_alt: "A <b>year</b> of episodes"\n', 1))
