@@ -536,3 +536,39 @@ def test_sigkill_between_upload_and_post_neither_twice_nor_lost(
     assert frozen_media["id"] in {m for t in x.tweets for m in t.media_ids}
     statuses = masto.statuses()
     assert len(statuses) == 2 and all(len(st["media_attachments"]) == 1 for st in statuses)
+
+
+def test_episode_and_artwork_modes_copy_the_file_by_content(show: Any, tmp_path: Path) -> None:
+    from syndicator.config import ChannelConfig
+
+    _png(tmp_path / "ep.png", "#34495e", (300, 200))
+    ch = ChannelConfig(name="c", type="apprise", url="json://127.0.0.1:9/x", image="episode")
+    img = cards.image_for(show, _episode(image="ep.png"), ch, None)
+    assert img is not None and img.path.parent == tmp_path / "cards"
+    assert img.path.read_bytes() == (tmp_path / "ep.png").read_bytes()
+    assert img.mime == "image/png" and img.alt.startswith("Episode 107 card:")
+    with pytest.raises(cards.CardError, match="has no image"):
+        cards.image_for(show, _episode(image=None), ch, None)
+    art = cards.image_for(show, _episode(), ch.model_copy(update={"image": "artwork"}), None)
+    assert art is not None and art.sha256 == _sha((tmp_path / "art.png").read_bytes())
+    assert art.alt == "Meteor Show artwork"
+    none = cards.image_for(show, _episode(), ch.model_copy(update={"image": "none"}), None)
+    assert none is None
+
+
+def test_a_post_without_a_link_gets_an_images_embed() -> None:
+    from syndicator.channels.base import Post
+    from syndicator.channels.bluesky import BlueskyChannel
+
+    blob = {"$type": "blob", "ref": {"$link": "bafkreiabc"}, "mimeType": "image/png", "size": 9}
+    ch = BlueskyChannel("b", handle="a.example", app_password="x", service="http://127.0.0.1:9")
+    post = Post(1, "New episode", "k", "3jzfcijpj2z2a", NOW, media={"blob": blob},
+                image_alt="Episode 1 card: T")  # fmt: skip
+    assert ch.build_record(post)["embed"] == {
+        "$type": "app.bsky.embed.images",
+        "images": [{"image": blob, "alt": "Episode 1 card: T"}],
+    }
+    linked = ch.build_record(Post(1, "New", "k", "3jzfcijpj2z2a", NOW, url="https://e.x/1",
+                                  media={"blob": blob}))  # fmt: skip
+    assert linked["embed"]["external"]["thumb"] == blob
+    ch.close()
