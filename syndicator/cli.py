@@ -580,6 +580,26 @@ def announce(
         out.print(f"queued on {r.channel} (delivery {r.id}); the next pass {then}", markup=False)
 
 
+@app.command()
+def card(
+    episode: Annotated[str, typer.Argument(help="Episode guid, #id, number or slug.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the PNG here (default: the cards folder).")
+    ] = None,
+) -> None:
+    """Write the episode's image card (docs/cards.md) and print where it is."""
+    from syndicator.actions import ActionError, episode_card
+
+    try:
+        made = episode_card(state.settings(), episode, out_file)
+    except ActionError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(str(out_file or made.path), markup=False)
+    out.print(f"sha256 {made.sha256}", markup=False)
+    out.print(f"alt: {made.alt}", markup=False)
+
+
 # ---------------------------------------------------------------- feeds, db, backup
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -248,6 +249,52 @@ class AnnounceConfig(_Base):
         return v
 
 
+# What an announcement attaches: a rendered card, the show's artwork, the episode's own
+# image, or nothing.
+ImageMode = Literal["card", "artwork", "episode", "none"]
+
+
+def _hex_colour(v: str) -> str:
+    if not re.fullmatch(r"#[0-9A-Fa-f]{6}", v):
+        raise ValueError(f"use a colour as #RRGGBB, e.g. #1d2b53; got {v!r}")
+    return v
+
+
+Colour = Annotated[str, AfterValidator(_hex_colour)]
+
+
+class CardsConfig(_Base):
+    """[cards]: the image card per episode (announce/cards.py, docs/cards.md)."""
+
+    image: ImageMode = "none"  # what channels attach unless a channel or feed says otherwise
+    # where cards are written; None: a cards/ folder beside the first feed's file, so the
+    # site serves them (Nostr notes link the card by URL)
+    dir: Path | None = None
+    # public URL of that folder; None: the first feed's URL with its file name replaced by
+    # "cards/"
+    base_url: str | None = None
+    width: int = Field(default=1200, ge=200, le=4096)  # unless the channel's kind prefers
+    height: int = Field(default=675, ge=200, le=4096)  # another size (ChannelKind.card_size)
+    background: Colour = "#1d2b53"
+    foreground: Colour = "#ffffff"
+    accent: Colour = "#ffcc00"
+    font: Path | None = None  # a .ttf/.otf for the title; the shipped fonts cover the rest
+    logo: Path | None = None  # a small image drawn in the top right corner
+    artwork: str = ""  # the show's artwork (path or URL); default: podcast.image
+    # guests' avatars: a path or URL pattern with {avatar}, e.g. "site/images/{avatar}.jpg";
+    # a guest whose avatar is already a URL or path is read as it is
+    avatars: str = ""
+    fetch_timeout: Dur = timedelta(seconds=5)  # per artwork or avatar download
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # per download
+
+    @field_validator("fetch_timeout")
+    @classmethod
+    def _fetch_timeout(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=0) < v <= timedelta(seconds=60):
+            raise ValueError("use a timeout between 0 and 60s, e.g. 5s (a pass waits on it)")
+        return v
+
+
 class EvergreenConfig(_Base):
     enabled: bool = False
     every: Dur = timedelta(days=7)
@@ -283,6 +330,8 @@ class ChannelConfig(_Base):
     # The channel's old name: its deliveries are kept, nothing is posted again.
     renamed_from: str | None = None
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
+    # cards (issue 12): the image this channel attaches; None: the feed's, else [cards]'
+    image: ImageMode | None = None
 
     def __new__(cls, *args: Any, **data: Any) -> Any:
         # ChannelConfig(name=..., type="mastodon", ...) builds the kind's own model.
@@ -404,6 +453,8 @@ class FeedConfig(_Base):
     podroll: bool = False
     opml: bool = False
     opml_file: str = ""
+    # cards (issue 12): the image announcements of this feed's episodes attach; None: [cards]'
+    announce_image: ImageMode | None = None
 
     @field_validator("social_interact", mode="before")
     @classmethod
@@ -551,6 +602,7 @@ class Settings(_Base):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    cards: CardsConfig = Field(default_factory=CardsConfig)
 
     # not from the file
     config_path: Path | None = Field(default=None, exclude=True)
@@ -671,6 +723,9 @@ def _resolve_paths(settings: Settings, base: Path) -> None:
         f.path = fix(f.path)  # type: ignore[assignment]
         f.json_feed = fix(f.json_feed)
     settings.announce.templates = fix(settings.announce.templates)
+    settings.cards.dir = fix(settings.cards.dir)
+    settings.cards.font = fix(settings.cards.font)
+    settings.cards.logo = fix(settings.cards.logo)
     url = settings.database.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")

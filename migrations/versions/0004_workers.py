@@ -1,7 +1,7 @@
 """workers: the workers table and source leases (many workers on one PostgreSQL)
 
 Revision ID: 0004_workers
-Revises: 0003_episode_events
+Revises: 0004_cards_image_alt
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import syndicator.store.models
 
 revision: str = "0004_workers"
-down_revision: str | None = "0003_episode_events"
+down_revision: str | None = "0004_cards_image_alt"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

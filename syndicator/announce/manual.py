@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce.cards import Images
 from syndicator.announce.outbox import (
     FAILED,
     PLANNED,
@@ -20,6 +21,7 @@ from syndicator.announce.outbox import (
     Renders,
     audio_unverified,
     delivery_key,
+    image_payload,
     new_row,
     render_or_report,
 )
@@ -103,6 +105,7 @@ def announce_now(
                 f"episode {ep.title!r} is withdrawn{why}: it is not announced and not in "
                 "the feed; restore its post (or its feed item) first, then announce it"
             )
+        images = Images(settings)
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue
@@ -118,8 +121,11 @@ def announce_now(
                 )
             # by hand too: never announced before its audio is there
             waiting = audio_unverified(s, settings, ep)
+            payload = row.payload or {}
+            if not row.attempts:  # nothing went out: the image is frozen now, with the text
+                payload = {**payload, **image_payload(s, images, ep, ch, now)}
             deliveries.save(
-                s, row, text=rendered.text, text_length=rendered.length,
+                s, row, text=rendered.text, text_length=rendered.length, payload=payload,
                 state=WAITING_AUDIO if waiting else PLANNED,
                 skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
             )  # fmt: skip

@@ -8,10 +8,12 @@ which the next pass turns into `unknown` and resolves per the channel's rules
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -134,7 +136,70 @@ def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None)
             **({"frozen": payload["frozen"]} if payload.get("frozen") else {}),
         },
         progress=Progress(payload.get("progress") or {}, save),
+        image_file=payload.get("image_file"),
+        image_sha256=payload.get("image_sha256"),
+        image_alt=payload.get("image_alt"),
+        image_type=payload.get("image_type"),
+        image_url=payload.get("image_url"),
+        media=payload.get("media"),
     )
+
+
+def _without_image(post: Post) -> Post:
+    return replace(post, image_file=None, image_sha256=None, image_alt=None, image_type=None,
+                   image_url=None, media=None)  # fmt: skip
+
+
+def _checked_image(post: Post) -> Post:
+    """The frozen image only while its file has the frozen bytes (a retry sends the same
+    image or none); a file gone from the cards folder is a warning, never a lost post."""
+    if not post.image_file:
+        return post
+    try:
+        data = Path(post.image_file).read_bytes()
+    except OSError as exc:
+        log.warning("delivery %s: its image %s can't be read (%s); posting without it",
+                    post.delivery_id, post.image_file, exc.strerror or exc)  # fmt: skip
+        return _without_image(post)
+    if hashlib.sha256(data).hexdigest() != post.image_sha256:
+        log.warning("delivery %s: its image %s changed since it was frozen; posting without it",
+                    post.delivery_id, post.image_file)  # fmt: skip
+        return _without_image(post)
+    return post
+
+
+def _upload(
+    engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str, now: datetime
+) -> Post | None:
+    """A channel with `upload(post) -> dict` uploads the image once; the result (a media
+    id) is stored on the row before the post is sent, so a crash between the two reuses it
+    and a retry sends the same media. None: the lease was lost, send nothing."""
+    upload = getattr(channel, "upload", None)
+    if upload is None or not post.image_file:
+        return post
+    media = post.media
+    ttl = getattr(channel, "media_ttl", None)
+    age = now - datetime.fromisoformat(media["at"]) if media and media.get("at") else None
+    if ttl and age is not None and age > timedelta(seconds=ttl):
+        media = None  # the network dropped it by now: the same bytes go up again
+    if media and media.get("sha256") == post.image_sha256:
+        return post if "failed" not in media else _without_image(post)
+    try:
+        got = dict(upload(post))
+    except PermanentError as exc:
+        # the network refuses this image: the announcement goes out without it
+        log.warning("delivery %s: %s refused the image (%s); posting without it",
+                    post.delivery_id, channel.name, exc.message)  # fmt: skip
+        got = {"failed": exc.message}
+    media = {**got, "sha256": post.image_sha256, "at": now.isoformat()}
+    payload = {**(row.payload or {}), "media": media}
+    if post.extra.get("frozen"):
+        payload["frozen"] = post.extra["frozen"]
+    with session(engine, write=True) as s:
+        if not deliveries.freeze(s, row.id or 0, owner, payload):
+            return None
+    row.payload = payload
+    return replace(post, media=media) if "failed" not in media else _without_image(post)
 
 
 def _freeze(engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str) -> Post | None:
@@ -304,14 +369,17 @@ def _send_one(
         frozen_post = _freeze(engine, channel, row, post, owner)
         if frozen_post is None:
             return  # another process holds the row now
-        post = frozen_post
+        post = _checked_image(frozen_post)
         sent: Sent | None = None
         if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
             # Look before resending: the lost answer may have been a success (and an
             # idempotency key is only kept for a while, e.g. an hour on Mastodon).
             sent = channel.reconcile(post)
         if sent is None:
-            sent = channel.send(post)
+            uploaded = _upload(engine, channel, row, post, owner, clock())
+            if uploaded is None:
+                return  # another process holds the row now
+            sent = channel.send(uploaded)
     except TransientError as exc:
         now = clock()
         state = FAILED if row.attempts >= max_attempts else RETRYING

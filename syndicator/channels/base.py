@@ -94,6 +94,16 @@ class Post:
     extra: dict[str, Any] = field(default_factory=dict)
     # what earlier attempts recorded mid-send (multi-step posts); see Progress
     progress: Progress = field(default_factory=Progress, compare=False)
+    # the image frozen on the row (a card, the artwork or the episode's image): a local
+    # file, its sha256 (the same bytes on every attempt), alt text, MIME type, and its
+    # public URL when the site serves it (Nostr links it). None: post without an image.
+    image_file: str | None = None
+    image_sha256: str | None = None
+    image_alt: str | None = None
+    image_type: str | None = None
+    image_url: str | None = None
+    # what `upload(post)` returned on an earlier attempt (a media id), kept on the row
+    media: dict[str, Any] | None = None
 
 
 @dataclass
@@ -130,6 +140,13 @@ class Channel(Protocol):
     #       What the channel builds from the post and must send identically on every
     #       attempt (a signed event). The sender stores it on the row before the first
     #       network call and hands it back as post.extra["frozen"] from then on.
+    #
+    #   def upload(self, post: Post) -> dict[str, Any]:
+    #       Upload post.image_file (a media id, a blob ref); called once before send when
+    #       the post has an image and no `post.media` yet. The sender stores the result on
+    #       the row before sending, so a crash after the upload reuses it (no second upload,
+    #       no lost post). Raise TransientError to retry; PermanentError posts without image.
+    #   media_ttl: float  (optional) seconds an upload stays usable; older ones are redone
 
 
 # Optional: a channel whose network tells what listeners did with a post also has

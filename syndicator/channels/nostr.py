@@ -114,7 +114,16 @@ def note_tags(text: str) -> list[Tag]:
 def build_event(keys: Keys, post: Post) -> Event:
     """The signed kind-1 note, from frozen data only: the same id on every build."""
     created = Timestamp.from_secs(int(post.created_at.timestamp()))
-    builder = EventBuilder(Kind(1), post.text).tags(note_tags(post.text))
+    text, tags = post.text, note_tags(post.text)
+    if post.image_url:
+        # NIP-92: the image's URL in the text, described by an imeta tag (clients show it)
+        text = f"{text}\n{post.image_url}"
+        meta = ["imeta", f"url {post.image_url}"]
+        meta += [f"m {post.image_type}"] if post.image_type else []
+        meta += [f"x {post.image_sha256}"] if post.image_sha256 else []
+        meta += [f"alt {post.image_alt}"] if post.image_alt else []
+        tags.append(Tag.parse(meta))
+    builder = EventBuilder(Kind(1), text).tags(tags)
     return builder.custom_created_at(created).finalize(keys)
 
 
