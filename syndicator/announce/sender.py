@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,9 @@ def _progress_saver(
 def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None) -> Post:
     """The row as a Post; `save` stores what the channel records mid-send (Progress)."""
     payload = row.payload or {}
+    # Rows written before Progress existed kept what the channel built (a signed note) as
+    # payload "frozen": it counts as recorded progress, so such a row sends the same bytes.
+    recorded = {**(payload.get("frozen") or {}), **(payload.get("progress") or {})}
     return Post(
         delivery_id=row.id or 0,
         text=row.text,
@@ -128,27 +131,9 @@ def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None)
         image=payload.get("image"),
         target=row.target,
         feed_url=payload.get("feed_url"),
-        extra={
-            **({"langs": payload["langs"]} if payload.get("langs") else {}),
-            # what the channel froze before its first send (see _freeze)
-            **({"frozen": payload["frozen"]} if payload.get("frozen") else {}),
-        },
-        progress=Progress(payload.get("progress") or {}, save),
+        extra={"langs": payload["langs"]} if payload.get("langs") else {},
+        progress=Progress(recorded, save),
     )
-
-
-def _freeze(engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str) -> Post | None:
-    """A channel with `freeze(post) -> dict` (e.g. one that signs its post) gets it stored on
-    the row before its first network call, so every attempt sends those same bytes; it
-    comes back as post.extra["frozen"]. None: the lease was lost, send nothing."""
-    freeze = getattr(channel, "freeze", None)
-    if freeze is None or post.extra.get("frozen"):
-        return post
-    frozen = freeze(post)
-    with session(engine, write=True) as s:
-        if not deliveries.freeze(s, row.id or 0, owner, {**(row.payload or {}), "frozen": frozen}):
-            return None
-    return replace(post, extra={**post.extra, "frozen": frozen})
 
 
 def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetime | None:
@@ -301,10 +286,6 @@ def _send_one(
     )
     started = clock()
     try:
-        frozen_post = _freeze(engine, channel, row, post, owner)
-        if frozen_post is None:
-            return  # another process holds the row now
-        post = frozen_post
         sent: Sent | None = None
         if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
             # Look before resending: the lost answer may have been a success (and an
