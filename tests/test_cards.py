@@ -37,6 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BG = (0x1D, 0x2B, 0x53)  # the default background
 
 
+def _media(payload: dict[str, Any]) -> Any:
+    """What an upload gave, as kept on the row (the delivery's progress)."""
+    return (payload.get("progress") or {}).get("media")
+
+
 def _png(path: Path, colour: str, size: tuple[int, int] = (600, 600)) -> Path:
     Image.new("RGB", size, colour).save(path)
     return path
@@ -330,7 +335,7 @@ def test_a_retry_sends_the_same_image_and_uploads_once(
     settings = _settings(tmp_path, sqlite_url, site, nets)
     run_once(settings, now=NOW)
     first = {(d.channel, d.episode_id): d.payload for d in _rows(sqlite_url)}
-    media = {k: p.get("media") for k, p in first.items() if k[0] in ("x", "mastodon", "bluesky")}
+    media = {k: _media(p) for k, p in first.items() if k[0] in ("x", "mastodon", "bluesky")}
     assert all(m and m["sha256"] for m in media.values()), media
     uploads = (len(x.uploads), len(masto.posts()), len(pds.blobs))
     for later in (1, 2, 3):
@@ -339,7 +344,7 @@ def test_a_retry_sends_the_same_image_and_uploads_once(
     assert {d.state for d in rows} == {"sent"}, [(d.channel, d.state, d.last_error) for d in rows]
     for d in rows:
         if d.channel in ("x", "mastodon", "bluesky"):
-            assert d.payload["media"] == media[(d.channel, d.episode_id)]  # reused, not redone
+            assert _media(d.payload) == media[(d.channel, d.episode_id)]  # reused, not redone
     assert len(x.uploads) == uploads[0] == 2
     assert len(pds.blobs) == uploads[2] == 2
     assert len(masto.requests("POST", r"^/api/v2/media$")) == 2
@@ -361,9 +366,10 @@ def test_an_expired_upload_is_redone_with_the_same_bytes(
     assert len(pds.blobs) == 2
     with session(upgrade(sqlite_url), write=True) as s:
         for d in s.exec(select(Delivery).where(Delivery.channel == "bluesky")).all():
-            if d.payload.get("media"):
-                old = datetime.fromisoformat(d.payload["media"]["at"]) - timedelta(hours=2)
-                d.payload = {**d.payload, "media": {**d.payload["media"], "at": old.isoformat()}}
+            if m := _media(d.payload):
+                old = datetime.fromisoformat(m["at"]) - timedelta(hours=2)
+                progress = {**d.payload["progress"], "media": {**m, "at": old.isoformat()}}
+                d.payload = {**d.payload, "progress": progress}
                 s.add(d)
     run_once(settings, now=NOW + timedelta(minutes=10))
     uploads = pds.requests("POST", r"uploadBlob")
@@ -517,7 +523,7 @@ def test_sigkill_between_upload_and_post_neither_twice_nor_lost(
     assert len(x.uploads) == 1 and not x.tweets
     with session(upgrade(f"sqlite:///{tmp_path / 's.db'}")) as s:
         row = next(d for d in s.exec(select(Delivery)).all() if d.channel == "x" and d.attempts)
-        frozen_media = row.payload["media"]
+        frozen_media = _media(row.payload)
     assert frozen_media["id"] in x.uploads  # stored before the post went out
     x.clear_faults()
     masto.clear_faults()

@@ -117,6 +117,9 @@ def _progress_saver(
 def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None) -> Post:
     """The row as a Post; `save` stores what the channel records mid-send (Progress)."""
     payload = row.payload or {}
+    # Rows written before Progress existed kept what the channel built (a signed note) as
+    # payload "frozen": it counts as recorded progress, so such a row sends the same bytes.
+    recorded = {**(payload.get("frozen") or {}), **(payload.get("progress") or {})}
     return Post(
         delivery_id=row.id or 0,
         text=row.text,
@@ -130,18 +133,14 @@ def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None)
         image=payload.get("image"),
         target=row.target,
         feed_url=payload.get("feed_url"),
-        extra={
-            **({"langs": payload["langs"]} if payload.get("langs") else {}),
-            # what the channel froze before its first send (see _freeze)
-            **({"frozen": payload["frozen"]} if payload.get("frozen") else {}),
-        },
-        progress=Progress(payload.get("progress") or {}, save),
+        extra={"langs": payload["langs"]} if payload.get("langs") else {},
+        progress=Progress(recorded, save),
         image_file=payload.get("image_file"),
         image_sha256=payload.get("image_sha256"),
         image_alt=payload.get("image_alt"),
         image_type=payload.get("image_type"),
         image_url=payload.get("image_url"),
-        media=payload.get("media"),
+        media=recorded.get("media"),  # what an earlier attempt's upload gave (see _upload)
     )
 
 
@@ -170,10 +169,11 @@ def _checked_image(post: Post) -> Post:
 
 def _upload(
     engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str, now: datetime
-) -> Post | None:
+) -> Post:
     """A channel with `upload(post) -> dict` uploads the image once; the result (a media
-    id) is stored on the row before the post is sent, so a crash between the two reuses it
-    and a retry sends the same media. None: the lease was lost, send nothing."""
+    id) is recorded on the row (its progress) before the post is sent, so a crash between
+    the two reuses it and a retry sends the same media. A lost lease raises TransientError
+    from the record, and nothing is sent."""
     upload = getattr(channel, "upload", None)
     if upload is None or not post.image_file:
         return post
@@ -192,28 +192,10 @@ def _upload(
                     post.delivery_id, channel.name, exc.message)  # fmt: skip
         got = {"failed": exc.message}
     media = {**got, "sha256": post.image_sha256, "at": now.isoformat()}
-    payload = {**(row.payload or {}), "media": media}
-    if post.extra.get("frozen"):
-        payload["frozen"] = post.extra["frozen"]
-    with session(engine, write=True) as s:
-        if not deliveries.freeze(s, row.id or 0, owner, payload):
-            return None
-    row.payload = payload
+    post.progress.record(
+        media=media
+    )  # kept on the row before the post (TransientError: lease lost)
     return replace(post, media=media) if "failed" not in media else _without_image(post)
-
-
-def _freeze(engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str) -> Post | None:
-    """A channel with `freeze(post) -> dict` (e.g. one that signs its post) gets it stored on
-    the row before its first network call, so every attempt sends those same bytes; it
-    comes back as post.extra["frozen"]. None: the lease was lost, send nothing."""
-    freeze = getattr(channel, "freeze", None)
-    if freeze is None or post.extra.get("frozen"):
-        return post
-    frozen = freeze(post)
-    with session(engine, write=True) as s:
-        if not deliveries.freeze(s, row.id or 0, owner, {**(row.payload or {}), "frozen": frozen}):
-            return None
-    return replace(post, extra={**post.extra, "frozen": frozen})
 
 
 def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetime | None:
@@ -366,20 +348,14 @@ def _send_one(
     )
     started = clock()
     try:
-        frozen_post = _freeze(engine, channel, row, post, owner)
-        if frozen_post is None:
-            return  # another process holds the row now
-        post = _checked_image(frozen_post)
+        post = _checked_image(post)
         sent: Sent | None = None
         if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
             # Look before resending: the lost answer may have been a success (and an
             # idempotency key is only kept for a while, e.g. an hour on Mastodon).
             sent = channel.reconcile(post)
         if sent is None:
-            uploaded = _upload(engine, channel, row, post, owner, clock())
-            if uploaded is None:
-                return  # another process holds the row now
-            sent = channel.send(uploaded)
+            sent = channel.send(_upload(engine, channel, row, post, owner, clock()))
     except TransientError as exc:
         now = clock()
         state = FAILED if row.attempts >= max_attempts else RETRYING

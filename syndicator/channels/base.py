@@ -48,7 +48,9 @@ class Progress:
 
     A post that takes more than one request (Threads: create a container, then publish
     it) records the first step's result before taking the next, so the attempt after a
-    crash or a lost answer continues from it instead of doing the first step again.
+    crash or a lost answer continues from it instead of doing the first step again. A
+    post built once and sent identically on every attempt (a signed Nostr note) records
+    what it built before its first network call.
     """
 
     def __init__(
@@ -136,11 +138,6 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
     # Optional, found with getattr by the sender:
-    #   def freeze(self, post: Post) -> dict[str, Any]:
-    #       What the channel builds from the post and must send identically on every
-    #       attempt (a signed event). The sender stores it on the row before the first
-    #       network call and hands it back as post.extra["frozen"] from then on.
-    #
     #   def upload(self, post: Post) -> dict[str, Any]:
     #       Upload post.image_file (a media id, a blob ref); called once before send when
     #       the post has an image and no `post.media` yet. The sender stores the result on

@@ -182,18 +182,6 @@ def save_progress(s: Session, delivery_id: int, owner: str, progress: dict[str, 
     return True
 
 
-def freeze(s: Session, delivery_id: int, owner: str, payload: dict[str, Any]) -> bool:
-    """Store what a channel froze before its first send, only while `owner` holds the lease
-    (the lease is kept: the send follows)."""
-    res = s.execute(
-        sa.update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
-        .values(payload=payload)
-        .execution_options(synchronize_session=False)
-    )
-    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
-
-
 def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
     """When the channel last sent anything (its newest `sent` row)."""
     return s.exec(
