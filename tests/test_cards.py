@@ -219,7 +219,7 @@ def _settings(tmp_path: Path, url: str, site: Path, n: dict[str, Any], **cards_o
         tmp_path, url,
         podcast={"title": "Shipping It", "link": "https://show.example", "timezone": "UTC",
                  "feed_url": "https://show.example/podcast/feed.xml", "image": "art.png"},
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "verify_audio": False, "path": str(site),
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         channels=[
             {"name": "x", "type": "twitter", "api_url": n["x"].url, "timeout": "2s"},
@@ -336,7 +336,9 @@ def test_a_retry_sends_the_same_image_and_uploads_once(
     run_once(settings, now=NOW)
     first = {(d.channel, d.episode_id): d.payload for d in _rows(sqlite_url)}
     media = {k: _media(p) for k, p in first.items() if k[0] in ("x", "mastodon", "bluesky")}
-    assert all(m and m["sha256"] for m in media.values()), media
+    assert all(m and m["sha256"] for m in media.values()), {
+        k: (m, first[k].get("progress")) for k, m in media.items() if not m
+    }
     uploads = (len(x.uploads), len(masto.posts()), len(pds.blobs))
     for later in (1, 2, 3):
         run_once(settings, now=NOW + timedelta(minutes=10 * later))
@@ -429,7 +431,7 @@ def test_card_command_writes_the_png(tmp_path: Path, sqlite_url: str, site: Path
     cfg.write_text(
         f'[podcast]\ntitle = "Shipping It"\nimage = "art.png"\n'
         f'[database]\nurl = "{sqlite_url}"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\npath = "{site}"\n'
         f'[cards]\ndir = "cards"\nbackground = "#000000"\n',
         encoding="utf-8",
     )
@@ -502,7 +504,7 @@ def test_sigkill_between_upload_and_post_neither_twice_nor_lost(
         'feed_url = "https://show.example/podcast/feed.xml"\n'
         '[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
         '[cards]\nimage = "card"\ndir = "cards"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\npath = "{site}"\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
         f'[[channels]]\nname = "x"\ntype = "twitter"\napi_url = "{x.url}"\ntimeout = "20s"\n'
         f'[[channels]]\nname = "mastodon"\ntype = "mastodon"\ninstance = "{masto.url}"\n'
