@@ -55,7 +55,8 @@ def corpus(pp_dir: Path | None) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     if pp_dir is not None:
         out += [(f"podcastparser/{p.name}", p.read_bytes()) for p in sorted(pp_dir.glob("*.rss"))]
-    out += [(f"tests/feeds/{p.name}", p.read_bytes()) for p in sorted((ROOT / "tests/feeds").glob("*.xml"))]  # fmt: skip
+    fixtures = sorted((ROOT / "tests" / "feeds").glob("*.xml"))
+    out += [(f"tests/feeds/{p.name}", p.read_bytes()) for p in fixtures]
     out += [
         ("generated/podcast-20", make_feed_xml(20)),
         ("generated/plain-20", make_feed_xml(20, persons=False, chapters=False, transcripts=False)),
