@@ -185,6 +185,9 @@ def _upsert(
     """Insert or update; returns (episode, is_new). New rows get their id at the next flush."""
     digest = data.content_hash()
     if ep is None:
+        # Every field given to the constructor: one SQLModel would fill from a
+        # default_factory costs a pydantic signature inspection per row (a third of a cold
+        # pass's time), and setting fields afterwards costs a validation hook each.
         ep = Episode(
             guid=_free_guid(taken, source, data.guid),
             source=source,
@@ -194,8 +197,8 @@ def _upsert(
             last_changed_at=now,
             content_hash=digest,
             backlog=backlog,
+            **episode_fields.stored_values(data),
         )
-        _apply_fields(ep, data)
         s.add(ep)
         return ep, True
     if ep.content_hash != digest or ep.path != data.path or ep.withdrawn != data.withdrawn:
