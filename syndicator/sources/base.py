@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, make_dataclass
+from datetime import datetime
 from typing import Any
 
 from syndicator.sources import episode_fields
@@ -15,7 +16,7 @@ from syndicator.sources.values import Chapter, Enclosure, Guest
 
 __all__ = [
     "Chapter", "Enclosure", "EpisodeData", "FileResult", "FileStamp", "Guest",
-    "PollResult", "ProblemData", "ScanResult",
+    "PollResult", "ProblemData", "ScanResult", "ShowData",
 ]  # fmt: skip
 
 
@@ -102,6 +103,29 @@ class ScanResult:
 
 
 @dataclass
+class ShowData:
+    """A remote feed's show (its channel), as plain text and http(s) URLs."""
+
+    title: str = ""
+    description: str = ""
+    link: str = ""
+    image: str = ""
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    language: str = ""
+    categories: list[str] = field(default_factory=list)  # "Category" or "Category > Sub"
+    podcast_guid: str | None = None
+    new_feed_url: str = ""  # itunes:new-feed-url: the feed moved (followed like a 301)
+    locked: bool | None = None  # podcast:locked; None when the feed does not say
+    locked_owner: str = ""
+    funding: list[dict[str, str]] = field(default_factory=list)  # {"url", "text"}
+    value: dict[str, Any] = field(default_factory=dict)  # podcast:value and its recipients
+    medium: str = ""
+    last_build_date: datetime | None = None
+
+
+@dataclass
 class PollResult:
     """A remote feed poll."""
 
@@ -116,3 +140,5 @@ class PollResult:
     error: str | None = None
     http_status: int | None = None
     elapsed: float = 0.0
+    show: ShowData | None = None  # the feed's channel, when the body was read
+    final_url: str | None = None  # where the body came from, after every redirect

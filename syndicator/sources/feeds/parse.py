@@ -26,7 +26,7 @@ import feedparser
 import nh3
 
 from syndicator.sources import bounds
-from syndicator.sources.base import Enclosure, EpisodeData, ProblemData
+from syndicator.sources.base import Enclosure, EpisodeData, ProblemData, ShowData
 from syndicator.sources.feeds.podcast import (
     NsItem,
     pick_transcript,
@@ -60,6 +60,8 @@ class ParsedFeed:
     error: str | None = None  # short, when not ok
     seconds: float = 0.0  # wall time of the parse
     cpu_seconds: float = 0.0  # CPU time of the parsing thread (contention-free cost)
+    show: ShowData | None = None  # the feed's channel (feeds/show.py)
+    show_feed: Any = None  # feedparser's channel, for read_show's fallbacks
 
 
 def clean_html(value: str, base: str | None) -> str:
@@ -150,6 +152,11 @@ def parse_feed(
     """Parse one feed body into episodes and problems. Never raises for bad input."""
     started, cpu = time.perf_counter(), time.thread_time()
     result = _parse_feed(body, url, content_type, list(categories), tz)
+    if result.ok:
+        from syndicator.sources.feeds.show import read_show
+
+        result.show = read_show(body, url, result.show_feed)
+    result.show_feed = None  # not sent back from a worker process
     result.episodes = [clean_episode(e) for e in result.episodes]
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.thread_time() - cpu
@@ -261,7 +268,7 @@ def _parse_feed(
                 severity="warning",
             )
         )
-        return ParsedFeed(ok=True, problems=problems)
+        return ParsedFeed(ok=True, problems=problems, show_feed=d.get("feed"))
 
     ns_items: list[NsItem] | None = None
     if b"odcastindex" in body or b"podcast-namespace" in body:
@@ -383,7 +390,7 @@ def _parse_feed(
                 severity="warning",
             )
         )
-    return ParsedFeed(ok=True, episodes=episodes, problems=problems)
+    return ParsedFeed(ok=True, episodes=episodes, problems=problems, show_feed=d.get("feed"))
 
 
 def _invalid_xml(url: str, reason: object) -> ParsedFeed:
