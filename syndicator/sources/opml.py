@@ -24,6 +24,10 @@ MAX_OPML_BYTES = 50 * 1024 * 1024  # an OPML file larger than this is refused
 MAX_OUTLINES = 100_000  # feeds read from one file
 
 
+# Folders apps wrap every feed in (Pocket Casts, Overcast): not a category.
+_WRAPPERS = frozenset({"feeds", "podcasts", "subscriptions", "playlists"})
+
+
 class OpmlError(ValueError):
     """The file is not OPML syndicator can read; the message has the file, line and why."""
 
@@ -129,10 +133,12 @@ def _walk(parent: etree._Element, folders: list[str], out: OpmlList, where: str)
     for el in parent:
         if _local(el) != "outline":
             continue
-        text = _plain(_attr(el, "text") or _attr(el, "title"))
+        # gPodder writes the show's name in `title` and its description in `text`
+        text = _plain(_attr(el, "title") or _attr(el, "text"))
         url = _attr(el, "xmlUrl")
         if not url:
-            _walk(el, [*folders, text] if text else folders, out, where)
+            folder = text and text.lower() not in _WRAPPERS
+            _walk(el, [*folders, text] if folder else folders, out, where)
             continue
         if not url.lower().startswith(("http://", "https://")):
             out.skipped.append(
