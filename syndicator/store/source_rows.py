@@ -141,13 +141,20 @@ def page(s: Session, q: str = "", offset: int = 0, limit: int = 50) -> SourcePag
     count = sa.select(sa.func.count()).select_from(Source)
     if q:
         like = f"%{q.lower()}%"
+        # the show's title once read, else the title the OPML outline gave
+        title = sa.func.coalesce(Show.title, StoredSource.title, "")
         cond = sa.or_(
             sa.func.lower(Source.name).like(like),
             sa.func.lower(sa.func.coalesce(Source.url, "")).like(like),
-            sa.func.lower(sa.func.coalesce(Show.title, "")).like(like),
+            sa.func.lower(title).like(like),
         )
-        base = base.where(cond)
-        count = count.join(Show, Show.source == Source.name, isouter=True).where(cond)
+        stored = (StoredSource, StoredSource.name == Source.name)
+        base = base.join(*stored, isouter=True).where(cond)
+        count = (
+            count.join(Show, Show.source == Source.name, isouter=True)
+            .join(*stored, isouter=True)
+            .where(cond)
+        )
     total = int(s.execute(count).scalar_one())
     found = s.execute(base.order_by(Source.name).offset(offset).limit(limit)).all()
     names = [src.name for src, _ in found]
