@@ -77,8 +77,10 @@ def test_bad_opml_is_one_clear_error_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(opml.OpmlError, match=r"feed.opml:2: the document is <rss>"):
         opml.read(feed)
     bomb = tmp_path / "bomb.opml"
-    bomb.write_text('<?xml version="1.0"?>\n<!DOCTYPE opml [<!ENTITY a "aaaa">]>\n'
-                    "<opml><body><outline text='&a;' xmlUrl='https://x.example/'/></body></opml>")  # fmt: skip
+    bomb.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE opml [<!ENTITY a "aaaa">]>\n'
+        "<opml><body><outline text='&a;' xmlUrl='https://x.example/'/></body></opml>"
+    )
     with pytest.raises(opml.OpmlError, match="declares XML entities"):
         opml.read(bomb)
     with pytest.raises(opml.OpmlError, match="cannot read the file"):
