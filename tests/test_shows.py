@@ -45,7 +45,9 @@ def show_feed(
     """A Podcasting 2.0 feed with every channel element the show keeps."""
     e = html.escape
     moved = f"<itunes:new-feed-url>{e(new_feed_url)}</itunes:new-feed-url>" if new_feed_url else ""
-    lock = f'<podcast:locked owner="owner@night.example">{locked}</podcast:locked>' if locked else ""
+    lock = (
+        f'<podcast:locked owner="owner@night.example">{locked}</podcast:locked>' if locked else ""
+    )
     body = "".join(
         f"<item><title>Night {i}</title><guid>{e(title)}-{i}</guid>"
         f"<link>https://night.example/{i}</link>"
@@ -95,7 +97,11 @@ def test_a_stored_source_is_polled_and_its_show_kept(
     assert show is not None
     assert show.title == "Night Radio" and show.description == "Music after dark."
     assert show.link == "https://night.example/" and show.image == "https://night.example/art.jpg"
-    assert (show.author, show.owner_name, show.owner_email) == ("DJ Owl", "Owl Media", "owl@night.example")
+    assert (show.author, show.owner_name, show.owner_email) == (
+        "DJ Owl",
+        "Owl Media",
+        "owl@night.example",
+    )
     assert show.language == "en-gb"
     assert show.categories == ["Music > Music Commentary", "Arts"]
     assert show.podcast_guid == "917393e3-1b1e-5cef-ace4-edaa54e1f810"
@@ -169,7 +175,9 @@ def test_the_same_show_twice_is_reported_and_polled_once(
     assert srv.count("/mirror.xml") == 0 and srv.count("/a.xml") == 1
 
 
-def test_a_config_source_wins_a_name_clash(tmp_path: Path, sqlite_url: str, srv: FeedServer) -> None:
+def test_a_config_source_wins_a_name_clash(
+    tmp_path: Path, sqlite_url: str, srv: FeedServer
+) -> None:
     srv.add_feed("/config.xml", show_feed("From config"))
     srv.add_feed("/stored.xml", show_feed("From store", guid="g2"))
     settings, engine = _stored(tmp_path, sqlite_url)
