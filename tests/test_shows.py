@@ -65,7 +65,8 @@ def show_feed(
         "<itunes:owner><itunes:name>Owl Media</itunes:name>"
         "<itunes:email>owl@night.example</itunes:email></itunes:owner>\n"
         '<itunes:image href="https://night.example/art.jpg"/>\n'
-        '<itunes:category text="Music"><itunes:category text="Music Commentary"/></itunes:category>\n'
+        '<itunes:category text="Music"><itunes:category text="Music Commentary"/>'
+        "</itunes:category>\n"
         '<itunes:category text="Arts"/>\n'
         f"<podcast:guid>{guid}</podcast:guid>\n{moved}{lock}"
         '<podcast:funding url="https://night.example/support">Support the show</podcast:funding>\n'
