@@ -221,6 +221,15 @@ def merged(engine: Engine, settings: Settings) -> tuple[Settings, list[ProblemDa
     return settings.model_copy(update={"sources": [*settings.sources, *extra]}), notices
 
 
+def due_stored(engine: Engine, settings: Settings, now: datetime) -> list[str]:
+    """The stored sources due for a poll (the daemon's `poll:stored` job asks for these);
+    a name the config also has is the config's, scheduled on its own."""
+    with session(engine) as s:
+        names = source_rows.due_names(s, now)
+    config = {src.name for src in settings.sources}
+    return [n for n in names if n not in config]
+
+
 def record_show(s: Session, name: str, result: PollResult, now: datetime) -> None:
     """After a feed was read: keep its show, follow itunes:new-feed-url, and report (and,
     for a stored source, disable) a second source of the same show."""

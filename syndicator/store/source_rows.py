@@ -59,6 +59,18 @@ def poll_urls(s: Session) -> dict[str, str | None]:
     return dict(s.exec(select(Source.name, Source.config_url)).all())  # type: ignore[arg-type]
 
 
+def due_names(s: Session, now: datetime) -> list[str]:
+    """Enabled stored sources whose poll is due (or that were never polled)."""
+    q = (
+        sa.select(StoredSource.name)
+        .join(Source, Source.name == StoredSource.name, isouter=True)
+        .where(StoredSource.enabled == True)  # noqa: E712
+        .where(sa.or_(Source.disabled == None, Source.disabled == False))  # noqa: E711, E712
+        .where(sa.or_(Source.next_due_at == None, Source.next_due_at <= now))  # noqa: E711
+    )
+    return [name for (name,) in s.execute(q).all()]
+
+
 def by_name(s: Session, name: str) -> StoredSource | None:
     return s.exec(select(StoredSource).where(StoredSource.name == name)).first()
 
