@@ -229,3 +229,23 @@ def test_sources_list_json_shape_is_documented() -> None:
     for key in ("origin", "shadowed", "every_seconds", "podcast_guid", "new_feed_url", "locked"):
         assert f"`{key}`" in section, key
     assert json.dumps  # the shape is JSON
+
+
+def test_the_daemon_asks_for_due_stored_sources(
+    tmp_path: Path, sqlite_url: str, srv: FeedServer
+) -> None:
+    from syndicator.sourcelist import due_stored, set_enabled
+
+    srv.add_feed("/a.xml", show_feed("A", guid="ga"))
+    srv.add_feed("/b.xml", show_feed("B", guid="gb"))
+    settings, engine = _stored(tmp_path, sqlite_url)
+    add(engine, settings, srv.url("/a.xml"), name="a", every=timedelta(hours=1))
+    add(engine, settings, srv.url("/b.xml"), name="b", every=timedelta(hours=4))
+    assert due_stored(engine, settings, NOW) == ["a", "b"]  # never polled
+    run_once(settings, now=NOW)
+    assert due_stored(engine, settings, NOW + timedelta(minutes=30)) == []
+    assert due_stored(engine, settings, NOW + timedelta(hours=2)) == ["a"]
+    set_enabled(engine, settings, "a", False)
+    assert due_stored(engine, settings, NOW + timedelta(hours=5)) == ["b"]
+    report = run_once(settings, now=NOW + timedelta(hours=5), sources=["a", "b"])
+    assert [(o.name, o.status) for o in report.sources] == [("b", "not-modified")]

@@ -167,10 +167,17 @@ def page(s: Session, q: str = "", offset: int = 0, limit: int = 50) -> SourcePag
             .join(*stored, isouter=True)
             .where(cond)
         )
-    total = int(s.execute(count).scalar_one())
-    found = s.execute(base.order_by(Source.name).offset(offset).limit(limit)).all()
-    names = [src.name for src, _ in found]
-    counts = episode_counts(s, names)
+    ordered = base.order_by(Source.name).offset(offset).limit(limit)
+    if q:  # one scan gives the page and (a window count) the number of matches
+        rows = s.execute(ordered.add_columns(sa.func.count().over())).all()
+        found = [(r[0], r[1]) for r in rows]
+        total = int(rows[0][2]) if rows else 0
+        if not rows and offset:  # past the last page: count alone
+            total = int(s.execute(count).scalar_one())
+    else:
+        total = int(s.execute(count).scalar_one())
+        found = [(r[0], r[1]) for r in s.execute(ordered).all()]
+    counts = episode_counts(s, [src.name for src, _ in found])
     return SourcePage([(src, show, counts.get(src.name, 0)) for src, show in found], total)
 
 
