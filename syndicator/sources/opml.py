@@ -49,7 +49,11 @@ class OpmlList:
 
 
 def _plain(value: str | None) -> str:
-    return fix_text(html_to_text(value or "")).strip()
+    if not value:
+        return ""
+    if "<" not in value and "&" not in value:  # most titles: no markup to take out
+        return fix_text(value).strip()
+    return fix_text(html_to_text(value)).strip()
 
 
 def read(path: Path) -> OpmlList:
@@ -111,12 +115,9 @@ def _local(el: etree._Element) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
 
-def _attr(el: etree._Element, name: str) -> str:
-    """An attribute by name, whatever its case (apps write xmlUrl, xmlurl, XMLURL)."""
-    for k, v in el.attrib.items():
-        if isinstance(k, str) and k.lower() == name.lower():
-            return str(v).strip()
-    return ""
+def _attrs(el: etree._Element) -> dict[str, str]:
+    """The attributes by lower-case name (apps write xmlUrl, xmlurl, XMLURL)."""
+    return {str(k).lower(): str(v).strip() for k, v in el.items()}
 
 
 def _categories(value: str) -> list[str]:
@@ -131,11 +132,12 @@ def _categories(value: str) -> list[str]:
 
 def _walk(parent: etree._Element, folders: list[str], out: OpmlList, where: str) -> None:
     for el in parent:
-        if _local(el) != "outline":
+        if not isinstance(el.tag, str) or etree.QName(el).localname != "outline":
             continue
+        a = _attrs(el)
         # gPodder writes the show's name in `title` and its description in `text`
-        text = _plain(_attr(el, "title") or _attr(el, "text"))
-        url = _attr(el, "xmlUrl")
+        text = _plain(a.get("title") or a.get("text"))
+        url = a.get("xmlurl", "")
         if not url:
             folder = text and text.lower() not in _WRAPPERS
             _walk(el, [*folders, text] if folder else folders, out, where)
@@ -152,12 +154,12 @@ def _walk(parent: etree._Element, folders: list[str], out: OpmlList, where: str)
                 "imported (split the file)"
             )
             return
-        cats = [*folders, *_categories(_attr(el, "category"))]
+        cats = [*folders, *_categories(a.get("category", ""))]
         out.feeds.append(
             OpmlFeed(
                 url=url,
                 title=text,
-                html_url=_attr(el, "htmlUrl"),
+                html_url=a.get("htmlurl", ""),
                 categories=list(dict.fromkeys(cats)),
                 line=el.sourceline,
             )
