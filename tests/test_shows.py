@@ -114,6 +114,15 @@ def test_a_stored_source_is_polled_and_its_show_kept(
     status = status_dict(engine, NOW, timedelta(minutes=5))
     night = next(r for r in status["sources"] if r["name"] == "night")
     assert night["show"]["title"] == "Night Radio" and night["show"]["image"].endswith("art.jpg")
+    from io import StringIO
+
+    from rich.console import Console
+
+    from syndicator.report import print_status
+
+    text = StringIO()
+    print_status(Console(file=text, width=200), status, UTC)
+    assert "Night Radio" in text.getvalue()  # `syndicator status` names the show
     row = next(r for r in listing(engine, settings) if r["name"] == "night")
     assert row["origin"] == "store" and row["show"]["podcast_guid"].startswith("917393e3")
     assert row["show"]["last_build_date"] == "2026-11-26T10:00:00Z" and row["episodes"] == 2
