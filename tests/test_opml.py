@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,21 @@ def test_cli_import_list_disable_remove_export(tmp_path: Path) -> None:
     exported = _cli(cfg, "sources", "export")
     assert "https://night.example/radio.xml" in exported.stdout
     assert "grumpy.example" not in exported.stdout
+
+
+def test_the_source_page_searches_and_counts(tmp_path: Path, db_url: str) -> None:
+    settings = make_settings(tmp_path, db_url)
+    engine = upgrade(db_url)
+    import_opml(engine, settings, write_big_opml(tmp_path / "n.opml", 120))
+    with session(engine) as s:
+        first = source_rows.page(s, offset=0, limit=50)
+        found = source_rows.page(s, q="SHOW 1", offset=0, limit=5)  # 1, 10-19, 100-119
+        past = source_rows.page(s, q="show 1", offset=500, limit=5)
+        none = source_rows.page(s, q="no such show")
+        due = source_rows.due_names(s, datetime.now(UTC))
+    assert first.total == 120 and len(first.rows) == 50
+    assert [src.name for src, _, _ in first.rows][:2] == ["show-0-friends", "show-1-friends"]
+    assert found.total == 31 and len(found.rows) == 5
+    assert past.total == 31 and past.rows == []
+    assert none.total == 0 and none.rows == []
+    assert len(due) == 120  # never polled: all due
