@@ -210,12 +210,12 @@ def merged(engine: Engine, settings: Settings) -> tuple[Settings, list[ProblemDa
                 )
             )  # fmt: skip
             continue
+        # Built without validation (10,000 a pass): the row was checked when it was
+        # added; the keys not given take the model's own defaults.
         extra.append(
             FeedSourceConfig.model_construct(
                 name=r.name, type="feed", url=r.url, every=timedelta(seconds=r.every_seconds),
-                cron=None, enabled=True, timeout=timedelta(seconds=20),
-                max_bytes=20 * 1024 * 1024, categories=list(r.categories),
-                allow_private_redirects=None,
+                categories=list(r.categories),
             )
         )  # fmt: skip
     return settings.model_copy(update={"sources": [*settings.sources, *extra]}), notices
