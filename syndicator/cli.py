@@ -625,7 +625,7 @@ def sources_list(
         return
     table = Table("source", "from", "show", "url", "episodes", "state")
     for r in rows:
-        show = (r.get("show") or {}).get("title") or ""
+        show = (r.get("show") or {}).get("title") or r.get("title") or ""
         st = "disabled" if not r.get("enabled", True) or r.get("disabled") else "ok"
         if r.get("consecutive_errors"):
             st = f"{r['consecutive_errors']} error(s)"

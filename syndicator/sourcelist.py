@@ -326,6 +326,6 @@ def _origin(row: dict[str, Any], config: dict[str, Any], stored: dict[str, Any])
         r = stored[name]
         row["origin"], row["enabled"] = "store", r.enabled
         row["every_seconds"], row["categories"] = r.every_seconds, list(r.categories)
-        row["added_from"] = r.origin
+        row["added_from"], row["title"] = r.origin, r.title  # the OPML outline's title
     else:
         row["origin"], row["enabled"] = "removed", False
