@@ -234,10 +234,12 @@ class _Plain:
 
 def test_sources_list_json_shape_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "json.md").read_text(encoding="utf-8")
-    section = doc.split("## `sources list --json`", 1)[1]
-    for key in ("origin", "shadowed", "every_seconds", "podcast_guid", "new_feed_url", "locked"):
-        assert f"`{key}`" in section, key
-    assert json.dumps  # the shape is JSON
+    section = doc.split("## `syndicator sources list --json`", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    assert set(example[0]) >= {"name", "origin", "enabled", "show", "every_seconds", "title"}
+    assert set(example[0]["show"]) == {*shows.FIELDS, "feed_url", "updated_at"}
+    for key in ("origin", "shadowed", "every_seconds", "added_from", "new_feed_url", "locked"):
+        assert f"`{key}`" in section or f"`show.{key}`" in section, key
 
 
 def test_the_daemon_asks_for_due_stored_sources(
