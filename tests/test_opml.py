@@ -194,6 +194,11 @@ def test_cli_import_list_disable_remove_export(tmp_path: Path) -> None:
     every = _cli(cfg, "sources", "import", str(HERE / "gpodder.opml"), "--every", "soon")
     assert every.returncode == 2 and "--every 'soon'" in every.stderr
     assert _cli(cfg, "sources", "remove", "grumpy-engineers").returncode == 0
+    readd = _cli(cfg, "sources", "add", "https://grumpy.example/feed", "--name", "grumpy")
+    assert readd.returncode == 0, readd.stderr  # a removed feed can be followed again
+    assert _cli(cfg, "sources", "remove", "grumpy").returncode == 0
+    gone = _cli(cfg, "sources", "remove", "grumpy")
+    assert gone.returncode == 1 and "no stored source is named 'grumpy'" in gone.stderr
     exported = _cli(cfg, "sources", "export")
     assert "https://night.example/radio.xml" in exported.stdout
     assert "grumpy.example" not in exported.stdout

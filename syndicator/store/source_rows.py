@@ -109,12 +109,14 @@ def guids(s: Session) -> dict[str, str]:
 
 
 def remove(s: Session, name: str) -> bool:
-    """Forget a stored source and its show; its episodes and poll history stay."""
+    """Forget a stored source, its poll state and its show (so its URL can be added
+    again); its episodes and problems stay."""
     row = by_name(s, name)
     if row is None:
         return False
     s.delete(row)
     s.execute(sa.delete(Show).where(Show.source == name))  # type: ignore[arg-type]
+    s.execute(sa.delete(Source).where(Source.name == name))  # type: ignore[arg-type]
     return True
 
 
