@@ -1,7 +1,7 @@
 """sources kept in the store (OPML import) and each remote feed's show
 
 Revision ID: 0007_store_sources
-Revises: 0003_episode_events
+Revises: 0006_audio_checks
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import syndicator.store.models
 
 revision: str = "0007_store_sources"
-down_revision: str | None = "0003_episode_events"
+down_revision: str | None = "0006_audio_checks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

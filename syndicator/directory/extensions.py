@@ -58,6 +58,15 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class RemoteItem:
+    """A `podcast:remoteItem` in a `podcast:podroll`: another show's feed."""
+
+    feed_guid: str
+    feed_url: str | None = None
+    title: str | None = None  # not written (the spec has no title); for the OPML beside it
+
+
+@dataclass(frozen=True)
 class SocialInteract:
     """A `podcast:socialInteract`: the root post of an episode's comments (an announcement),
     or protocol "disabled" with nothing else."""
@@ -164,6 +173,7 @@ class ItunesEntryExtension(BaseEntryExtension):
         self.image: str | None = None
         self.explicit: bool | None = None
         self.summary: str | None = None  # plain text, at most 4,000 bytes (Apple)
+        self.author: str | None = None  # a network feed: the item's own show
 
     def extend_ns(self) -> dict[str, str]:
         return {"itunes": ITUNES_NS}
@@ -171,6 +181,8 @@ class ItunesEntryExtension(BaseEntryExtension):
     def extend_rss(self, item: etree._Element) -> etree._Element:
         if self.summary:
             _SubElement(item, _it("summary")).text = self.summary
+        if self.author:
+            _SubElement(item, _it("author")).text = self.author
         if self.duration is not None:
             _SubElement(item, _it("duration")).text = str(int(self.duration))
         if self.episode is not None:
@@ -204,6 +216,7 @@ class PodcastNsExtension(BaseExtension):
         self.medium: str | None = None  # podcast:medium (podcast, music, video...)
         self.podping: bool = False  # <podcast:podping usesPodping="true"/>
         self.social_disabled: bool = False  # <podcast:socialInteract protocol="disabled"/>
+        self.podroll: list[RemoteItem] = []  # a network feed's shows (podcast:podroll)
 
     def extend_ns(self) -> dict[str, str]:
         return {"podcast": PODCAST_NS}
@@ -225,6 +238,12 @@ class PodcastNsExtension(BaseExtension):
             _person(channel, p)
         for url, text in self.funding:
             _SubElement(channel, _pc("funding"), url=url).text = text
+        if self.podroll:
+            roll = _SubElement(channel, _pc("podroll"))
+            for r in self.podroll:
+                _SubElement(
+                    roll, _pc("remoteItem"), _attrs(feedGuid=r.feed_guid, feedUrl=r.feed_url)
+                )
         return feed
 
     def extend_atom(self, feed: etree._Element) -> etree._Element:

@@ -46,9 +46,12 @@ from sqlmodel import Session
 from syndicator.config import FeedConfig, Settings
 from syndicator.directory import chapters, interact, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
+from syndicator.directory.extensions import RemoteItem
+from syndicator.directory.opml import OpmlShow, opml_document
 from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
+from syndicator.store import shows as store_shows
 from syndicator.store.db import session
 
 _TMP_COUNTER = itertools.count()
@@ -85,6 +88,7 @@ class FeedOutcome:
     chapters_written: int = 0
     chapters_seconds: float = 0.0  # of `seconds`, spent writing chapters files
     json_feed_path: Path | None = None
+    opml_path: Path | None = None  # the OPML of the network's shows (`opml = true`)
 
 
 @contextlib.contextmanager
@@ -107,6 +111,44 @@ def feed_path(settings: Settings, feed: FeedConfig) -> Path:
 
 FeedEpisode = rss.FeedEpisode  # the rows a feed is built from (made from the declaration)
 _COLUMNS = [f.name for f in episode_fields.FEED_FIELDS]
+
+
+@dataclass
+class _Network:
+    """What a feed shows of the shows its sources come from (a network feed)."""
+
+    items: dict[str, rss.ItemShow]  # by source: each item's own show (merged feeds only)
+    podroll: list[RemoteItem]  # `podroll = true`
+    opml: list[OpmlShow]  # `opml = true`
+
+
+def _network(s: Session, settings: Settings, feed: FeedConfig) -> _Network:
+    """The shows of a feed's sources as their own feeds describe them (store), in the
+    order of the feed's sources. A feed of several sources is merged: each item shows its
+    show's name and artwork."""
+    names = list(feed.sources) or [src.name for src in settings.sources]
+    merged = len(names) > 1
+    if not (merged or feed.podroll or feed.opml):
+        return _Network({}, [], [])
+    rows = store_shows.by_sources(s, names)
+    shows = [rows[n] for n in names if n in rows]
+    items = (
+        {r.source: rss.ItemShow(r.title, r.image or None) for r in shows if r.title or r.image}
+        if merged
+        else {}
+    )
+    roll = [
+        RemoteItem(r.podcast_guid or rss.podcast_guid(r.feed_url), r.feed_url, r.title)
+        for r in shows
+        if feed.podroll and r.feed_url
+    ]
+    lst = [OpmlShow(r.title, r.feed_url, r.link or None) for r in shows if feed.opml and r.feed_url]
+    return _Network(items, roll, lst)
+
+
+def opml_path(feed_file: Path, feed: FeedConfig) -> Path:
+    """Where a feed's OPML of shows is written: beside the feed."""
+    return feed_file.parent / (feed.opml_file or feed_file.stem + ".opml")
 
 
 def query_episodes(s: Session, feed: FeedConfig, now: datetime) -> list[rss.EpisodeLike]:
@@ -351,6 +393,7 @@ def _publish_one(
             # each episode's sent announcements, as its comment threads (interact.py)
             shown_ids = {ep.id for ep in episodes if ep.id is not None}
             social, social_problems = interact.social_interacts(s, settings, feed, shown_ids)
+            network = _network(s, settings, feed)
         meta = rss.feed_meta(settings.podcast, feed, guid=stored_guid)
         problems = list(meta.problems) + social_problems
         left_out: set[int] = set()
@@ -378,6 +421,8 @@ def _publish_one(
                 chapter_files=chapter_files,
                 on_problem=note,
                 social=social,
+                shows=network.items,
+                podroll=network.podroll,
             )
             shown = [ep for ep in episodes if id(ep) not in left_out]
             if json_path is not None:
@@ -441,6 +486,10 @@ def _publish_one(
                     outcome.size_bytes = path.stat().st_size
                 if json_path is not None and json_bytes is not None:
                     _write_if_changed(json_path, json_bytes)
+                if feed.opml:
+                    outcome.opml_path = opml_path(path, feed)
+                    doc = opml_document(meta.title, network.opml, owner_name=meta.owner_name)
+                    _write_if_changed(outcome.opml_path, doc)
             del root
         outcome.seconds = time.perf_counter() - t0
         if not check_only:

@@ -29,7 +29,7 @@ from syndicator import apple_categories as apple
 from syndicator.config import FeedConfig, HostConfig, PodcastConfig
 from syndicator.directory import chapters, extensions
 from syndicator.directory.check import bad_scheme
-from syndicator.directory.extensions import Person, SocialInteract, Transcript
+from syndicator.directory.extensions import Person, RemoteItem, SocialInteract, Transcript
 from syndicator.sources import episode_fields
 from syndicator.sources.feeds.parse import title_from_url
 from syndicator.textutil import DESCRIPTION_MAX_BYTES, html_to_text, text_excerpt
@@ -208,6 +208,15 @@ EpisodeLike = FeedEpisode
 
 
 @dataclass(frozen=True)
+class ItemShow:
+    """In a network feed, the show an item comes from: its name is the item's author and
+    its artwork the item's image (when the episode has none of its own)."""
+
+    title: str
+    image: str | None = None
+
+
+@dataclass(frozen=True)
 class FeedMeta:
     """Everything a feed shows besides its episodes, resolved from the config."""
 
@@ -362,7 +371,29 @@ def _persons(guests: Sequence[dict[str, Any]], meta: FeedMeta) -> list[Person]:
     return out
 
 
-def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
+def _other_persons(persons: Sequence[dict[str, Any]]) -> list[Person]:
+    """A remote item's podcast:person tags other than guests (host, producer...), as read."""
+    out = []
+    for p in persons or []:
+        name = xml_text(p.get("name")).strip() if isinstance(p, dict) else ""
+        if not name:
+            continue
+        href, img = xml_text(p.get("href")).strip(), xml_text(p.get("img")).strip()
+        out.append(
+            Person(
+                name=name,
+                role=xml_text(p.get("role")).strip() or "host",
+                group=xml_text(p.get("group")).strip() or "cast",
+                href=href if _is_http(href) else None,
+                img=img if _is_http(img) else None,
+            )
+        )
+    return out
+
+
+def _new_generator(
+    meta: FeedMeta, last_build: datetime, podroll: Sequence[RemoteItem] = ()
+) -> FeedGenerator:
     fg = FeedGenerator()
     extensions.register(fg)
     fg.title(meta.title)
@@ -406,6 +437,7 @@ def _new_generator(meta: FeedMeta, last_build: datetime) -> FeedGenerator:
     pc.medium = meta.medium
     pc.podping = meta.podping
     pc.social_disabled = meta.social_disabled
+    pc.podroll = [r for r in podroll if r.feed_guid]
 
     hub: extensions.HubExtension = fg.hub  # type: ignore[attr-defined]
     hub.hubs = list(meta.hubs)
@@ -441,6 +473,7 @@ def _item(
     chapter_files: dict[str, bytes] | None = None,
     report: Callable[[EpisodeLike, str], None] | None = None,
     social: Sequence[SocialInteract] = (),
+    show: ItemShow | None = None,
 ) -> None:
     """Append one <item>. Core RSS tags are written here; the itunes/podcast/psc tags by the
     same entry extensions feedgen would run (extensions.py), called directly."""
@@ -490,6 +523,11 @@ def _item(
     it.episode_type = ep.episode_type if ep.episode_type in ("full", "trailer", "bonus") else None
     image = safe("image", ep.image)
     it.image = absolute_url(image, link or meta.link) if image else None
+    if show is not None:  # a network feed: the item's own show
+        it.author = xml_text(show.title).strip() or None
+        if it.image is None:
+            art = safe("show artwork", show.image)
+            it.image = art if _is_http(art) else None
     it.explicit = ep.explicit
     it.summary = excerpt
 
@@ -498,7 +536,7 @@ def _item(
         if isinstance(g, dict):  # the unsafe ones are told here; _persons drops them
             safe(f"guest {xml_text(g.get('name'))!r} website", g.get("website"))
             safe(f"guest {xml_text(g.get('name'))!r} avatar", g.get("avatar"))
-    pc.persons = _persons(ep.guests, meta)
+    pc.persons = _other_persons(ep.persons) + _persons(ep.guests, meta)
     psc = extensions.PscEntryExtension()
     if ep.chapters:
         cf = chapters.chapter_file(ep.id, ep.guid, ep.chapters, title=title)
@@ -553,6 +591,8 @@ def build_tree(
     chapter_files: dict[str, bytes] | None = None,
     on_problem: Callable[[EpisodeLike, str], None] | None = None,
     social: Mapping[int, Sequence[SocialInteract]] | None = None,
+    shows: Mapping[str, ItemShow] | None = None,
+    podroll: Sequence[RemoteItem] = (),
 ) -> etree._Element:
     """The feed as an lxml tree (the <rss> element), items in the order given.
 
@@ -564,9 +604,10 @@ def build_tree(
     chapters files the items point to (file name -> bytes), to be written beside the feed.
     `on_problem` hears of what was changed to fit the rules (an episode kept, but not as
     stored: a description cut to Apple's limit...). `social` holds each episode's
-    podcast:socialInteract tags, by episode id.
+    podcast:socialInteract tags, by episode id. `shows` (a network feed) holds each
+    source's show, shown on its items; `podroll` the channel's podcast:podroll.
     """
-    fg = _new_generator(meta, last_build)
+    fg = _new_generator(meta, last_build, podroll)
     root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
     channel = root[0]
     for ep in episodes:
@@ -574,7 +615,8 @@ def build_tree(
             continue
         try:
             interacts = social.get(ep.id, ()) if social and ep.id is not None else ()
-            _item(channel, ep, meta, last_build, chapter_files, on_problem, interacts)
+            show = shows.get(ep.source) if shows else None
+            _item(channel, ep, meta, last_build, chapter_files, on_problem, interacts, show)
         except Exception as exc:
             if on_error is None:
                 raise

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from syndicator.sources import episode_fields
-from syndicator.sources.values import Chapter, Enclosure, Guest
+from syndicator.sources.values import Chapter, Enclosure, Guest, Person
 
 __all__ = [
     "Chapter", "Enclosure", "EpisodeData", "FileResult", "FileStamp", "Guest",
-    "PollResult", "ProblemData", "ScanResult", "ShowData",
+    "Person", "PollResult", "ProblemData", "ScanResult", "ShowData",
 ]  # fmt: skip
 
 
@@ -36,8 +36,12 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
 def _content_hash(self: Any) -> str:
     """A hash of everything the episode shows, to tell a real change from a touch."""
     data = asdict(self)
-    for k in ("file_hash", "path", "guid"):
+    for k in ("file_hash", "path", "guid", "chapters_url"):
         data.pop(k, None)
+    if not data.get("persons"):
+        data.pop("persons", None)  # as before persons were kept: stored hashes stay
+    if data.get("image_alt") is None:
+        data.pop("image_alt", None)  # added later: absent, stored hashes stay the same
     data["guests"] = [_hashed_guest(g) for g in self.guests]
     raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from syndicator.sources.values import Chapter, Enclosure, Guest
+from syndicator.sources.values import Chapter, Enclosure, Guest, Person
 
 # `default` of a field with no default (a source must give it; the store requires it)
 REQUIRED: Any = dataclasses.MISSING
@@ -81,8 +81,10 @@ CONTENT: tuple[EpisodeField, ...] = (
     EpisodeField("transcript_type", str | None),
     EpisodeField("explicit", bool | None),
     EpisodeField("episode_type", str, "full"),
+    EpisodeField("persons", _Dicts, [], given=list[Person], read=_as_dicts("persons")),
     EpisodeField("withdrawn", bool, False, feed=False),
     EpisodeField("withdrawn_reason", str | None, feed=False),
+    EpisodeField("image_alt", str | None, feed=False),
 )
 
 # What the store adds: who the episode is (fixed at first sight), not what it says. A
@@ -101,6 +103,9 @@ SOURCE_ONLY: tuple[EpisodeField, ...] = (
     EpisodeField("path", str | None),  # relative to the source root
     EpisodeField("enclosure", Enclosure | None),
     EpisodeField("file_hash", str | None),
+    # remote feeds: the item's podcast:chapters URL (the pipeline fetches it into
+    # `chapters` when the item has no psc:chapters)
+    EpisodeField("chapters_url", str | None),
 )
 
 # The store's declared columns, in order.

@@ -921,6 +921,12 @@ def clean_episode(ep: EpisodeData) -> EpisodeData:
         tags=list(dict.fromkeys(t for t in map(clean_text, ep.tags) if t)),
         categories=list(dict.fromkeys(c for c in map(clean_text, ep.categories) if c)),
         chapters=chapters,
+        persons=[
+            dataclasses.replace(p, name=n, role=clean_text(p.role), group=clean_text(p.group))
+            for p in ep.persons
+            if (n := clean_text(p.name))
+        ],
+        image_alt=clean_text(ep.image_alt or "") or None,
     )
 
 

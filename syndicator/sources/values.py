@@ -28,6 +28,20 @@ class Guest:
 
 
 @dataclass
+class Person:
+    """A `podcast:person` of a remote item other than a guest (host, producer...)."""
+
+    name: str
+    role: str = "host"
+    group: str = "cast"
+    href: str | None = None
+    img: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Chapter:
     start: int  # seconds
     title: str

@@ -26,7 +26,7 @@ import feedparser
 import nh3
 
 from syndicator.sources import bounds
-from syndicator.sources.base import Enclosure, EpisodeData, ProblemData, ShowData
+from syndicator.sources.base import Enclosure, EpisodeData, Person, ProblemData, ShowData
 from syndicator.sources.feeds.podcast import (
     NsItem,
     pick_transcript,
@@ -531,6 +531,20 @@ def _episode(
         [(u, kind) for raw, kind in options if (u := web_url(raw, doc_url, "transcript", refused))]
     )
     transcript_url = transcript[0] if transcript else None
+    chapters_url = ns.chapters_url if ns else None
+    if ns is None:
+        pc = e.get("podcast_chapters")  # feedparser's view, when the XML pass did not run
+        chapters_url = (pc.get("url") or None) if isinstance(pc, dict) else None
+    persons = [
+        Person(
+            p.name,
+            p.role,
+            p.group,
+            web_url(p.href, doc_url, f"person {p.name!r} href", refused),
+            web_url(p.img, doc_url, f"person {p.name!r} img", refused),
+        )
+        for p in (ns.persons if ns else [])
+    ]
 
     etype = (e.get("itunes_episodetype") or "full").strip().lower()
     explicit = e.get("itunes_explicit")
@@ -560,6 +574,9 @@ def _episode(
         description=text_excerpt(fix_text(description)),
         show_notes_html=clean_html(fix_text(notes), base),
         chapters=chapters,
+        # psc:chapters inline win; else the pipeline fetches the podcast:chapters file
+        chapters_url=None if chapters else web_url(chapters_url, doc_url, "chapters", refused),
+        persons=persons,
         image=web_url(image, doc_url, "image", refused),
         transcript_url=transcript_url,
         transcript_type=(transcript[1] or None) if transcript else None,

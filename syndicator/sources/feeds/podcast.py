@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from syndicator.sources import bounds
-from syndicator.sources.base import Chapter, Guest
+from syndicator.sources.base import Chapter, Guest, Person
 from syndicator.sources.text import fix_text
 from syndicator.timeutil import clock_seconds
 
@@ -44,6 +44,9 @@ class NsItem:
     link: str | None
     guests: list[Guest]
     transcripts: list[tuple[str, str]]  # (url, type)
+    # network: every other podcast:person (host, producer...) and podcast:chapters' URL
+    persons: list[Person] = field(default_factory=list)
+    chapters_url: str | None = None
 
 
 _ITEM_TAGS = {"item", "{http://purl.org/rss/1.0/}item", "{http://www.w3.org/2005/Atom}entry"}
@@ -73,6 +76,8 @@ def _ns_item(elem: Any, items: list[NsItem]) -> None:
     guid = link = None
     guests: list[Guest] = []
     transcripts: list[tuple[str, str]] = []
+    persons: list[Person] = []
+    chapters_url: str | None = None
     for child in elem:
         tag = child.tag
         if not isinstance(tag, str):
@@ -90,13 +95,25 @@ def _ns_item(elem: Any, items: list[NsItem]) -> None:
                             avatar=(child.get("img") or "").strip() or None,
                         )
                     )
+                elif name:
+                    persons.append(
+                        Person(
+                            name=fix_text(name),
+                            role=role,
+                            group=(child.get("group") or "cast").strip().lower(),
+                            href=(child.get("href") or "").strip() or None,
+                            img=(child.get("img") or "").strip() or None,
+                        )
+                    )
+            elif local == "chapters" and chapters_url is None and child.get("url"):
+                chapters_url = child.get("url", "").strip() or None
             elif local == "transcript" and child.get("url"):
                 transcripts.append((child.get("url", "").strip(), child.get("type") or ""))
         elif local in ("guid", "id") and guid is None:
             guid = (child.text or "").strip() or None
         elif local == "link" and link is None:
             link = (child.text or child.get("href") or "").strip() or None
-    items.append(NsItem(guid, link, guests, transcripts))
+    items.append(NsItem(guid, link, guests, transcripts, persons, chapters_url))
     elem.clear()
 
 
