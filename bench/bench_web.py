@@ -1,6 +1,7 @@
 """Admin page latency under load, while the store is being written.
 
-    .venv/bin/python bench/bench_web.py [--episodes 10000] [--clients 50] [--seconds 10]
+    .venv/bin/python bench/bench_web.py [--episodes 10000] [--sources 10000] [--clients 50]
+        [--seconds 10]
 
 Builds a SQLite store with N episodes and 4 deliveries each (plus sources, problems,
 pings and a feed), starts `syndicator serve` in its own process on 127.0.0.1, starts
@@ -10,7 +11,8 @@ ones and updates sources' poll times, in write transactions like a pass does, ab
 (closed loop: each client sends its next request as soon as the last one is answered)
 and prints p50/p95/max per page. A second round adds 0.5 s of think time per client.
 
-The goal: the dashboard and the episodes page under 100 ms at p95 with 50 clients.
+The goal: the dashboard, the sources and the episodes pages under 100 ms at p95 with 50
+clients, with 10,000 sources in the store (`--sources`, an OPML import's worth).
 """
 
 from __future__ import annotations
@@ -37,11 +39,19 @@ CHANNELS = ["masto", "sky", "x", "hook"]
 STATES = ["sent"] * 12 + ["failed", "skipped", "planned", "unknown", "retrying"]
 
 
-def build_store(path: Path, episodes: int) -> str:
+def build_store(path: Path, episodes: int, sources: int = 5) -> str:
     import sqlalchemy as sa
 
     from syndicator.store import db
-    from syndicator.store.models import Delivery, Episode, FeedState, Problem, Source
+    from syndicator.store.models import (
+        Delivery,
+        Episode,
+        FeedState,
+        Problem,
+        Show,
+        Source,
+        StoredSource,
+    )
 
     url = "sqlite:///" + str(path)
     engine = db.upgrade(url)
@@ -93,9 +103,33 @@ def build_store(path: Path, episodes: int) -> str:
                 {"name": f"src{i}", "type": "feed", "url": f"https://f{i}.example/feed",
                  "last_poll_at": now, "consecutive_errors": i % 2, "disabled": False,
                  "alerted": False, "polls": 100, "poll_errors": i}
-                for i in range(5)
+                for i in range(max(sources, 5))
             ],
         )  # fmt: skip
+        if sources > 5:  # a network's OPML import: stored sources, half with a show read
+            conn.execute(
+                sa.insert(StoredSource.__table__),  # type: ignore[attr-defined]
+                [
+                    {"name": f"src{i}", "url": f"https://f{i}.example/feed", "title": f"Show {i}",
+                     "every_seconds": 1800, "categories": ["News"], "enabled": True,
+                     "origin": "opml:network.opml", "added_at": now}
+                    for i in range(5, sources)
+                ],
+            )  # fmt: skip
+            conn.execute(
+                sa.insert(Show.__table__),  # type: ignore[attr-defined]
+                [
+                    {"source": f"src{i}", "title": f"Show {i}: news from place {i}",
+                     "description": "A daily show." * 20, "link": f"https://s{i}.example/",
+                     "image": f"https://cdn.example/{i}.jpg", "author": f"Host {i}",
+                     "owner_name": "", "owner_email": "", "language": "en",
+                     "categories": ["News"], "podcast_guid": f"guid-{i}", "new_feed_url": "",
+                     "locked": i % 3 == 0, "locked_owner": "", "funding": [], "value": {},
+                     "medium": "podcast", "last_build_date": now,
+                     "feed_url": f"https://f{i}.example/feed", "updated_at": now}
+                    for i in range(0, sources, 2)
+                ],
+            )  # fmt: skip
         conn.execute(
             sa.insert(Problem.__table__),  # type: ignore[attr-defined]
             [
@@ -239,13 +273,15 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--sources", type=int, default=10_000, help="sources (feeds) in the store")
     ap.add_argument("--no-writer", action="store_true", help="measure without the writer")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
     t0 = time.perf_counter()
-    url = build_store(tmp / "s.db", args.episodes)
-    print(f"store: {args.episodes} episodes, {args.episodes * 4} deliveries "
+    url = build_store(tmp / "s.db", args.episodes, args.sources)
+    print(f"store: {args.episodes} episodes, {args.episodes * 4} deliveries, "
+          f"{max(args.sources, 5)} sources "
           f"({time.perf_counter() - t0:.1f} s to build)")  # fmt: skip
     cfg = tmp / "syndicator.toml"
     channels = "".join(
@@ -278,6 +314,9 @@ def main() -> None:
 
     rounds = [
         ("dashboard", ["/"]),
+        # the sources, paged and searched by the database (10,000 of them by default)
+        ("sources", ["/sources"] + [f"/sources?page={p}" for p in (2, 17, 100, 199)]
+         + ["/sources?q=place+4242", "/sources?q=f77.example"]),
         ("episodes", ["/episodes"]
          + [f"/episodes?page={p}" for p in (2, 7, 40, 150)]
          + ["/episodes?state=failed", "/episodes?channel=sky&state=unknown&page=3",

@@ -82,6 +82,10 @@ app.add_typer(feed_app, name="feed")
 app.add_typer(db_app, name="db")
 app.add_typer(delivery_app, name="delivery")
 app.add_typer(web_app, name="web")
+sources_app = typer.Typer(
+    help="Feed sources kept in the store: OPML import and export, add, remove, disable.", **_SUB
+)
+app.add_typer(sources_app, name="sources")
 
 out = make_console()
 err = make_console(stderr=True)
@@ -598,6 +602,169 @@ def card(
     out.print(str(out_file or made.path), markup=False)
     out.print(f"sha256 {made.sha256}", markup=False)
     out.print(f"alt: {made.alt}", markup=False)
+
+
+# ---------------------------------------------------------------- sources (OPML, the store's)
+
+
+def _every(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    from syndicator.timeutil import parse_duration
+
+    try:
+        every = parse_duration(value)
+    except ValueError:
+        every = timedelta(0)
+    if every < timedelta(minutes=1):
+        err.print(
+            f"error: --every {value!r} is not a duration of a minute or more (e.g. 30m, 2h)",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    return every
+
+
+def _sources_engine() -> Any:
+    from syndicator.store.db import open_store
+
+    return open_store(state.settings())
+
+
+@sources_app.command("import")
+def sources_import(
+    file: Annotated[Path, typer.Argument(help="An OPML file (any podcast app's export).")],
+    every: Annotated[
+        str | None, typer.Option(help="How often to poll each feed (default 30m).")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="A category for every imported feed (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """Add every feed of an OPML file that is not followed yet."""
+    from syndicator.sourcelist import import_opml
+    from syndicator.sources.opml import OpmlError
+
+    interval = _every(every)
+    try:
+        report = import_opml(
+            _sources_engine(), state.settings(), file, every=interval, categories=category
+        )
+    except OpmlError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        _dump(report.to_dict())
+        return
+    out.print(
+        f"added {len(report.added):,} feed(s) from {file} in {report.seconds:.2f} s; "
+        f"{len(report.duplicates):,} already followed, {len(report.skipped):,} skipped",
+        markup=False,
+    )
+    for line in [*report.duplicates[:20], *report.skipped[:20]]:
+        out.print(f"  {line}", markup=False)
+    more = max(len(report.duplicates) - 20, 0) + max(len(report.skipped) - 20, 0)
+    if more:
+        out.print(f"  ... and {more:,} more (--json lists them all)", markup=False)
+
+
+@sources_app.command("export")
+def sources_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Every feed source (config and store) as OPML 2.0."""
+    from syndicator.sourcelist import export
+
+    body = export(_sources_engine(), state.settings())
+    if output is None:
+        sys.stdout.write(body.decode("utf-8"))
+    else:
+        output.write_bytes(body)
+        out.print(f"wrote {output}", markup=False)
+
+
+@sources_app.command("list")
+def sources_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """Every source: config or store, its poll state and its show."""
+    from syndicator.sourcelist import listing
+
+    rows = listing(_sources_engine(), state.settings())
+    if as_json:
+        _dump(rows)
+        return
+    table = Table("source", "from", "show", "url", "episodes", "state")
+    for r in rows:
+        show = (r.get("show") or {}).get("title") or r.get("title") or ""
+        st = "disabled" if not r.get("enabled", True) or r.get("disabled") else "ok"
+        if r.get("consecutive_errors"):
+            st = f"{r['consecutive_errors']} error(s)"
+        table.add_row(
+            escape(r["name"]), r["origin"], escape(show), escape(r.get("url") or ""),
+            str(r.get("episodes", 0)), st,
+        )  # fmt: skip
+    out.print(table)
+
+
+@sources_app.command("add")
+def sources_add(
+    url: Annotated[str, typer.Argument(help="The feed's RSS/Atom URL.")],
+    name: Annotated[str | None, typer.Option(help="Source name (default: from the URL).")] = None,
+    every: Annotated[str | None, typer.Option(help="How often to poll (default 30m).")] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="A category for its episodes (repeatable).")
+    ] = None,
+) -> None:
+    """Follow one more feed (kept in the store)."""
+    from syndicator.sourcelist import SourceListError, add
+
+    interval = _every(every)
+    try:
+        chosen = add(
+            _sources_engine(), state.settings(), url, name=name, every=interval,
+            categories=category,
+        )  # fmt: skip
+    except SourceListError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"added source {chosen!r} ({url}); the next pass reads it", markup=False)
+
+
+def _source_action(name: str, verb: str, enabled: bool | None) -> None:
+    from syndicator import sourcelist
+
+    engine, settings = _sources_engine(), state.settings()
+    try:
+        if enabled is None:
+            sourcelist.remove(engine, settings, name)
+        else:
+            sourcelist.set_enabled(engine, settings, name, enabled)
+    except sourcelist.SourceListError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"source {name!r} {verb}", markup=False)
+
+
+@sources_app.command("remove")
+def sources_remove(name: str) -> None:
+    """Stop following a stored source (its episodes stay)."""
+    _source_action(name, "removed", None)
+
+
+@sources_app.command("disable")
+def sources_disable(name: str) -> None:
+    """Stop polling a stored source, keeping it."""
+    _source_action(name, "disabled", False)
+
+
+@sources_app.command("enable")
+def sources_enable(name: str) -> None:
+    """Poll a disabled stored source again."""
+    _source_action(name, "enabled", True)
 
 
 # ---------------------------------------------------------------- feeds, db, backup

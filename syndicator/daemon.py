@@ -44,6 +44,7 @@ log = logging.getLogger("syndicator.daemon")
 events = logging.getLogger(EVENTS_LOGGER)
 
 LEADER = "leader"
+STORED_EVERY = 60  # seconds between looks for due stored sources (docs/operations.md)
 POST_SUFFIXES = {".md", ".markdown", ".html"}
 
 
@@ -153,6 +154,16 @@ class Daemon:
                 coalesce=True,
                 max_instances=1,
             )
+        # The store's sources (OPML imports): one job, not one per feed; it asks for those
+        # due, read from the store when it fires, so an import needs no reload.
+        self.scheduler.add_job(
+            self._request_stored,
+            IntervalTrigger(seconds=STORED_EVERY, jitter=jitter),
+            id="poll:stored",
+            misfire_grace_time=grace,
+            coalesce=True,
+            max_instances=1,
+        )
         if self.settings.stats.enabled and any(c.enabled for c in self.settings.channels):
             # Listener counts fall due post by post (`every` after the last reading): look
             # for due ones often enough that none waits much past its time, never more
@@ -175,6 +186,17 @@ class Daemon:
             max_instances=1,
             next_run_time=utcnow(),
         )
+
+    def _request_stored(self) -> None:
+        from syndicator.sourcelist import due_stored
+
+        try:
+            names = due_stored(open_store(self.settings), self.settings, utcnow())
+        except Exception:  # the store is down: the next tick asks again
+            log.exception("could not read the stored sources")
+            return
+        if names:
+            self.request(names)
 
     def _next_scheduled(self) -> datetime | None:
         times = []

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from syndicator import sourcelist
 from syndicator.announce import evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
@@ -23,7 +24,7 @@ from syndicator.progress import NoProgress, PassProgress
 from syndicator.sources import remote_chapters
 from syndicator.sources.base import Chapter, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.sources.kinds import Polled, PollJob, SourceKind
-from syndicator.store import deliveries, network_shows
+from syndicator.store import deliveries, source_rows
 from syndicator.store import episodes as store_episodes
 from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
@@ -84,8 +85,11 @@ def stored(engine: Engine, fn: Callable[[Session], T]) -> T:
 
 def _sync_sources(engine: Engine, settings: Settings) -> None:
     def sync(s: Session) -> None:
+        have = source_rows.poll_urls(s)  # one query: 10,000 stored sources are common
         for src in settings.sources:
-            ensure_source(s, src.name, src.type, getattr(src, "url", None))
+            url = getattr(src, "url", None)
+            if src.name not in have or (url is not None and have[src.name] != url):
+                ensure_source(s, src.name, src.type, url)
 
     stored(engine, sync)
 
@@ -305,8 +309,7 @@ def _store_polled(
     ) -> tuple[IngestStats, Titles]:
         row = store_sources.by_name(s, src.name)
         stats = apply_poll(s, row, res, now, window, interval(src, now), settings.fetch.max_backoff)
-        if res.status == "ok" and res.show is not None:
-            network_shows.put(s, src.name, res.show, row.url or res.url, now)
+        sourcelist.record_show(s, src.name, res, now)
         return stats, (_titles(s, stats.new[:20]), _titles(s, stats.changed[:20]))
 
     try:
@@ -573,9 +576,14 @@ def run_once(
     owner = owner or outbox.process_owner()
 
     if poll:
+        polled, clashes = sourcelist.merged(engine, settings)  # the store's sources too
+        if clashes:
+            with session(engine, write=True) as s:
+                for p in clashes:
+                    problem_store.record(s, "config", p, now)
         report.sources = poll_sources(
             engine,
-            settings,
+            polled,
             now,
             names=sources,
             force=force_poll,

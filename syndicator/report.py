@@ -123,8 +123,14 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         )
         if s["consecutive_errors"]:
             st += f" ({s['consecutive_errors']} errors in a row)"
+        show = s.get("show") or {}
+        name = escape(s["name"])
+        if show.get("title"):  # a remote feed's own show
+            name += f"\n[dim]{escape(show['title'])}[/dim]"
+            if show.get("locked"):
+                name += " [dim](locked)[/dim]"
         t.add_row(
-            escape(s["name"]),
+            name,
             s["type"],
             _local(s["last_poll"], tz),
             st,

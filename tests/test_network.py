@@ -23,7 +23,7 @@ from syndicator.directory import rss
 from syndicator.pipeline import run_once
 from syndicator.sources import remote_chapters
 from syndicator.store.db import session, upgrade
-from syndicator.store.models import Episode, NetworkShow, Problem, RemoteChapters
+from syndicator.store.models import Episode, Problem, RemoteChapters, Show
 from syndicator.store.views import episode_dict
 from tests.conftest import make_settings
 from tests.feedserver import FeedServer, Route
@@ -205,7 +205,7 @@ def test_remote_chapters_are_fetched_once_and_kept(
     with session(upgrade(db_url)) as s:
         cached = s.exec(select(RemoteChapters)).all()
         assert [(r.url, r.error) for r in cached] == [(srv.url("/c/good.json"), None)]
-        show = s.get(NetworkShow, "a")
+        show = s.get(Show, "a")
         assert show is not None
         assert (show.title, show.podcast_guid) == ("Show A", GUID_A)
         assert (show.image, show.feed_url) == (srv.url("/art.jpg"), srv.url("/a.xml"))

@@ -169,7 +169,16 @@ class PlannedRow:
 
 
 def _card(ep: Episode) -> dict[str, Any]:
-    return {"url": ep.url, "title": ep.title, "description": ep.description, "image": ep.image}
+    image = ep.image
+    if not image:  # a remote feed's episode without its own image: its show's artwork
+        from sqlalchemy.orm import object_session
+
+        from syndicator.store import shows
+
+        s = object_session(ep)
+        show = shows.get(s, ep.source) if s is not None and ep.source else None
+        image = (show.image if show is not None else "") or image
+    return {"url": ep.url, "title": ep.title, "description": ep.description, "image": image}
 
 
 # the image keys frozen on a row (announce/cards.py CardImage.payload)

@@ -261,6 +261,7 @@ class _Parts:
     guests: list[dict[str, Any]]
     host: dict[str, Any]
     podcast: dict[str, Any]
+    show: dict[str, Any]  # the episode's show (a remote feed's, else this podcast's)
 
 
 class Renderer:
@@ -417,6 +418,7 @@ class Renderer:
             guests=guests,
             host=host,
             podcast=podcast,
+            show=_show(episode, podcast),
         )
 
     @staticmethod
@@ -454,6 +456,7 @@ class Renderer:
             **{f"guest_{net}": first.get(net, "") for net in _handle_kinds()},
             "host": parts.host,
             "podcast": parts.podcast,
+            "show": parts.show,
             "hashtags": list(tags),
             "hashtags_text": " ".join("#" + t for t in tags),
             "headline": headline(title, guests_text),
@@ -563,6 +566,26 @@ class Renderer:
                 except TemplateProblem as exc:
                     problems.append(exc)
         return problems
+
+
+def _show(episode: Any, podcast: dict[str, Any]) -> dict[str, Any]:
+    """The episode's show: a remote feed's own (store/shows.py) when the episode is a
+    stored row from one, else this podcast's, so `{{ show.title }}` always has a value."""
+    from sqlalchemy.orm import object_session
+
+    from syndicator.store import shows
+    from syndicator.store.views import show_dict
+
+    s = object_session(episode) if hasattr(episode, "_sa_instance_state") else None
+    source = str(getattr(episode, "source", "") or "")
+    found = show_dict(shows.get(s, source)) if s is not None and source else None
+    if found is not None:
+        return found
+    own = {name: "" for name in shows.FIELDS}
+    own.update(categories=[], funding=[], value={}, locked=None, podcast_guid=None)
+    own.update({k: podcast[k] for k in ("title", "description", "link", "image", "author")})
+    own["language"] = podcast["language"]
+    return own
 
 
 def sample_episode() -> Any:

@@ -51,7 +51,7 @@ from syndicator.directory.opml import OpmlShow, opml_document
 from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
-from syndicator.store import network_shows
+from syndicator.store import shows as store_shows
 from syndicator.store.db import session
 
 _TMP_COUNTER = itertools.count()
@@ -130,10 +130,10 @@ def _network(s: Session, settings: Settings, feed: FeedConfig) -> _Network:
     merged = len(names) > 1
     if not (merged or feed.podroll or feed.opml):
         return _Network({}, [], [])
-    rows = network_shows.by_sources(s, names)
+    rows = store_shows.by_sources(s, names)
     shows = [rows[n] for n in names if n in rows]
     items = (
-        {r.source: rss.ItemShow(r.title, r.image) for r in shows if r.title or r.image}
+        {r.source: rss.ItemShow(r.title, r.image or None) for r in shows if r.title or r.image}
         if merged
         else {}
     )
@@ -142,7 +142,7 @@ def _network(s: Session, settings: Settings, feed: FeedConfig) -> _Network:
         for r in shows
         if feed.podroll and r.feed_url
     ]
-    lst = [OpmlShow(r.title, r.feed_url, r.link) for r in shows if feed.opml and r.feed_url]
+    lst = [OpmlShow(r.title, r.feed_url, r.link or None) for r in shows if feed.opml and r.feed_url]
     return _Network(items, roll, lst)
 
 

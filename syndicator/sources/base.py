@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, make_dataclass
+from datetime import datetime
 from typing import Any
 
 from syndicator.sources import episode_fields
@@ -30,17 +31,6 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
     out.update({k.name: None for k in handle_kinds() if k.hashed_when_absent})
     out.update(g.handles)
     return out
-
-
-@dataclass
-class ShowData:
-    """A remote feed's own channel, as far as a network feed shows it (its items' show)."""
-
-    title: str = ""
-    image: str | None = None  # itunes:image / <image>, http(s) only
-    author: str = ""
-    link: str | None = None
-    podcast_guid: str | None = None  # the channel's podcast:guid, as written
 
 
 def _content_hash(self: Any) -> str:
@@ -117,6 +107,29 @@ class ScanResult:
 
 
 @dataclass
+class ShowData:
+    """A remote feed's show (its channel), as plain text and http(s) URLs."""
+
+    title: str = ""
+    description: str = ""
+    link: str = ""
+    image: str = ""
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    language: str = ""
+    categories: list[str] = field(default_factory=list)  # "Category" or "Category > Sub"
+    podcast_guid: str | None = None
+    new_feed_url: str = ""  # itunes:new-feed-url: the feed moved (followed like a 301)
+    locked: bool | None = None  # podcast:locked; None when the feed does not say
+    locked_owner: str = ""
+    funding: list[dict[str, str]] = field(default_factory=list)  # {"url", "text"}
+    value: dict[str, Any] = field(default_factory=dict)  # podcast:value and its recipients
+    medium: str = ""
+    last_build_date: datetime | None = None
+
+
+@dataclass
 class PollResult:
     """A remote feed poll."""
 
@@ -131,4 +144,5 @@ class PollResult:
     error: str | None = None
     http_status: int | None = None
     elapsed: float = 0.0
-    show: ShowData | None = None  # the feed's channel (title, artwork, podcast:guid)
+    show: ShowData | None = None  # the feed's channel, when the body was read
+    final_url: str | None = None  # where the body came from, after every redirect

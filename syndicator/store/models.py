@@ -335,22 +335,6 @@ class AdminSession(SQLModel, table=True):
     seen_at: datetime | None = _ts(nullable=False, index=True)
 
 
-class NetworkShow(SQLModel, table=True):
-    """A remote feed's own show, as a network feed shows it on that feed's items (artwork,
-    name) and in its podroll and OPML. One row per feed source, updated on each read."""
-
-    __tablename__ = "network_shows"
-
-    source: str = Field(primary_key=True)
-    title: str = ""
-    image: str | None = None
-    author: str = ""
-    link: str | None = None
-    feed_url: str = ""  # where the source reads it now
-    podcast_guid: str | None = None  # the feed's own podcast:guid, as written
-    updated_at: datetime | None = _ts(nullable=False)
-
-
 class RemoteChapters(SQLModel, table=True):
     """A fetched `podcast:chapters` file: fetched once, read from here afterwards. A failed
     fetch is kept too (with its reason) and tried again after a while."""
@@ -365,3 +349,50 @@ class RemoteChapters(SQLModel, table=True):
 
 def now() -> datetime:
     return utcnow()
+
+
+class StoredSource(SQLModel, table=True):
+    """A feed source kept in the store (OPML import, `sources add`), not in the TOML.
+
+    The pipeline polls these beside the config's `[[sources]]`; a config source of the
+    same name wins. Poll state lives in `sources` like any other source's.
+    """
+
+    __tablename__ = "stored_sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    url: str = Field(index=True)  # the feed's URL now (itunes:new-feed-url moves it)
+    title: str = ""  # the OPML outline's text, until the feed's own title is read
+    every_seconds: int = 1800
+    categories: list[str] = _json_list()
+    enabled: bool = True
+    origin: str = ""  # "opml:<file>" or "cli"
+    added_at: datetime | None = _ts(nullable=False)
+
+
+class Show(SQLModel, table=True):
+    """A remote feed's show, as the feed said it last time it was read."""
+
+    __tablename__ = "shows"
+
+    source: str = Field(primary_key=True)  # the source's name
+    title: str = ""
+    description: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    link: str = ""
+    image: str = ""
+    author: str = ""
+    owner_name: str = ""
+    owner_email: str = ""
+    language: str = ""
+    categories: list[str] = _json_list()
+    podcast_guid: str | None = Field(default=None, index=True)
+    new_feed_url: str = ""
+    locked: bool | None = None
+    locked_owner: str = ""
+    funding: list[dict[str, str]] = _json_list()
+    value: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    medium: str = ""
+    last_build_date: datetime | None = _ts()
+    feed_url: str = Field(default="", index=True)  # the final URL it was read from
+    updated_at: datetime | None = _ts(nullable=False)

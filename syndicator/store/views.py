@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from syndicator.store import shows
 from syndicator.store.db import session
 from syndicator.store.models import (
     Delivery,
@@ -19,6 +20,7 @@ from syndicator.store.models import (
     FeedState,
     Heartbeat,
     Problem,
+    Show,
     Source,
 )
 from syndicator.store.problems import group, open_problems
@@ -205,25 +207,46 @@ def sources_list(s: Session) -> list[dict[str, Any]]:
     counts = dict(
         s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
     )
+    found = {r.source: r for r in s.exec(select(Show)).all()}
     return [
-        {
-            "name": src.name,
-            "type": src.type,
-            "url": src.url,
-            "ok": src.consecutive_errors == 0 and not src.disabled,
-            "last_poll": iso(src.last_poll_at),
-            "last_ok": iso(src.last_ok_at),
-            "next_due": iso(src.next_due_at),
-            "consecutive_errors": src.consecutive_errors,
-            "last_error": src.last_error,
-            "disabled": src.disabled,
-            "disabled_reason": src.disabled_reason,
-            "episodes": counts.get(src.name, 0),
-            "polls": src.polls,
-            "poll_errors": src.poll_errors,
-        }
+        source_dict(src, found.get(src.name), counts.get(src.name, 0))
         for src in s.exec(select(Source).order_by(Source.name)).all()
     ]
+
+
+def source_dict(src: Source, show: Show | None, episodes: int) -> dict[str, Any]:
+    """One source as `status --json`, `sources list --json` and the web page show it."""
+    return {
+        "name": src.name,
+        "type": src.type,
+        "url": src.url,
+        "ok": src.consecutive_errors == 0 and not src.disabled,
+        "last_poll": iso(src.last_poll_at),
+        "last_ok": iso(src.last_ok_at),
+        "next_due": iso(src.next_due_at),
+        "consecutive_errors": src.consecutive_errors,
+        "last_error": src.last_error,
+        "disabled": src.disabled,
+        "disabled_reason": src.disabled_reason,
+        "episodes": episodes,
+        "polls": src.polls,
+        "poll_errors": src.poll_errors,
+        "show": show_dict(show),
+    }
+
+
+def show_dict(row: Show | None) -> dict[str, Any] | None:
+    """A remote feed's show as `sources list --json`, `status --json` and templates see it."""
+    if row is None:
+        return None
+    out: dict[str, Any] = {name: getattr(row, name) for name in shows.FIELDS}
+    out["categories"] = list(row.categories)
+    out["funding"] = [dict(f) for f in row.funding]
+    out["value"] = dict(row.value)
+    out["last_build_date"] = iso(row.last_build_date)
+    out["feed_url"] = row.feed_url
+    out["updated_at"] = iso(row.updated_at)
+    return out
 
 
 def feeds_list(s: Session) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from syndicator.store import counts as store_counts
 from syndicator.store import deliveries as store_deliveries
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
-from syndicator.store import leases
+from syndicator.store import leases, source_rows
 from syndicator.store import problems as store_problems
 from syndicator.store import sources as store_sources
 from syndicator.store import workers as store_workers
@@ -36,7 +36,7 @@ from syndicator.store.views import (
     feeds_list,
     iso,
     problem_dict,
-    sources_list,
+    source_dict,
     workers_list,
 )
 from syndicator.timeutil import format_duration
@@ -79,11 +79,13 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
         _, notice_total = open_problems(s, limit=0, action=False)
         counts = delivery_counts(s)
         episodes = store_episodes.count(s)
+        first = source_rows.page(s, limit=DASHBOARD_SOURCES)
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after(settings)),
             "workers": workers_list(s, stale_after(settings)),
-            "sources": sources_list(s),
+            "sources": [_source_row(*r) for r in first.rows],  # the rest: /sources
+            "source_total": first.total,
             "deliveries": counts,
             "feeds": feeds_list(s),
             "problems": problems,
@@ -95,6 +97,37 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "listeners_days": settings.stats.days,
             "audio_waiting": audio_waiting(s),
         }
+
+
+# ---------------------------------------------------------------- sources
+
+DASHBOARD_SOURCES = 20  # sources the dashboard lists; /sources pages through the rest
+SOURCES_PER_PAGE = 50
+
+
+def _source_row(src: Any, show: Any, episodes: int) -> dict[str, Any]:
+    return source_dict(src, show, episodes)
+
+
+@dataclass
+class SourcesPage:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    q: str
+    per_page: int = SOURCES_PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def source_page(engine: Engine, q: str = "", page: int = 1) -> SourcesPage:
+    """One page of sources (config and stored) by name; `q` matches name, URL, show title."""
+    q, page = q.strip()[:200], max(1, page)
+    with session(engine) as s:
+        found = source_rows.page(s, q, (page - 1) * SOURCES_PER_PAGE, SOURCES_PER_PAGE)
+    return SourcesPage([_source_row(*r) for r in found.rows], found.total, page, q)
 
 
 # ---------------------------------------------------------------- episodes

@@ -73,6 +73,21 @@ async def dashboard(request: Request, _: WebSession = Depends(require_login)) ->
     return await render_cached(request, "dashboard.html", "dashboard", build)
 
 
+@router.get("/sources")
+async def sources(
+    request: Request, q: str = "", page: int = 1, _: WebSession = Depends(require_login)
+) -> Response:
+    web = web_of(request)
+
+    def link(p: int) -> str:
+        return query("/sources", q=q.strip()[:200], page=p)
+
+    def build() -> dict[str, Any]:
+        return {"nav": "sources", "result": queries.source_page(web.engine, q, page), "link": link}
+
+    return await render_cached(request, "sources.html", link(max(1, page)), build)
+
+
 @router.get("/episodes")
 async def episodes(
     request: Request,

@@ -58,9 +58,10 @@ class ParsedFeed:
     episodes: list[EpisodeData] = field(default_factory=list)
     problems: list[ProblemData] = field(default_factory=list)
     error: str | None = None  # short, when not ok
-    show: ShowData | None = None  # the feed's channel: its title, artwork, podcast:guid
     seconds: float = 0.0  # wall time of the parse
     cpu_seconds: float = 0.0  # CPU time of the parsing thread (contention-free cost)
+    show: ShowData | None = None  # the feed's channel (feeds/show.py)
+    show_feed: Any = None  # feedparser's channel, for read_show's fallbacks
 
 
 def clean_html(value: str, base: str | None) -> str:
@@ -167,6 +168,11 @@ def parse_feed(
     """Parse one feed body into episodes and problems. Never raises for bad input."""
     started, cpu = time.perf_counter(), time.thread_time()
     result = _parse_feed(body, url, content_type, list(categories), tz, reader)
+    if result.ok:
+        from syndicator.sources.feeds.show import read_show
+
+        result.show = read_show(body, url, result.show_feed)
+    result.show_feed = None  # not sent back from a worker process
     result.episodes = [clean_episode(e) for e in result.episodes]
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.thread_time() - cpu
@@ -272,7 +278,7 @@ def _parse_feed(
                 severity="warning",
             )
         )
-        return ParsedFeed(ok=True, problems=problems)
+        return ParsedFeed(ok=True, problems=problems, show_feed=d.get("feed"))
 
     ns_items: list[NsItem] | None = None
     if b"odcastindex" in body or b"podcast-namespace" in body:
@@ -381,8 +387,6 @@ def _parse_feed(
                 severity="warning",
             )
         )
-    # the channel's own URLs are not published as they are; a non-http(s) one is dropped
-    show = _show(d.get("feed") or {}, url, [])
     if unsafe_items:
         problems.append(refused_problem(url, unsafe_items))
     if dupes:
@@ -396,22 +400,7 @@ def _parse_feed(
                 severity="warning",
             )
         )
-    return ParsedFeed(ok=True, episodes=episodes, problems=problems, show=show)
-
-
-def _show(feed: Any, doc_url: str, refused: Refused) -> ShowData:
-    """The channel's title, artwork, author, link and podcast:guid (a network feed shows
-    each item's own show)."""
-    image = feed.get("image")
-    href = (image.get("href") or image.get("url")) if isinstance(image, dict) else None
-    guid = _SPACE.sub("", str(feed.get("podcast_guid") or ""))[:200] or None
-    return ShowData(
-        title=fix_text(_SPACE.sub(" ", html_to_text(feed.get("title") or "")).strip())[:500],
-        image=web_url(href, doc_url, "image", refused),
-        author=fix_text(_SPACE.sub(" ", feed.get("author") or "").strip())[:500],
-        link=web_url(feed.get("link"), doc_url, "link", refused),
-        podcast_guid=guid,
-    )
+    return ParsedFeed(ok=True, episodes=episodes, problems=problems, show_feed=d.get("feed"))
 
 
 def _invalid_xml(url: str, reason: object) -> ParsedFeed:

@@ -302,6 +302,20 @@ class _Poller:
         res.status = "ok"
         res.episodes = parsed.episodes
         res.show = parsed.show
+        res.final_url = got.final_url
+        moved = parsed.show.new_feed_url if parsed.show else ""
+        if moved and moved not in (url, got.final_url):
+            # itunes:new-feed-url is the publisher's permanent redirect: follow it.
+            res.new_url = moved
+            res.problems.append(
+                problem(
+                    url,
+                    "new-feed-url",
+                    f"the feed says it moved (itunes:new-feed-url) to {moved}; the source "
+                    "now polls that URL. For a [[sources]] entry, update its url in the config.",
+                    severity="notice",
+                )
+            )
         res.etag = got.headers.get("etag")
         res.last_modified = got.headers.get("last-modified")
         return res
