@@ -52,6 +52,9 @@ class ChannelKind:
     # the podcast:socialInteract protocol of a post on this network, or None when its
     # posts can't host comments ("activitypub", "atproto", "twitter", "nostr", ...)
     interact_protocol: ClassVar[str | None] = None
+    # the channel can post replies to its own posts (Post.reply_to / Post.reply_root):
+    # `thread` / `thread_template` in a [[channels]] entry are allowed only then
+    threads: ClassVar[bool] = False
 
     # -- counting
 

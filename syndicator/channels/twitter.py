@@ -130,7 +130,9 @@ class TwitterChannel:
 
     def send(self, post: Post) -> Sent:
         try:
-            resp = self._client.create_tweet(text=post.text, user_auth=True)
+            resp = self._client.create_tweet(
+                text=post.text, user_auth=True, **self._reply_fields(post)
+            )
         except Forbidden as exc:
             if _is_duplicate(exc):
                 # X refuses the same text twice: it is already on the timeline.
@@ -143,6 +145,11 @@ class TwitterChannel:
         if tweet_id is None:
             raise UnknownOutcome(f"X answered without a tweet id: {str(resp)[:200]}")
         return Sent(remote_id=tweet_id, remote_url=self._tweet_url(tweet_id))
+
+    @staticmethod
+    def _reply_fields(post: Post) -> dict[str, Any]:
+        """A reply of a thread: create_tweet's `in_reply_to_tweet_id` (the parent)."""
+        return {"in_reply_to_tweet_id": post.reply_to.remote_id} if post.reply_to else {}
 
     def _find_or_blank(self, post: Post) -> Sent:
         try:
@@ -310,6 +317,7 @@ class TwitterKind(ChannelKind):
     hashed_when_absent = True  # a Guest field before handles were a map
     aliases = ("x",)
     interact_protocol = "twitter"
+    threads = True  # in_reply_to_tweet_id
 
     def count(self, text: str) -> int:
         return parse_tweet(text).weightedLength

@@ -386,3 +386,18 @@ def first_sent_posts(
     for episode_id, channel, remote_id, remote_url in s.exec(q).all():
         out.setdefault((episode_id, channel), (remote_id, remote_url))
     return out
+
+
+# ---------------------------------------------------------------- reply threads
+
+
+def release(s: Session, key: str, waiting: str, planned: str, now: datetime) -> bool:
+    """The reply row `key`, if it is `waiting`, becomes `planned` and due now (its parent
+    was just sent); True if it was."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.key == key, Delivery.state == waiting)  # type: ignore[arg-type]
+        .values(state=planned, due_at=now, next_attempt_at=None, last_error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
