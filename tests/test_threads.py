@@ -32,6 +32,9 @@ from tests.test_announce_e2e import Net, _toml, net  # noqa: F401  (net is a fix
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 THREADED = ("x", "mastodon", "bluesky", "nostr")
+# mastodon-mock counts a URL in full (Mastodon as 23); Nostr's 1,000 would fit the whole
+# chapter list in one reply, and a thread of several shows the order
+LIMITS = {"mastodon": {"limit": 250}, "nostr": {"limit": 300}}
 BILLING = "Billing for a SaaS Without Losing Sleep"  # 7 chapters in its Topics list
 
 
@@ -39,8 +42,7 @@ def _settings(tmp_path: Path, url: str, site: Path, net: Net, **over: Any) -> An
     chans = [c for c in net.channels() if c["name"] in THREADED]
     for c in chans:
         c["thread"] = ["chapters"]
-        if c["name"] == "mastodon":
-            c["limit"] = 250  # mastodon-mock counts a URL in full, Mastodon as 23
+        c.update(LIMITS.get(c["name"], {}))
         c.update(over.get(c["name"], {}))
     return make_settings(
         tmp_path, url,
@@ -249,7 +251,7 @@ def test_threads_keep_their_order_across_sigkill_in_the_middle(
              'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
     for c in net.channels():
         if c["name"] in THREADED:
-            limit = {"limit": 250} if c["name"] == "mastodon" else {}  # as in _settings
+            limit = LIMITS.get(c["name"], {})
             lines.append("[[channels]]\n" + _toml({**c, "thread": ["chapters"], **limit}))
     cfg.write_text("\n".join(lines))
     env = {**os.environ, **net.env()}
