@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,11 @@ from syndicator.previews import previews
 from syndicator.store.db import session, upgrade
 from syndicator.store.models import Delivery
 from syndicator.store.views import delivery_dict
+from tests import test_announce_e2e as e2e
 from tests.conftest import make_settings
-from tests.test_announce_e2e import Net, _toml, net  # noqa: F401  (net is a fixture)
+from tests.test_announce_e2e import Net, _toml
+
+net = e2e.net  # the fakes of every network, as the announce tests use them (a fixture)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 THREADED = ("x", "mastodon", "bluesky", "nostr")
@@ -123,11 +127,9 @@ def test_a_thread_follows_the_announcement_in_order_on_every_network(
     replies = [t.text for t in thread[1:]]
     assert len(replies) >= 2 and replies[0].startswith("Chapters:")
     assert "1:01:02 Best tips?" in replies[-1]
-    assert "podcast/6-billing-for-a-saas-without-losing-sleep?t=3662" in (
-        replies[-1]
-    )
+    assert "podcast/6-billing-for-a-saas-without-losing-sleep?t=3662" in (replies[-1])
     assert all(fit.count(r, "twitter") <= 280 for r in replies)
-    assert all(int(a.id) < int(b.id) for a, b in zip(thread, thread[1:], strict=False))
+    assert all(int(a.id) < int(b.id) for a, b in pairwise(thread))
 
     # the rows: kind reply, part n answers part n-1, all sent, shown in deliveries --json
     rows = [d for d in _rows(db_url, "x") if d.kind == "reply" and d.episode_id == _ep(db_url)]
@@ -155,7 +157,7 @@ def test_a_thread_follows_the_announcement_in_order_on_every_network(
     assert bsky and all(r["refs_ok"] for r in bsky)
     bthread = [r for r in bsky if r["root"] == _remote(db_url, "bluesky")]
     assert bthread[0]["parent"] == bthread[0]["root"]
-    for a, b in zip(bthread, bthread[1:], strict=False):
+    for a, b in pairwise(bthread):
         assert b["parent"] == a["uri"]
     assert "Best tips?" in bthread[-1]["text"]
 
@@ -163,7 +165,7 @@ def test_a_thread_follows_the_announcement_in_order_on_every_network(
     root_id = _remote(db_url, "nostr")
     nthread = [r for r in net.relay.replies() if r["root"] == root_id]
     assert nthread[0]["reply"] == root_id
-    for a, b in zip(nthread, nthread[1:], strict=False):
+    for a, b in pairwise(nthread):
         assert b["reply"] == a["id"]
     author = next(n for n in net.relay.notes() if n["id"] == root_id)["pubkey"]
     assert all(r["p"] == [author] for r in nthread)
@@ -177,7 +179,8 @@ def test_a_thread_follows_the_announcement_in_order_on_every_network(
 def _ep(url: str) -> int:
     with session(upgrade(url)) as s:
         d = next(
-            d for d in s.exec(select(Delivery).where(Delivery.kind == "announce")).all()
+            d
+            for d in s.exec(select(Delivery).where(Delivery.kind == "announce")).all()
             if BILLING in d.text
         )
         return d.episode_id or 0
@@ -211,7 +214,7 @@ def test_a_failed_parent_holds_its_replies_until_it_is_sent(
     retry(upgrade(sqlite_url), ann.id or 0, NOW + timedelta(minutes=6))
     run_once(settings, now=NOW + timedelta(minutes=7))
     texts = [t.text for t in net.x.tweets]
-    assert BILLING in texts[0] and texts[1:1 + len(replies)] == [r.text for r in replies]
+    assert BILLING in texts[0] and texts[1 : 1 + len(replies)] == [r.text for r in replies]
     states = {(d.episode_id == ann.episode_id, d.state)
               for d in _rows(sqlite_url, "x") if d.kind == "reply"}  # fmt: skip
     assert (True, "sent") in states and (True, "waiting") not in states

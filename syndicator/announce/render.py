@@ -484,7 +484,9 @@ class Renderer:
         each reply on its own: announce/thread.py)."""
         name, path = self.resolve(channel, kind)
         template = self.load(name, path)
-        return self._run(template, name, path, {**self.context(episode, channel, kind=kind), **extra})
+        return self._run(
+            template, name, path, {**self.context(episode, channel, kind=kind), **extra}
+        )
 
     def render(
         self,

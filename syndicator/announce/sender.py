@@ -129,7 +129,9 @@ def _freeze(engine: Engine, channel: Channel, row: Delivery, post: Post, owner: 
 
 
 def _ref(row: Delivery) -> ReplyRef:
-    return ReplyRef(row.remote_id or "", row.remote_url, dict((row.payload or {}).get("sent") or {}))
+    return ReplyRef(
+        row.remote_id or "", row.remote_url, dict((row.payload or {}).get("sent") or {})
+    )
 
 
 def _in_thread(engine: Engine, row: Delivery, post: Post) -> Post | str:
@@ -152,9 +154,7 @@ def _in_thread(engine: Engine, row: Delivery, post: Post) -> Post | str:
     return replace(post, reply_to=_ref(parent), reply_root=_ref(root))
 
 
-def _sent(
-    engine: Engine, row: Delivery, owner: str, post: Post, sent: Sent, **values: Any
-) -> bool:
+def _sent(engine: Engine, row: Delivery, owner: str, post: Post, sent: Sent, **values: Any) -> bool:
     """Record a send and, in the same transaction, release the reply that answers it: a
     crash leaves either both or neither."""
     if sent.ref:

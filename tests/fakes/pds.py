@@ -9,9 +9,10 @@
 putRecord with the same rkey and an identical record is a no-op that answers the same
 uri and cid (as a real repo does); a different record at the same rkey is an update and
 is recorded in `overwrites`. A reply's `reply` ref (root and parent, each uri + cid) is
-checked as the lexicon says, and `replies()` lists each reply's parent and root. Errors are {"error": "...", "message": "..."} with the
-status a PDS uses (400 InvalidRecord/RecordNotFound/ExpiredToken, 401
-AuthenticationRequired, 429 RateLimitExceeded with ratelimit-* headers).
+checked as the lexicon says, and `replies()` lists each reply's parent and root.
+Errors are {"error": "...", "message": "..."} with the status a PDS uses (400
+InvalidRecord/RecordNotFound/ExpiredToken, 401 AuthenticationRequired, 429
+RateLimitExceeded with ratelimit-* headers).
 
     with FakePDS(handle="pod.example.com", password="app-pass") as pds:
         pds.handles["guest.bsky.social"] = "did:plc:guest"

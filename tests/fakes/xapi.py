@@ -5,8 +5,8 @@ GET /2/tweets?ids=...&tweet.fields=public_metrics (counts from `Tweet.metrics`; 
 Requests must carry an OAuth 1.0a user-context header whose HMAC-SHA1 signature checks
 out against the fake's consumer and token secrets (else 401, as X answers). Posting the
 same text twice gets X's "duplicate content" 403. A reply (`reply.in_reply_to_tweet_id`)
-records its parent in `Tweet.in_reply_to`; a parent it doesn't have gets X's 403. The timeline shows texts the way X
-does: links rewritten to t.co and "&", "<", ">" HTML-escaped.
+records its parent in `Tweet.in_reply_to`; a parent it doesn't have gets X's 403. The
+timeline shows texts the way X does: links rewritten to t.co and "&", "<", ">" HTML-escaped.
 
     with FakeX() as x:
         env = x.env("x")          # SYNDICATOR_X_API_KEY=... for a channel named "x"
