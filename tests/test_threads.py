@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nostr_sdk import Keys
 from pydantic import ValidationError
 from sqlmodel import select
 
 from syndicator.announce import fit
 from syndicator.announce.manual import retry
 from syndicator.announce.thread import MAX_PARTS, clock, pack, time_link
+from syndicator.channels.base import PermanentError, Post, ReplyRef
+from syndicator.channels.bluesky import reply_ref
+from syndicator.channels.nostr import reply_tags
 from syndicator.config import ChannelConfig
 from syndicator.pipeline import run_once
 from syndicator.previews import previews
@@ -221,6 +225,19 @@ def test_a_failed_parent_holds_its_replies_until_it_is_sent(
     assert (False, "waiting") in states  # the other episode's announcement is still failed
 
 
+def test_pacing_spaces_announcements_but_a_thread_follows_at_once(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net, x={"min_interval": "1h"})
+    run_once(settings, now=NOW)
+    sent = [d for d in _rows(sqlite_url, "x") if d.state == "sent"]
+    announced = [d for d in sent if d.kind == "announce"]
+    assert len(announced) == 1  # the second announcement waits an hour
+    thread = [d for d in _rows(sqlite_url, "x") if d.episode_id == announced[0].episode_id]
+    assert len(thread) >= 3 and {d.state for d in thread} == {"sent"}
+    assert len(net.x.tweets) == len(thread)
+
+
 def test_a_reply_retried_by_hand_before_its_parent_waits_again(
     tmp_path: Path, sqlite_url: str, site: Path, net: Net
 ) -> None:
@@ -331,3 +348,39 @@ def _plain(html_text: str) -> str:
 
 def _plain_text(text: str) -> str:
     return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- what each kind builds
+
+
+def _reply_post(parent: ReplyRef, root: ReplyRef) -> Post:
+    return Post(
+        delivery_id=1, text="Chapters:\n0:00 Intro", idempotency_key="k",
+        record_key="3l7q2c5ngwx2a", created_at=NOW, kind="reply",
+        reply_to=parent, reply_root=root,
+    )  # fmt: skip
+
+
+def test_nostr_reply_tags_follow_nip10() -> None:
+    author = Keys.generate().public_key().to_hex()
+    root = ReplyRef("a" * 64, None, {"pubkey": author})
+    deeper = ReplyRef("b" * 64, None, {"pubkey": author})
+    direct = [t.to_vec() for t in reply_tags(_reply_post(root, root))]
+    assert direct == [["e", "a" * 64, "", "root", author], ["p", author]]
+    deep = [t.to_vec() for t in reply_tags(_reply_post(deeper, root))]
+    assert deep == [
+        ["e", "a" * 64, "", "root", author],
+        ["e", "b" * 64, "", "reply", author],
+        ["p", author],
+    ]
+
+
+def test_a_bluesky_reply_needs_its_parents_cid() -> None:
+    root = ReplyRef("at://did:plc:x/app.bsky.feed.post/3l7q2c5ngwx2a", None, {"cid": "bafyroot"})
+    parent = ReplyRef("at://did:plc:x/app.bsky.feed.post/3l7q2c5ngwx2b", None, {})
+    assert reply_ref(_reply_post(root, root)) == {
+        "root": {"uri": root.remote_id, "cid": "bafyroot"},
+        "parent": {"uri": root.remote_id, "cid": "bafyroot"},
+    }
+    with pytest.raises(PermanentError, match="has no stored cid"):
+        reply_ref(_reply_post(parent, root))

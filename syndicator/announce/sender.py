@@ -218,9 +218,10 @@ def send_due(
             if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
                 break
             with session(engine) as s:
-                if _pacing_wait(s, cfg, now) is not None:
-                    break
-                ids = deliveries.due_ids(s, name, states, now, 1)
+                # a thread's replies follow their parent at once: pacing spaces out posts,
+                # not the parts of one
+                paced = _pacing_wait(s, cfg, now) is not None
+                ids = deliveries.due_ids(s, name, states, now, 1, [REPLY] if paced else None)
             if not ids:
                 break
             if budget is not None and budget <= 0:

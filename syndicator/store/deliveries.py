@@ -38,9 +38,15 @@ def expire_leases(s: Session, now: datetime, *, sending: str, unknown: str, why:
 
 
 def due_ids(
-    s: Session, channel: str, states: Iterable[str], now: datetime, limit: int
+    s: Session,
+    channel: str,
+    states: Iterable[str],
+    now: datetime,
+    limit: int,
+    kinds: Sequence[str] | None = None,
 ) -> list[int]:
-    """Ids of the channel's rows in `states` that are due now, oldest due first."""
+    """Ids of the channel's rows in `states` (and of `kinds`, when given) that are due now,
+    oldest due first."""
     q = (
         select(Delivery.id)
         .where(
@@ -48,6 +54,7 @@ def due_ids(
             Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
             sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
             sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+            *([Delivery.kind.in_(list(kinds))] if kinds is not None else []),  # type: ignore[attr-defined]
         )
         .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
         .limit(limit)
