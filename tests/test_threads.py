@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from syndicator.announce import fit
-from syndicator.announce.manual import retry
+from syndicator.announce.manual import announce_now, retry
+from syndicator.announce.render import Renderer
 from syndicator.announce.thread import MAX_PARTS, clock, pack, time_link
 from syndicator.channels.base import PermanentError, Post, ReplyRef
 from syndicator.channels.bluesky import reply_ref
@@ -236,6 +237,28 @@ def test_pacing_spaces_announcements_but_a_thread_follows_at_once(
     thread = [d for d in _rows(sqlite_url, "x") if d.episode_id == announced[0].episode_id]
     assert len(thread) >= 3 and {d.state for d in thread} == {"sent"}
     assert len(net.x.tweets) == len(thread)
+
+
+def test_an_episode_announced_by_hand_gets_its_thread(
+    tmp_path: Path, sqlite_url: str, site: Path, net: Net
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, site, net)
+    run_once(settings, now=NOW)
+    old = next(d for d in _rows(sqlite_url, "x") if d.state == "skipped" and "Nordic" in d.text)
+    assert not [
+        d for d in _rows(sqlite_url, "x") if d.kind == "reply" and d.episode_id == old.episode_id
+    ]  # a backlog episode: no thread planned
+    engine = upgrade(sqlite_url)
+    announce_now(engine, settings, Renderer(settings), {}, old.episode_id or 0, NOW, "x")
+    run_once(settings, now=NOW + timedelta(minutes=1))
+    mine = [d for d in _rows(sqlite_url, "x") if d.episode_id == old.episode_id]
+    replies = [d for d in mine if d.kind == "reply"]
+    assert replies and {d.state for d in mine} == {"sent"}
+    parent = next(d for d in mine if d.kind == "announce").remote_id
+    for r in replies:
+        tweet = next(t for t in net.x.tweets if t.id == r.remote_id)
+        assert tweet.in_reply_to == parent and tweet.text == r.text
+        parent = r.remote_id
 
 
 def test_a_reply_retried_by_hand_before_its_parent_waits_again(

@@ -19,6 +19,7 @@ from syndicator.announce.outbox import (
     Renders,
     delivery_key,
     new_row,
+    plan_thread,
     render_or_report,
 )
 from syndicator.config import Settings
@@ -110,6 +111,11 @@ def announce_now(
             if rendered is None:
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
+                )
+            if not plan_thread(s, settings, renderer, limits, now, ep, ch, row.key):
+                raise ActionError(
+                    f"the {ch.name} thread template is broken; see the problems in "
+                    "`syndicator status`"
                 )
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,

@@ -326,6 +326,26 @@ def plan_row(
     )  # fmt: skip
 
 
+def plan_thread(
+    s: Session,
+    settings: Settings,
+    renderer: Renders,
+    limits: dict[str, int],
+    now: datetime,
+    ep: Episode,
+    ch: ChannelConfig,
+    root: str,
+) -> bool:
+    """Insert the reply rows of the announcement `root` (the key of its row) unless they
+    exist; False when the thread template is broken (a problem is recorded)."""
+    texts = _thread_or_report(s, settings, renderer, ep, ch, limits, now)
+    if texts is None:
+        return False
+    for reply in _reply_rows(ep, ch, now, settings, root, texts):
+        deliveries.insert_ignore(s, reply)
+    return True
+
+
 def _thread_or_report(
     s: Session,
     settings: Settings,
