@@ -108,6 +108,7 @@ class DeliveryState(StrEnum):
     unknown = "unknown"
     failed = "failed"
     skipped = "skipped"
+    waiting = "waiting"  # a reply of a thread, until its parent is sent
 
 
 class State:
