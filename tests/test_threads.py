@@ -407,3 +407,21 @@ def test_a_bluesky_reply_needs_its_parents_cid() -> None:
     }
     with pytest.raises(PermanentError, match="has no stored cid"):
         reply_ref(_reply_post(parent, root))
+
+
+def test_preview_prints_the_thread_under_the_announcement(tmp_path: Path, site: Path) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        '[podcast]\ntitle = "T"\nlink = "https://show.example"\nchapter_links = true\n'
+        '[database]\nurl = "sqlite:///s.db"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        'episode_url = "{site.url}/podcast/{slug}"\n'
+        '[[channels]]\nname = "x"\ntype = "twitter"\nthread = ["chapters"]\n'
+    )
+    cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg)]
+    subprocess.run([*cmd, "run-once", "--dry-run"], cwd=tmp_path, capture_output=True, timeout=120)
+    shown = subprocess.run(
+        [*cmd, "preview", "6"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "↳ reply 1" in shown.stdout and "1:01:02 Best tips?" in shown.stdout
