@@ -109,6 +109,7 @@ class DeliveryState(StrEnum):
     failed = "failed"
     skipped = "skipped"
     waiting = "waiting"  # a reply of a thread, until its parent is sent
+    waiting_audio = "waiting_audio"
 
 
 class State:
@@ -579,7 +580,28 @@ def announce(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
-        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it", markup=False)
+        then = "checks its audio, then sends it" if r.state == "waiting_audio" else "sends it"
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass {then}", markup=False)
+
+
+@app.command()
+def card(
+    episode: Annotated[str, typer.Argument(help="Episode guid, #id, number or slug.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the PNG here (default: the cards folder).")
+    ] = None,
+) -> None:
+    """Write the episode's image card (docs/cards.md) and print where it is."""
+    from syndicator.actions import ActionError, episode_card
+
+    try:
+        made = episode_card(state.settings(), episode, out_file)
+    except ActionError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(str(out_file or made.path), markup=False)
+    out.print(f"sha256 {made.sha256}", markup=False)
+    out.print(f"alt: {made.alt}", markup=False)
 
 
 # ---------------------------------------------------------------- feeds, db, backup
@@ -599,7 +621,15 @@ def feed_build(
     if not settings.feeds:
         err.print("error: no [[feeds]] configured; add one (see `syndicator init`)", markup=False)
         raise typer.Exit(2)
-    outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
+    engine = open_store(settings)
+    outcomes = publish_feeds(engine, settings, utcnow(), check_only=check_only)
+    if check_only:  # and the audio: reachable, the right size, byte ranges
+        from syndicator.directory.enclosures import feed_enclosure_problems
+
+        for o in outcomes:
+            cfg = next(f for f in settings.feeds if f.name == o.name)
+            found = feed_enclosure_problems(engine, settings, cfg, utcnow())
+            o.problems += [str(p) for p in found if p.severity != "notice"]
     bad = False
     for o in outcomes:
         verb = "checked" if check_only else ("written" if o.changed else "unchanged")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syndicator.announce.audio import AudioStats
 from syndicator.announce.listeners import CountsReport
 from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
@@ -37,6 +38,7 @@ class PassReport:
     planned: list[PlannedRow] = field(default_factory=list)
     would_send: list[dict[str, Any]] = field(default_factory=list)  # dry-run
     sends: SendStats = field(default_factory=SendStats)
+    audio: AudioStats = field(default_factory=AudioStats)  # enclosures checked before sending
     feeds: list[Any] = field(default_factory=list)  # directory.publish.FeedOutcome
     pings_planned: int = 0
     channel_errors: list[str] = field(default_factory=list)

@@ -103,6 +103,17 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     else:
         how = ", stopped cleanly" if d.get("stopped") else ""
         out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)}{how})")
+    workers = data.get("workers") or []
+    if workers:
+        alive = [w for w in workers if w["alive"]]
+        out.print(
+            f"workers: {len(alive)} alive of {len(workers)} known; "
+            + ", ".join(
+                f"{escape(w['host'])}:{w['pid']} {w['polls']} polls {w['sends']} sends"
+                + ("" if w["alive"] else " (gone)")
+                for w in workers[:10]
+            )
+        )
     t = Table("source", "type", "last poll", "state", "next due", "episodes")
     for s in data["sources"]:
         st = (
@@ -123,10 +134,22 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     out.print(t)
     if data["deliveries"]:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
+        if any(c.get("waiting_audio") for c in data["deliveries"].values()):
+            states.append("waiting_audio")  # announcements whose audio is not there yet
+        if any(c.get("waiting") for c in data["deliveries"].values()):
+            states.append("waiting")  # replies of a thread whose parent is not sent yet
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
+    for a in data.get("audio_waiting", []):
+        late = ", past verify_audio_timeout" if a["timed_out"] else ""
+        out.print(
+            f"waiting for audio: {a['title']!r} ({a['url']}), {a['checks']} check(s){late}: "
+            f"{a['last_error']}; next check {_local(a['next_check'], tz)}",
+            markup=False,
+            highlight=False,
+        )
     for f in data["feeds"]:
         out.print(
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "

@@ -57,7 +57,7 @@ def _settings(tmp_path: Path, url: str, site: Path, net: Net, **over: Any) -> An
         tmp_path, url,
         podcast={"title": "Test Show", "link": "https://show.example", "timezone": "UTC",
                  "chapter_links": True},
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         channels=chans,
         announce={"window": "14d", "retry_base": "1s", "lease": "1s", "max_hashtags": 3},
@@ -181,6 +181,36 @@ def test_a_thread_follows_the_announcement_in_order_on_every_network(
     assert [p["text"] for p in pv["thread"]] == replies
 
 
+def test_a_thread_on_threads_answers_with_reply_to_id(
+    tmp_path: Path, db_url: str, site: Path, net: Net
+) -> None:
+    """Threads: each reply's container names its parent (reply_to_id), in order."""
+    ch = next(c for c in net.channels() if c["name"] == "threads")
+    settings = make_settings(
+        tmp_path, db_url,
+        podcast={"title": "Test Show", "link": "https://show.example", "timezone": "UTC",
+                 "chapter_links": True},
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
+                  "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
+        channels=[{**ch, "thread": ["chapters"], "limit": 300}],
+        announce={"window": "14d", "retry_base": "1s", "lease": "1s", "max_hashtags": 3},
+    )  # fmt: skip
+    report = run_once(settings, now=NOW)
+    assert report.sends.failed == 0, [e for e in report.sends.events if e[1] != "sent"]
+    run_once(settings, now=NOW + timedelta(minutes=5))  # nothing twice
+    posts = net.threads.threads
+    ann = next(p for p in posts if BILLING in p.text and p.reply_to is None)
+    chain = [ann]
+    while nxt := [p for p in posts if p.reply_to == chain[-1].id]:
+        assert len(nxt) == 1
+        chain.append(nxt[0])
+    assert len(chain) >= 3 and chain[1].text.startswith("Chapters:")
+    assert "Best tips?" in chain[-1].text
+    rows = [d for d in _rows(db_url, "threads") if d.kind == "reply" and BILLING_SLUG in d.text]
+    assert [r.text for r in rows] == [p.text for p in chain[1:]]
+    assert all(r.state == "sent" for r in rows)
+
+
 def _ep(url: str) -> int:
     with session(upgrade(url)) as s:
         d = next(
@@ -291,7 +321,7 @@ def test_threads_keep_their_order_across_sigkill_in_the_middle(
     lines = [f'[podcast]\ntitle = "T"\nlink = "https://show.example"\nchapter_links = true\n'
              f'[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
              f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
-             'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
+             'verify_audio = false\nepisode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
     for c in net.channels():
         if c["name"] in THREADED:
             limit = LIMITS.get(c["name"], {})
@@ -414,7 +444,7 @@ def test_preview_prints_the_thread_under_the_announcement(tmp_path: Path, site: 
     cfg.write_text(
         '[podcast]\ntitle = "T"\nlink = "https://show.example"\nchapter_links = true\n'
         '[database]\nurl = "sqlite:///s.db"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\nverify_audio = false\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
         '[[channels]]\nname = "x"\ntype = "twitter"\nthread = ["chapters"]\n'
     )

@@ -1,7 +1,7 @@
 """listener counts: the delivery_counts table (a time series per sent post)
 
 Revision ID: 0005_delivery_counts
-Revises: 0003_episode_events
+Revises: 0004_workers
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import syndicator.store.models
 
 revision: str = "0005_delivery_counts"
-down_revision: str | None = "0003_episode_events"
+down_revision: str | None = "0004_workers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

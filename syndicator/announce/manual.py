@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce.cards import Images
 from syndicator.announce.outbox import (
     FAILED,
     PLANNED,
@@ -16,8 +17,11 @@ from syndicator.announce.outbox import (
     SENT,
     SKIPPED,
     UNKNOWN,
+    WAITING_AUDIO,
     Renders,
+    audio_unverified,
     delivery_key,
+    image_payload,
     new_row,
     plan_thread,
     render_or_report,
@@ -48,6 +52,9 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
             )
+        if row.state == WAITING_AUDIO:
+            # retry = check the audio now; only a passed check lets it go out
+            return deliveries.save(s, row, next_attempt_at=now, due_at=None, updated_at=now)
         return deliveries.save(
             s, row, state=RETRYING, next_attempt_at=now, due_at=None, attempts=0,
             skip_reason=None, updated_at=now,
@@ -99,6 +106,7 @@ def announce_now(
                 f"episode {ep.title!r} is withdrawn{why}: it is not announced and not in "
                 "the feed; restore its post (or its feed item) first, then announce it"
             )
+        images = Images(settings)
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue
@@ -117,8 +125,14 @@ def announce_now(
                     f"the {ch.name} thread template is broken; see the problems in "
                     "`syndicator status`"
                 )
+            # by hand too: never announced before its audio is there
+            waiting = audio_unverified(s, settings, ep)
+            payload = row.payload or {}
+            if not row.attempts:  # nothing went out: the image is frozen now, with the text
+                payload = {**payload, **image_payload(s, images, ep, ch, now)}
             deliveries.save(
-                s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,
+                s, row, text=rendered.text, text_length=rendered.length, payload=payload,
+                state=WAITING_AUDIO if waiting else PLANNED,
                 skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
             )  # fmt: skip
             out.append(row)

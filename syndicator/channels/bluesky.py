@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import grapheme
@@ -144,6 +145,7 @@ class BlueskyChannel:
         reply = reply_ref(post)
         if reply:
             record["reply"] = reply
+        blob = (post.media or {}).get("blob")
         if post.url:
             record["embed"] = {
                 "$type": "app.bsky.embed.external",
@@ -151,9 +153,38 @@ class BlueskyChannel:
                     "uri": post.url,
                     "title": post.title or "",
                     "description": post.description or "",
+                    **({"thumb": blob} if blob else {}),  # the card is the link card's picture
                 },
             }
+        elif blob:
+            record["embed"] = {
+                "$type": "app.bsky.embed.images",
+                "images": [{"image": blob, "alt": post.image_alt or ""}],
+            }
         return record
+
+    # ---- the image -----------------------------------------------------------------------
+
+    # a blob no record points at is dropped by the PDS after a while
+    media_ttl = 1800.0
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """uploadBlob; the blob reference goes into the record (the sender keeps it)."""
+        assert post.image_file
+        self._login()
+        try:
+            data = Path(post.image_file).read_bytes()
+        except OSError as exc:
+            raise PermanentError(f"reading the image: {exc}") from exc
+        try:
+            resp = self._client.com.atproto.repo.upload_blob(data)
+        except (AtProtocolError, httpx.HTTPError) as exc:
+            # nothing points at a blob yet: uploading again is always safe
+            err = self._write_error(exc, "uploading the image to Bluesky")
+            if isinstance(err, PermanentError):
+                raise err from exc
+            raise TransientError(err.message, status=err.status) from exc
+        return {"blob": resp.blob.model_dump(by_alias=True, exclude_none=True, mode="json")}
 
     def _facets(self, text: str) -> list[dict[str, Any]]:
         found = [
@@ -392,6 +423,7 @@ class BlueskyKind(ChannelKind):
     unknown_policy = BlueskyChannel.unknown_policy
     has_handles = True
     hashed_when_absent = True  # a Guest field before handles were a map
+    card_size = (1200, 630)  # the link card's 1.91:1 picture
 
     def count(self, text: str) -> int:
         return grapheme.length(text)

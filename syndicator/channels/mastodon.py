@@ -156,7 +156,25 @@ class MastodonChannel:
 
     # ---- send ----------------------------------------------------------------------------
 
+    # an attachment no status uses is deleted by the server after about a day
+    media_ttl = 12 * 3600.0
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """`media_post` with the alt text as `description`; the sender keeps the id."""
+        assert post.image_file
+        try:
+            media = self._api.media_post(
+                post.image_file, mime_type=post.image_type, description=post.image_alt
+            )
+        except (MastodonError, requests.RequestException) as exc:
+            err = self._error(exc, "uploading the image to Mastodon")
+            if isinstance(err, UnknownOutcome):  # an orphan upload is harmless: do it again
+                raise TransientError(err.message, status=err.status) from exc
+            raise err from exc
+        return {"id": str(media["id"])}
+
     def send(self, post: Post) -> Sent:
+        media_ids = [post.media["id"]] if post.media and post.media.get("id") else None
         try:
             status = self._api.status_post(
                 post.text,
@@ -164,6 +182,7 @@ class MastodonChannel:
                 visibility=self._visibility,
                 # a reply of a thread answers its parent status
                 in_reply_to_id=post.reply_to.remote_id if post.reply_to else None,
+                media_ids=media_ids,
             )
         except (MastodonError, requests.RequestException) as exc:
             raise self._error(exc, "posting to Mastodon") from exc

@@ -54,7 +54,7 @@ class Source(SQLModel, table=True):
     last_modified: str | None = None
     last_poll_at: datetime | None = _ts()
     last_ok_at: datetime | None = _ts()
-    next_due_at: datetime | None = _ts()
+    next_due_at: datetime | None = _ts(index=True)  # workers claim the earliest due first
     consecutive_errors: int = 0
     last_error: str | None = None
     disabled: bool = False
@@ -63,6 +63,9 @@ class Source(SQLModel, table=True):
     alerted: bool = False  # an alert for the current run of errors went out
     polls: int = 0  # counters for /metrics
     poll_errors: int = 0
+    # PostgreSQL workers: who is polling it now, and until when (the database's clock)
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
 
 
 # How the store keeps the declared episode fields (sources.episode_fields): by type a
@@ -229,6 +232,28 @@ class DeliveryCount(SQLModel, table=True):
     gone: bool = False  # the network says the post no longer exists: not read again
 
 
+class AudioCheck(SQLModel, table=True):
+    """Whether an episode's enclosure answered (announce/audio.py): one row per episode,
+    so a passed check is not repeated per channel or per pass; a new URL starts over."""
+
+    __tablename__ = "audio_checks"
+
+    episode_id: int = Field(foreign_key="episodes.id", primary_key=True)
+    url: str = Field(sa_column=Column(sa.Text, nullable=False))  # the enclosure checked
+    state: str = "failing"  # passed | failing
+    checks: int = 0  # failed checks of this URL so far (the back-off counts them)
+    status: int | None = None  # the last answer's HTTP status
+    content_type: str | None = None
+    length: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    first_failed_at: datetime | None = _ts()
+    last_checked_at: datetime | None = _ts()
+    next_check_at: datetime | None = _ts()
+    passed_at: datetime | None = _ts()
+    timed_out_at: datetime | None = _ts()  # verify_audio_timeout passed: a problem was made
+    alerted: bool = False  # the operator was told it timed out
+
+
 class FeedState(SQLModel, table=True):
     __tablename__ = "feeds"
 
@@ -270,6 +295,21 @@ class Heartbeat(SQLModel, table=True):
     updated_at: datetime | None = _ts(nullable=False, index=True)
     next_pass_at: datetime | None = _ts()
     last_pass_at: datetime | None = _ts()
+
+
+class Worker(SQLModel, table=True):
+    """One `syndicator run` process: its heartbeat and what it did (status, dashboard)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)  # the process owner: host:pid:random
+    host: str
+    pid: int
+    started: datetime | None = _ts(nullable=False)
+    last_seen: datetime | None = _ts(nullable=False, index=True)  # heartbeat
+    stopped: bool = False  # ended cleanly (a SIGKILL leaves it False and stale)
+    polls: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    sends: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
 
 
 class Meta(SQLModel, table=True):

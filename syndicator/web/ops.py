@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syndicator.actions import announce_episode
+from syndicator.actions import announce_episode, episode_card
 from syndicator.announce import manual
 from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
@@ -29,6 +29,8 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
     "unknown": ("mark-sent", "mark-not-sent", "skip"),
     "sending": (),
     "sent": (),
+    "waiting_audio": ("retry", "skip"),  # retry: check the audio now
+    "waiting": ("retry", "skip"),  # a reply: retry sends it once its parent is sent
 }
 
 
@@ -103,3 +105,12 @@ def health(engine: Any, settings: Settings) -> tuple[int, dict[str, Any]]:
         )
         return 503, {"ok": False, "store": "ok", "daemon": daemon, "reason": reason}
     return 200, {"ok": True, "store": "ok", "daemon": daemon, "reason": None}
+
+
+def card(settings: Settings, episode_id: int) -> tuple[Any, str | None]:
+    """The episode's card (made once, then read from the cards folder), or None and why
+    it can't be made (shown on the episode's page instead of a broken picture)."""
+    try:
+        return episode_card(settings, f"#{episode_id}"), None
+    except ActionError as exc:
+        return None, str(exc)

@@ -24,9 +24,11 @@ from syndicator.store import feeds as store_feeds
 from syndicator.store import leases
 from syndicator.store import problems as store_problems
 from syndicator.store import sources as store_sources
+from syndicator.store import workers as store_workers
 from syndicator.store.db import session
 from syndicator.store.history import for_episodes
 from syndicator.store.views import (
+    audio_waiting,
     daemon_dict,
     delivery_counts,
     delivery_dict,
@@ -35,6 +37,7 @@ from syndicator.store.views import (
     iso,
     problem_dict,
     sources_list,
+    workers_list,
 )
 from syndicator.timeutil import format_duration
 
@@ -79,6 +82,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after(settings)),
+            "workers": workers_list(s, stale_after(settings)),
             "sources": sources_list(s),
             "deliveries": counts,
             "feeds": feeds_list(s),
@@ -89,6 +93,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "pings": pings(s),
             "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
             "listeners_days": settings.stats.days,
+            "audio_waiting": audio_waiting(s),
         }
 
 
@@ -300,4 +305,5 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
         beat = daemon_dict(s, now, stale_after(settings))
         out["daemon"] = (beat["alive"], beat["state"], beat["next_pass"], beat["last_pass"])
         out["heartbeats"] = leases.heartbeat_count(s)
+        out["workers"] = store_workers.change_stamp(s, stale_after(settings))
     return out

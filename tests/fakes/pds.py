@@ -84,6 +84,7 @@ class FakePDS(FakeServer):
         self.records: dict[tuple[str, str], dict[str, Any]] = {}  # (collection, rkey) -> record
         self.cids: dict[tuple[str, str], str] = {}
         self.writes: list[Write] = []  # every create or change of a record
+        self.blobs: dict[str, bytes] = {}  # uploadBlob: cid -> the uploaded bytes
         self.overwrites: list[Write] = []  # changes of an existing record (should stay empty)
         self.sessions_created = 0
         self.sessions_refreshed = 0
@@ -213,6 +214,7 @@ class FakePDS(FakeServer):
             "com.atproto.repo.getRecord": self._get_record,
             "com.atproto.identity.resolveHandle": self._resolve_handle,
             "app.bsky.feed.getPosts": self._get_posts,
+            "com.atproto.repo.uploadBlob": self._upload_blob,
         }.get(method)
         if handler is None:
             return _err(501, "MethodNotImplemented", f"Method Not Implemented: {method}")
@@ -242,6 +244,19 @@ class FakePDS(FakeServer):
         if did is None:
             return _err(400, "InvalidRequest", "Unable to resolve handle")
         return Reply(200, {"did": did})
+
+    def _upload_blob(self, req: Received) -> Reply:
+        denied = self._check_access(req)
+        if denied is not None:
+            return denied
+        if not req.body:
+            return _err(400, "InvalidRequest", "empty blob")
+        cid = "bafkrei" + hashlib.sha256(req.body).hexdigest()[:52]
+        with self.lock:
+            self.blobs[cid] = req.body
+        mime = req.headers.get("content-type") or "application/octet-stream"
+        blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(req.body)}
+        return Reply(200, {"blob": blob})
 
     def _uri(self, collection: str, rkey: str) -> str:
         return f"at://{self.did}/{collection}/{rkey}"
@@ -387,6 +402,11 @@ def _validate_post(record: dict[str, Any]) -> Reply | None:
                     and isinstance(ref.get("cid"), str) and ref["cid"]):  # fmt: skip
                 return _err(400, "InvalidRecord", f"Record/reply/{k} must be a strong ref")
     embed = record.get("embed")
+    if embed is not None and embed.get("$type") == "app.bsky.embed.images":
+        images = embed.get("images") or []
+        if not images or any("$link" not in (i.get("image") or {}).get("ref", {}) for i in images):
+            return _err(400, "InvalidRecord", "Record/embed/images must hold blob refs")
+        return None
     if embed is not None:
         if embed.get("$type") != "app.bsky.embed.external":
             return _err(400, "InvalidRecord", "Record/embed has an unknown $type")

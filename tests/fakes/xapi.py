@@ -1,6 +1,8 @@
 """A fake X (Twitter) API v2: POST /2/tweets, GET /2/users/me, GET /2/users/:id/tweets,
 GET /2/tweets?ids=...&tweet.fields=public_metrics (counts from `Tweet.metrics`; with
 `read_refused = True` it answers the 403 "client-not-enrolled" of X's lower API tiers).
+and image uploads (POST /2/media/upload, multipart; POST /2/media/metadata for alt text):
+`uploads` keeps each upload's bytes by media id, a tweet its `media_ids`.
 
 Requests must carry an OAuth 1.0a user-context header whose HMAC-SHA1 signature checks
 out against the fake's consumer and token secrets (else 401, as X answers). Posting the
@@ -28,7 +30,7 @@ from urllib.parse import unquote
 
 from oauthlib.oauth1.rfc5849 import signature
 
-from .base import FakeServer, Received, Reply
+from .base import FakeServer, Received, Reply, multipart_parts
 
 _URL = re.compile(r"https?://\S+")
 
@@ -42,6 +44,7 @@ class Tweet:
     # public_metrics: like_count, retweet_count, reply_count, quote_count, impression_count
     metrics: dict[str, int] = field(default_factory=dict)
     in_reply_to: str | None = None  # the parent tweet's id, for a reply
+    media_ids: tuple[str, ...] = ()
 
     @property
     def shown_text(self) -> str:
@@ -76,6 +79,8 @@ class FakeX(FakeServer):
         self.duplicate_check = duplicate_check
         self.max_length = max_length
         self.tweets: list[Tweet] = []
+        self.uploads: dict[str, bytes] = {}  # media id -> the uploaded bytes
+        self.alt_texts: dict[str, str] = {}  # media id -> alt text
         self._ids = itertools.count(1_800_000_000_000_000_000)
         self.verify_signatures = True
         self.read_refused = False  # GET /2/tweets answers X's tier 403
@@ -166,6 +171,15 @@ class FakeX(FakeServer):
             return _problem(401, "Unauthorized", "Unauthorized")
         if req.method == "POST" and req.path == "/2/tweets":
             return self._create(req)
+        if req.method == "POST" and req.path == "/2/media/upload":
+            return self._upload(req)
+        if req.method == "POST" and req.path == "/2/media/metadata":
+            data = req.json() or {}
+            with self.lock:
+                if data.get("id") not in self.uploads:
+                    return _problem(400, "Invalid Request", "no such media id")
+                self.alt_texts[data["id"]] = data["metadata"]["alt_text"]["text"]
+            return Reply(200, {"data": {"associated_metadata": True}})
         if req.method == "GET" and req.path == "/2/users/me":
             return Reply(
                 200, {"data": {"id": self.user_id, "name": "Pod", "username": self.username}}
@@ -177,8 +191,25 @@ class FakeX(FakeServer):
             return self._timeline(m.group(1), req)
         return _problem(404, "Not Found Error", f"no route {req.method} {req.path}")
 
+    def _upload(self, req: Received) -> Reply:
+        parts = multipart_parts(req)
+        media = parts.get("media")
+        if not media:
+            return _problem(400, "Invalid Request", "media: required")
+        with self.lock:
+            media_id = str(next(self._ids))
+            self.uploads[media_id] = media
+        return Reply(
+            200,
+            {"data": {"id": media_id, "media_key": f"3_{media_id}", "expires_after_secs": 86400}},
+        )
+
     def _create(self, req: Received) -> Reply:
         data = req.json() or {}
+        media_ids = tuple((data.get("media") or {}).get("media_ids") or ())
+        with self.lock:
+            if any(m not in self.uploads for m in media_ids):
+                return _problem(400, "Invalid Request", "media.media_ids: unknown media id")
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
             return Reply(
@@ -208,6 +239,7 @@ class FakeX(FakeServer):
                 )
             t = self.add_tweet(text)
             t.in_reply_to = str(parent) if parent is not None else None
+            t.media_ids = media_ids
         return Reply(
             201, {"data": {"id": t.id, "text": t.shown_text, "edit_history_tweet_ids": [t.id]}}
         )
