@@ -112,6 +112,7 @@ class DeliveryState(StrEnum):
     unknown = "unknown"
     failed = "failed"
     skipped = "skipped"
+    waiting = "waiting"  # a reply of a thread, until its parent is sent
     waiting_audio = "waiting_audio"
 
 
@@ -503,6 +504,9 @@ def preview(
         head = f"[bold]{escape(r['channel'])}[/bold] · {escape(r['title'])}"
         out.print(f"{head} · {r['length']}/{r['limit']} {mark}", highlight=False)
         out.print(r["text"], markup=False, highlight=False, soft_wrap=True)
+        for part in r.get("thread") or []:  # the replies that follow it
+            out.print(f"  ↳ reply {part['part']} · {part['length']}/{r['limit']}", highlight=False)
+            out.print(part["text"], markup=False, highlight=False, soft_wrap=True)
         out.print()
 
 

@@ -114,6 +114,8 @@ class PodcastConfig(_Base):
     locked: bool = True
     funding_url: str = ""
     funding_text: str = ""
+    # the episode pages play from `?t=<seconds>`: reply threads link each chapter there
+    chapter_links: bool = False
     host: HostConfig = Field(default_factory=HostConfig)
 
     @field_validator("timezone")
@@ -330,6 +332,10 @@ class ChannelConfig(_Base):
     # The channel's old name: its deliveries are kept, nothing is posted again.
     renamed_from: str | None = None
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
+    # reply threads: what follows the announcement as replies to it, in order
+    # ("chapters": the episode's chapter list), and/or a template of the channel's own
+    thread: list[Literal["chapters"]] = Field(default_factory=list)
+    thread_template: str | None = None
     # cards (issue 12): the image this channel attaches; None: the feed's, else [cards]'
     image: ImageMode | None = None
 
@@ -368,6 +374,25 @@ class ChannelConfig(_Base):
         if purpose is not None:
             raise ValueError(f'"{v}" is the name of {purpose}; choose another')
         return v
+
+    @model_validator(mode="after")
+    def _threads(self) -> ChannelConfig:
+        if not (self.thread or self.thread_template):
+            return self
+        from syndicator.plugins import kind
+
+        try:
+            k = kind(self.type)
+        except KeyError:
+            return self  # no such kind: reported by the type check
+        if not k.threads:
+            key = "thread" if self.thread else "thread_template"
+            raise ValueError(
+                f"channel {self.name!r}: {key} is set, but {self.type} channels cannot post "
+                "replies to their own posts; remove it (or announce the chapters in the "
+                "announcement template)"
+            )
+        return self
 
     @field_validator("quiet_hours")
     @classmethod

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from syndicator.announce.fit import count
 from syndicator.announce.render import Renderer
+from syndicator.announce.thread import thread_texts
 from syndicator.config import Settings
 from syndicator.store.db import open_store, session
 from syndicator.store.views import find_episode, list_episodes
@@ -41,6 +43,7 @@ def previews(settings: Settings, episode: str | None, channel: str | None) -> li
     for ep in eps:
         for ch in channels:
             r = renderer.render(ep, ch, limit=ch.limit or default_limit(ch.type))
+            replies = thread_texts(renderer, settings, ep, ch, ch.limit or default_limit(ch.type))
             rows.append(
                 {
                     "episode": ep.guid,
@@ -51,6 +54,12 @@ def previews(settings: Settings, episode: str | None, channel: str | None) -> li
                     "limit": r.limit,
                     "fits": r.fits,
                     "withdrawn": ep.withdrawn,  # never announced, whatever the text
+                    # the replies that follow (`thread`), in order, each counted as the
+                    # announcement is
+                    "thread": [
+                        {"part": i, "text": t, "length": count(t, ch.type)}
+                        for i, t in enumerate(replies, start=1)
+                    ],
                 }
             )
     return rows

@@ -142,6 +142,8 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
         if any(c.get("waiting_audio") for c in data["deliveries"].values()):
             states.append("waiting_audio")  # announcements whose audio is not there yet
+        if any(c.get("waiting") for c in data["deliveries"].values()):
+            states.append("waiting")  # replies of a thread whose parent is not sent yet
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))

@@ -91,6 +91,7 @@ def test_put_record_with_frozen_key_time_facets_and_card(pds: FakePDS, monkeypat
     assert sent == Sent(
         remote_id=f"at://{pds.did}/app.bsky.feed.post/{p.record_key}",
         remote_url=f"https://bsky.app/profile/{pds.handle}/post/{p.record_key}",
+        ref={"cid": pds.cids[("app.bsky.feed.post", p.record_key)]},  # for a reply to it
     )
     assert pds.posts() == [record]
 

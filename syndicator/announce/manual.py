@@ -23,6 +23,7 @@ from syndicator.announce.outbox import (
     delivery_key,
     image_payload,
     new_row,
+    plan_thread,
     render_or_report,
 )
 from syndicator.config import Settings
@@ -118,6 +119,11 @@ def announce_now(
             if rendered is None:
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
+                )
+            if not plan_thread(s, settings, renderer, limits, now, ep, ch, row.key):
+                raise ActionError(
+                    f"the {ch.name} thread template is broken; see the problems in "
+                    "`syndicator status`"
                 )
             # by hand too: never announced before its audio is there
             waiting = audio_unverified(s, settings, ep)

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from syndicator.announce.cards import CardError, Images
+from syndicator.announce.fit import count
 from syndicator.announce.joined import joined_at
+from syndicator.announce.thread import thread_texts
 from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
@@ -33,10 +35,13 @@ log = logging.getLogger(__name__)
 
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
+# a reply of a thread whose parent is not sent yet (or failed: then it stays held)
+WAITING = "waiting"
 # An announcement of an episode whose audio did not answer yet (announce/audio.py): never
 # claimed by the sender; checked again with back-off, then `planned`.
 WAITING_AUDIO = "waiting_audio"
-STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING_AUDIO)
+STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING, WAITING_AUDIO)
+REPLY = "reply"  # the kind of a thread's reply rows
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
@@ -44,6 +49,10 @@ class Renders(Protocol):
     def render(
         self, episode: Any, channel: ChannelConfig, *, kind: str = ..., limit: int | None = ...
     ) -> Any: ...
+
+    def render_text(
+        self, episode: Any, channel: ChannelConfig, *, kind: str, extra: dict[str, Any]
+    ) -> str: ...
 
 
 def process_owner() -> str:
@@ -55,6 +64,23 @@ def delivery_key(kind: str, episode_id: int | None, channel: str, extra: str = "
     return f"{kind}:{episode_id if episode_id is not None else '-'}:{channel}" + (
         f":{extra}" if extra else ""
     )
+
+
+def reply_key(episode_id: int | None, channel: str, part: int) -> str:
+    """The row of reply `part` (1, 2, ...) of an episode's thread on a channel."""
+    return delivery_key(REPLY, episode_id, channel, str(part))
+
+
+def next_in_thread(row: Delivery) -> str | None:
+    """The key of the reply that answers this row (it may not exist)."""
+    if row.episode_id is None:
+        return None
+    if row.kind == "announce":
+        return reply_key(row.episode_id, row.channel, 1)
+    if row.kind == REPLY:
+        part = int((row.payload or {}).get("part") or 0)
+        return reply_key(row.episode_id, row.channel, part + 1)
+    return None
 
 
 def idempotency_key(key: str, guid: str) -> str:
@@ -166,6 +192,7 @@ class PlannedRow:
     fits: bool
     due_at: datetime | None
     reason: str | None = None
+    thread: list[str] = field(default_factory=list)  # the replies that follow, in order
 
 
 def _card(ep: Episode) -> dict[str, Any]:
@@ -335,6 +362,12 @@ def plan_row(
     rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
+    replies: list[str] = []
+    if kind == "announce" and state == PLANNED:
+        got = _thread_or_report(s, settings, renderer, ep, ch, limits, now)
+        if got is None:
+            return None  # planned together or not at all: the next pass tries again
+        replies = got
     if state == PLANNED and kind == "announce" and audio_unverified(s, settings, ep):
         # the audio check (this pass, once due) releases it
         state = WAITING_AUDIO
@@ -351,10 +384,81 @@ def plan_row(
         row.payload = {**row.payload, **image}
     if not dry_run:
         deliveries.insert_ignore(s, row)
+        for reply in _reply_rows(ep, ch, now, settings, row.key, replies):
+            deliveries.insert_ignore(s, reply)
     return PlannedRow(
         ep, ch.name, state, rendered.text, rendered.length, rendered.limit, rendered.fits,
-        row.due_at, reason,
+        row.due_at, reason, replies,
     )  # fmt: skip
+
+
+def plan_thread(
+    s: Session,
+    settings: Settings,
+    renderer: Renders,
+    limits: dict[str, int],
+    now: datetime,
+    ep: Episode,
+    ch: ChannelConfig,
+    root: str,
+) -> bool:
+    """Insert the reply rows of the announcement `root` (the key of its row) unless they
+    exist; False when the thread template is broken (a problem is recorded)."""
+    texts = _thread_or_report(s, settings, renderer, ep, ch, limits, now)
+    if texts is None:
+        return False
+    for reply in _reply_rows(ep, ch, now, settings, root, texts):
+        deliveries.insert_ignore(s, reply)
+    return True
+
+
+def _thread_or_report(
+    s: Session,
+    settings: Settings,
+    renderer: Renders,
+    ep: Episode,
+    ch: ChannelConfig,
+    limits: dict[str, int],
+    now: datetime,
+) -> list[str] | None:
+    """The channel's reply texts for the episode; None when its template is broken (a
+    problem is recorded)."""
+    from syndicator.announce.render import TemplateProblem
+
+    try:
+        return thread_texts(renderer, settings, ep, ch, limits.get(ch.name))
+    except TemplateProblem as exc:
+        problems.record(
+            s,
+            f"channel:{ch.name}",
+            ProblemData(exc.path or exc.template, "template", exc.message, exc.line),
+            now,
+        )
+        return None
+
+
+def _reply_rows(
+    ep: Episode,
+    ch: ChannelConfig,
+    now: datetime,
+    settings: Settings,
+    root: str,
+    texts: list[str],
+) -> list[Delivery]:
+    """One row per reply, frozen like the announcement, each `waiting` for the one before
+    it (the sender releases a reply when its parent is sent)."""
+    rows = []
+    parent = root
+    langs = [settings.podcast.language] if settings.podcast.language else []
+    for part, text in enumerate(texts, start=1):
+        row = new_row(
+            REPLY, ep, ch, now, settings, str(part), text=text, text_length=count(text, ch.type),
+            state=WAITING, due_at=None,
+            payload={"langs": langs, "part": part, "parent": parent, "root": root},
+        )  # fmt: skip
+        rows.append(row)
+        parent = row.key
+    return rows
 
 
 def render_or_report(

@@ -296,6 +296,8 @@ class Renderer:
             names = [channel.template] if channel.template else [f"{channel.type}.j2"]
         elif kind == "reshare" and channel.evergreen.template:
             names = [channel.evergreen.template]
+        elif kind == "thread" and channel.thread_template:
+            names = [channel.thread_template]
         else:
             names = [f"{kind}_{channel.type}.j2", f"{kind}.j2"]
         out: list[str] = []
@@ -478,6 +480,17 @@ class Renderer:
                 name, _template_line(exc, template), _describe(exc), _str(path)
             ) from exc
 
+    def render_text(
+        self, episode: Any, channel: ChannelConfig, *, kind: str, extra: dict[str, Any]
+    ) -> str:
+        """Render without fitting, with `extra` added to the context (reply threads fit
+        each reply on its own: announce/thread.py)."""
+        name, path = self.resolve(channel, kind)
+        template = self.load(name, path)
+        return self._run(
+            template, name, path, {**self.context(episode, channel, kind=kind), **extra}
+        )
+
     def render(
         self,
         episode: Any,
@@ -563,6 +576,12 @@ class Renderer:
             for kind in kinds:
                 try:
                     self.render(sample, channel, kind=kind)
+                except TemplateProblem as exc:
+                    problems.append(exc)
+            if channel.thread or channel.thread_template:  # the reply thread's template
+                chapters = [{"start": 0, "time": "0:00", "title": "Intro", "url": ""}]
+                try:
+                    self.render_text(sample, channel, kind="thread", extra={"chapters": chapters})
                 except TemplateProblem as exc:
                     problems.append(exc)
         return problems

@@ -23,18 +23,22 @@ from sqlmodel import Session
 from syndicator.announce.outbox import (
     FAILED,
     PLANNED,
+    REPLY,
     RETRYING,
     SENDING,
     SENT,
     UNKNOWN,
+    WAITING,
     backoff,
     in_quiet_hours,
+    next_in_thread,
 )
 from syndicator.channels.base import (
     Channel,
     PermanentError,
     Post,
     Progress,
+    ReplyRef,
     Sent,
     TransientError,
     UnknownOutcome,
@@ -198,6 +202,47 @@ def _upload(
     return replace(post, media=media) if "failed" not in media else _without_image(post)
 
 
+def _ref(row: Delivery) -> ReplyRef:
+    return ReplyRef(
+        row.remote_id or "", row.remote_url, dict((row.payload or {}).get("sent") or {})
+    )
+
+
+def _in_thread(engine: Engine, row: Delivery, post: Post) -> Post | str:
+    """A reply's post with its parent and root (as sent); or why it has to wait."""
+    payload = row.payload or {}
+    with session(engine) as s:
+        parent = deliveries.by_key(s, str(payload.get("parent") or ""))
+        root = deliveries.by_key(s, str(payload.get("root") or ""))
+    for what, r in (("the post it replies to", parent), ("the thread's first post", root)):
+        if r is None:
+            return f"waiting: {what} has no delivery row"
+        if r.state != SENT:
+            return f"waiting: {what} (delivery {r.id}) is {r.state}, not sent"
+        if not r.remote_id:
+            return (
+                f"waiting: {what} (delivery {r.id}) was marked sent by hand, so its id on "
+                "the network is unknown; skip this reply"
+            )
+    assert parent is not None and root is not None
+    return replace(post, reply_to=_ref(parent), reply_root=_ref(root))
+
+
+def _sent(engine: Engine, row: Delivery, owner: str, sent: Sent, **values: Any) -> bool:
+    """Record a send and, in the same transaction, release the reply that answers it: a
+    crash leaves either both or neither."""
+    # what a reply to this post needs (Bluesky's cid), merged into the payload as stored
+    # (with the progress the send recorded)
+    added = {"sent": dict(sent.ref)} if sent.ref else None
+    with session(engine, write=True) as s:
+        if not deliveries.finish(s, row.id or 0, owner, payload_add=added, **values):
+            return False
+        child = next_in_thread(row)
+        if child is not None:
+            deliveries.release(s, child, WAITING, PLANNED, values["updated_at"])
+        return True
+
+
 def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetime | None:
     """When pacing allows the next send on this channel, if not now."""
     if ch is None or (not ch.min_interval and not ch.max_per_hour):
@@ -253,9 +298,10 @@ def send_due(
             if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
                 break
             with session(engine) as s:
-                if _pacing_wait(s, cfg, now) is not None:
-                    break
-                ids = deliveries.due_ids(s, name, states, now, 1)
+                # a thread's replies follow their parent at once: pacing spaces out posts,
+                # not the parts of one
+                paced = _pacing_wait(s, cfg, now) is not None
+                ids = deliveries.due_ids(s, name, states, now, 1, [REPLY] if paced else None)
             if not ids:
                 break
             if budget is not None and budget <= 0:
@@ -299,10 +345,13 @@ def _send_claimed(
         now = clock()
         if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
             break
+        # a thread's replies follow their parent at once: pacing spaces out posts, not
+        # the parts of one
+        kinds: list[str] | None = None
         if paced:
             with session(engine) as s:
                 if _pacing_wait(s, cfg, now) is not None:
-                    break
+                    kinds = [REPLY]
         size = 1 if paced else settings.workers.claim_batch
         if budget is not None:
             if budget <= 0:
@@ -312,6 +361,7 @@ def _send_claimed(
             claimed = deliveries.claim_batch(
                 s, name, states, owner, settings.announce.lease, size, sending=SENDING,
                 at=now if chosen_time else None,  # else the database's clock
+                kinds=kinds,
             )  # fmt: skip
         if not claimed:
             break
@@ -347,6 +397,16 @@ def _send_one(
         settings.announce.max_attempts
     )
     started = clock()
+    if row.kind == REPLY:
+        threaded = _in_thread(engine, row, post)
+        if isinstance(threaded, str):
+            # sent only after its parent: held, visibly, until the parent is sent
+            _finish(engine, row.id or 0, owner, state=WAITING, last_error=threaded,
+                    next_attempt_at=None, updated_at=clock())  # fmt: skip
+            stats.held += 1
+            stats.events.append((row.channel, WAITING, threaded))
+            return
+        post = threaded
     try:
         post = _checked_image(post)
         sent: Sent | None = None
@@ -400,8 +460,8 @@ def _send_one(
             on_event(row, FAILED)
         return
     now = clock()
-    _finish(
-        engine, row.id or 0, owner, state=SENT, remote_id=sent.remote_id,
+    _sent(
+        engine, row, owner, sent, state=SENT, remote_id=sent.remote_id,
         remote_url=sent.remote_url, last_error=None, sent_at=now, updated_at=now,
         next_attempt_at=None, latency_seconds=(now - started).total_seconds(),
     )  # fmt: skip

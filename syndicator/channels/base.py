@@ -78,6 +78,17 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ReplyRef:
+    """A sent post that a reply answers: what its row stored when it was sent."""
+
+    remote_id: str
+    remote_url: str | None = None
+    # what the network needs beyond the id, from `Sent.ref` (Bluesky: {"cid": ...};
+    # Nostr: {"pubkey": ...})
+    ref: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Post:
     """What a delivery row froze: the same bytes go out on every attempt."""
 
@@ -86,7 +97,7 @@ class Post:
     idempotency_key: str  # deterministic per delivery (Mastodon Idempotency-Key)
     record_key: str  # a TID frozen on the row (Bluesky rkey)
     created_at: datetime  # frozen createdAt (aware UTC)
-    kind: str = "announce"  # announce | reshare | ping
+    kind: str = "announce"  # announce | reshare | reply | ping
     url: str | None = None  # the episode's page (link card)
     title: str | None = None  # link card title
     description: str | None = None  # link card description
@@ -94,6 +105,10 @@ class Post:
     target: str | None = None  # pings: the hub or endpoint URL
     feed_url: str | None = None  # pings: the feed that changed
     extra: dict[str, Any] = field(default_factory=dict)
+    # reply threads (kind "reply"): the post this one answers, and the thread's first post
+    # (the announcement); both None for a post that starts no thread or is not a reply
+    reply_to: ReplyRef | None = None
+    reply_root: ReplyRef | None = None
     # what earlier attempts recorded mid-send (multi-step posts); see Progress
     progress: Progress = field(default_factory=Progress, compare=False)
     # the image frozen on the row (a card, the artwork or the episode's image): a local
@@ -112,6 +127,9 @@ class Post:
 class Sent:
     remote_id: str | None = None
     remote_url: str | None = None
+    # what a later reply to this post needs besides the id (stored on the row, handed
+    # back as ReplyRef.ref): Bluesky's record cid, a Nostr note's author
+    ref: dict[str, str] = field(default_factory=dict)
 
 
 class Channel(Protocol):

@@ -142,6 +142,9 @@ class BlueskyChannel:
         langs = post.extra.get("langs")
         if langs:
             record["langs"] = list(langs)[:3]
+        reply = reply_ref(post)
+        if reply:
+            record["reply"] = reply
         blob = (post.media or {}).get("blob")
         if post.url:
             record["embed"] = {
@@ -239,7 +242,7 @@ class BlueskyChannel:
                 resp = self._client.com.atproto.repo.put_record(data)
         except (AtProtocolError, httpx.HTTPError) as exc:
             raise self._write_error(exc, "posting to Bluesky") from exc
-        return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key))
+        return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key), ref=_cid(resp))
 
     def _post_url(self, rkey: str) -> str:
         return f"https://bsky.app/profile/{self.handle}/post/{rkey}"
@@ -268,7 +271,7 @@ class BlueskyChannel:
         except (AtProtocolError, httpx.HTTPError) as exc:
             err = self._write_error(exc, "reading the Bluesky record back")
             raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
-        return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key))
+        return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key), ref=_cid(resp))
 
     # ---- what listeners did ----------------------------------------------------------------
 
@@ -349,6 +352,30 @@ _SOURCE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#]+)")
 _HANDLE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
 
 
+def _cid(resp: Any) -> dict[str, str]:
+    """A reply to this post names it by uri and cid (a strong ref): keep the cid."""
+    cid = getattr(resp, "cid", None)
+    return {"cid": str(cid)} if cid else {}
+
+
+def reply_ref(post: Post) -> dict[str, Any] | None:
+    """app.bsky.feed.post#replyRef for a reply of a thread: the root and the parent, each
+    as a strong ref (uri + cid, stored on their rows when they were sent)."""
+    if post.reply_to is None:
+        return None
+    root = post.reply_root or post.reply_to
+    refs = {}
+    for name, ref in (("root", root), ("parent", post.reply_to)):
+        cid = ref.ref.get("cid")
+        if not cid:
+            raise PermanentError(
+                f"the {name} post of this reply ({ref.remote_id}) has no stored cid, so "
+                "Bluesky cannot link to it; skip this reply"
+            )
+        refs[name] = {"uri": ref.remote_id, "cid": cid}
+    return refs
+
+
 def bluesky_handle(value: Any) -> str:
     """ "@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
 
@@ -389,6 +416,7 @@ class BlueskyKind(ChannelKind):
 
     name = "bluesky"
     interact_protocol = "atproto"
+    threads = True  # a `reply` ref with root and parent (uri + cid)
     config = BlueskyConfig
     secrets = ("APP_PASSWORD",)
     default_limit = DEFAULT_LIMIT

@@ -461,6 +461,9 @@ class LinkedInKind(ChannelKind):
     has_handles = True
     # podcast:socialInteract has no protocol for LinkedIn posts.
     interact_protocol: ClassVar[str | None] = None
+    # No reply threads: the Posts API makes posts, not replies; a comment (socialActions)
+    # is another resource with its own permission and is not shown as a thread.
+    threads = False
 
     def count(self, text: str) -> int:
         return utf16_length(little_text(text))

@@ -180,6 +180,8 @@ class MastodonChannel:
                 post.text,
                 idempotency_key=post.idempotency_key or None,
                 visibility=self._visibility,
+                # a reply of a thread answers its parent status
+                in_reply_to_id=post.reply_to.remote_id if post.reply_to else None,
                 media_ids=media_ids,
             )
         except (MastodonError, requests.RequestException) as exc:
@@ -356,6 +358,7 @@ class MastodonKind(ChannelKind):
 
     name = "mastodon"
     interact_protocol = "activitypub"
+    threads = True  # in_reply_to_id
     config = MastodonConfig
     secrets = ("ACCESS_TOKEN",)
     default_limit = DEFAULT_LIMIT

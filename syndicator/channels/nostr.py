@@ -111,10 +111,30 @@ def note_tags(text: str) -> list[Tag]:
     return tags
 
 
+def reply_tags(post: Post) -> list[Tag]:
+    """NIP-10 marked `e` tags for a reply of a thread (the root, and the parent when it is
+    not the root: a direct reply to the root carries only "root"), and a `p` tag for the
+    parent's author."""
+    parent = post.reply_to
+    if parent is None:
+        return []
+    root = post.reply_root or parent
+    tags = [["e", root.remote_id, "", "root", root.ref.get("pubkey", "")]]
+    if parent.remote_id != root.remote_id:
+        tags.append(["e", parent.remote_id, "", "reply", parent.ref.get("pubkey", "")])
+    tags = [t if t[-1] else t[:-1] for t in tags]  # no empty pubkey hint
+    if parent.ref.get("pubkey"):
+        tags.append(["p", parent.ref["pubkey"]])
+    try:
+        return [Tag.parse(t) for t in tags]
+    except NostrSdkError as exc:
+        raise PermanentError(f"the reply's parent note is not a valid reference: {exc}") from exc
+
+
 def build_event(keys: Keys, post: Post) -> Event:
     """The signed kind-1 note, from frozen data only: the same id on every build."""
     created = Timestamp.from_secs(int(post.created_at.timestamp()))
-    text, tags = post.text, note_tags(post.text)
+    text, tags = post.text, note_tags(post.text) + reply_tags(post)
     if post.image_url:
         # NIP-92: the image's URL in the text, described by an imeta tag (clients show it)
         text = f"{text}\n{post.image_url}"
@@ -341,9 +361,11 @@ class NostrChannel:
         raise TransientError(f"{text} (nothing was stored where it failed; will retry)")
 
     def _sent(self, event_id: str, event: dict[str, Any]) -> Sent:
+        author = str(event.get("pubkey") or "")
         return Sent(
             remote_id=event_id,
-            remote_url=event_uri(event_id, str(event.get("pubkey") or ""), self.relays),
+            remote_url=event_uri(event_id, author, self.relays),
+            ref={"pubkey": author} if author else {},  # a reply's `p` tag names it
         )
 
     # ---- reconcile -----------------------------------------------------------------------
@@ -449,6 +471,7 @@ class NostrKind(ChannelKind):
     has_handles = True
     # podcast:socialInteract: a note hosts replies (NIP-10)
     interact_protocol: ClassVar[str | None] = "nostr"
+    threads = True  # NIP-10 marked `e` tags (root, reply) and a `p` tag
 
     def handle(self, value: Any) -> str:
         """An npub, hex key, nprofile or nostr: URI -> the npub; anything else is ""."""

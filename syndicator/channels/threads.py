@@ -212,6 +212,8 @@ class ThreadsChannel:
         data = {"media_type": "TEXT", "text": post.text}
         if post.url:
             data["link_attachment"] = post.url
+        if post.reply_to:  # a reply of a thread answers its parent post
+            data["reply_to_id"] = post.reply_to.remote_id
         what = "creating the Threads post"
         try:
             body = self._call("POST", f"{self._user}/threads", data=data)
@@ -400,6 +402,7 @@ class ThreadsKind(ChannelKind):
     # Threads is no podcast:socialInteract protocol, and the API tells no ActivityPub id
     # for a post (fediverse sharing is the account's choice): no comment thread to name.
     interact_protocol = None
+    threads = True  # reply_to_id when creating the container
 
     def social_interact(
         self, cfg: Any, remote_id: str | None, remote_url: str | None

@@ -181,7 +181,9 @@ class TwitterChannel:
     def send(self, post: Post) -> Sent:
         media_ids = [post.media["id"]] if post.media and post.media.get("id") else None
         try:
-            resp = self._client.create_tweet(text=post.text, media_ids=media_ids, user_auth=True)
+            resp = self._client.create_tweet(
+                text=post.text, media_ids=media_ids, user_auth=True, **self._reply_fields(post)
+            )
         except Forbidden as exc:
             if _is_duplicate(exc):
                 # X refuses the same text twice: it is already on the timeline.
@@ -194,6 +196,11 @@ class TwitterChannel:
         if tweet_id is None:
             raise UnknownOutcome(f"X answered without a tweet id: {str(resp)[:200]}")
         return Sent(remote_id=tweet_id, remote_url=self._tweet_url(tweet_id))
+
+    @staticmethod
+    def _reply_fields(post: Post) -> dict[str, Any]:
+        """A reply of a thread: create_tweet's `in_reply_to_tweet_id` (the parent)."""
+        return {"in_reply_to_tweet_id": post.reply_to.remote_id} if post.reply_to else {}
 
     def _find_or_blank(self, post: Post) -> Sent:
         try:
@@ -361,6 +368,7 @@ class TwitterKind(ChannelKind):
     hashed_when_absent = True  # a Guest field before handles were a map
     aliases = ("x",)
     interact_protocol = "twitter"
+    threads = True  # in_reply_to_tweet_id
 
     def count(self, text: str) -> int:
         return parse_tweet(text).weightedLength

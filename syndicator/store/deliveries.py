@@ -39,9 +39,15 @@ def expire_leases(s: Session, now: datetime, *, sending: str, unknown: str, why:
 
 
 def due_ids(
-    s: Session, channel: str, states: Iterable[str], now: datetime, limit: int
+    s: Session,
+    channel: str,
+    states: Iterable[str],
+    now: datetime,
+    limit: int,
+    kinds: Sequence[str] | None = None,
 ) -> list[int]:
-    """Ids of the channel's rows in `states` that are due now, oldest due first."""
+    """Ids of the channel's rows in `states` (and of `kinds`, when given) that are due now,
+    oldest due first."""
     q = (
         select(Delivery.id)
         .where(
@@ -49,6 +55,7 @@ def due_ids(
             Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
             sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
             sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+            *([Delivery.kind.in_(list(kinds))] if kinds is not None else []),  # type: ignore[attr-defined]
         )
         .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
         .limit(limit)
@@ -100,10 +107,11 @@ def claim_batch(
     *,
     sending: str,
     at: datetime | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> list[tuple[int, str]]:
-    """PostgreSQL workers: move up to `limit` of the channel's due rows in `states` to
-    `sending` under our lease, in one statement; returns (id, previous state) of each,
-    oldest due first.
+    """PostgreSQL workers: move up to `limit` of the channel's due rows in `states` (and
+    of `kinds`, when given) to `sending` under our lease, in one statement; returns (id,
+    previous state) of each, oldest due first.
 
     `FOR UPDATE SKIP LOCKED` hands concurrent workers disjoint rows without waiting;
     "due" and the lease come from the database's clock (or `at`, a pass run at a chosen
@@ -117,6 +125,7 @@ def claim_batch(
             Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
             sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
             sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+            *([Delivery.kind.in_(list(kinds))] if kinds is not None else []),  # type: ignore[attr-defined]
         )
         .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
         .limit(limit)
@@ -156,8 +165,24 @@ def unclaim(s: Session, delivery_id: int, owner: str, prev: str, *, sending: str
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
-def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
-    """Record an outcome, only if `owner` still holds the lease."""
+def finish(
+    s: Session,
+    delivery_id: int,
+    owner: str,
+    *,
+    payload_add: dict[str, Any] | None = None,
+    **values: Any,
+) -> bool:
+    """Record an outcome, only if `owner` still holds the lease; `payload_add` is merged
+    into the row's payload as it is now (keeping what the send recorded mid-way)."""
+    if payload_add:
+        current = s.exec(
+            select(Delivery.payload).where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == owner,  # type: ignore[arg-type]
+            )
+        ).first()
+        values["payload"] = {**(current or {}), **payload_add}
     res = s.execute(
         sa.update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
@@ -456,6 +481,21 @@ def first_sent_posts(
     for episode_id, channel, remote_id, remote_url in s.exec(q).all():
         out.setdefault((episode_id, channel), (remote_id, remote_url))
     return out
+
+
+# ---------------------------------------------------------------- reply threads
+
+
+def release(s: Session, key: str, waiting: str, planned: str, now: datetime) -> bool:
+    """The reply row `key`, if it is `waiting`, becomes `planned` and due now (its parent
+    was just sent); True if it was."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.key == key, Delivery.state == waiting)  # type: ignore[arg-type]
+        .values(state=planned, due_at=now, next_attempt_at=None, last_error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 # ---------------------------------------------------------------- waiting for audio

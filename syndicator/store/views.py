@@ -102,6 +102,9 @@ def delivery_dict(d: Delivery, guid: str | None) -> dict[str, Any]:
         "due_at": iso(d.due_at),
         "next_attempt_at": iso(d.next_attempt_at),
         "sent_at": iso(d.sent_at),
+        # reply threads: the reply's place (1, 2, ...) and the key of the row it answers
+        "part": (d.payload or {}).get("part"),
+        "parent": (d.payload or {}).get("parent"),
     }
 
 

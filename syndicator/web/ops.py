@@ -30,6 +30,7 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
     "sending": (),
     "sent": (),
     "waiting_audio": ("retry", "skip"),  # retry: check the audio now
+    "waiting": ("retry", "skip"),  # a reply: retry sends it once its parent is sent
 }
 
 

@@ -121,6 +121,15 @@ class FakeMastodon(FakeServer):
         """Delete one of the account's statuses (GET answers 404 after)."""
         self._as(self.username, "DELETE", f"/api/v1/statuses/{status_id}")
 
+    def replies(self) -> list[tuple[str, str]]:
+        """(content, in_reply_to_id) of the account's statuses that reply, oldest first:
+        mastodon-mock keeps each status's parent as Mastodon does."""
+        return [
+            (st["content"], str(st["in_reply_to_id"]))
+            for st in reversed(self.statuses())
+            if st.get("in_reply_to_id")
+        ]
+
     def posts(self) -> list[Received]:
         """Every POST /api/v1/statuses that reached the proxy."""
         return self.requests("POST", r"^/api/v1/statuses$")

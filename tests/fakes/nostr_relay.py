@@ -130,6 +130,22 @@ class FakeRelay(FakeServer):
         with self.lock:
             return [e for e in self.events.values() if e["kind"] == 1]
 
+    def replies(self) -> list[dict[str, Any]]:
+        """Each stored note that is a reply (NIP-10 marked `e` tags), oldest first:
+        {id, content, root, reply, p} — `reply` is the parent's id (the root's for a
+        direct reply to it, which carries only the "root" marker), `p` the tagged authors."""
+        out = []
+        for ev in self.notes():
+            marked = {t[3]: t[1] for t in ev["tags"] if t[0] == "e" and len(t) > 3}
+            if "root" not in marked:
+                continue
+            out.append(
+                {"id": ev["id"], "content": ev["content"], "root": marked["root"],
+                 "reply": marked.get("reply", marked["root"]),
+                 "p": [t[1] for t in ev["tags"] if t[0] == "p"]}
+            )  # fmt: skip
+        return out
+
     def add(self, ev: dict[str, Any]) -> None:
         """Store an event as if a client had published it (reactions, replies for counts)."""
         why = problem(ev)

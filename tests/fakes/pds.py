@@ -8,9 +8,11 @@
 
 putRecord with the same rkey and an identical record is a no-op that answers the same
 uri and cid (as a real repo does); a different record at the same rkey is an update and
-is recorded in `overwrites`. Errors are {"error": "...", "message": "..."} with the
-status a PDS uses (400 InvalidRecord/RecordNotFound/ExpiredToken, 401
-AuthenticationRequired, 429 RateLimitExceeded with ratelimit-* headers).
+is recorded in `overwrites`. A reply's `reply` ref (root and parent, each uri + cid) is
+checked as the lexicon says, and `replies()` lists each reply's parent and root.
+Errors are {"error": "...", "message": "..."} with the status a PDS uses (400
+InvalidRecord/RecordNotFound/ExpiredToken, 401 AuthenticationRequired, 429
+RateLimitExceeded with ratelimit-* headers).
 
     with FakePDS(handle="pod.example.com", password="app-pass") as pds:
         pds.handles["guest.bsky.social"] = "did:plc:guest"
@@ -104,6 +106,32 @@ class FakePDS(FakeServer):
         """The app.bsky.feed.post records now in the repo."""
         with self.lock:
             return [r for (c, _), r in self.records.items() if c == "app.bsky.feed.post"]
+
+    def replies(self) -> list[dict[str, Any]]:
+        """Each post that is a reply, in the order written: {uri, text, parent, root}, where
+        parent and root are the uris it names, and `refs_ok` tells whether the cids it
+        gives are those of the records at those uris (a strong ref)."""
+        out = []
+        with self.lock:
+            for w in self.writes:
+                reply = w.record.get("reply") if w.collection == "app.bsky.feed.post" else None
+                if not reply or w.kind != "create":
+                    continue
+                ok = all(
+                    self.cids.get(self._key_of(reply[k]["uri"])) == reply[k]["cid"]
+                    for k in ("root", "parent")
+                )
+                out.append(
+                    {"uri": self._uri(w.collection, w.rkey), "text": w.record.get("text"),
+                     "parent": reply["parent"]["uri"], "root": reply["root"]["uri"],
+                     "refs_ok": ok}
+                )  # fmt: skip
+        return out
+
+    def _key_of(self, uri: str) -> tuple[str, str]:
+        prefix = f"at://{self.did}/"
+        collection, _, rkey = uri.removeprefix(prefix).partition("/")
+        return (collection, rkey) if uri.startswith(prefix) else ("", "")
 
     def set_counts(self, uri: str, **counts: int) -> None:
         """What listeners did with a post: likes, reposts, replies, quotes (others stay)."""
@@ -366,6 +394,13 @@ def _validate_post(record: dict[str, Any]) -> Reply | None:
             return _err(400, "InvalidRecord", f"Record/facets/{i}/index is out of range")
         if not facet.get("features"):
             return _err(400, "InvalidRecord", f"Record/facets/{i}/features must not be empty")
+    reply = record.get("reply")
+    if reply is not None:  # app.bsky.feed.post#replyRef: two strong refs
+        for k in ("root", "parent"):
+            ref = reply.get(k) if isinstance(reply, dict) else None
+            if not (isinstance(ref, dict) and str(ref.get("uri", "")).startswith("at://")
+                    and isinstance(ref.get("cid"), str) and ref["cid"]):  # fmt: skip
+                return _err(400, "InvalidRecord", f"Record/reply/{k} must be a strong ref")
     embed = record.get("embed")
     if embed is not None and embed.get("$type") == "app.bsky.embed.images":
         images = embed.get("images") or []

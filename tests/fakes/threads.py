@@ -58,6 +58,7 @@ class Container:
     status: str = "FINISHED"
     error_message: str | None = None
     media_id: str | None = None
+    reply_to: str | None = None  # reply_to_id: the post it answers
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Thread:
     created_at: datetime
     container_id: str | None = None
     insights: dict[str, int] = field(default_factory=dict)
+    reply_to: str | None = None  # the post it answers (reply_to_id)
 
     @property
     def shortcode(self) -> str:
@@ -178,7 +180,10 @@ class FakeThreads(FakeServer):
         if _meta_length(text) > self.max_length:
             return _error(400, "Param text must be at most 500 characters long.", 100,
                           error_subcode=2207006)  # fmt: skip
-        c = Container(str(next(self._ids)), text, p.get("link_attachment"))
+        parent = p.get("reply_to_id")
+        if parent is not None and not any(t.id == parent for t in self.threads):
+            return _error(400, "The reply_to_id post does not exist", 100)
+        c = Container(str(next(self._ids)), text, p.get("link_attachment"), reply_to=parent)
         self.containers[c.id] = c
         return Reply(200, {"id": c.id})
 
@@ -192,7 +197,9 @@ class FakeThreads(FakeServer):
         if c.status != "FINISHED":
             return _error(400, f"The media container is {c.status} and can't be published",
                           9007, error_subcode=2207027)  # fmt: skip
-        t = Thread(str(next(self._ids)), c.text, c.link, datetime.now(UTC), c.id)
+        t = Thread(
+            str(next(self._ids)), c.text, c.link, datetime.now(UTC), c.id, reply_to=c.reply_to
+        )
         self.threads.append(t)
         c.status, c.media_id = "PUBLISHED", t.id
         return Reply(200, {"id": t.id})

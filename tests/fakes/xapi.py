@@ -6,8 +6,9 @@ and image uploads (POST /2/media/upload, multipart; POST /2/media/metadata for a
 
 Requests must carry an OAuth 1.0a user-context header whose HMAC-SHA1 signature checks
 out against the fake's consumer and token secrets (else 401, as X answers). Posting the
-same text twice gets X's "duplicate content" 403. The timeline shows texts the way X
-does: links rewritten to t.co and "&", "<", ">" HTML-escaped.
+same text twice gets X's "duplicate content" 403. A reply (`reply.in_reply_to_tweet_id`)
+records its parent in `Tweet.in_reply_to`; a parent it doesn't have gets X's 403. The
+timeline shows texts the way X does: links rewritten to t.co and "&", "<", ">" HTML-escaped.
 
     with FakeX() as x:
         env = x.env("x")          # SYNDICATOR_X_API_KEY=... for a channel named "x"
@@ -42,6 +43,7 @@ class Tweet:
     author_id: str
     # public_metrics: like_count, retweet_count, reply_count, quote_count, impression_count
     metrics: dict[str, int] = field(default_factory=dict)
+    in_reply_to: str | None = None  # the parent tweet's id, for a reply
     media_ids: tuple[str, ...] = ()
 
     @property
@@ -228,7 +230,15 @@ class FakeX(FakeServer):
                     "Forbidden",
                     "You are not allowed to create a Tweet with duplicate content.",
                 )
+            parent = (data.get("reply") or {}).get("in_reply_to_tweet_id")
+            if parent is not None and not any(t.id == str(parent) for t in self.tweets):
+                return _problem(
+                    403,
+                    "Forbidden",
+                    "You attempted to reply to a Tweet that is deleted or not visible to you.",
+                )
             t = self.add_tweet(text)
+            t.in_reply_to = str(parent) if parent is not None else None
             t.media_ids = media_ids
         return Reply(
             201, {"data": {"id": t.id, "text": t.shown_text, "edit_history_tweet_ids": [t.id]}}
