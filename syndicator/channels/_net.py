@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import requests
@@ -26,6 +27,14 @@ from syndicator.retry_after import clamp_wait, parse_retry_after
 
 # Headers that carry "when may I try again", most specific first.
 _RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset")
+
+
+def http_url(value: str, example: str) -> str:
+    """A configured API base URL, stripped; ValueError (naming `example`) unless http(s)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"api_url {value!r} is not an http(s) URL, e.g. {example!r}")
+    return value.strip()
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

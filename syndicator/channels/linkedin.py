@@ -444,10 +444,7 @@ class LinkedInConfig(ChannelConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, v: str) -> str:
-        parts = urlsplit(v.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
-        return v.strip()
+        return _net.http_url(v, DEFAULT_API_URL)
 
 
 class LinkedInKind(ChannelKind):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import emoji
 import grapheme
@@ -384,10 +383,7 @@ class ThreadsConfig(ChannelConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, v: str) -> str:
-        parts = urlsplit(v.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"api_url {v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
-        return v.strip()
+        return _net.http_url(v, DEFAULT_API_URL)
 
 
 class ThreadsKind(ChannelKind):

@@ -523,23 +523,21 @@ def release_waiting(
     s: Session, episode_id: int, waiting: str, kind: str, to: str, now: datetime
 ) -> int:
     """The episode's `waiting` rows move to `to` (due now); returns how many."""
-    res = s.execute(
-        sa.update(Delivery)
-        .where(
-            Delivery.episode_id == episode_id,  # type: ignore[arg-type]
-            Delivery.state == waiting,  # type: ignore[arg-type]
-            Delivery.kind == kind,  # type: ignore[arg-type]
-        )
-        .values(state=to, next_attempt_at=None, last_error=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return res.rowcount  # type: ignore[attr-defined,no-any-return]
+    values = {"state": to, "next_attempt_at": None, "last_error": None, "updated_at": now}
+    return _update_waiting(s, episode_id, waiting, kind, values)
 
 
 def hold_waiting(
     s: Session, episode_id: int, waiting: str, kind: str, until: datetime, why: str, now: datetime
 ) -> int:
     """The episode's `waiting` rows wait until `until` (the next check), saying why."""
+    values = {"next_attempt_at": until, "last_error": why, "updated_at": now}
+    return _update_waiting(s, episode_id, waiting, kind, values)
+
+
+def _update_waiting(
+    s: Session, episode_id: int, waiting: str, kind: str, values: dict[str, Any]
+) -> int:
     res = s.execute(
         sa.update(Delivery)
         .where(
@@ -547,7 +545,7 @@ def hold_waiting(
             Delivery.state == waiting,  # type: ignore[arg-type]
             Delivery.kind == kind,  # type: ignore[arg-type]
         )
-        .values(next_attempt_at=until, last_error=why, updated_at=now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return res.rowcount  # type: ignore[attr-defined,no-any-return]
