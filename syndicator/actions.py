@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syndicator.announce import manual
+from syndicator.announce import approval, manual
 from syndicator.announce.manual import ActionError
 from syndicator.announce.render import Renderer
 from syndicator.config import Settings
@@ -12,7 +12,7 @@ from syndicator.store.models import Delivery
 from syndicator.store.views import find_episode
 from syndicator.timeutil import utcnow
 
-__all__ = ["ActionError", "announce_episode"]
+__all__ = ["ActionError", "announce_episode", "edit_delivery"]
 
 
 def announce_episode(settings: Settings, ref: str, channel: str | None = None) -> list[Delivery]:
@@ -29,3 +29,13 @@ def announce_episode(settings: Settings, ref: str, channel: str | None = None) -
     return manual.announce_now(
         engine, settings, Renderer(settings), limits, ep.id or 0, now, channel
     )
+
+
+def edit_delivery(
+    settings: Settings, delivery_id: int, text: str, by: str = "cli"
+) -> approval.Edited:
+    """Replace a held row's text, fitted to its channel's limit (as a pass measures it)."""
+    engine = open_store(settings)
+    now = utcnow()
+    _, limits = build_channels(settings, None, now)
+    return approval.edit(engine, settings, limits, delivery_id, text, now, by)

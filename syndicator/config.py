@@ -228,6 +228,18 @@ class AnnounceConfig(_Base):
     lease: Dur = timedelta(minutes=2)  # how long a claimed delivery is held by one process
     retry_base: Dur = timedelta(seconds=30)  # first back-off; doubles per attempt
     retry_max: Dur = timedelta(hours=6)
+    # A person in the loop (issue #12): a grace period before a new episode's rows fall
+    # due, and what a pass does when more than `catch_up_limit` are due at once on a channel.
+    delay: Dur = timedelta(0)
+    catch_up_limit: int = Field(default=3, ge=1)
+    catch_up: Literal["hold", "send", "skip"] = "hold"
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0):
+            raise ValueError("a delay can't be negative: use 0 (no grace period) or e.g. 10m")
+        return v
 
     @field_validator("at")
     @classmethod
@@ -272,6 +284,10 @@ class ChannelConfig(_Base):
     # The channel's old name: its deliveries are kept, nothing is posted again.
     renamed_from: str | None = None
     evergreen: EvergreenConfig = Field(default_factory=EvergreenConfig)
+    # A person in the loop: every announcement waits in `awaiting_approval`; and this
+    # channel's catch-up policy (None: announce.catch_up).
+    approve: bool = False
+    catch_up: Literal["hold", "send", "skip"] | None = None
 
     def __new__(cls, *args: Any, **data: Any) -> Any:
         # ChannelConfig(name=..., type="mastodon", ...) builds the kind's own model.

@@ -115,10 +115,17 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     out.print(t)
     if data["deliveries"]:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
+        states += ["awaiting_approval"]  # a person in the loop
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
+    if data.get("awaiting_approval"):
+        out.print(
+            f"{data['awaiting_approval']} announcement(s) wait for approval: "
+            "syndicator deliveries --state awaiting_approval",
+            markup=False,
+        )
     for f in data["feeds"]:
         out.print(
             f"feed {f['name']}: {f['episodes']} episodes, built {_local(f['built_at'], tz)}; "

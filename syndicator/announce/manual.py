@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from syndicator.announce.outbox import (
+    AWAITING_APPROVAL,
     FAILED,
     PLANNED,
     RETRYING,
@@ -46,6 +47,10 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
         if row.state == UNKNOWN:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
+            )
+        if row.state == AWAITING_APPROVAL:
+            raise ActionError(
+                f"delivery {delivery_id} waits for approval: approve, edit or reject it"
             )
         return deliveries.save(
             s, row, state=RETRYING, next_attempt_at=now, due_at=None, attempts=0,
@@ -111,9 +116,12 @@ def announce_now(
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
                 )
+            # queued by a person: approved (catch-up and `approve = true` don't hold it)
+            payload = {**row.payload, "approved_at": now.isoformat(), "approved_by": "announce"}
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,
                 skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
+                payload=payload,
             )  # fmt: skip
             out.append(row)
         if channel and not out:

@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
+# A person in the loop (announce/approval.py): the row waits until approved by hand.
+AWAITING_APPROVAL = "awaiting_approval"
 STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+STATES += (AWAITING_APPROVAL,)
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
 
@@ -96,6 +99,17 @@ def publish_time(episode_date: datetime | None, now: datetime, settings: Setting
     if at < local:
         at += timedelta(days=1)
     return at.astimezone(due.tzinfo)
+
+
+def due_time(ep: Episode, now: datetime, settings: Settings) -> datetime:
+    """When an episode's announcement falls due: its publish time, and never before
+    `announce.delay` has passed since the episode was first seen (a grace period in which
+    a post deleted or withdrawn goes out nowhere)."""
+    due = publish_time(ep.date, now, settings)
+    delay = settings.announce.delay
+    if delay and ep.first_seen_at is not None:
+        due = max(due, ep.first_seen_at + delay)
+    return due
 
 
 def backoff(settings: Settings, attempts: int, retry_after: float | None = None) -> timedelta:
@@ -197,7 +211,7 @@ def new_row(
         },
         planned_at=now,
         updated_at=now,
-        due_at=publish_time(ep.date, now, settings),
+        due_at=due_time(ep, now, settings),
     )
     return Delivery(**{**defaults, **values})
 
@@ -251,6 +265,7 @@ def plan(
                     state = SKIPPED
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
+            state, reason = awaiting_if_approve(ch, state, reason)
             planned = plan_row(
                 s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run
             )
@@ -339,17 +354,20 @@ def _refresh(
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
             deliveries.save(
-                s, row, state=PLANNED, skip_reason=None, text=rendered.text,
+                s, row, text=rendered.text,
                 text_length=rendered.length, payload={**row.payload, **_card(ep)},
-                due_at=publish_time(ep.date, now, settings), updated_at=now,
+                due_at=due_time(ep, now, settings), updated_at=now,
+                **_restored_state(ch),
             )  # fmt: skip
         return
-    if row.state not in (PLANNED, RETRYING) or row.attempts:
+    if row.state not in (PLANNED, RETRYING, AWAITING_APPROVAL) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
             deliveries.save(s, row, state=SKIPPED, skip_reason=WITHDRAWN, updated_at=now)
         return
+    if row.payload.get("edited_at"):
+        return  # a person wrote this text: an edit of the post doesn't replace it
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:
         # Nothing went out yet: the announcement may follow the edit.
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
@@ -357,9 +375,29 @@ def _refresh(
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length,
                 payload={**row.payload, **_card(ep)},
-                due_at=publish_time(ep.date, now, settings),  # a moved date moves it
+                due_at=due_time(ep, now, settings),  # a moved date moves it
                 updated_at=now,
             )  # fmt: skip
+
+
+# ---------------------------------------------------------------- a person in the loop
+
+APPROVE_REASON = "approve = true on this channel: waits for a person to approve, edit or reject"
+
+
+def awaiting_if_approve(
+    ch: ChannelConfig, state: str, reason: str | None
+) -> tuple[str, str | None]:
+    """A channel with `approve = true` holds every row it would send for a person."""
+    if state == PLANNED and ch.approve:
+        return AWAITING_APPROVAL, APPROVE_REASON
+    return state, reason
+
+
+def _restored_state(ch: ChannelConfig) -> dict[str, Any]:
+    """The state a restored episode's row takes again (held again on an approve channel)."""
+    state, reason = awaiting_if_approve(ch, PLANNED, None)
+    return {"state": state, "skip_reason": reason}
 
 
 def plan_ping(

@@ -100,6 +100,9 @@ def delivery_dict(d: Delivery, guid: str | None) -> dict[str, Any]:
         "due_at": iso(d.due_at),
         "next_attempt_at": iso(d.next_attempt_at),
         "sent_at": iso(d.sent_at),
+        # a person in the loop: when (and from where) a held row was approved or edited
+        "approved_at": (d.payload or {}).get("approved_at"),
+        "edited_at": (d.payload or {}).get("edited_at"),
     }
 
 
@@ -226,6 +229,15 @@ def feeds_list(s: Session) -> list[dict[str, Any]]:
     ]
 
 
+def awaiting_count(s: Session) -> int:
+    """How many rows wait for a person's approval, on every channel."""
+    return int(
+        s.exec(
+            select(func.count()).select_from(Delivery).where(Delivery.state == "awaiting_approval")
+        ).one()
+    )
+
+
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
         rows = [problem_dict(p) for p in open_problems(s)]
@@ -234,6 +246,7 @@ def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[s
             "daemon": daemon_dict(s, now, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
+            "awaiting_approval": awaiting_count(s),
             "feeds": feeds_list(s),
             "problems": rows,
             "problem_counts": {

@@ -25,6 +25,7 @@ from syndicator.store import sources as store_sources
 from syndicator.store.db import session
 from syndicator.store.history import for_episodes
 from syndicator.store.views import (
+    awaiting_count,
     daemon_dict,
     delivery_counts,
     delivery_dict,
@@ -85,6 +86,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "notice_total": notice_total,
             "episode_total": int(episodes),
             "pings": pings(s),
+            "awaiting_approval": awaiting_count(s),  # a person in the loop
         }
 
 
