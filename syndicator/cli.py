@@ -553,7 +553,9 @@ def delivery_edit(
         with session(engine) as s:
             row = store_deliveries.by_id(s, delivery_id)
             current = row.text if row is not None else ""
-        text = typer.edit(current, extension=".txt", require_save=True)
+        import click
+
+        text = click.edit(current, extension=".txt", require_save=True)
         if text is None:
             err.print("error: the editor was closed without saving: nothing changed", markup=False)
             raise typer.Exit(1)
