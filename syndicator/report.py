@@ -52,6 +52,8 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         kinds: dict[str, int] = {}
         for p in report.planned:
             key = "planned" if p.state == "planned" else (p.reason or "skipped").split(":")[0]
+            if p.state == "awaiting_approval":
+                key = "awaiting approval"
             kinds[key] = kinds.get(key, 0) + 1
         planned = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing new"
         out.print(

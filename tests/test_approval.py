@@ -240,3 +240,37 @@ def test_the_config_says_what_is_wrong_with_the_new_keys(tmp_path: Path) -> None
     assert "approve" in str(exc.value)
     ok = config.from_dict({**base, "announce": {"delay": "10m"}}, tmp_path).announce
     assert ok.delay == timedelta(minutes=10) and ok.catch_up_limit == 3 and ok.catch_up == "hold"
+
+
+def test_hold_approve_and_send_on_both_stores(
+    tmp_path: Path, site: Path, hook: FakeWebhook, db_url: str
+) -> None:
+    """The same hold → approve → send, in-process, on SQLite and on PostgreSQL."""
+    from conftest import make_settings
+
+    from syndicator.announce import approval
+    from syndicator.pipeline import run_once
+    from syndicator.store import deliveries
+    from syndicator.store.db import open_store, session
+
+    settings = make_settings(
+        tmp_path, db_url,
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+                  "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
+        announce={"catch_up_limit": 1},
+        channels=[{"name": "hook", "type": "apprise", "url": f"json://127.0.0.1:{hook.port}/h"}],
+    )  # fmt: skip
+    report = run_once(settings)
+    assert report.catch_up and "2 announcements" in report.catch_up[0]
+    assert report.exit_code == 1 and hook.posts("/h") == []
+    engine = open_store(settings)
+    with session(engine) as s:
+        held = deliveries.in_states(s, [HELD])
+    assert len(held) == 2
+    approval.approve(engine, held[0].id or 0, utcnow(), by="test")
+    report = run_once(settings)
+    assert report.catch_up == [] and report.sends.sent == 1
+    with session(engine) as s:
+        states = {d.id: d.state for d in deliveries.in_states(s, [HELD, "sent"])}
+    assert states == {held[0].id: "sent", held[1].id: HELD}
+    assert len(hook.posts("/h")) == 1
