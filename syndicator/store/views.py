@@ -100,7 +100,7 @@ def delivery_dict(d: Delivery, guid: str | None) -> dict[str, Any]:
         "due_at": iso(d.due_at),
         "next_attempt_at": iso(d.next_attempt_at),
         "sent_at": iso(d.sent_at),
-        # a person in the loop: when (and from where) a held row was approved or edited
+        # a person in the loop: when a held row was approved, or its text edited
         "approved_at": (d.payload or {}).get("approved_at"),
         "edited_at": (d.payload or {}).get("edited_at"),
     }
