@@ -29,7 +29,7 @@ test: setup-test
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	for b in bench_pass bench_poll bench_feed bench_pickup bench_web; do \
+	for b in bench_pass bench_poll bench_feed bench_pickup bench_web bench_claims; do \
 	  echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from syndicator.announce import approval, manual
+from pathlib import Path
+
+from syndicator.announce import approval, cards, manual
 from syndicator.announce.manual import ActionError
 from syndicator.announce.render import Renderer
 from syndicator.config import Settings
@@ -12,7 +14,7 @@ from syndicator.store.models import Delivery
 from syndicator.store.views import find_episode
 from syndicator.timeutil import utcnow
 
-__all__ = ["ActionError", "announce_episode", "edit_delivery"]
+__all__ = ["ActionError", "announce_episode", "edit_delivery", "episode_card"]
 
 
 def announce_episode(settings: Settings, ref: str, channel: str | None = None) -> list[Delivery]:
@@ -39,3 +41,20 @@ def edit_delivery(
     now = utcnow()
     _, limits = build_channels(settings, None, now)
     return approval.edit(engine, settings, limits, delivery_id, text, now, by)
+
+
+def episode_card(settings: Settings, ref: str, out: Path | None = None) -> cards.CardImage:
+    """`syndicator card EPISODE [--out FILE]`: the episode's card (made once, then reused
+    from the cards folder), copied to `out` when given."""
+    engine = open_store(settings)
+    with session(engine) as s:
+        ep = find_episode(s, ref)
+        if ep is None:
+            raise ActionError(f"no episode {ref!r}: give a guid, #id, number or slug")
+    try:
+        if out is not None:
+            return cards.write_card(settings, ep, out)
+        size = (settings.cards.width, settings.cards.height)
+        return cards.make_card(settings, ep, size)
+    except cards.CardError as exc:
+        raise ActionError(f"no card for episode {ref!r}: {exc}") from exc

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from syndicator.announce.outbox import AWAITING_APPROVAL
 from syndicator.config import Settings, secret
-from syndicator.store import deliveries, feeds, meta, sources
+from syndicator.store import audio_checks, deliveries, feeds, meta, sources
 from syndicator.store.db import session
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ def _incidents(engine: Engine, settings: Settings) -> tuple[list[str], list[tupl
                     f"Source {src.name} failing ({src.consecutive_errors} times in a row): {why}"
                 )
                 marks.append(("source", src.id))
+        for chk, title in audio_checks.timed_out_unalerted(s):
+            lines.append(
+                f"Audio of episode {title!r} still not there at {chk.url} "
+                f"({chk.checks} checks): {chk.last_error}; its announcements wait"
+            )
+            marks.append(("audio", chk.episode_id))
         for feed in feeds.all_states(s):
             key = f"alert:feed:{feed.name}"
             told = meta.get(s, key) is not None
@@ -71,6 +77,8 @@ def _mark(engine: Engine, marks: list[tuple[str, object]], now: datetime) -> Non
                 deliveries.mark_alerted(s, int(ref))  # type: ignore[call-overload]
             elif kind == "source":
                 sources.mark_alerted(s, int(ref))  # type: ignore[call-overload]
+            elif kind == "audio":
+                audio_checks.mark_alerted(s, int(ref))  # type: ignore[call-overload]
             elif kind == "feed":
                 meta.add(s, str(ref), "1", now)
             elif kind == "feed-ok":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from syndicator.config import Settings, secret
 from syndicator.sources.base import PollResult, ProblemData, ScanResult
 
@@ -38,9 +41,34 @@ def check_all(settings: Settings) -> tuple[list[ProblemData], list[str]]:
             res = polled.result
             notes.append(f"{src.name}: {res.status}, {len(res.episodes)} item(s)")
             problems.extend(res.problems)
+    problems.extend(_check_enclosures(settings, read))
     problems.extend(_check_channels(settings))
     problems.extend(_check_templates(settings))
     return problems, notes
+
+
+def _check_enclosures(settings: Settings, read: dict[str, Any]) -> list[ProblemData]:
+    """The newest enclosures of each source answer, with the right size and byte ranges
+    (Apple Podcasts needs them): a missing mp3 is found before it is announced."""
+    from syndicator.sources.enclosure import CHECK_NEWEST, enclosure_problems
+
+    items: list[tuple[str, str, int | None]] = []
+    quiet = {s.name for s in settings.sources if not s.verify_audio}  # never asked
+    for name, polled in read.items():
+        if name in quiet:
+            continue
+        if isinstance(polled.result, ScanResult):
+            eps = [f.episode for f in polled.result.files if f.episode is not None]
+        elif isinstance(polled.result, PollResult):
+            eps = list(polled.result.episodes)
+        else:
+            continue
+        live = [e for e in eps if e.enclosure is not None and not e.withdrawn]
+        live.sort(key=lambda e: e.date or datetime.min.replace(tzinfo=UTC), reverse=True)
+        for e in live[:CHECK_NEWEST]:
+            assert e.enclosure is not None
+            items.append((f"{name}: episode {e.title!r}", e.enclosure.url, e.enclosure.length))
+    return enclosure_problems(items, allow_private=settings.fetch.allow_private_redirects)
 
 
 def _check_templates(settings: Settings) -> list[ProblemData]:

@@ -111,6 +111,7 @@ class DeliveryState(StrEnum):
     failed = "failed"
     skipped = "skipped"
     awaiting_approval = "awaiting_approval"
+    waiting_audio = "waiting_audio"
 
 
 class State:
@@ -418,6 +419,58 @@ def deliveries(
 
 
 @app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/json.md).")] = False,
+) -> None:
+    """What listeners did: likes, reposts, replies, quotes and views of the posts sent in
+    the last `[stats] days`, per channel and per post, as last read from each network."""
+    from syndicator.announce.listeners import summary
+    from syndicator.store.db import open_store, session
+
+    settings = state.settings()
+    with session(open_store(settings)) as s:
+        data = summary(s, settings, utcnow())
+    if as_json:
+        _dump(data)
+        return
+    keys = ("likes", "reposts", "replies", "quotes", "views")
+    if not data["enabled"]:
+        out.print("Reading counts is off ([stats] enabled = false).")
+    if not data["channels"]:
+        out.print(
+            f"No counts read yet: posts are read `{data['every']}` after they are sent, "
+            f"for {data['days']} days, on channels whose network gives counts."
+        )
+        return
+    table = Table("channel", "posts", *keys, "read", "note")
+    tz = settings.podcast.tz
+    for c in data["channels"]:
+        note = ""
+        if c["refused"]:
+            note = f"refused: {c['refused']}"
+        elif c["waiting_until"]:
+            note = f"waiting until {parse_iso(c['waiting_until']).astimezone(tz):%Y-%m-%d %H:%M}"
+        read = (
+            parse_iso(c["read_at"]).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            if c["read_at"]
+            else ""
+        )
+        table.add_row(
+            escape(c["channel"]), str(c["posts"]),
+            *(str(c["counts"].get(k, "")) for k in keys), read, escape(note),
+        )  # fmt: skip
+    out.print(table)
+    posts = Table("channel", "episode", *keys, "post")
+    for p in data["posts"]:
+        posts.add_row(
+            escape(p["channel"]), escape(p["episode"]),
+            *(str(p["counts"].get(k, "")) for k in keys),
+            "deleted" if p["gone"] else escape(p["remote_url"] or ""),
+        )  # fmt: skip
+    out.print(posts)
+
+
+@app.command()
 def preview(
     episode: Annotated[
         str | None, typer.Argument(help="Episode guid, #id, number, slug or path.")
@@ -591,7 +644,28 @@ def announce(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     for r in rows:
-        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass sends it", markup=False)
+        then = "checks its audio, then sends it" if r.state == "waiting_audio" else "sends it"
+        out.print(f"queued on {r.channel} (delivery {r.id}); the next pass {then}", markup=False)
+
+
+@app.command()
+def card(
+    episode: Annotated[str, typer.Argument(help="Episode guid, #id, number or slug.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the PNG here (default: the cards folder).")
+    ] = None,
+) -> None:
+    """Write the episode's image card (docs/cards.md) and print where it is."""
+    from syndicator.actions import ActionError, episode_card
+
+    try:
+        made = episode_card(state.settings(), episode, out_file)
+    except ActionError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(str(out_file or made.path), markup=False)
+    out.print(f"sha256 {made.sha256}", markup=False)
+    out.print(f"alt: {made.alt}", markup=False)
 
 
 # ---------------------------------------------------------------- feeds, db, backup
@@ -611,7 +685,15 @@ def feed_build(
     if not settings.feeds:
         err.print("error: no [[feeds]] configured; add one (see `syndicator init`)", markup=False)
         raise typer.Exit(2)
-    outcomes = publish_feeds(open_store(settings), settings, utcnow(), check_only=check_only)
+    engine = open_store(settings)
+    outcomes = publish_feeds(engine, settings, utcnow(), check_only=check_only)
+    if check_only:  # and the audio: reachable, the right size, byte ranges
+        from syndicator.directory.enclosures import feed_enclosure_problems
+
+        for o in outcomes:
+            cfg = next(f for f in settings.feeds if f.name == o.name)
+            found = feed_enclosure_problems(engine, settings, cfg, utcnow())
+            o.problems += [str(p) for p in found if p.severity != "notice"]
     bad = False
     for o in outcomes:
         verb = "checked" if check_only else ("written" if o.changed else "unchanged")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,7 +30,7 @@ from pydantic import (
 
 from syndicator.apple_categories import normalize_category
 from syndicator.suggest import did_you_mean
-from syndicator.timeutil import parse_duration
+from syndicator.timeutil import format_duration, parse_duration
 
 DEFAULT_CONFIG_NAME = "syndicator.toml"
 
@@ -147,12 +148,23 @@ class _SourceBase(_Base):
     every: Dur = timedelta(minutes=5)
     cron: str | None = None  # a crontab expression instead of `every`
     enabled: bool = True
+    # Announce an episode with an enclosure only once its audio answers (announce/audio.py);
+    # after `verify_audio_timeout` of failed checks it becomes a problem and an alert.
+    verify_audio: bool = True
+    verify_audio_timeout: Dur = timedelta(hours=6)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError("use letters, digits, '-', '_' or '.' in a source name")
+        return v
+
+    @field_validator("verify_audio_timeout")
+    @classmethod
+    def _verify_audio_timeout(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError('must be longer than 0, e.g. "6h" (verify_audio = false turns it off)')
         return v
 
     @field_validator("cron")
@@ -249,6 +261,52 @@ class AnnounceConfig(_Base):
         return v
 
 
+# What an announcement attaches: a rendered card, the show's artwork, the episode's own
+# image, or nothing.
+ImageMode = Literal["card", "artwork", "episode", "none"]
+
+
+def _hex_colour(v: str) -> str:
+    if not re.fullmatch(r"#[0-9A-Fa-f]{6}", v):
+        raise ValueError(f"use a colour as #RRGGBB, e.g. #1d2b53; got {v!r}")
+    return v
+
+
+Colour = Annotated[str, AfterValidator(_hex_colour)]
+
+
+class CardsConfig(_Base):
+    """[cards]: the image card per episode (announce/cards.py, docs/cards.md)."""
+
+    image: ImageMode = "none"  # what channels attach unless a channel or feed says otherwise
+    # where cards are written; None: a cards/ folder beside the first feed's file, so the
+    # site serves them (Nostr notes link the card by URL)
+    dir: Path | None = None
+    # public URL of that folder; None: the first feed's URL with its file name replaced by
+    # "cards/"
+    base_url: str | None = None
+    width: int = Field(default=1200, ge=200, le=4096)  # unless the channel's kind prefers
+    height: int = Field(default=675, ge=200, le=4096)  # another size (ChannelKind.card_size)
+    background: Colour = "#1d2b53"
+    foreground: Colour = "#ffffff"
+    accent: Colour = "#ffcc00"
+    font: Path | None = None  # a .ttf/.otf for the title; the shipped fonts cover the rest
+    logo: Path | None = None  # a small image drawn in the top right corner
+    artwork: str = ""  # the show's artwork (path or URL); default: podcast.image
+    # guests' avatars: a path or URL pattern with {avatar}, e.g. "site/images/{avatar}.jpg";
+    # a guest whose avatar is already a URL or path is read as it is
+    avatars: str = ""
+    fetch_timeout: Dur = timedelta(seconds=5)  # per artwork or avatar download
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # per download
+
+    @field_validator("fetch_timeout")
+    @classmethod
+    def _fetch_timeout(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=0) < v <= timedelta(seconds=60):
+            raise ValueError("use a timeout between 0 and 60s, e.g. 5s (a pass waits on it)")
+        return v
+
+
 class EvergreenConfig(_Base):
     enabled: bool = False
     every: Dur = timedelta(days=7)
@@ -288,6 +346,8 @@ class ChannelConfig(_Base):
     # channel's catch-up policy (None: announce.catch_up).
     approve: bool = False
     catch_up: Literal["hold", "send", "skip"] | None = None
+    # cards (issue 12): the image this channel attaches; None: the feed's, else [cards]'
+    image: ImageMode | None = None
 
     def __new__(cls, *args: Any, **data: Any) -> Any:
         # ChannelConfig(name=..., type="mastodon", ...) builds the kind's own model.
@@ -409,6 +469,8 @@ class FeedConfig(_Base):
     podroll: bool = False
     opml: bool = False
     opml_file: str = ""
+    # cards (issue 12): the image announcements of this feed's episodes attach; None: [cards]'
+    announce_image: ImageMode | None = None
 
     @field_validator("social_interact", mode="before")
     @classmethod
@@ -494,9 +556,52 @@ class DaemonConfig(_Base):
     watch: bool = True
 
 
+class WorkersConfig(_Base):
+    """Many `syndicator run` workers on one PostgreSQL (ignored on SQLite)."""
+
+    # How long a worker's claim on a source lasts: past it, a dead worker's sources go to
+    # the others. Longer than polling one batch (the fetch timeout and its retries).
+    source_lease: Dur = timedelta(minutes=5)
+    # Sources or deliveries one claim takes (smaller: fairer spread; larger: fewer trips).
+    claim_batch: int = Field(default=25, ge=1, le=1000)
+    # Rows of workers not seen for this long are deleted.
+    forget_after: Dur = timedelta(days=7)
+
+    @field_validator("source_lease", "forget_after")
+    @classmethod
+    def _at_least_a_second(cls, v: timedelta) -> timedelta:
+        if v < timedelta(seconds=1):
+            raise ValueError(f'{format_duration(v)} is too short: give at least 1s (e.g. "5m")')
+        return v
+
+
 class AlertsConfig(_Base):
     url: str = ""  # Apprise URL; or SYNDICATOR_ALERTS_URL
     source_errors: int = 3  # alert after this many consecutive poll errors
+
+
+class StatsConfig(_Base):
+    """[stats]: what listeners did with the sent posts, read back from the networks."""
+
+    enabled: bool = True
+    days: int = 14  # read posts younger than this many days
+    every: Dur = timedelta(hours=6)  # each post is read at most this often
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: int) -> int:
+        if not 1 <= v <= 365:
+            raise ValueError("use a number of days from 1 to 365, e.g. days = 14")
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: timedelta) -> timedelta:
+        if v < timedelta(minutes=10):
+            raise ValueError(
+                'use at least "10m" (networks rate-limit reads; counts move slowly), e.g. "6h"'
+            )
+        return v
 
 
 class Settings(_Base):
@@ -510,7 +615,10 @@ class Settings(_Base):
     feeds: list[FeedConfig] = Field(default_factory=list)
     web: WebConfig = Field(default_factory=WebConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+    cards: CardsConfig = Field(default_factory=CardsConfig)
 
     # not from the file
     config_path: Path | None = Field(default=None, exclude=True)
@@ -631,6 +739,9 @@ def _resolve_paths(settings: Settings, base: Path) -> None:
         f.path = fix(f.path)  # type: ignore[assignment]
         f.json_feed = fix(f.json_feed)
     settings.announce.templates = fix(settings.announce.templates)
+    settings.cards.dir = fix(settings.cards.dir)
+    settings.cards.font = fix(settings.cards.font)
+    settings.cards.logo = fix(settings.cards.logo)
     url = settings.database.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")

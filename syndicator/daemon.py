@@ -5,15 +5,20 @@
 - watchfiles watches Jekyll sources: a new or changed post triggers a pass at once.
 - Deliveries due later (future-dated episodes, daily slot, back-off) wake the
   worker when they fall due.
-- A leader lease in the store: of several daemons only one polls and sends; a
-  standby takes over when the leader's lease runs out.
+- On SQLite, a leader lease in the store: of several daemons only one polls and
+  sends; a standby takes over when the leader's lease runs out.
+- On PostgreSQL every daemon is a worker: it claims due sources and deliveries in
+  batches (SKIP LOCKED, leases by the database's clock) and wakes when the database says
+  the next source is due; one-holder duties take advisory locks (pipeline.py).
 - SIGTERM/SIGINT finish the send in flight and exit; SIGHUP reloads the config.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timedelta
@@ -30,7 +35,9 @@ from syndicator.config import ChannelConfig, JekyllSourceConfig, Settings
 from syndicator.events import EVENTS_LOGGER, log_events, pass_events
 from syndicator.pipeline import ChannelPool, run_once
 from syndicator.store import deliveries, leases
-from syndicator.store.db import dispose_all, open_store, session
+from syndicator.store import sources as store_sources
+from syndicator.store import workers as store_workers
+from syndicator.store.db import dispose_all, open_store, session, shared
 from syndicator.timeutil import utcnow
 
 log = logging.getLogger("syndicator.daemon")
@@ -86,6 +93,7 @@ class Daemon:
         self.pending_all = True  # the first pass looks at every due source
         self.pending_send = True
         self.is_leader = False
+        self.worker_mode = False  # PostgreSQL: every daemon polls and sends its share
         self.doing = "starting"
         self.started_at = utcnow()
         self.last_pass_at: datetime | None = None
@@ -127,7 +135,9 @@ class Daemon:
         jitter = int(d.jitter.total_seconds()) or None
         grace = int(d.misfire_grace.total_seconds()) or 1
         for src in self.settings.sources:
-            if not src.enabled:
+            # a worker's sources fall due in the database (its next_due); a timer per
+            # source in every worker would only wake them all at once
+            if not src.enabled or self.worker_mode:
                 continue
             trigger: Any
             if src.cron:
@@ -139,6 +149,20 @@ class Daemon:
                 trigger,
                 args=[[src.name]],
                 id=f"poll:{src.name}",
+                misfire_grace_time=grace,
+                coalesce=True,
+                max_instances=1,
+            )
+        if self.settings.stats.enabled and any(c.enabled for c in self.settings.channels):
+            # Listener counts fall due post by post (`every` after the last reading): look
+            # for due ones often enough that none waits much past its time, never more
+            # than hourly; the pass reads them, sending nothing new unless it is due.
+            check = min(max(self.settings.stats.every.total_seconds() / 6, 60.0), 3600.0)
+            self.scheduler.add_job(
+                self.request,
+                IntervalTrigger(seconds=check, jitter=jitter),
+                args=[[]],
+                id="stats",
                 misfire_grace_time=grace,
                 coalesce=True,
                 max_instances=1,
@@ -170,11 +194,14 @@ class Daemon:
         engine = open_store(self.settings)
         now = utcnow()
         try:
+            store_workers.beat(engine, self.owner, socket.gethostname(), os.getpid())
             was = self.is_leader
-            self.is_leader = leases.acquire(
+            self.is_leader = self.worker_mode or leases.acquire(
                 engine, LEADER, self.owner, self.settings.daemon.leader_lease, now
             )
-            if self.is_leader and not was:
+            if self.worker_mode:
+                pass  # no leader: the work is shared out by claims
+            elif self.is_leader and not was:
                 log.warning("this daemon now leads (%s)", self.owner)
                 self.request()  # catch up on whatever the previous leader left
             elif was and not self.is_leader:
@@ -183,7 +210,7 @@ class Daemon:
                 engine,
                 self.owner,
                 now,
-                role="leader" if self.is_leader else "standby",
+                role="worker" if self.worker_mode else "leader" if self.is_leader else "standby",
                 state=self.doing if self.is_leader else "standby",
                 next_pass_at=self._next_scheduled(),
                 last_pass_at=self.last_pass_at,
@@ -300,11 +327,19 @@ class Daemon:
             return deliveries.next_due_at(
                 s,
                 utcnow(),
-                waiting=[outbox.PLANNED, outbox.RETRYING],
+                waiting=[outbox.PLANNED, outbox.RETRYING, outbox.WAITING_AUDIO],
                 unknown=outbox.UNKNOWN,
                 held=held,
                 planned=outbox.PLANNED,
             )
+
+    def _next_source_due(self) -> datetime | None:
+        """Workers: when the database says the next source can be claimed."""
+        engine = open_store(self.settings)
+        names = [s.name for s in self.settings.sources if s.enabled]
+        with session(engine) as s:
+            wait = store_sources.next_due_in(s, names)
+        return None if wait is None else utcnow() + wait
 
     def _wait_seconds(self) -> float:
         now = utcnow()
@@ -318,14 +353,16 @@ class Daemon:
         full, names, _send = self._take()
         self.doing = "pass"
         try:
+            work = self.worker_mode  # a worker claims whatever is due, by the database
+            slack = timedelta(0) if work else self.settings.daemon.jitter + timedelta(seconds=5)
             report = run_once(
                 self.settings,
                 progress=_Beat(self),
                 owner=self.owner,
                 should_stop=lambda: self.stop.is_set() or not self.is_leader,
-                poll=full or bool(names),
-                sources=None if full else sorted(names),
-                due_slack=self.settings.daemon.jitter + timedelta(seconds=5),
+                poll=work or full or bool(names),
+                sources=None if work or full else sorted(names),
+                due_slack=slack,
                 pool=self.channels,
             )
             log_events(pass_events(report))
@@ -338,6 +375,10 @@ class Daemon:
             self.doing = "idle"
         try:
             self.next_due = self._next_delivery_due()
+            if self.worker_mode:
+                src_due = self._next_source_due()
+                if src_due is not None and (self.next_due is None or src_due < self.next_due):
+                    self.next_due = src_due
             # Due but held back (pacing, quiet hours): look again shortly, don't spin.
             floor = utcnow() + timedelta(seconds=2)
             if self.next_due is not None and self.next_due < floor:
@@ -365,6 +406,9 @@ class Daemon:
 
     def run(self) -> int:
         engine = open_store(self.settings)
+        self.worker_mode = self.is_leader = shared(engine)
+        if self.worker_mode:
+            self.wake.set()  # a worker needs no lease to start: take what is due now
         self._install_signals()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._schedule()
@@ -372,7 +416,11 @@ class Daemon:
         self._start_watcher()
         if self.web:
             self._start_web()
-        log.warning("daemon started (%s)", self.owner)
+        log.warning(
+            "daemon started (%s)%s",
+            self.owner,
+            ", a worker sharing PostgreSQL with any others" if self.worker_mode else "",
+        )
         try:
             while not self.stop.is_set():
                 self.wake.wait(timeout=self._wait_seconds())
@@ -385,6 +433,7 @@ class Daemon:
                     continue
                 if self.next_due is not None and self.next_due <= utcnow():
                     self.pending_send = True
+                    self.pending_all = self.pending_all or self.worker_mode
                 with self.lock:
                     has_work = self.pending_all or self.pending_sources or self.pending_send
                 if has_work:
@@ -409,6 +458,7 @@ class Daemon:
             now = utcnow()
             leases.release(engine, LEADER, self.owner, now)
             leases.stopped(engine, self.owner, now, "stopped cleanly")
+            store_workers.stopped(engine, self.owner)
         except Exception:
             log.exception("could not release the leader lease; it expires by itself")
         dispose_all()

@@ -84,7 +84,7 @@ def _plan_events(report: PassReport) -> list[PassEvent]:
     for p in report.planned:
         if p.state == "awaiting_approval":
             continue  # told below, as held for a person
-        if p.state != "planned":
+        if p.state not in ("planned", "waiting_audio"):
             reason = (p.reason or "skipped").split(":")[0]
             skipped[(p.channel, reason)] = skipped.get((p.channel, reason), 0) + 1
     for (channel, reason), n in sorted(skipped.items()):
@@ -141,6 +141,18 @@ def _send_events(report: PassReport) -> list[PassEvent]:
     return out
 
 
+def _audio_events(report: PassReport) -> list[PassEvent]:
+    """Enclosures checked before announcing (announce/audio.py): passed, or still waiting."""
+    out = []
+    for title, state, detail in report.audio.events:
+        f = {"title": title, "state": state, "detail": detail}
+        if state == "passed":
+            out.append(PassEvent("audio", f"audio of {title!r} is there: announcing", f))
+        else:
+            out.append(PassEvent("audio", f"{title!r} waits for its audio: {detail}", f))
+    return out
+
+
 def _feed_events(report: PassReport) -> list[PassEvent]:
     out = []
     for f in report.feeds:
@@ -169,6 +181,7 @@ def pass_events(report: PassReport) -> list[PassEvent]:
     out = _source_events(report)
     out += _plan_events(report)
     if not report.dry_run:
+        out += _audio_events(report)
         out += _send_events(report)
     out += _feed_events(report)
     return out

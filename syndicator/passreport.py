@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syndicator.announce.audio import AudioStats
+from syndicator.announce.listeners import CountsReport
 from syndicator.announce.outbox import PlannedRow
 from syndicator.announce.sender import SendStats
 
@@ -36,6 +38,7 @@ class PassReport:
     planned: list[PlannedRow] = field(default_factory=list)
     would_send: list[dict[str, Any]] = field(default_factory=list)  # dry-run
     sends: SendStats = field(default_factory=SendStats)
+    audio: AudioStats = field(default_factory=AudioStats)  # enclosures checked before sending
     feeds: list[Any] = field(default_factory=list)  # directory.publish.FeedOutcome
     pings_planned: int = 0
     channel_errors: list[str] = field(default_factory=list)
@@ -43,6 +46,7 @@ class PassReport:
     new_attention: list[str] = field(default_factory=list)  # first seen in this pass
     send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
     catch_up: list[str] = field(default_factory=list)  # what catch-up did (announce/approval)
+    counts: CountsReport = field(default_factory=CountsReport)  # listener counts read
     seconds: float = 0.0
 
     @property

@@ -29,7 +29,8 @@ from syndicator.store import meta as store_meta
 from syndicator.store import problems as problem_store
 from syndicator.store import remote_chapters as store_chapters
 from syndicator.store import sources as store_sources
-from syndicator.store.db import discard, open_store, session
+from syndicator.store import workers as store_workers
+from syndicator.store.db import db_now, discard, open_store, session, shared
 from syndicator.store.ingest import (
     IngestStats,
     apply_poll,
@@ -99,8 +100,15 @@ def poll_sources(
     due_slack: timedelta = timedelta(0),
     progress: PassProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    owner: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    chosen_time: bool = False,
 ) -> list[SourceOutcome]:
     """Read every due source and store what it holds. Bad input becomes problems.
+
+    On PostgreSQL (unless `force`) the sources are claimed in batches, so many workers
+    share them and none is read twice in an interval (`_poll_claimed`); "due" is by the
+    database's clock, or by `now` when it is a `chosen_time` (`--now`).
 
     Each kind of source (sources/kinds.py, found through entry points) reads its own;
     this stores each result as it comes. `should_stop()` turning true (a shutdown) ends
@@ -115,8 +123,19 @@ def poll_sources(
     _sync_sources(engine, settings)
     wanted = [s for s in settings.sources if s.enabled and (names is None or s.name in names)]
     ctx = PollContext(settings.podcast.tz, settings.fetch, progress, should_stop)
+    claims = shared(engine) and not force
     for kind in load_kinds():
         configs = [s for s in wanted if s.type == kind.type]
+        if claims and configs:
+            try:
+                _poll_claimed(
+                    engine, settings, kind, configs, ctx, out,
+                    owner=owner or outbox.process_owner(), clock=clock or (lambda: now),
+                    should_stop=should_stop or (lambda: False), chosen_time=chosen_time,
+                )  # fmt: skip
+            except RenderStopped:
+                return out
+            continue
         jobs = _poll_jobs(engine, kind, configs, now, force, due_slack, out)
         if not jobs:
             continue
@@ -128,6 +147,53 @@ def poll_sources(
         except RenderStopped:
             return out
     return out
+
+
+def _poll_claimed(
+    engine: Engine,
+    settings: Settings,
+    kind: SourceKind,
+    configs: list[Any],
+    ctx: Any,
+    out: list[SourceOutcome],
+    *,
+    owner: str,
+    clock: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+    chosen_time: bool = False,
+) -> None:
+    """PostgreSQL workers: claim a batch of due sources (SKIP LOCKED, a lease by the
+    database's clock), read and store them, release them, and claim again until none is
+    due. Each batch's time is taken when it is claimed, so the next due time is one
+    interval after the poll really happened. Sources another worker holds, or not due
+    yet, are "skipped" here."""
+    by_name = {c.name: c for c in configs}
+    left = list(by_name)  # each source once per pass, even one with no schedule
+    cfg = settings.workers
+    while left and not should_stop():
+        with session(engine, write=True) as s:
+            claimed = store_sources.claim_due(
+                s, owner, left, cfg.source_lease, cfg.claim_batch, due_only=kind.scheduled,
+                at=clock() if chosen_time else None,
+            )  # fmt: skip
+        if not claimed:
+            break
+        taken = set(claimed)
+        left = [n for n in left if n not in taken]
+        batch_now = clock()
+        try:
+            jobs = _poll_jobs(
+                engine, kind, [by_name[n] for n in claimed], batch_now, True, timedelta(0), out
+            )
+            for polled in kind.poll(jobs, ctx):
+                out.append(_store_polled(engine, settings, kind.type, polled, batch_now))
+                if isinstance(polled.result, ScanResult):
+                    ctx.progress.advance()
+        finally:
+            # a stop mid-batch leaves unread sources due as they were: others take them
+            with session(engine, write=True) as s:
+                store_sources.release(s, owner, claimed)
+    out.extend(SourceOutcome(n, kind.type, "skipped") for n in left)
 
 
 def _fingerprint_key(src: Any) -> str:
@@ -507,11 +573,14 @@ def run_once(
 ) -> PassReport:
     """One pass. `now` previews the pass at another time (times stay explicit)."""
     t0 = time.monotonic()
-    clock = make_clock(now)
+    engine = open_store(settings)
+    # Workers sharing PostgreSQL keep the database's time, so a machine whose clock is
+    # off can't poll early, send early, or expire another worker's lease.
+    chosen = now is not None
+    clock = make_clock(now if chosen or not shared(engine) else db_now(engine))
     now = clock()
     progress = progress or NoProgress()
     report = PassReport(now=now, dry_run=dry_run)
-    engine = open_store(settings)
     owner = owner or outbox.process_owner()
 
     if poll:
@@ -524,6 +593,9 @@ def run_once(
             due_slack=due_slack,
             progress=progress,
             should_stop=should_stop,
+            owner=owner,
+            clock=clock,
+            chosen_time=chosen,
         )
 
     progress.step("planning announcements")
@@ -532,6 +604,11 @@ def run_once(
 
     renderer = Renderer(settings)
     with session(engine, write=not dry_run) as s:
+        # Workers plan one at a time (announcements and evergreen reshares): the lock
+        # lasts until this commit, so the next one sees these rows. Planning is short
+        # and waits its turn, so every worker's new episodes are planned in its own pass.
+        if not dry_run:
+            store_workers.take_duty(s, "planning", wait=True)
         report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
         report.planned += evergreen.plan_reshares(
             s, settings, renderer, limits, now, dry_run=dry_run
@@ -552,14 +629,21 @@ def run_once(
     def collect(row: Delivery, _state: str) -> None:
         sent_ids.append(row.episode_id)
 
+    if not should_stop():
+        # before sending: announcements whose audio did not answer yet wait (announce/audio.py)
+        from syndicator.announce.audio import verify_waiting
+
+        report.audio = verify_waiting(engine, settings, clock, should_stop=should_stop)
     if live:
         progress.step("sending announcements")
         report.sends = sender.send_due(
             engine, settings, live, owner=owner, clock=clock, should_stop=should_stop,
-            on_event=collect,
+            on_event=collect, chosen_time=chosen,
         )  # fmt: skip
     progress.step("building feeds")
-    publish(engine, settings, clock(), report, dry_run=False)
+    with store_workers.duty(engine, "feeds") as mine:  # one worker builds; others go on
+        if mine:
+            publish(engine, settings, clock(), report, dry_run=False)
     if settings.feeds and not should_stop():
         from syndicator.channels.registry import implicit_channels
 
@@ -567,7 +651,7 @@ def run_once(
         try:
             pings = sender.send_due(
                 engine, settings, implicit, owner=owner, clock=clock,
-                should_stop=should_stop, on_event=collect,
+                should_stop=should_stop, on_event=collect, chosen_time=chosen,
             )  # fmt: skip
         finally:
             for ch in implicit.values():
@@ -577,12 +661,33 @@ def run_once(
         report.sends.events.extend(pings.events)
     if sent_ids:
         report.send_titles = _episode_titles(engine, sent_ids)
+    if live and settings.stats.enabled and not should_stop():
+        from syndicator.announce.listeners import read_due
+
+        progress.step("reading listener counts")
+        report.counts = read_due(engine, settings, live, clock, should_stop)
+        if report.counts.read or report.counts.gone:
+            log.info(
+                "listener counts: %d post(s) read, %d gone",
+                report.counts.read, report.counts.gone,
+            )  # fmt: skip
     if pool is None:
         for ch in live.values():
             ch.close()
     from syndicator.alerts import notify_operator
 
-    notify_operator(engine, settings, clock())
+    with store_workers.duty(engine, "alerts") as mine:
+        if mine:
+            notify_operator(engine, settings, clock())
+    with store_workers.duty(engine, "prune") as mine:
+        if mine:
+            store_workers.forget_gone(engine, settings.workers.forget_after)
+    store_workers.count(
+        engine,
+        owner,
+        polls=sum(1 for o in report.sources if o.status not in ("skipped", "disabled")),
+        sends=report.sends.sent,
+    )
     _attention(engine, report, now)
     report.seconds = time.monotonic() - t0
     return report

@@ -73,6 +73,14 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
                 highlight=False,
                 markup=False,
             )
+        c = report.counts
+        if c.read or c.gone or c.waiting:
+            waiting = f"; waiting: {', '.join(c.waiting)}" if c.waiting else ""
+            out.print(
+                f"listener counts: {c.read} post(s) read, {c.gone} deleted{waiting}",
+                highlight=False,
+                markup=False,
+            )
     for msg in report.channel_errors:
         err.print(f"[yellow]channel:[/yellow] {escape(msg)}", highlight=False)
     # Under cron only what this pass found is printed (one mail per incident); the exit
@@ -97,6 +105,17 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     else:
         how = ", stopped cleanly" if d.get("stopped") else ""
         out.print(f"daemon: not running (last seen {_local(d['last_seen'], tz)}{how})")
+    workers = data.get("workers") or []
+    if workers:
+        alive = [w for w in workers if w["alive"]]
+        out.print(
+            f"workers: {len(alive)} alive of {len(workers)} known; "
+            + ", ".join(
+                f"{escape(w['host'])}:{w['pid']} {w['polls']} polls {w['sends']} sends"
+                + ("" if w["alive"] else " (gone)")
+                for w in workers[:10]
+            )
+        )
     t = Table("source", "type", "last poll", "state", "next due", "episodes")
     for s in data["sources"]:
         st = (
@@ -118,6 +137,8 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     if data["deliveries"]:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
         states += ["awaiting_approval"]  # a person in the loop
+        if any(c.get("waiting_audio") for c in data["deliveries"].values()):
+            states.append("waiting_audio")  # announcements whose audio is not there yet
         t = Table("channel", *states)
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
@@ -127,6 +148,14 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
             f"{data['awaiting_approval']} announcement(s) wait for approval: "
             "syndicator deliveries --state awaiting_approval",
             markup=False,
+        )
+    for a in data.get("audio_waiting", []):
+        late = ", past verify_audio_timeout" if a["timed_out"] else ""
+        out.print(
+            f"waiting for audio: {a['title']!r} ({a['url']}), {a['checks']} check(s){late}: "
+            f"{a['last_error']}; next check {_local(a['next_check'], tz)}",
+            markup=False,
+            highlight=False,
         )
     for f in data["feeds"]:
         out.print(

@@ -28,6 +28,7 @@ url = "sqlite:///store.db"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 every = "{extra.get("every", "1h")}"
 episode_url = "{{site.url}}/podcast/{{slug}}"

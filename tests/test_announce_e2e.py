@@ -29,6 +29,7 @@ from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.nostr_relay import FakeRelay
 from tests.fakes.pds import FakePDS
+from tests.fakes.threads import FakeThreads
 from tests.fakes.webhook import FakeWebhook
 from tests.fakes.xapi import FakeX
 
@@ -50,12 +51,14 @@ class Net:
     hook: FakeWebhook
     relay: FakeRelay
     li: FakeLinkedIn
+    threads: FakeThreads
 
     def env(self) -> dict[str, str]:
         return {**self.x.env("x"), "SYNDICATOR_MASTODON_ACCESS_TOKEN": self.masto.token,
                 **self.pds.env("bluesky"),
                 "SYNDICATOR_NOSTR_NSEC": NOSTR_NSEC,
                 **self.li.env("linkedin"),
+                **self.threads.env("threads"),
                 }  # fmt: skip
 
     def channels(self, **over: Any) -> list[dict[str, Any]]:
@@ -69,6 +72,8 @@ class Net:
             {"name": "nostr", "type": "nostr", "relays": [self.relay.ws_url], "timeout": "2s"},
             {"name": "linkedin", "type": "linkedin", "api_url": self.li.url,
              "author": self.li.author, "timeout": "2s"},
+            {"name": "threads", "type": "threads", "api_url": self.threads.api_url,
+             "user_id": self.threads.user_id, "timeout": "2s"},
         ]  # fmt: skip
         for c in base:
             c.update(over.get(c["name"], {}))
@@ -82,6 +87,7 @@ class Net:
             "hook": len(self.hook.posts("/hook")),
             "nostr": len(self.relay.notes()),
             "linkedin": len(self.li.posts),
+            "threads": len(self.threads.threads),
         }
 
 
@@ -89,8 +95,9 @@ class Net:
 def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
     with FakeX() as x, FakeMastodon() as m, FakePDS() as p, FakeWebhook() as h, \
             FakeRelay() as r, \
-            FakeLinkedIn() as li:  # fmt: skip
-        n = Net(x, m, p, h, r, li)
+            FakeLinkedIn() as li, \
+            FakeThreads() as th:  # fmt: skip
+        n = Net(x, m, p, h, r, li, threads=th)
         for k, v in n.env().items():
             monkeypatch.setenv(k, v)
         yield n
@@ -99,7 +106,7 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Iterator[Net]:
 def _settings(tmp_path: Path, url: str, site: Path, net: Net, **over: Any):  # type: ignore[no-untyped-def]
     return make_settings(
         tmp_path, url,
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         channels=net.channels(**over),
         announce={"window": "14d", "retry_base": "1s", "lease": "1s",
@@ -177,6 +184,7 @@ def test_lost_answers_are_reconciled_without_duplicates(
     net.pds.drop_next(store=True, method="POST", path="putRecord")
     net.hook.drop_next(store=True, method="POST")
     net.relay.drop_next(store=True, method="EVENT")
+    net.threads.drop_next(store=True, method="POST", path="threads_publish$")
     net.li.drop_next(store=True, method="POST", path="^/rest/posts$")
     settings = _settings(tmp_path, sqlite_url, site, net)
     run_once(settings, now=NOW)
@@ -189,6 +197,7 @@ def test_lost_answers_are_reconciled_without_duplicates(
     held = [d for d in rows if d.state == "unknown"]
     assert [d.channel for d in held] == ["hook"]  # a webhook can't be checked: held
     assert sum(d.state == "sent" for d in rows) == 2 * len(net.channels()) - 1
+    assert len(net.threads.publishes()) == 2  # the lost one was read back, not published again
     assert net.pds.overwrites == []
 
 
@@ -227,6 +236,7 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
     cfg = tmp_path / "s.toml"
     lines = [
         '[database]\nurl = "sqlite:///s.db"\n[[sources]]\nname = "episodes"\ntype = "jekyll"\n'
+        "verify_audio = false\n"
         f'path = "{site}"\nepisode_url = "{{site.url}}/podcast/{{slug}}"\n'
     ]
     for c in net.channels():
@@ -257,6 +267,9 @@ def test_preview_json_counts_by_each_network(tmp_path: Path, site: Path, net: Ne
     tags = li["text"].count("#")  # each "#tag" goes as "{hashtag|\\#|tag}"
     assert li["limit"] == 3000
     assert li["length"] == len(li["text"].encode("utf-16-le")) // 2 + reserved + 12 * tags
+    th = next(r for r in rows if r["channel"] == "threads")
+    # Threads: 500, and an emoji counts as its UTF-8 bytes (the 🎙 is 4)
+    assert th["limit"] == 500 and th["length"] == len(th["text"]) + 3
 
 
 def test_crash_at_random_moments_nothing_twice_nothing_lost(
@@ -278,6 +291,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     lines = [f'[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
              'catch_up = "send"\n'
              f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+             "verify_audio = false\n"
              'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip
     for c in net.channels():
         lines.append("[[channels]]\n" + _toml(c))
@@ -287,6 +301,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     for fake in (net.x, net.masto, net.pds, net.hook, net.li):
         fake.hang_next(40, seconds=0.15, store=True, method="POST")
     net.relay.hang_next(40, seconds=0.15, store=True, method="EVENT")
+    net.threads.hang_next(40, seconds=0.15, store=True, method="POST")
     rng = random.Random(7)
     cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "run-once"]
     for _ in range(12):
@@ -297,6 +312,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
         proc.wait()
     for fake in (net.x, net.masto, net.pds, net.hook, net.relay, net.li):
         fake.clear_faults()
+    net.threads.clear_faults()
     for _ in range(4):
         time.sleep(1.2)  # leases of killed processes run out
         subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=120)
@@ -313,6 +329,7 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
     assert net.pds.overwrites == []
     assert sorted(titles([n["content"] for n in net.relay.notes()])) == sorted(expected)
     assert sorted(titles([plain_text(p.commentary) for p in net.li.posts])) == sorted(expected)
+    assert sorted(titles([t.text for t in net.threads.threads])) == sorted(expected)
     hooked = titles([b["message"] for b in net.hook.bodies("/hook")])
     assert len(hooked) == len(set(hooked))  # never twice
     rows = json.loads(subprocess.run([*cmd[:-1], "deliveries", "--json"], cwd=tmp_path, env=env,

@@ -255,7 +255,7 @@ def test_hold_approve_and_send_on_both_stores(
 
     settings = make_settings(
         tmp_path, db_url,
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
                   "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
         announce={"catch_up_limit": 1},
         channels=[{"name": "hook", "type": "apprise", "url": f"json://127.0.0.1:{hook.port}/h"}],

@@ -460,7 +460,7 @@ def test_run_once_announces_on_linkedin_once(tmp_path: Path, site: Path, li: Fak
     cfg.write_text(
         '[podcast]\ntitle = "Shipping It"\n[database]\nurl = "sqlite:///s.db"\n'
         '[announce]\nretry_base = "1s"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\npath = "{site}"\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
         '[handles."Cy Fu"]\nlinkedin = "urn:li:organization:42"\n'
         f'[[channels]]\nname = "li"\ntype = "linkedin"\napi_url = "{li.url}"\n'

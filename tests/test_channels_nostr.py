@@ -23,7 +23,14 @@ from pydantic import ValidationError
 from sqlmodel import select
 from websockets.sync.client import connect
 
-from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    Progress,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
 from syndicator.channels.nostr import DEFAULT_LIMIT, NostrChannel, NostrKind
 from syndicator.channels.registry import ConfigurationError, kind, make_channel
 from syndicator.config import ChannelConfig
@@ -72,9 +79,10 @@ def channel(
     return ch
 
 
-def frozen(ch: NostrChannel, p: Post | None = None) -> Post:
+def signed(ch: NostrChannel, p: Post | None = None) -> Post:
+    """A post whose note an earlier attempt signed and recorded (Progress, no row)."""
     p = p or post()
-    return replace(p, extra={"frozen": ch.freeze(p)})
+    return replace(p, progress=Progress({"event": ch.sign(p)}))
 
 
 # --- sent -----------------------------------------------------------------------------------
@@ -82,10 +90,10 @@ def frozen(ch: NostrChannel, p: Post | None = None) -> Post:
 
 def test_a_signed_note_with_t_and_p_tags_and_the_frozen_time(relay: FakeRelay, monkeypatch):
     ch = channel(monkeypatch, [relay.ws_url])
-    p = frozen(ch)
+    p = post()
     sent = ch.send(p)
     [note] = relay.notes()
-    assert note == p.extra["frozen"]["event"]  # exactly the frozen bytes went out
+    assert note == p.progress.get("event")  # exactly the recorded bytes went out
     assert note["content"] == TEXT and note["kind"] == 1
     assert note["created_at"] == int(FROZEN.timestamp())
     assert note["pubkey"] == KEYS.public_key().to_hex()
@@ -100,14 +108,14 @@ def test_a_signed_note_with_t_and_p_tags_and_the_frozen_time(relay: FakeRelay, m
 
 def test_the_id_does_not_depend_on_when_it_is_signed(monkeypatch, relay: FakeRelay) -> None:
     ch = channel(monkeypatch, [relay.ws_url])
-    first, second = ch.freeze(post()), ch.freeze(post())
+    first, second = ch.sign(post()), ch.sign(post())
     assert first["id"] == second["id"]  # the frozen text and time make the id
-    assert first["event"]["sig"] != second["event"]["sig"]  # BIP-340 signing is randomised
+    assert first["sig"] != second["sig"]  # BIP-340 signing is randomised
 
 
 def test_resending_is_a_duplicate_never_a_second_note(relay: FakeRelay, monkeypatch) -> None:
     ch = channel(monkeypatch, [relay.ws_url])
-    p = frozen(ch)
+    p = post()
     assert ch.send(p).remote_id == ch.send(p).remote_id
     assert len(relay.requests("EVENT")) == 2 and len(relay.notes()) == 1
 
@@ -118,7 +126,7 @@ def test_min_relays_met_the_others_are_warnings(
     down = refused_url("ws")
     ch = channel(monkeypatch, [relay.ws_url, relay2.ws_url, down], min_relays=2)
     with caplog.at_level(logging.WARNING, logger="syndicator.channels.nostr"):
-        sent = ch.send(frozen(ch))
+        sent = ch.send(post())
     assert isinstance(sent, Sent)
     assert len(relay.notes()) == len(relay2.notes()) == 1
     [warning] = [r.getMessage() for r in caplog.records]
@@ -128,7 +136,7 @@ def test_min_relays_met_the_others_are_warnings(
 def test_a_duplicate_refusal_counts_as_ok(relay: FakeRelay, monkeypatch) -> None:
     relay.fail_next(body=DUPLICATE)  # some relays say OK false for a duplicate
     ch = channel(monkeypatch, [relay.ws_url])
-    assert ch.send(frozen(ch)).remote_id
+    assert ch.send(post()).remote_id
 
 
 # --- transient and permanent ------------------------------------------------------------------
@@ -137,7 +145,7 @@ def test_a_duplicate_refusal_counts_as_ok(relay: FakeRelay, monkeypatch) -> None
 def test_no_relay_reachable_is_transient(monkeypatch) -> None:
     ch = channel(monkeypatch, [refused_url("ws"), refused_url("ws")])
     with pytest.raises(TransientError) as err:
-        ch.send(frozen(ch))
+        ch.send(post())
     assert "0 of 2 relays, 1 needed" in err.value.message
     assert "could not connect" in err.value.message
 
@@ -146,9 +154,9 @@ def test_rate_limited_is_transient(relay: FakeRelay, monkeypatch) -> None:
     relay.rate_limit_next()
     ch = channel(monkeypatch, [relay.ws_url])
     with pytest.raises(TransientError, match="rate-limited"):
-        ch.send(frozen(ch))
+        ch.send(post())
     assert relay.notes() == []
-    assert ch.send(frozen(ch)).remote_id and len(relay.notes()) == 1
+    assert ch.send(post()).remote_id and len(relay.notes()) == 1
 
 
 def test_every_relay_refusing_is_permanent(relay: FakeRelay, relay2: FakeRelay, monkeypatch):
@@ -156,7 +164,7 @@ def test_every_relay_refusing_is_permanent(relay: FakeRelay, relay2: FakeRelay, 
     relay2.fail_next(body="restricted: paid relay")
     ch = channel(monkeypatch, [relay.ws_url, relay2.ws_url])
     with pytest.raises(PermanentError) as err:
-        ch.send(frozen(ch))
+        ch.send(post())
     assert "blocked: not on the allow list" in err.value.message
     assert "restricted: paid relay" in err.value.message
     assert "min_relays" in err.value.message
@@ -166,15 +174,14 @@ def test_min_relays_out_of_reach_is_permanent(relay: FakeRelay, relay2: FakeRela
     relay2.fail_next(body="blocked: no")
     ch = channel(monkeypatch, [relay.ws_url, relay2.ws_url], min_relays=2)
     with pytest.raises(PermanentError, match="1 of 2 relays, 2 needed"):
-        ch.send(frozen(ch))
+        ch.send(post())
 
 
-def test_a_damaged_frozen_note_is_permanent(relay: FakeRelay, monkeypatch) -> None:
+def test_a_damaged_recorded_note_is_permanent(relay: FakeRelay, monkeypatch) -> None:
     ch = channel(monkeypatch, [relay.ws_url])
-    p = frozen(ch)
-    bad = {**p.extra["frozen"]["event"], "content": "edited after signing"}
+    bad = {**ch.sign(post()), "content": "edited after signing"}
     with pytest.raises(PermanentError, match="damaged"):
-        ch.send(replace(p, extra={"frozen": {"id": bad["id"], "event": bad}}))
+        ch.send(replace(post(), progress=Progress({"event": bad})))
     assert relay.requests("EVENT") == []
 
 
@@ -204,11 +211,11 @@ def test_dropped_after_storing_is_unknown_and_reconcile_finds_it(
 ) -> None:
     relay.drop_next(store=True, method="EVENT")
     ch = channel(monkeypatch, [relay.ws_url])
-    p = frozen(ch)
+    p = post()
     with pytest.raises(UnknownOutcome, match="closed the connection without an OK"):
         ch.send(p)
     found = ch.reconcile(p)
-    assert found is not None and found.remote_id == p.extra["frozen"]["id"]
+    assert found is not None and found.remote_id == p.progress.get("event")["id"]
     assert len(relay.notes()) == 1
 
 
@@ -217,33 +224,36 @@ def test_dropped_before_storing_reconciles_to_none_and_resends_the_same_event(
 ) -> None:
     relay.drop_next(store=False, method="EVENT")
     ch = channel(monkeypatch, [relay.ws_url])
-    p = frozen(ch)
+    p = post()
     with pytest.raises(UnknownOutcome):
         ch.send(p)
+    recorded = p.progress.get("event")
     assert ch.reconcile(p) is None
     ch.send(p)
     [note] = relay.notes()
-    assert note["sig"] == p.extra["frozen"]["event"]["sig"]  # signed once, sent as frozen
+    assert note["sig"] == recorded["sig"]  # signed once, sent as recorded
 
 
 def test_a_hanging_relay_is_unknown_within_the_timeout(relay: FakeRelay, monkeypatch) -> None:
     relay.hang_next(seconds=5, store=True, method="EVENT")
     ch = channel(monkeypatch, [relay.ws_url], timeout=0.5)
     started = time.monotonic()
+    p = post()
     with pytest.raises(UnknownOutcome, match=r"no OK within 0\.5s"):
-        ch.send(frozen(ch))
+        ch.send(p)
     assert time.monotonic() - started < 3
-    assert ch.reconcile(frozen(ch)) is not None  # it had stored it
+    assert ch.reconcile(p) is not None  # it had stored it
 
 
 def test_reconcile_needs_min_relays(relay: FakeRelay, relay2: FakeRelay, monkeypatch) -> None:
     ch = channel(monkeypatch, [relay.ws_url, relay2.ws_url], min_relays=2)
-    p = frozen(ch)
-    relay.add(p.extra["frozen"]["event"])  # only one relay has it
+    p = signed(ch)
+    relay.add(p.progress.get("event"))  # only one relay has it
     assert ch.reconcile(p) is None
-    relay2.add(p.extra["frozen"]["event"])
+    relay2.add(p.progress.get("event"))
     assert ch.reconcile(p) is not None
-    assert ch.reconcile(post()) is None  # never frozen: never sent
+    assert ch.reconcile(post()) is None  # never signed: never sent
+    assert len(relay.requests("REQ")) == 2  # the unsigned post asked no relay
 
 
 # --- limit, counting, config -----------------------------------------------------------------
@@ -323,7 +333,7 @@ def test_read_counts_from_every_relay_each_event_once(
     relay: FakeRelay, relay2: FakeRelay, monkeypatch
 ) -> None:
     ch = channel(monkeypatch, [relay.ws_url, relay2.ws_url, refused_url("ws")])
-    note_id = ch.send(frozen(ch)).remote_id or ""
+    note_id = ch.send(post()).remote_id or ""
     fans = [Keys.generate() for _ in range(4)]
     like, boo = _reply(fans[0], 7, "+", note_id), _reply(fans[1], 7, "-", note_id)
     heart, answer = _reply(fans[2], 7, "🔥", note_id), _reply(fans[3], 1, "Great one!", note_id)
@@ -356,7 +366,7 @@ def test_read_counts_errors(relay: FakeRelay, monkeypatch) -> None:
 
 def test_social_interact_is_the_nevent_and_the_npub(relay: FakeRelay, monkeypatch) -> None:
     ch = channel(monkeypatch, [relay.ws_url])
-    sent = ch.send(frozen(ch))
+    sent = ch.send(post())
     k = kind("nostr")
     conf = ChannelConfig.model_validate({"name": "zap", "type": "nostr", "relays": [relay.ws_url]})
     assert k.interact_protocol == "nostr"  # type: ignore[attr-defined]
@@ -391,7 +401,7 @@ def test_run_once_signs_once_and_mentions_the_guests_npub(
     cfg = tmp_path / "s.toml"
     cfg.write_text(
         '[database]\nurl = "sqlite:///s.db"\n[announce]\nretry_base = "1s"\n'
-        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+        f'[[sources]]\nname = "episodes"\ntype = "jekyll"\nverify_audio = false\npath = "{site}"\n'
         'episode_url = "{site.url}/podcast/{slug}"\n'
         f'[[channels]]\nname = "zap"\ntype = "nostr"\nrelays = ["{relay.ws_url}"]\n'
         'timeout = "2s"\n'
@@ -403,14 +413,14 @@ def test_run_once_signs_once_and_mentions_the_guests_npub(
         [row] = [d for d in s.exec(select(Delivery)).all() if "Zaps" in d.text]
     assert row.state == "unknown"
     assert not any("Zaps" in n["content"] for n in relay.notes())
-    signed = row.payload["frozen"]["event"]  # frozen before the relay was contacted
+    signed = row.payload["progress"]["event"]  # recorded before the relay was contacted
     for _ in range(10):  # until the back-off lets the row go again
         time.sleep(1.2)
         _cli(cfg, "run-once")
         if any("Zaps" in n["content"] for n in relay.notes()):
             break
     [note] = [n for n in relay.notes() if "Zaps" in n["content"]]
-    assert note == signed  # the same signature: signed once, sent as frozen
+    assert note == signed  # the same signature: signed once, sent as recorded
     assert f", with nostr:{GUEST.to_bech32()}." in note["content"]  # clients show the name
     assert "https://" in note["content"] and "#LetsEncrypt #nostr" in note["content"]
     assert ["p", GUEST.to_hex()] in note["tags"]
@@ -448,33 +458,78 @@ def test_the_relays_faults_are_driven_over_http_from_another_process(monkeypatch
         proc.communicate(input="", timeout=10)
 
 
-def test_the_sender_freezes_under_its_lease_only(
-    sqlite_url: str, relay: FakeRelay, monkeypatch
-) -> None:
+def _claimed_row(sqlite_url: str, payload: dict[str, Any]) -> tuple[Any, int]:
+    """A planned Nostr delivery, claimed by "me"."""
     from syndicator.announce import sender
-    from syndicator.store import deliveries
 
     engine = upgrade(sqlite_url)
     now = datetime.now(UTC)
     with session(engine, write=True) as s:
         row = Delivery(key="announce:0:zap", channel="zap", text=TEXT, frozen_at=FROZEN,
-                       planned_at=now, updated_at=now,
-                       payload={"url": "https://e.example/1"})  # fmt: skip
+                       planned_at=now, updated_at=now, payload=payload)  # fmt: skip
         s.add(row)
         s.flush()
         row_id = row.id or 0
-    ch = channel(monkeypatch, [relay.ws_url])
     assert sender.claim(engine, row_id, "me", now, timedelta(minutes=1)) == "planned"
+    return engine, row_id
+
+
+def _row(engine: Any, row_id: int) -> Delivery:
+    from syndicator.store import deliveries
+
     with session(engine) as s:
         row = deliveries.by_id(s, row_id)
     assert row is not None
-    frozen_post = sender._freeze(engine, ch, row, sender.to_post(row), "me")
-    assert frozen_post is not None
-    with session(engine) as s:
-        stored = deliveries.by_id(s, row_id)
-    assert stored is not None and stored.payload["url"] == "https://e.example/1"
-    assert stored.payload["frozen"] == frozen_post.extra["frozen"]
-    assert sender.to_post(stored).extra["frozen"] == frozen_post.extra["frozen"]
-    # another process took the row: nothing is frozen, nothing is sent
-    assert sender._freeze(engine, ch, row, sender.to_post(row), "someone-else") is None
+    return row
+
+
+def test_the_note_is_recorded_on_the_row_under_the_lease_before_any_relay(
+    sqlite_url: str, relay: FakeRelay, monkeypatch
+) -> None:
+    from syndicator.announce import sender
+
+    engine, row_id = _claimed_row(sqlite_url, {"url": "https://e.example/1"})
+    ch = channel(monkeypatch, [relay.ws_url])
+    relay.drop_next(store=False, method="EVENT")  # the first answer is lost, nothing stored
+    with pytest.raises(UnknownOutcome):
+        ch.send(sender.to_post(_row(engine, row_id), sender._progress_saver(engine, row_id, "me")))
+    stored = _row(engine, row_id)
+    assert stored.payload["url"] == "https://e.example/1"  # the rest of the payload is kept
+    recorded = stored.payload["progress"]["event"]
+    assert recorded["content"] == TEXT and relay.notes() == []
+    # the next attempt (a new process: the row read again) sends the recorded note as is
+    again = sender.to_post(stored, sender._progress_saver(engine, row_id, "me"))
+    assert again.progress.get("event") == recorded
+    assert ch.reconcile(again) is None
+    assert ch.send(again).remote_id == recorded["id"]
+    assert relay.notes() == [recorded]
+    assert _row(engine, row_id).payload["progress"] == {"event": recorded}  # not re-signed
+
+
+def test_without_the_lease_nothing_is_recorded_and_nothing_sent(
+    sqlite_url: str, relay: FakeRelay, monkeypatch
+) -> None:
+    from syndicator.announce import sender
+
+    engine, row_id = _claimed_row(sqlite_url, {"url": "https://e.example/1"})
+    ch = channel(monkeypatch, [relay.ws_url])
+    # another process took the row: record() refuses, so no relay is contacted
+    lost = sender._progress_saver(engine, row_id, "someone-else")
+    with pytest.raises(TransientError, match="no longer holds the delivery"):
+        ch.send(sender.to_post(_row(engine, row_id), lost))
     assert relay.requests("EVENT") == []
+    assert _row(engine, row_id).payload == {"url": "https://e.example/1"}
+
+
+def test_a_row_frozen_before_progress_sends_its_frozen_note(
+    sqlite_url: str, relay: FakeRelay, monkeypatch
+) -> None:
+    from syndicator.announce import sender
+
+    ch = channel(monkeypatch, [relay.ws_url])
+    old = ch.sign(post())  # what the former `freeze` hook stored as payload "frozen"
+    engine, row_id = _claimed_row(sqlite_url, {"frozen": {"id": old["id"], "event": old}})
+    p = sender.to_post(_row(engine, row_id), sender._progress_saver(engine, row_id, "me"))
+    assert ch.send(p).remote_id == old["id"]
+    [note] = relay.notes()
+    assert note["sig"] == old["sig"]  # the note signed back then, not a new signature

@@ -30,6 +30,7 @@ def _settings(tmp_path: Path, url: str, site: Path, **extra):  # type: ignore[no
             {
                 "name": "episodes",
                 "type": "jekyll",
+                "verify_audio": False,  # the example site's mp3 host does not exist
                 "path": str(site),
                 "categories": ["podcast"],
                 "episode_url": "{site.url}/podcast/{slug}",
@@ -185,6 +186,7 @@ def test_cli_run_once_episodes_and_status_json(tmp_path: Path, site: Path) -> No
         "avatar": "ayodele-bankole", "title": "CTO",
         "handles": {"twitter": "ayobankole", "bluesky": "ayo.bsky.social"},
         "nostr": None,  # every installed kind with handles shows its key
+        "threads": None,
     }  # fmt: skip
     assert billing["date"] == "2026-11-24T14:30:00Z"
     assert billing["enclosure"]["length"] == 62914560

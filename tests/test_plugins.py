@@ -145,6 +145,7 @@ def test_a_pip_installed_kind_announces_like_a_builtin(
         cfg.write_text(
             '[database]\nurl = "sqlite:///s.db"\n'
             f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
+            "verify_audio = false\n"
             'episode_url = "{site.url}/podcast/{slug}"\n'
             '[handles]\n"Bo" = { example = "bo" }\n'
             '[[channels]]\nname = "team"\ntype = "example"\n'

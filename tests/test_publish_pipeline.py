@@ -45,7 +45,8 @@ def _settings(tmp_path: Path, url: str, site: Path, hub: FakeHub):  # type: igno
         sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
                   "episode_url": "{site.url}/podcast/{slug}",
                   "enclosure_url": "{site.mp3_url_path}{number}.mp3",
-                  "guid": "{site.url}/podcast/{slug}"}],
+                  "guid": "{site.url}/podcast/{slug}",
+                  "verify_audio": False}],  # the example site's mp3 host does not exist
         feeds=[{"name": "main", "path": "public/feed.xml",
                 "hubs": [f"http://127.0.0.1:{hub.port}/hub"], "podcast_index": True,
                 "podcast_index_url": f"http://127.0.0.1:{hub.port}/pubnotify"}],

@@ -33,7 +33,7 @@ def _settings(
 ):  # type: ignore[no-untyped-def]
     s = make_settings(
         tmp_path, url,
-        sources=[{"name": "episodes", "type": "jekyll", "path": str(site),
+        sources=[{"name": "episodes", "type": "jekyll", "path": str(site), "verify_audio": False,
                   "episode_url": "{site.url}/podcast/{slug}"}],
         channels=[{"name": "hook", "type": "apprise", "url": f"json://127.0.0.1:{hook.port}/h",
                    **(channel or {})}],

@@ -140,6 +140,7 @@ url = "sqlite:///s.db"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 [[sources]]
 name = "partner"
@@ -180,6 +181,7 @@ templates = "tpl"
 [[sources]]
 name = "episodes"
 type = "jekyll"
+verify_audio = false
 path = "{site}"
 [[channels]]
 name = "x"

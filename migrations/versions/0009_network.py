@@ -1,7 +1,7 @@
 """network: remote chapters cache, network shows, episode persons
 
 Revision ID: 0009_network
-Revises: 0003_episode_events
+Revises: 0006_audio_checks
 Revision id chosen by the network helper (its task named none); re-chained at merge.
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import syndicator.store.models
 
 revision: str = "0009_network"
-down_revision: str | None = "0003_episode_events"
+down_revision: str | None = "0006_audio_checks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce.cards import Images
 from syndicator.announce.outbox import (
     AWAITING_APPROVAL,
     FAILED,
@@ -17,8 +18,11 @@ from syndicator.announce.outbox import (
     SENT,
     SKIPPED,
     UNKNOWN,
+    WAITING_AUDIO,
     Renders,
+    audio_unverified,
     delivery_key,
+    image_payload,
     new_row,
     render_or_report,
 )
@@ -52,6 +56,9 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
             raise ActionError(
                 f"delivery {delivery_id} waits for approval: approve, edit or reject it"
             )
+        if row.state == WAITING_AUDIO:
+            # retry = check the audio now; only a passed check lets it go out
+            return deliveries.save(s, row, next_attempt_at=now, due_at=None, updated_at=now)
         return deliveries.save(
             s, row, state=RETRYING, next_attempt_at=now, due_at=None, attempts=0,
             skip_reason=None, updated_at=now,
@@ -103,6 +110,7 @@ def announce_now(
                 f"episode {ep.title!r} is withdrawn{why}: it is not announced and not in "
                 "the feed; restore its post (or its feed item) first, then announce it"
             )
+        images = Images(settings)
         for ch in settings.channels:
             if not ch.enabled or (channel and ch.name != channel):
                 continue
@@ -116,12 +124,17 @@ def announce_now(
                 raise ActionError(
                     f"the {ch.name} template is broken; see the problems in `syndicator status`"
                 )
+            # by hand too: never announced before its audio is there
+            waiting = audio_unverified(s, settings, ep)
+            payload = row.payload or {}
+            if not row.attempts:  # nothing went out: the image is frozen now, with the text
+                payload = {**payload, **image_payload(s, images, ep, ch, now)}
             # queued by a person: approved (catch-up and `approve = true` don't hold it)
-            payload = {**row.payload, "approved_at": now.isoformat(), "approved_by": "announce"}
+            payload = {**payload, "approved_at": now.isoformat(), "approved_by": "announce"}
             deliveries.save(
-                s, row, text=rendered.text, text_length=rendered.length, state=PLANNED,
+                s, row, text=rendered.text, text_length=rendered.length, payload=payload,
+                state=WAITING_AUDIO if waiting else PLANNED,
                 skip_reason=None, due_at=now, next_attempt_at=now, attempts=0, updated_at=now,
-                payload=payload,
             )  # fmt: skip
             out.append(row)
         if channel and not out:

@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from syndicator.announce.cards import CardError, Images
 from syndicator.announce.joined import joined_at
 from syndicator.backoff import backoff_seconds
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
-from syndicator.store import deliveries, problems
+from syndicator.store import audio_checks, deliveries, problems
 from syndicator.store import episodes as store_episodes
 from syndicator.store.models import Delivery, Episode
 
@@ -33,8 +34,14 @@ log = logging.getLogger(__name__)
 PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
 # A person in the loop (announce/approval.py): the row waits until approved by hand.
+# An announcement waits for its audio first (waiting_audio), then for approval: a person
+# approves what will really go out.
 AWAITING_APPROVAL = "awaiting_approval"
-STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED)
+# An announcement of an episode whose audio did not answer yet (announce/audio.py): never
+# claimed by the sender; checked again with back-off, then `planned` (or
+# `awaiting_approval` on an `approve = true` channel).
+WAITING_AUDIO = "waiting_audio"
+STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING_AUDIO)
 STATES += (AWAITING_APPROVAL,)
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
@@ -152,6 +159,17 @@ def before_channel(ep: Episode, joined: datetime, now: datetime, window: timedel
     return ep.date is None or ep.date < now - window
 
 
+def audio_unverified(s: Session, settings: Settings, ep: Episode) -> bool:
+    """The episode has audio that must answer before it is announced, and its current
+    enclosure URL has not passed a check yet (the source's `verify_audio`, on by default)."""
+    if not ep.enclosure_url or ep.id is None:
+        return False
+    src = next((c for c in settings.sources if c.name == ep.source), None)
+    if src is None or not src.verify_audio:
+        return False
+    return not audio_checks.passed(s, ep.id, ep.enclosure_url)
+
+
 @dataclass
 class PlannedRow:
     """What planning decided for one (episode, channel): also what --dry-run prints."""
@@ -169,6 +187,36 @@ class PlannedRow:
 
 def _card(ep: Episode) -> dict[str, Any]:
     return {"url": ep.url, "title": ep.title, "description": ep.description, "image": ep.image}
+
+
+# the image keys frozen on a row (announce/cards.py CardImage.payload)
+IMAGE_KEYS = ("image_file", "image_sha256", "image_alt", "image_type", "image_url")
+
+
+def image_payload(
+    s: Session, images: Images, ep: Episode, ch: ChannelConfig, now: datetime
+) -> dict[str, Any]:
+    """The image frozen with the text; a card that can't be made is a problem and the
+    post goes out without one (it never holds the announcement back)."""
+    where = f"episode {ep.number}" if ep.number is not None else (ep.url or ep.guid)
+    try:
+        img = images.for_row(ep, ch)
+    except CardError as exc:
+        problems.record(
+            s,
+            f"card:{ch.name}",
+            ProblemData(
+                where,
+                "card",
+                f"no image for channel {ch.name!r}: {exc}; the post goes out without one "
+                '(fix the file or [cards], or set image = "none")',
+                severity="warning",
+            ),
+            now,
+        )
+        return dict.fromkeys(IMAGE_KEYS)
+    problems.resolve(s, f"card:{ch.name}", where, now)
+    return img.payload() if img is not None else dict.fromkeys(IMAGE_KEYS)
 
 
 _last_tid_us = 0
@@ -241,12 +289,13 @@ def plan(
         for d in deliveries.of_kind_on(s, "announce", names)
     }
     window = settings.announce.window
+    images = Images(settings)
     episodes = store_episodes.all_by_date(s)
     for ep in episodes:
         for ch in channels:
             row = have.get((ep.id, ch.name))  # type: ignore[arg-type]
             if row is not None:
-                _refresh(s, settings, row, ep, ch, renderer, limits, now, dry_run)
+                _refresh(s, settings, row, ep, ch, renderer, limits, now, dry_run, images)
                 continue
             if ep.withdrawn:
                 continue  # not announced; a row is made if it comes back
@@ -267,8 +316,9 @@ def plan(
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
             state, reason = awaiting_if_approve(ch, state, reason)
             planned = plan_row(
-                s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run
-            )
+                s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run,
+                images=images,
+            )  # fmt: skip
             if planned is not None:
                 out.append(planned)
     return out
@@ -287,17 +337,30 @@ def plan_row(
     reason: str | None,
     dry_run: bool,
     extra: str = "",
+    images: Images | None = None,
 ) -> PlannedRow | None:
     """Render, freeze and (unless dry-run) insert one row; None when the template is
     broken (a problem is recorded and the next pass tries again)."""
     rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
+    held = state == AWAITING_APPROVAL and reason == APPROVE_REASON
+    if (state == PLANNED or held) and kind == "announce" and audio_unverified(s, settings, ep):
+        # the audio check (this pass, once due) releases it; audio first, then approval
+        # (an `approve = true` channel holds it when released): approve what will go out
+        state = WAITING_AUDIO
+        reason = "waiting for audio: its enclosure is checked before it is announced"
+    image: dict[str, Any] = {}
+    # a dry run writes no card files
+    if state in (PLANNED, WAITING_AUDIO, AWAITING_APPROVAL) and not dry_run:
+        image = image_payload(s, images or Images(settings), ep, ch, now)
     due = {"due_at": None} if state == SKIPPED else {"due_at": now} if kind != "announce" else {}
     row = new_row(
         kind, ep, ch, now, settings, extra, text=rendered.text, text_length=rendered.length,
         state=state, skip_reason=reason, **due,
     )  # fmt: skip
+    if image:  # frozen with the text: a retry sends the same bytes
+        row.payload = {**row.payload, **image}
     if not dry_run:
         deliveries.insert_ignore(s, row)
     return PlannedRow(
@@ -339,6 +402,7 @@ def _refresh(
     limits: dict[str, int],
     now: datetime,
     dry_run: bool,
+    images: Images | None = None,
 ) -> None:
     """A row that never left follows its episode: withdrawn -> skipped; back (a deleted
     post restored) while still recent -> planned again; edited -> the text, link card
@@ -353,14 +417,19 @@ def _refresh(
     ):
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
+            waiting = row.kind == "announce" and audio_unverified(s, settings, ep)
+            again = {"state": WAITING_AUDIO, "skip_reason": None} if waiting else None
             deliveries.save(
-                s, row, text=rendered.text,
-                text_length=rendered.length, payload={**row.payload, **_card(ep)},
+                s, row, text=rendered.text, text_length=rendered.length,
+                payload={
+                    **row.payload, **_card(ep),
+                    **image_payload(s, images or Images(settings), ep, ch, now),
+                },
                 due_at=due_time(ep, now, settings), updated_at=now,
-                **_restored_state(ch),
+                **(again or _restored_state(ch)),
             )  # fmt: skip
         return
-    if row.state not in (PLANNED, RETRYING, AWAITING_APPROVAL) or row.attempts:
+    if row.state not in (PLANNED, RETRYING, WAITING_AUDIO, AWAITING_APPROVAL) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
@@ -372,11 +441,18 @@ def _refresh(
         # Nothing went out yet: the announcement may follow the edit.
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
+            values: dict[str, Any] = {}
+            announce = row.state == PLANNED and row.kind == "announce"
+            if announce and audio_unverified(s, settings, ep):  # e.g. a new enclosure URL
+                values = {"state": WAITING_AUDIO, "next_attempt_at": None}
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length,
-                payload={**row.payload, **_card(ep)},
+                payload={
+                    **row.payload, **_card(ep),
+                    **image_payload(s, images or Images(settings), ep, ch, now),
+                },
                 due_at=due_time(ep, now, settings),  # a moved date moves it
-                updated_at=now,
+                updated_at=now, **values,
             )  # fmt: skip
 
 

@@ -8,13 +8,16 @@ which the next pass turns into `unknown` and resolves per the channel's rules
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from syndicator.announce.outbox import (
@@ -31,13 +34,14 @@ from syndicator.channels.base import (
     Channel,
     PermanentError,
     Post,
+    Progress,
     Sent,
     TransientError,
     UnknownOutcome,
 )
 from syndicator.config import ChannelConfig, Settings
 from syndicator.store import deliveries
-from syndicator.store.db import session
+from syndicator.store.db import session, shared
 from syndicator.store.models import Delivery
 
 log = logging.getLogger(__name__)
@@ -87,8 +91,35 @@ def _finish(engine: Engine, delivery_id: int, owner: str, **values: Any) -> bool
         return deliveries.finish(s, delivery_id, owner, **values)
 
 
-def to_post(row: Delivery) -> Post:
+def _progress_saver(
+    engine: Engine, delivery_id: int, owner: str
+) -> Callable[[dict[str, Any]], None]:
+    """Stores a channel's mid-send progress on the row, while this process holds it."""
+
+    def save(values: dict[str, Any]) -> None:
+        try:
+            with session(engine, write=True) as s:
+                kept = deliveries.save_progress(s, delivery_id, owner, values)
+        except SQLAlchemyError as exc:
+            raise TransientError(
+                f"could not record the send's progress in the database ({exc}); "
+                "nothing more was sent, will retry"
+            ) from exc
+        if not kept:
+            raise TransientError(
+                "this process no longer holds the delivery (its lease ran out); "
+                "nothing more was sent"
+            )
+
+    return save
+
+
+def to_post(row: Delivery, save: Callable[[dict[str, Any]], None] | None = None) -> Post:
+    """The row as a Post; `save` stores what the channel records mid-send (Progress)."""
     payload = row.payload or {}
+    # Rows written before Progress existed kept what the channel built (a signed note) as
+    # payload "frozen": it counts as recorded progress, so such a row sends the same bytes.
+    recorded = {**(payload.get("frozen") or {}), **(payload.get("progress") or {})}
     return Post(
         delivery_id=row.id or 0,
         text=row.text,
@@ -102,26 +133,69 @@ def to_post(row: Delivery) -> Post:
         image=payload.get("image"),
         target=row.target,
         feed_url=payload.get("feed_url"),
-        extra={
-            **({"langs": payload["langs"]} if payload.get("langs") else {}),
-            # what the channel froze before its first send (see _freeze)
-            **({"frozen": payload["frozen"]} if payload.get("frozen") else {}),
-        },
+        extra={"langs": payload["langs"]} if payload.get("langs") else {},
+        progress=Progress(recorded, save),
+        image_file=payload.get("image_file"),
+        image_sha256=payload.get("image_sha256"),
+        image_alt=payload.get("image_alt"),
+        image_type=payload.get("image_type"),
+        image_url=payload.get("image_url"),
+        media=recorded.get("media"),  # what an earlier attempt's upload gave (see _upload)
     )
 
 
-def _freeze(engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str) -> Post | None:
-    """A channel with `freeze(post) -> dict` (e.g. one that signs its post) gets it stored on
-    the row before its first network call, so every attempt sends those same bytes; it
-    comes back as post.extra["frozen"]. None: the lease was lost, send nothing."""
-    freeze = getattr(channel, "freeze", None)
-    if freeze is None or post.extra.get("frozen"):
+def _without_image(post: Post) -> Post:
+    return replace(post, image_file=None, image_sha256=None, image_alt=None, image_type=None,
+                   image_url=None, media=None)  # fmt: skip
+
+
+def _checked_image(post: Post) -> Post:
+    """The frozen image only while its file has the frozen bytes (a retry sends the same
+    image or none); a file gone from the cards folder is a warning, never a lost post."""
+    if not post.image_file:
         return post
-    frozen = freeze(post)
-    with session(engine, write=True) as s:
-        if not deliveries.freeze(s, row.id or 0, owner, {**(row.payload or {}), "frozen": frozen}):
-            return None
-    return replace(post, extra={**post.extra, "frozen": frozen})
+    try:
+        data = Path(post.image_file).read_bytes()
+    except OSError as exc:
+        log.warning("delivery %s: its image %s can't be read (%s); posting without it",
+                    post.delivery_id, post.image_file, exc.strerror or exc)  # fmt: skip
+        return _without_image(post)
+    if hashlib.sha256(data).hexdigest() != post.image_sha256:
+        log.warning("delivery %s: its image %s changed since it was frozen; posting without it",
+                    post.delivery_id, post.image_file)  # fmt: skip
+        return _without_image(post)
+    return post
+
+
+def _upload(
+    engine: Engine, channel: Channel, row: Delivery, post: Post, owner: str, now: datetime
+) -> Post:
+    """A channel with `upload(post) -> dict` uploads the image once; the result (a media
+    id) is recorded on the row (its progress) before the post is sent, so a crash between
+    the two reuses it and a retry sends the same media. A lost lease raises TransientError
+    from the record, and nothing is sent."""
+    upload = getattr(channel, "upload", None)
+    if upload is None or not post.image_file:
+        return post
+    media = post.media
+    ttl = getattr(channel, "media_ttl", None)
+    age = now - datetime.fromisoformat(media["at"]) if media and media.get("at") else None
+    if ttl and age is not None and age > timedelta(seconds=ttl):
+        media = None  # the network dropped it by now: the same bytes go up again
+    if media and media.get("sha256") == post.image_sha256:
+        return post if "failed" not in media else _without_image(post)
+    try:
+        got = dict(upload(post))
+    except PermanentError as exc:
+        # the network refuses this image: the announcement goes out without it
+        log.warning("delivery %s: %s refused the image (%s); posting without it",
+                    post.delivery_id, channel.name, exc.message)  # fmt: skip
+        got = {"failed": exc.message}
+    media = {**got, "sha256": post.image_sha256, "at": now.isoformat()}
+    post.progress.record(
+        media=media
+    )  # kept on the row before the post (TransientError: lease lost)
+    return replace(post, media=media) if "failed" not in media else _without_image(post)
 
 
 def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetime | None:
@@ -150,6 +224,7 @@ def send_due(
     should_stop: Callable[[], bool] = lambda: False,
     on_event: Callable[[Delivery, str], None] | None = None,
     max_sends: int | None = None,
+    chosen_time: bool = False,
 ) -> SendStats:
     """Send every due row of the given channels, one claimed row at a time."""
     stats = SendStats()
@@ -165,6 +240,14 @@ def send_due(
         policy = getattr(channel, "unknown_policy", "none")
         if policy != "none" or (cfg is not None and cfg.on_unknown == "resend"):
             states.append(UNKNOWN)
+        if shared(engine):
+            budget = _send_claimed(
+                engine, settings, channel, cfg, name, states, owner, clock, should_stop,
+                stats, on_event, budget, chosen_time,
+            )  # fmt: skip
+            if budget is not None and budget <= 0:
+                return stats
+            continue
         while not should_stop():
             now = clock()
             if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
@@ -189,6 +272,64 @@ def send_due(
     return stats
 
 
+def _send_claimed(
+    engine: Engine,
+    settings: Settings,
+    channel: Channel,
+    cfg: ChannelConfig | None,
+    name: str,
+    states: list[str],
+    owner: str,
+    clock: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+    stats: SendStats,
+    on_event: Callable[[Delivery, str], None] | None,
+    budget: int | None,
+    chosen_time: bool,
+) -> int | None:
+    """PostgreSQL workers: claim the channel's due rows in batches (SKIP LOCKED, a lease
+    by the database's clock) and send them; returns what is left of `budget`.
+
+    A paced channel claims one row at a time, so no worker holds rows it may not send
+    yet; rows claimed but not tried (a stop) are given back untouched.
+    """
+    tz = settings.podcast.tz
+    paced = cfg is not None and bool(cfg.min_interval or cfg.max_per_hour)
+    while not should_stop():
+        now = clock()
+        if cfg is not None and in_quiet_hours(cfg.quiet_hours, now, tz):
+            break
+        if paced:
+            with session(engine) as s:
+                if _pacing_wait(s, cfg, now) is not None:
+                    break
+        size = 1 if paced else settings.workers.claim_batch
+        if budget is not None:
+            if budget <= 0:
+                break
+            size = min(size, budget)
+        with session(engine, write=True) as s:
+            claimed = deliveries.claim_batch(
+                s, name, states, owner, settings.announce.lease, size, sending=SENDING,
+                at=now if chosen_time else None,  # else the database's clock
+            )  # fmt: skip
+        if not claimed:
+            break
+        for i, (delivery_id, prev) in enumerate(claimed):
+            if should_stop():
+                with session(engine, write=True) as s:
+                    for rest_id, rest_prev in claimed[i:]:
+                        deliveries.unclaim(s, rest_id, owner, rest_prev, sending=SENDING)
+                return budget
+            with session(engine) as s:
+                row = deliveries.by_id(s, delivery_id)
+                assert row is not None
+            _send_one(engine, settings, channel, cfg, row, prev, owner, clock, stats, on_event)
+            if budget is not None:
+                budget -= 1
+    return budget
+
+
 def _send_one(
     engine: Engine,
     settings: Settings,
@@ -201,23 +342,20 @@ def _send_one(
     stats: SendStats,
     on_event: Callable[[Delivery, str], None] | None,
 ) -> None:
-    post = to_post(row)
+    post = to_post(row, _progress_saver(engine, row.id or 0, owner))
     max_attempts = (cfg.max_attempts if cfg and cfg.max_attempts else None) or (
         settings.announce.max_attempts
     )
     started = clock()
     try:
-        frozen_post = _freeze(engine, channel, row, post, owner)
-        if frozen_post is None:
-            return  # another process holds the row now
-        post = frozen_post
+        post = _checked_image(post)
         sent: Sent | None = None
         if prev_state == UNKNOWN and channel.unknown_policy in ("readback", "idempotent"):
             # Look before resending: the lost answer may have been a success (and an
             # idempotency key is only kept for a while, e.g. an hour on Mastodon).
             sent = channel.reconcile(post)
         if sent is None:
-            sent = channel.send(post)
+            sent = channel.send(_upload(engine, channel, row, post, owner, clock()))
     except TransientError as exc:
         now = clock()
         state = FAILED if row.attempts >= max_attempts else RETRYING

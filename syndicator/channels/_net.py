@@ -135,6 +135,23 @@ def transport_error(exc: BaseException, what: str) -> SendError:
     return UnknownOutcome(f"{what}: {reason} (the request may have been received)")
 
 
+def read_error(err: SendError) -> SendError:
+    """A failure while only reading (counts): nothing can have been posted twice, so an
+    "unknown" outcome is simply a temporary failure."""
+    if isinstance(err, UnknownOutcome):
+        return TransientError(err.message, status=err.status)
+    return err
+
+
+def count(value: Any) -> int:
+    """A count from an API answer: a non-negative int (a missing or odd value is 0)."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(n, 0)
+
+
 # ---- reading a post back ----------------------------------------------------------------
 
 _URL = re.compile(r"https?://\S+")

@@ -180,6 +180,9 @@ class AppriseChannel:
                 title=str(post.extra.get("title") or ""),
                 body_format=apprise.NotifyFormat.TEXT,
                 log_level=logging.DEBUG,
+                # the frozen image (checked against its sha256 by the sender) as an
+                # attachment; targets that take none ignore it
+                attach=apprise.AppriseAttachment(post.image_file) if post.image_file else None,
             )
         if result:
             return Sent(remote_id=None, remote_url=None)

@@ -6,6 +6,7 @@ either return where it went or raise one of the errors below.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,6 +43,40 @@ class UnknownOutcome(SendError):
     """The request may have reached the network (timeout after sending, reset, 5xx)."""
 
 
+class Progress:
+    """What earlier attempts at one delivery recorded mid-send; kept on its row.
+
+    A post that takes more than one request (Threads: create a container, then publish
+    it) records the first step's result before taking the next, so the attempt after a
+    crash or a lost answer continues from it instead of doing the first step again. A
+    post built once and sent identically on every attempt (a signed Nostr note) records
+    what it built before its first network call.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any] | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._values = dict(values or {})
+        # stores the values on the row; raises TransientError when it can't (the lease
+        # was lost, the database failed): the next step must then not be taken
+        self._save = save
+
+    def get(self, key: str) -> Any:
+        return self._values.get(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def record(self, **values: Any) -> None:
+        """Store these values (None removes a key); returns only once they are kept."""
+        merged = {k: v for k, v in {**self._values, **values}.items() if v is not None}
+        if self._save is not None:
+            self._save(merged)
+        self._values = merged
+
+
 @dataclass(frozen=True)
 class Post:
     """What a delivery row froze: the same bytes go out on every attempt."""
@@ -59,6 +94,18 @@ class Post:
     target: str | None = None  # pings: the hub or endpoint URL
     feed_url: str | None = None  # pings: the feed that changed
     extra: dict[str, Any] = field(default_factory=dict)
+    # what earlier attempts recorded mid-send (multi-step posts); see Progress
+    progress: Progress = field(default_factory=Progress, compare=False)
+    # the image frozen on the row (a card, the artwork or the episode's image): a local
+    # file, its sha256 (the same bytes on every attempt), alt text, MIME type, and its
+    # public URL when the site serves it (Nostr links it). None: post without an image.
+    image_file: str | None = None
+    image_sha256: str | None = None
+    image_alt: str | None = None
+    image_type: str | None = None
+    image_url: str | None = None
+    # what `upload(post)` returned on an earlier attempt (a media id), kept on the row
+    media: dict[str, Any] | None = None
 
 
 @dataclass
@@ -91,7 +138,26 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
     # Optional, found with getattr by the sender:
-    #   def freeze(self, post: Post) -> dict[str, Any]:
-    #       What the channel builds from the post and must send identically on every
-    #       attempt (a signed event). The sender stores it on the row before the first
-    #       network call and hands it back as post.extra["frozen"] from then on.
+    #   def upload(self, post: Post) -> dict[str, Any]:
+    #       Upload post.image_file (a media id, a blob ref); called once before send when
+    #       the post has an image and no `post.media` yet. The sender stores the result on
+    #       the row before sending, so a crash after the upload reuses it (no second upload,
+    #       no lost post). Raise TransientError to retry; PermanentError posts without image.
+    #   media_ttl: float  (optional) seconds an upload stays usable; older ones are redone
+
+
+# Optional: a channel whose network tells what listeners did with a post also has
+#
+#     def read_counts(self, remote_id: str) -> dict[str, int]:
+#
+# Callers find it with `getattr(channel, "read_counts", None)`; see `ReadsCounts`.
+GONE_STATUSES = (404, 410)  # a PermanentError with one of these: the post no longer exists
+
+
+class ReadsCounts(Protocol):
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Counts for one sent post, keys from: "likes", "reposts", "replies", "quotes",
+        "views" (only those the network gives). Raise PermanentError when the network refuses
+        (no permission, API tier), with status 404 or 410 when the post is gone, and
+        TransientError on a temporary failure (with retry_after when the network says)."""
+        ...

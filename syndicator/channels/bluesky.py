@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import grapheme
@@ -141,6 +142,7 @@ class BlueskyChannel:
         langs = post.extra.get("langs")
         if langs:
             record["langs"] = list(langs)[:3]
+        blob = (post.media or {}).get("blob")
         if post.url:
             record["embed"] = {
                 "$type": "app.bsky.embed.external",
@@ -148,9 +150,38 @@ class BlueskyChannel:
                     "uri": post.url,
                     "title": post.title or "",
                     "description": post.description or "",
+                    **({"thumb": blob} if blob else {}),  # the card is the link card's picture
                 },
             }
+        elif blob:
+            record["embed"] = {
+                "$type": "app.bsky.embed.images",
+                "images": [{"image": blob, "alt": post.image_alt or ""}],
+            }
         return record
+
+    # ---- the image -----------------------------------------------------------------------
+
+    # a blob no record points at is dropped by the PDS after a while
+    media_ttl = 1800.0
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """uploadBlob; the blob reference goes into the record (the sender keeps it)."""
+        assert post.image_file
+        self._login()
+        try:
+            data = Path(post.image_file).read_bytes()
+        except OSError as exc:
+            raise PermanentError(f"reading the image: {exc}") from exc
+        try:
+            resp = self._client.com.atproto.repo.upload_blob(data)
+        except (AtProtocolError, httpx.HTTPError) as exc:
+            # nothing points at a blob yet: uploading again is always safe
+            err = self._write_error(exc, "uploading the image to Bluesky")
+            if isinstance(err, PermanentError):
+                raise err from exc
+            raise TransientError(err.message, status=err.status) from exc
+        return {"blob": resp.blob.model_dump(by_alias=True, exclude_none=True, mode="json")}
 
     def _facets(self, text: str) -> list[dict[str, Any]]:
         found = [
@@ -238,6 +269,28 @@ class BlueskyChannel:
             err = self._write_error(exc, "reading the Bluesky record back")
             raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
         return Sent(remote_id=resp.uri, remote_url=self._post_url(post.record_key))
+
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Likes, reposts, replies and quotes of one post (app.bsky.feed.getPosts)."""
+        what = "reading the counts of a Bluesky post"
+        self._login()
+        try:
+            resp = self._client.app.bsky.feed.get_posts(
+                models.AppBskyFeedGetPosts.Params(uris=[remote_id])
+            )
+        except (AtProtocolError, httpx.HTTPError) as exc:
+            raise self._before_write_error(exc, what) from exc
+        view = next((p for p in resp.posts if p.uri == remote_id), None)
+        if view is None:  # getPosts leaves out what it can't find: deleted
+            raise PermanentError(f"{what}: {remote_id} is not there any more", status=404)
+        return {
+            "likes": _net.count(view.like_count),
+            "reposts": _net.count(view.repost_count),
+            "replies": _net.count(view.reply_count),
+            "quotes": _net.count(view.quote_count),
+        }
 
     # ---- errors --------------------------------------------------------------------------
 
@@ -342,6 +395,7 @@ class BlueskyKind(ChannelKind):
     unknown_policy = BlueskyChannel.unknown_policy
     has_handles = True
     hashed_when_absent = True  # a Guest field before handles were a map
+    card_size = (1200, 630)  # the link card's 1.91:1 picture
 
     def count(self, text: str) -> int:
         return grapheme.length(text)

@@ -52,6 +52,9 @@ class ChannelKind:
     # the podcast:socialInteract protocol of a post on this network, or None when its
     # posts can't host comments ("activitypub", "atproto", "twitter", "nostr", ...)
     interact_protocol: ClassVar[str | None] = None
+    # the episode card's size in pixels on this network (None: [cards] width x height);
+    # the channel gets it as Post.image_file when the channel's `image` is "card"
+    card_size: ClassVar[tuple[int, int] | None] = None
 
     # -- counting
 

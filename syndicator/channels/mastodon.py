@@ -156,12 +156,31 @@ class MastodonChannel:
 
     # ---- send ----------------------------------------------------------------------------
 
+    # an attachment no status uses is deleted by the server after about a day
+    media_ttl = 12 * 3600.0
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """`media_post` with the alt text as `description`; the sender keeps the id."""
+        assert post.image_file
+        try:
+            media = self._api.media_post(
+                post.image_file, mime_type=post.image_type, description=post.image_alt
+            )
+        except (MastodonError, requests.RequestException) as exc:
+            err = self._error(exc, "uploading the image to Mastodon")
+            if isinstance(err, UnknownOutcome):  # an orphan upload is harmless: do it again
+                raise TransientError(err.message, status=err.status) from exc
+            raise err from exc
+        return {"id": str(media["id"])}
+
     def send(self, post: Post) -> Sent:
+        media_ids = [post.media["id"]] if post.media and post.media.get("id") else None
         try:
             status = self._api.status_post(
                 post.text,
                 idempotency_key=post.idempotency_key or None,
                 visibility=self._visibility,
+                media_ids=media_ids,
             )
         except (MastodonError, requests.RequestException) as exc:
             raise self._error(exc, "posting to Mastodon") from exc
@@ -186,6 +205,21 @@ class MastodonChannel:
             if _net.same_text(post.text, html_to_text(st.get("content") or "")):
                 return Sent(remote_id=str(st["id"]), remote_url=st.get("url") or st.get("uri"))
         return None
+
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Favourites, reblogs and replies of one status (GET /api/v1/statuses/:id)."""
+        try:
+            st = self._api.status(remote_id)
+        except (MastodonError, requests.RequestException) as exc:
+            err = self._error(exc, f"reading the counts of Mastodon status {remote_id}")
+            raise _net.read_error(err) from exc
+        return {
+            "likes": _net.count(st.get("favourites_count")),
+            "reposts": _net.count(st.get("reblogs_count")),
+            "replies": _net.count(st.get("replies_count")),
+        }
 
     # ---- errors --------------------------------------------------------------------------
 

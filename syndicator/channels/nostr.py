@@ -9,8 +9,8 @@ one thing the outbox needs: which relay answered what. So the exchange with each
 (one EVENT, one OK; one REQ, events, EOSE) uses `websockets`' sync client, one thread
 per relay, each with its own timeout.
 
-Exactly once: `freeze` signs the note before any relay is contacted and the sender keeps
-it on the delivery row (payload "frozen"); every attempt sends that same event. A relay
+Exactly once: the note is signed before any relay is contacted and recorded on the delivery
+row (`post.progress`, key "event"); every later attempt sends that same event. A relay
 that already has it answers `OK true "duplicate: …"`, so a resend is a no-op on every
 relay (unknown_policy "idempotent"). Sent means at least `min_relays` relays said OK; a
 relay that fails beyond that is a warning in the log, not a failure.
@@ -114,7 +114,16 @@ def note_tags(text: str) -> list[Tag]:
 def build_event(keys: Keys, post: Post) -> Event:
     """The signed kind-1 note, from frozen data only: the same id on every build."""
     created = Timestamp.from_secs(int(post.created_at.timestamp()))
-    builder = EventBuilder(Kind(1), post.text).tags(note_tags(post.text))
+    text, tags = post.text, note_tags(post.text)
+    if post.image_url:
+        # NIP-92: the image's URL in the text, described by an imeta tag (clients show it)
+        text = f"{text}\n{post.image_url}"
+        meta = ["imeta", f"url {post.image_url}"]
+        meta += [f"m {post.image_type}"] if post.image_type else []
+        meta += [f"x {post.image_sha256}"] if post.image_sha256 else []
+        meta += [f"alt {post.image_alt}"] if post.image_alt else []
+        tags.append(Tag.parse(meta))
+    builder = EventBuilder(Kind(1), text).tags(tags)
     return builder.custom_created_at(created).finalize(keys)
 
 
@@ -189,26 +198,27 @@ class NostrChannel:
     def close(self) -> None:
         pass  # one connection per relay per call; nothing stays open
 
-    # ---- freezing ------------------------------------------------------------------------
+    # ---- the signed note ----------------------------------------------------------------
 
-    def freeze(self, post: Post) -> dict[str, Any]:
-        """Sign the note once; the sender stores this on the row before the first send."""
+    def sign(self, post: Post) -> dict[str, Any]:
+        """The note, signed now, as its NIP-01 JSON."""
         try:
             event = build_event(self._keys, post)
         except NostrSdkError as exc:
             raise PermanentError(f"the note could not be signed: {exc}") from exc
-        return {"id": event.id().to_hex(), "event": json.loads(event.as_json())}
+        return dict(json.loads(event.as_json()))
 
     def _event(self, post: Post) -> tuple[str, dict[str, Any]]:
-        frozen = post.extra.get("frozen")
-        if not frozen:
-            # Not frozen by the caller: build it now. Its id is the same anyway (it comes
-            # from the frozen text and time), so relays still see a duplicate.
-            frozen = self.freeze(post)
-        event = frozen.get("event") if isinstance(frozen, dict) else None
+        event = post.progress.get("event")
+        if event is None:
+            # Signed once and kept on the row before any relay is contacted: the id would
+            # repeat anyway, but BIP-340 signatures don't, and every attempt sends the same
+            # bytes. `record` raises TransientError (nothing sent) when it can't keep it.
+            event = self.sign(post)
+            post.progress.record(event=event)
         if not isinstance(event, dict) or not _genuine(event):
             raise PermanentError(
-                "the signed note frozen on this delivery is damaged (its id or signature "
+                "the signed note recorded on this delivery is damaged (its id or signature "
                 "does not verify); skip the delivery, or mark it not sent to post it anew"
             )
         return str(event["id"]), event
@@ -341,8 +351,8 @@ class NostrChannel:
     def reconcile(self, post: Post) -> Sent | None:
         """The note if at least min_relays relays have it; None sends it again (a no-op
         on the relays that have it)."""
-        if not post.extra.get("frozen"):
-            return None  # never frozen, so never sent
+        if post.progress.get("event") is None:
+            return None  # never signed, so never sent
         event_id, event = self._event(post)
         answers, _ = self._query([{"ids": [event_id]}])
         have = sum(any(ev.get("id") == event_id for ev in found) for found in answers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -128,9 +129,59 @@ class TwitterChannel:
 
     # ---- send ----------------------------------------------------------------------------
 
-    def send(self, post: Post) -> Sent:
+    # X keeps an upload no post uses for 24 hours
+    media_ttl = 20 * 3600.0
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """POST /2/media/upload, then the alt text with /2/media/metadata; an unanswered
+        upload is only an orphan, so every failure but a refusal is retried."""
+        assert post.image_file
+        what = "uploading the image to X"
+        c = self._client
+        auth = tweepy.OAuth1UserHandler(
+            c.consumer_key, c.consumer_secret, c.access_token, c.access_token_secret
+        ).apply_auth()
         try:
-            resp = self._client.create_tweet(text=post.text, user_auth=True)
+            with open(post.image_file, "rb") as f:
+                resp = c.session.post(
+                    "https://api.x.com/2/media/upload",  # rebased onto api_url by the session
+                    files={"media": (Path(post.image_file).name, f, post.image_type)},
+                    data={"media_category": "tweet_image"},
+                    auth=auth,
+                )
+        except OSError as exc:
+            raise PermanentError(f"{what}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {exc}") from exc
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientError(
+                f"{what}: X answered {resp.status_code}",
+                retry_after=_net.retry_after(resp.headers),
+                status=resp.status_code,
+            )
+        if resp.status_code >= 400:
+            raise PermanentError(f"{what}: X answered {resp.status_code}: {resp.text[:200]}")
+        media_id = str(((resp.json() or {}).get("data") or {}).get("id") or "")
+        if not media_id:
+            raise TransientError(f"{what}: X answered without a media id")
+        if post.image_alt:
+            alt = {"alt_text": {"text": post.image_alt[:1000]}}  # X's limit
+            try:
+                c.request(
+                    "POST",
+                    "/2/media/metadata",
+                    json={"id": media_id, "metadata": alt},
+                    user_auth=True,
+                )
+            except (TweepyException, requests.RequestException) as exc:
+                err = self._error(exc, "setting the image's alt text on X")
+                raise TransientError(err.message, status=err.status) from exc
+        return {"id": media_id}
+
+    def send(self, post: Post) -> Sent:
+        media_ids = [post.media["id"]] if post.media and post.media.get("id") else None
+        try:
+            resp = self._client.create_tweet(text=post.text, media_ids=media_ids, user_auth=True)
         except Forbidden as exc:
             if _is_duplicate(exc):
                 # X refuses the same text twice: it is already on the timeline.
@@ -192,6 +243,35 @@ class TwitterChannel:
     def _tweet_url(self, tweet_id: str) -> str:
         user = (self._me or {}).get("username") or "i/web"
         return f"https://x.com/{user}/status/{tweet_id}"
+
+    # ---- what listeners did ----------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """public_metrics of one tweet (GET /2/tweets?ids=...&tweet.fields=public_metrics).
+        X's lower API tiers refuse this read with 403: a PermanentError the caller notes."""
+        what = f"reading the counts of tweet {remote_id}"
+        try:
+            resp = self._client.get_tweets(
+                ids=[remote_id], tweet_fields=["public_metrics"], user_auth=True
+            )
+        except (TweepyException, requests.RequestException) as exc:
+            raise _net.read_error(self._error(exc, what)) from exc
+        tweet = next((t for t in resp.get("data") or [] if str(t.get("id")) == remote_id), None)
+        if tweet is None:  # X answers 200 with an "errors" entry for a deleted tweet
+            detail = "; ".join(
+                str(e.get("detail") or e.get("title")) for e in resp.get("errors") or []
+            )
+            raise PermanentError(f"{what}: {detail or 'not found'}", status=404)
+        m = tweet.get("public_metrics") or {}
+        counts = {
+            "likes": _net.count(m.get("like_count")),
+            "reposts": _net.count(m.get("retweet_count")),
+            "replies": _net.count(m.get("reply_count")),
+            "quotes": _net.count(m.get("quote_count")),
+        }
+        if m.get("impression_count") is not None:
+            counts["views"] = _net.count(m.get("impression_count"))
+        return counts
 
     # ---- errors --------------------------------------------------------------------------
 

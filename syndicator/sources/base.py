@@ -50,6 +50,8 @@ def _content_hash(self: Any) -> str:
         data.pop(k, None)
     if not data.get("persons"):
         data.pop("persons", None)  # as before persons were kept: stored hashes stay
+    if data.get("image_alt") is None:
+        data.pop("image_alt", None)  # added later: absent, stored hashes stay the same
     data["guests"] = [_hashed_guest(g) for g in self.guests]
     raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()

@@ -84,6 +84,7 @@ CONTENT: tuple[EpisodeField, ...] = (
     EpisodeField("persons", _Dicts, [], given=list[Person], read=_as_dicts("persons")),
     EpisodeField("withdrawn", bool, False, feed=False),
     EpisodeField("withdrawn_reason", str | None, feed=False),
+    EpisodeField("image_alt", str | None, feed=False),
 )
 
 # What the store adds: who the episode is (fixed at first sight), not what it says. A

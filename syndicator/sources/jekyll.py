@@ -1070,6 +1070,7 @@ def _parse_post(
         episode_type=episode_type,
         withdrawn=withdrawn,
         withdrawn_reason=reason,
+        image_alt=_text(fm.get("image_alt")),
     )
     return clean_episode(episode), warnings
 

@@ -926,6 +926,7 @@ def clean_episode(ep: EpisodeData) -> EpisodeData:
             for p in ep.persons
             if (n := clean_text(p.name))
         ],
+        image_alt=clean_text(ep.image_alt or "") or None,
     )
 
 

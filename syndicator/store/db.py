@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +193,28 @@ def _migration_lock(conn: sa.Connection) -> Iterator[None]:
             conn.commit()
         except sa.exc.SQLAlchemyError:
             conn.invalidate()  # closing the session releases its lock too
+
+
+def shared(engine: Engine) -> bool:
+    """Whether many workers share this store: PostgreSQL, where every `syndicator run`
+    claims its own share of the work. SQLite keeps one writer (the leader)."""
+    return engine.dialect.name == "postgresql"
+
+
+def now_sql() -> Any:
+    """The database's clock as naive UTC (how times are stored), for lease and due
+    comparisons on PostgreSQL: one clock for every machine, so skew can't expire a
+    live lease."""
+    return sa.func.timezone("UTC", sa.func.now())
+
+
+def db_now(engine: Engine) -> datetime:
+    """The database's time (aware UTC) on PostgreSQL; this process's clock on SQLite."""
+    if not shared(engine):
+        return datetime.now(UTC)
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(now_sql())).scalar_one()
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 def open_store(settings: Settings) -> Engine:

@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from syndicator.store.models import Delivery
+from syndicator.store.db import now_sql
+from syndicator.store.models import Delivery, UTCDateTime
 
 
 def by_id(s: Session, delivery_id: int) -> Delivery | None:
@@ -89,6 +90,72 @@ def claim(
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+def claim_batch(
+    s: Session,
+    channel: str,
+    states: Iterable[str],
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    *,
+    sending: str,
+    at: datetime | None = None,
+) -> list[tuple[int, str]]:
+    """PostgreSQL workers: move up to `limit` of the channel's due rows in `states` to
+    `sending` under our lease, in one statement; returns (id, previous state) of each,
+    oldest due first.
+
+    `FOR UPDATE SKIP LOCKED` hands concurrent workers disjoint rows without waiting;
+    "due" and the lease come from the database's clock (or `at`, a pass run at a chosen
+    time).
+    """
+    now = now_sql() if at is None else sa.bindparam("at", at, UTCDateTime())
+    pick = (
+        sa.select(Delivery.id, Delivery.state, Delivery.due_at)
+        .where(
+            Delivery.channel == channel,  # type: ignore[arg-type]
+            Delivery.state.in_(list(states)),  # type: ignore[attr-defined]
+            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("pick")
+    )
+    res = s.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == pick.c.id)  # type: ignore[arg-type]
+        .values(
+            state=sending,
+            lease_owner=owner,
+            lease_until=now + sa.bindparam("lease", lease, sa.Interval),
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Delivery.id, pick.c.state, pick.c.due_at)
+        .execution_options(synchronize_session=False)
+    )
+    got = sorted(res.all(), key=lambda r: (r[2] is not None, r[2], r[0]))
+    return [(int(i), str(prev)) for i, prev, _ in got]
+
+
+def unclaim(s: Session, delivery_id: int, owner: str, prev: str, *, sending: str) -> bool:
+    """Give a claimed row back untried (the worker is stopping): its state and attempt
+    count as they were, so another worker sends it."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == delivery_id,  # type: ignore[arg-type]
+            Delivery.lease_owner == owner,  # type: ignore[arg-type]
+            Delivery.state == sending,  # type: ignore[arg-type]
+        )
+        .values(state=prev, lease_owner=None, lease_until=None, attempts=Delivery.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
 def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
     """Record an outcome, only if `owner` still holds the lease."""
     res = s.execute(
@@ -100,16 +167,19 @@ def finish(s: Session, delivery_id: int, owner: str, **values: Any) -> bool:
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
-def freeze(s: Session, delivery_id: int, owner: str, payload: dict[str, Any]) -> bool:
-    """Store what a channel froze before its first send, only while `owner` holds the lease
-    (the lease is kept: the send follows)."""
-    res = s.execute(
-        sa.update(Delivery)
+def save_progress(s: Session, delivery_id: int, owner: str, progress: dict[str, Any]) -> bool:
+    """Keep what a multi-step send has done so far (payload["progress"]), only while
+    `owner` holds the row's lease."""
+    row = s.exec(
+        select(Delivery)
         .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)  # type: ignore[arg-type]
-        .values(payload=payload)
-        .execution_options(synchronize_session=False)
-    )
-    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+        .with_for_update()
+    ).first()
+    if row is None:
+        return False
+    row.payload = {**(row.payload or {}), "progress": progress}
+    s.add(row)
+    return True
 
 
 def last_sent_at(s: Session, channel: str, sent: str) -> datetime | None:
@@ -420,3 +490,58 @@ def held_unalerted(s: Session, awaiting: str) -> list[Delivery]:
             .order_by(Delivery.id)  # type: ignore[arg-type]
         ).all()
     )
+
+
+# ---------------------------------------------------------------- waiting for audio
+
+
+def due_waiting_episodes(s: Session, waiting: str, kind: str, now: datetime) -> list[int]:
+    """Episodes with `kind` rows in the `waiting` state whose check is due (and whose
+    publish time has come): each is checked once, whatever its number of channels."""
+    q = (
+        select(Delivery.episode_id)
+        .where(
+            Delivery.state == waiting,
+            Delivery.kind == kind,
+            Delivery.episode_id.is_not(None),  # type: ignore[union-attr]
+            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .distinct()
+        .order_by(Delivery.episode_id)
+    )
+    return [i for i in s.exec(q).all() if i is not None]
+
+
+def release_waiting(
+    s: Session, episode_id: int, waiting: str, kind: str, to: str, now: datetime
+) -> int:
+    """The episode's `waiting` rows move to `to` (due now); returns how many."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.episode_id == episode_id,  # type: ignore[arg-type]
+            Delivery.state == waiting,  # type: ignore[arg-type]
+            Delivery.kind == kind,  # type: ignore[arg-type]
+        )
+        .values(state=to, next_attempt_at=None, last_error=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def hold_waiting(
+    s: Session, episode_id: int, waiting: str, kind: str, until: datetime, why: str, now: datetime
+) -> int:
+    """The episode's `waiting` rows wait until `until` (the next check), saying why."""
+    res = s.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.episode_id == episode_id,  # type: ignore[arg-type]
+            Delivery.state == waiting,  # type: ignore[arg-type]
+            Delivery.kind == kind,  # type: ignore[arg-type]
+        )
+        .values(next_attempt_at=until, last_error=why, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount  # type: ignore[attr-defined,no-any-return]

@@ -54,7 +54,7 @@ class Source(SQLModel, table=True):
     last_modified: str | None = None
     last_poll_at: datetime | None = _ts()
     last_ok_at: datetime | None = _ts()
-    next_due_at: datetime | None = _ts()
+    next_due_at: datetime | None = _ts(index=True)  # workers claim the earliest due first
     consecutive_errors: int = 0
     last_error: str | None = None
     disabled: bool = False
@@ -63,6 +63,9 @@ class Source(SQLModel, table=True):
     alerted: bool = False  # an alert for the current run of errors went out
     polls: int = 0  # counters for /metrics
     poll_errors: int = 0
+    # PostgreSQL workers: who is polling it now, and until when (the database's clock)
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
 
 
 # How the store keeps the declared episode fields (sources.episode_fields): by type a
@@ -210,6 +213,47 @@ class Delivery(SQLModel, table=True):
     alerted: bool = False  # the operator was told this row failed
 
 
+class DeliveryCount(SQLModel, table=True):
+    """What listeners did with a sent post, read back from its network: one row per reading,
+    so the rows of a delivery are a time series. A count the network doesn't give is None."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (sa.Index("ix_delivery_counts_delivery_at", "delivery_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id")
+    channel: str = Field(index=True)
+    at: datetime | None = _ts(nullable=False, index=True)
+    likes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    reposts: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    replies: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    quotes: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    views: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    gone: bool = False  # the network says the post no longer exists: not read again
+
+
+class AudioCheck(SQLModel, table=True):
+    """Whether an episode's enclosure answered (announce/audio.py): one row per episode,
+    so a passed check is not repeated per channel or per pass; a new URL starts over."""
+
+    __tablename__ = "audio_checks"
+
+    episode_id: int = Field(foreign_key="episodes.id", primary_key=True)
+    url: str = Field(sa_column=Column(sa.Text, nullable=False))  # the enclosure checked
+    state: str = "failing"  # passed | failing
+    checks: int = 0  # failed checks of this URL so far (the back-off counts them)
+    status: int | None = None  # the last answer's HTTP status
+    content_type: str | None = None
+    length: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    last_error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    first_failed_at: datetime | None = _ts()
+    last_checked_at: datetime | None = _ts()
+    next_check_at: datetime | None = _ts()
+    passed_at: datetime | None = _ts()
+    timed_out_at: datetime | None = _ts()  # verify_audio_timeout passed: a problem was made
+    alerted: bool = False  # the operator was told it timed out
+
+
 class FeedState(SQLModel, table=True):
     __tablename__ = "feeds"
 
@@ -251,6 +295,21 @@ class Heartbeat(SQLModel, table=True):
     updated_at: datetime | None = _ts(nullable=False, index=True)
     next_pass_at: datetime | None = _ts()
     last_pass_at: datetime | None = _ts()
+
+
+class Worker(SQLModel, table=True):
+    """One `syndicator run` process: its heartbeat and what it did (status, dashboard)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)  # the process owner: host:pid:random
+    host: str
+    pid: int
+    started: datetime | None = _ts(nullable=False)
+    last_seen: datetime | None = _ts(nullable=False, index=True)  # heartbeat
+    stopped: bool = False  # ended cleanly (a SIGKILL leaves it False and stale)
+    polls: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    sends: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
 
 
 class Meta(SQLModel, table=True):

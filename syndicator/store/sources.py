@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
-from syndicator.store.models import Source
+from syndicator.store.db import now_sql
+from syndicator.store.models import Source, UTCDateTime
 
 
 def by_name(s: Session, name: str) -> Source:
@@ -63,3 +65,109 @@ def change_stamp(s: Session) -> tuple[Any, ...]:
         sa.func.max(Source.last_poll_at), sa.func.sum(Source.consecutive_errors), sa.func.count()
     )
     return tuple(s.execute(q).one())
+
+
+# ------------------------------------------------ PostgreSQL workers: claims and leases
+
+
+def _named(names: list[str] | None) -> Any:
+    # one array parameter, not one per name: a worker may list 100,000 sources
+    if names is None:
+        return sa.true()
+    return Source.name == sa.any_(sa.bindparam("names", names, type_=ARRAY(sa.String)))
+
+
+def claim_statement(
+    owner: str,
+    names: list[str] | None,
+    lease: timedelta,
+    limit: int,
+    *,
+    due_only: bool,
+    at: datetime | None = None,
+) -> Any:
+    """The UPDATE that `claim_due` runs (bench/bench_claims.py EXPLAINs it too)."""
+    now = now_sql() if at is None else sa.bindparam("at", at, UTCDateTime())
+    pick = (
+        sa.select(Source.id)
+        .where(
+            _named(names),
+            Source.disabled == False,  # noqa: E712
+            sa.or_(Source.lease_until.is_(None), Source.lease_until < now),  # type: ignore[union-attr,operator]
+        )
+        # the earliest due first, straight off ix_sources_next_due_at (no sort): a source
+        # never polled (NULL) comes after the due ones, in the same pass
+        .order_by(Source.next_due_at)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if due_only:
+        pick = pick.where(sa.or_(Source.next_due_at.is_(None), Source.next_due_at <= now))  # type: ignore[union-attr,operator]
+    return (
+        sa.update(Source)
+        .where(Source.id.in_(pick.scalar_subquery()))  # type: ignore[union-attr]
+        .values(lease_owner=owner, lease_until=now + sa.bindparam("lease", lease, sa.Interval))
+        .returning(Source.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_due(
+    s: Session,
+    owner: str,
+    names: list[str] | None,
+    lease: timedelta,
+    limit: int,
+    *,
+    due_only: bool = True,
+    at: datetime | None = None,
+) -> list[str]:
+    """Claim up to `limit` of the named sources (PostgreSQL): due now (`due_only`), not
+    disabled, and not leased by a live claim; returns the names this worker now holds.
+    "Now" is the database's clock, or `at` when a pass is run at a chosen time
+    (`run-once --now … --force`, tests).
+
+    `FOR UPDATE SKIP LOCKED` lets concurrent workers take disjoint batches without
+    waiting on each other; the lease (the database's clock) keeps the claim after this
+    transaction commits, and expires by itself if the worker dies.
+    """
+    res = s.execute(claim_statement(owner, names, lease, limit, due_only=due_only, at=at))
+    return [name for (name,) in res.all()]
+
+
+def release(s: Session, owner: str, names: list[str]) -> None:
+    """End this worker's leases on the named sources (their next due time is stored)."""
+    if not names:
+        return
+    s.execute(
+        sa.update(Source)
+        .where(_named(names), Source.lease_owner == owner)  # type: ignore[arg-type]
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def next_due_in(s: Session, names: list[str] | None) -> timedelta | None:
+    """How long until one of the named sources can be claimed (PostgreSQL, by the
+    database's clock; zero when one is due now); None when none is enabled."""
+    now = now_sql()
+    ready = sa.func.greatest(
+        sa.func.coalesce(Source.next_due_at, now), sa.func.coalesce(Source.lease_until, now)
+    )
+    wait = s.execute(
+        sa.select(sa.func.min(ready) - now).where(_named(names), Source.disabled == False)  # noqa: E712
+    ).scalar()
+    if wait is None:
+        return None
+    return max(wait, timedelta(0))  # type: ignore[no-any-return]
+
+
+def leased(s: Session, owner: str | None = None) -> dict[str, str]:
+    """Sources under a lease now: name -> the worker holding it (tests, status)."""
+    q = sa.select(Source.name, Source.lease_owner).where(
+        Source.lease_owner.is_not(None),  # type: ignore[union-attr]
+        Source.lease_until >= now_sql(),  # type: ignore[operator]
+    )
+    if owner is not None:
+        q = q.where(Source.lease_owner == owner)  # type: ignore[arg-type]
+    return {n: o for n, o in s.execute(q).all()}

@@ -185,6 +185,25 @@ def daemon_dict(s: Session, now: datetime, stale_after: timedelta) -> dict[str, 
     }
 
 
+def workers_list(s: Session, stale_after: timedelta) -> list[dict[str, Any]]:
+    """Every `syndicator run` process known, newest heartbeat first (docs/json.md)."""
+    from syndicator.store.workers import listing
+
+    return [
+        {
+            "id": w.id,
+            "host": w.host,
+            "pid": w.pid,
+            "alive": w.alive,
+            "started": iso(w.started),
+            "last_seen": iso(w.last_seen),
+            "polls": w.polls,
+            "sends": w.sends,
+        }
+        for w in listing(s, stale_after)
+    ]
+
+
 def sources_list(s: Session) -> list[dict[str, Any]]:
     counts = dict(
         s.exec(select(Episode.source, func.count()).group_by(Episode.source)).all()  # type: ignore[arg-type]
@@ -238,15 +257,38 @@ def awaiting_count(s: Session) -> int:
     )
 
 
+def audio_waiting(s: Session) -> list[dict[str, Any]]:
+    """Episodes whose announcements wait for their audio (announce/audio.py), oldest first."""
+    from syndicator.store.audio_checks import failing
+
+    return [
+        {
+            "episode": ep.guid,
+            "title": ep.title,
+            "url": chk.url,
+            "checks": chk.checks,
+            "status": chk.status,
+            "last_error": chk.last_error,
+            "since": iso(chk.first_failed_at),
+            "last_check": iso(chk.last_checked_at),
+            "next_check": iso(chk.next_check_at),
+            "timed_out": chk.timed_out_at is not None,
+        }
+        for chk, ep in failing(s, "waiting_audio")
+    ]
+
+
 def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[str, Any]:
     with session(engine) as s:
         rows = [problem_dict(p) for p in open_problems(s)]
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after),
+            "workers": workers_list(s, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
             "awaiting_approval": awaiting_count(s),
+            "audio_waiting": audio_waiting(s),
             "feeds": feeds_list(s),
             "problems": rows,
             "problem_counts": {

@@ -38,6 +38,7 @@ from syndicator.config import Settings, secret
 from syndicator.previews import PreviewError
 from syndicator.timeutil import parse_iso, utcnow
 from syndicator.web import metrics as metrics_mod
+from syndicator.web import sparkline
 from syndicator.web.auth import (
     Credential,
     LoginGate,
@@ -150,6 +151,7 @@ def make_env(settings: Settings) -> jinja2.Environment:
         return text if urlsplit(text).scheme.lower() in ("http", "https") else ""
 
     env.filters.update(dt=dt, ago=ago, hms=hms, size=size, safe_url=safe_url)
+    env.filters.update(sparkline=sparkline.svg)  # listener counts over time
     env.globals.update(
         states=STATES,
         version=__version__,

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from syndicator.config import Settings
+from syndicator.store import counts as store_counts
 from syndicator.store import deliveries as store_deliveries
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
@@ -140,6 +141,24 @@ class StoreCollector(Collector):
                     built.add_metric([f.name], _ts(f.built_at))
                 feed_problems.add_metric([f.name], len(f.check_problems))
             yield from (build, size, items, built, feed_problems)
+
+            # What listeners did: each post's latest reading, summed per channel.
+            listener = GaugeMetricFamily(
+                "syndicator_listener_counts",
+                "Likes, reposts, replies, quotes and views of the sent posts, as last read "
+                "from each network, summed per channel (count=posts: posts read).",
+                labels=["channel", "count"],
+            )
+            for channel, key, n in store_counts.latest_totals(s):
+                listener.add_metric([channel, key], n)
+            read_at = GaugeMetricFamily(
+                "syndicator_listener_counts_read_timestamp_seconds",
+                "When a channel's counts were last read (Unix time).",
+                labels=["channel"],
+            )
+            for channel, at in store_counts.last_read_at(s):
+                read_at.add_metric([channel], _ts(at))
+            yield from (listener, read_at)
 
             problems = GaugeMetricFamily(
                 "syndicator_problems_open", "Open problems.", labels=["severity"]

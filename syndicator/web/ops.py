@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syndicator.actions import announce_episode, edit_delivery
+from syndicator.actions import announce_episode, edit_delivery, episode_card
 from syndicator.announce import approval, manual
 from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
@@ -32,6 +32,7 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
     "sending": (),
     "sent": (),
     "awaiting_approval": APPROVAL_ACTIONS,
+    "waiting_audio": ("retry", "skip"),  # retry: check the audio now
 }
 
 
@@ -126,3 +127,12 @@ def health(engine: Any, settings: Settings) -> tuple[int, dict[str, Any]]:
         )
         return 503, {"ok": False, "store": "ok", "daemon": daemon, "reason": reason}
     return 200, {"ok": True, "store": "ok", "daemon": daemon, "reason": None}
+
+
+def card(settings: Settings, episode_id: int) -> tuple[Any, str | None]:
+    """The episode's card (made once, then read from the cards folder), or None and why
+    it can't be made (shown on the episode's page instead of a broken picture)."""
+    try:
+        return episode_card(settings, f"#{episode_id}"), None
+    except ActionError as exc:
+        return None, str(exc)

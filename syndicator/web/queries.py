@@ -14,17 +14,21 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from syndicator.announce import listeners
 from syndicator.announce.outbox import STATES
 from syndicator.config import ChannelConfig, Settings
+from syndicator.store import counts as store_counts
 from syndicator.store import deliveries as store_deliveries
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
 from syndicator.store import leases
 from syndicator.store import problems as store_problems
 from syndicator.store import sources as store_sources
+from syndicator.store import workers as store_workers
 from syndicator.store.db import session
 from syndicator.store.history import for_episodes
 from syndicator.store.views import (
+    audio_waiting,
     awaiting_count,
     daemon_dict,
     delivery_counts,
@@ -34,6 +38,7 @@ from syndicator.store.views import (
     iso,
     problem_dict,
     sources_list,
+    workers_list,
 )
 from syndicator.timeutil import format_duration
 
@@ -78,6 +83,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
         return {
             "now": iso(now),
             "daemon": daemon_dict(s, now, stale_after(settings)),
+            "workers": workers_list(s, stale_after(settings)),
             "sources": sources_list(s),
             "deliveries": counts,
             "feeds": feeds_list(s),
@@ -87,6 +93,9 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "episode_total": int(episodes),
             "pings": pings(s),
             "awaiting_approval": awaiting_count(s),  # a person in the loop
+            "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
+            "listeners_days": settings.stats.days,
+            "audio_waiting": audio_waiting(s),
         }
 
 
@@ -176,6 +185,13 @@ def episode_detail(engine: Engine, episode_id: int) -> dict[str, Any] | None:
             row["updated_at"] = iso(d.updated_at)
             row["latency_seconds"] = d.latency_seconds
             deliveries.append(row)
+        ids = [d.id for d in rows if d.id is not None]
+        read = {
+            p.delivery.id: listeners.post_dict(p)
+            for p in store_counts.read_posts(s, delivery_ids=ids)
+        }
+        for row in deliveries:
+            row["listeners"] = read.get(row["id"])
         return {
             "episode": episode_dict(ep, for_episodes(s, [episode_id]).get(episode_id)),
             "feed": {
@@ -286,8 +302,10 @@ def change_stamp(engine: Engine, settings: Settings, now: datetime) -> dict[str,
             "sources": store_sources.change_stamp(s),
             "problems": store_problems.change_stamp(s),
             "feeds": store_feeds.change_stamp(s),
+            "counts": store_counts.change_stamp(s),
         }
         beat = daemon_dict(s, now, stale_after(settings))
         out["daemon"] = (beat["alive"], beat["state"], beat["next_pass"], beat["last_pass"])
         out["heartbeats"] = leases.heartbeat_count(s)
+        out["workers"] = store_workers.change_stamp(s, stale_after(settings))
     return out

@@ -113,6 +113,15 @@ def api_channels(request: Request, _: WebSession = Depends(require_login)) -> li
     return queries.channels(web.engine, web.settings)
 
 
+@router.get("/stats", summary="What listeners did: counts per channel and per post")
+def api_stats(request: Request, _: WebSession = Depends(require_login)) -> dict[str, Any]:
+    from syndicator.announce.listeners import summary
+
+    web = web_of(request)
+    with session(web.engine) as s:
+        return summary(s, web.settings, utcnow())
+
+
 @router.get("/pass", summary="The pass started from this page: running or its last result")
 def api_pass_state(request: Request, _: WebSession = Depends(require_login)) -> dict[str, Any]:
     return web_of(request).runner.state.as_dict()

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.concurrency import run_in_threadpool
 
 from syndicator.timeutil import utcnow
@@ -105,10 +111,24 @@ def episode(request: Request, episode_id: int, _: WebSession = Depends(require_l
     if data is None:
         raise HTTPException(404, f"no episode {episode_id}; see the episodes page")
     channels = [c.name for c in web.settings.channels if c.enabled]
+    card, card_error = ops.card(web.settings, episode_id)
     return render(
         request, "episode.html", nav="episodes", data=data, ep=data["episode"],
         channels=channels, actions_by_state=ops.ACTIONS_BY_STATE,
+        card=card, card_error=card_error,
     )  # fmt: skip
+
+
+@router.get("/episodes/{episode_id}/card.png")
+def episode_card(
+    request: Request, episode_id: int, _: WebSession = Depends(require_login)
+) -> Response:
+    """The episode's image card (docs/cards.md)."""
+    web = web_of(request)
+    card, why = ops.card(web.settings, episode_id)
+    if card is None:
+        raise HTTPException(404, why or f"no card for episode {episode_id}")
+    return FileResponse(card.path, media_type=card.mime)
 
 
 @router.get("/channels")

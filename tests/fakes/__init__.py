@@ -6,6 +6,7 @@
 - `FakeLinkedIn` (linkedin.py): LinkedIn's Posts API, author finder, socialActions.
 - `FakeWebhook` (webhook.py): json:// / form:// receiver and Discord's webhook API.
 - `FakeRelay` (nostr_relay.py): a Nostr relay, NIP-01 over WebSocket (controls over HTTP).
+- `FakeThreads` (threads.py): Meta's Threads API: containers, publishing, insights.
 
 All share `FakeServer` (base.py): `with Fake() as f:`, `f.url`, `f.received`,
 `f.fail_next()`, `f.rate_limit_next()`, `f.hang_next()`, `f.drop_next()`,
@@ -17,6 +18,7 @@ from .linkedin import FakeLinkedIn
 from .mastodon import FakeMastodon
 from .nostr_relay import FakeRelay
 from .pds import FakePDS
+from .threads import FakeThreads
 from .webhook import FakeWebhook
 from .xapi import FakeX
 
@@ -26,6 +28,7 @@ __all__ = [
     "FakePDS",
     "FakeRelay",
     "FakeServer",
+    "FakeThreads",
     "FakeWebhook",
     "FakeX",
     "Fault",

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FakeServer", "Fault", "Received", "Reply", "refused_url"]
+__all__ = ["FakeServer", "Fault", "Received", "Reply", "multipart_parts", "refused_url"]
 
 
 @dataclass
@@ -62,6 +62,22 @@ class Received:
         d = asdict(self)
         d["body"] = self.body.decode("utf-8", "replace")
         return d
+
+
+def multipart_parts(req: Received) -> dict[str, bytes]:
+    """A multipart/form-data body's fields by name (uploads), read with the standard
+    library's MIME parser."""
+    from email import message_from_bytes
+    from email.policy import HTTP
+
+    ctype = req.headers.get("content-type", "")
+    msg = message_from_bytes(f"Content-Type: {ctype}\r\n\r\n".encode() + req.body, policy=HTTP)
+    out: dict[str, bytes] = {}
+    for part in msg.iter_parts() if msg.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            out[str(name)] = part.get_payload(decode=True) or b""
+    return out
 
 
 @dataclass

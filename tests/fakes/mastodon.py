@@ -9,6 +9,7 @@ says otherwise (`drop_next()` stores through the mock, then closes the connectio
     with FakeMastodon() as m:             # seeded accounts alice/bob/carol
         url, token = m.url, m.token       # "alice_token"
         m.max_characters = 1000           # what /api/v1|v2/instance advertise
+        m.favourite(sid, by="bob"); m.reblog(sid, by="carol"); m.reply(sid)  # counts move
         assert [s["content"] for s in m.statuses()] == ["<p>hello</p>"]
 
 The mock's own fault API (/api/v1/_mock/faults) stays reachable through the proxy.
@@ -93,6 +94,32 @@ class FakeMastodon(FakeServer):
         )
         resp.raise_for_status()
         return resp.json()
+
+    # ---- what listeners do (counts move for real: the mock counts favourites etc.) ---------
+
+    def _as(self, username: str, method: str, path: str, **data: Any) -> dict[str, Any]:
+        resp = self._http.request(
+            method,
+            self.upstream.base_url + path,
+            headers={"Authorization": f"Bearer {username}_token"},
+            data=data or None,
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def favourite(self, status_id: str, *, by: str = "bob") -> None:
+        self._as(by, "POST", f"/api/v1/statuses/{status_id}/favourite")
+
+    def reblog(self, status_id: str, *, by: str = "bob") -> None:
+        self._as(by, "POST", f"/api/v1/statuses/{status_id}/reblog")
+
+    def reply(self, status_id: str, text: str = "great episode", *, by: str = "bob") -> None:
+        self._as(by, "POST", "/api/v1/statuses", status=text, in_reply_to_id=status_id)
+
+    def delete_status(self, status_id: str) -> None:
+        """Delete one of the account's statuses (GET answers 404 after)."""
+        self._as(self.username, "DELETE", f"/api/v1/statuses/{status_id}")
 
     def posts(self) -> list[Received]:
         """Every POST /api/v1/statuses that reached the proxy."""

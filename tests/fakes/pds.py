@@ -3,6 +3,8 @@
     com.atproto.server.createSession / refreshSession
     com.atproto.repo.putRecord / createRecord / getRecord
     com.atproto.identity.resolveHandle
+    app.bsky.feed.getPosts (the AppView's, proxied by a real PDS): a post's counts come
+        from `set_counts(uri, likes=..., reposts=..., replies=..., quotes=...)`
 
 putRecord with the same rkey and an identical record is a no-op that answers the same
 uri and cid (as a real repo does); a different record at the same rkey is an update and
@@ -80,12 +82,14 @@ class FakePDS(FakeServer):
         self.records: dict[tuple[str, str], dict[str, Any]] = {}  # (collection, rkey) -> record
         self.cids: dict[tuple[str, str], str] = {}
         self.writes: list[Write] = []  # every create or change of a record
+        self.blobs: dict[str, bytes] = {}  # uploadBlob: cid -> the uploaded bytes
         self.overwrites: list[Write] = []  # changes of an existing record (should stay empty)
         self.sessions_created = 0
         self.sessions_refreshed = 0
         self._access: dict[str, float] = {}  # token -> expiry
         self._refresh: set[str] = set()
         self._rev = 0
+        self.counts: dict[str, dict[str, int]] = {}  # post uri -> likeCount etc.
 
     def env(self, channel: str) -> dict[str, str]:
         return {f"SYNDICATOR_{channel.upper().replace('-', '_')}_APP_PASSWORD": self.password}
@@ -100,6 +104,23 @@ class FakePDS(FakeServer):
         """The app.bsky.feed.post records now in the repo."""
         with self.lock:
             return [r for (c, _), r in self.records.items() if c == "app.bsky.feed.post"]
+
+    def set_counts(self, uri: str, **counts: int) -> None:
+        """What listeners did with a post: likes, reposts, replies, quotes (others stay)."""
+        with self.lock:
+            self.counts.setdefault(uri, {}).update(counts)
+
+    def delete_record(self, collection: str, rkey: str) -> None:
+        with self.lock:
+            self.records.pop((collection, rkey), None)
+
+    def control(self, req: Received) -> Reply:
+        """POST /_fake/counts {"uri": ..., "likes": 3, ...}: set_counts over HTTP."""
+        if req.method == "POST" and req.path == "/_fake/counts":
+            spec = dict(req.json() or {})
+            self.set_counts(str(spec.pop("uri")), **{k: int(v) for k, v in spec.items()})
+            return Reply(200, {"ok": True})
+        return super().control(req)
 
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         reply = _err(429, "RateLimitExceeded", "Rate Limit Exceeded")
@@ -164,6 +185,8 @@ class FakePDS(FakeServer):
             "com.atproto.repo.createRecord": self._create_record,
             "com.atproto.repo.getRecord": self._get_record,
             "com.atproto.identity.resolveHandle": self._resolve_handle,
+            "app.bsky.feed.getPosts": self._get_posts,
+            "com.atproto.repo.uploadBlob": self._upload_blob,
         }.get(method)
         if handler is None:
             return _err(501, "MethodNotImplemented", f"Method Not Implemented: {method}")
@@ -193,6 +216,19 @@ class FakePDS(FakeServer):
         if did is None:
             return _err(400, "InvalidRequest", "Unable to resolve handle")
         return Reply(200, {"did": did})
+
+    def _upload_blob(self, req: Received) -> Reply:
+        denied = self._check_access(req)
+        if denied is not None:
+            return denied
+        if not req.body:
+            return _err(400, "InvalidRequest", "empty blob")
+        cid = "bafkrei" + hashlib.sha256(req.body).hexdigest()[:52]
+        with self.lock:
+            self.blobs[cid] = req.body
+        mime = req.headers.get("content-type") or "application/octet-stream"
+        blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(req.body)}
+        return Reply(200, {"blob": blob})
 
     def _uri(self, collection: str, rkey: str) -> str:
         return f"at://{self.did}/{collection}/{rkey}"
@@ -277,6 +313,39 @@ class FakePDS(FakeServer):
             return _err(400, "RecordNotFound", f"Could not locate record: {self._uri(*key)}")
         return Reply(200, {"uri": self._uri(*key), "cid": cid, "value": record})
 
+    def _get_posts(self, req: Received) -> Reply:
+        denied = self._check_access(req)
+        if denied:
+            return denied
+        uris = req.query.get("uris") or []
+        if not uris or len(uris) > 25:
+            return _err(400, "InvalidRequest", "uris must hold 1 to 25 items")
+        posts = []
+        for uri in uris:
+            m = re.fullmatch(r"at://([^/]+)/([^/]+)/([^/]+)", uri)
+            if not m or m.group(1) not in (self.did, self.handle):
+                continue
+            key = (m.group(2), m.group(3))
+            with self.lock:
+                record, cid = self.records.get(key), self.cids.get(key)
+                counts = dict(self.counts.get(uri, {}))
+            if record is None:
+                continue  # as the AppView does: a missing post is left out, no error
+            posts.append(
+                {
+                    "uri": uri,
+                    "cid": cid,
+                    "author": {"did": self.did, "handle": self.handle},
+                    "record": record,
+                    "indexedAt": record.get("createdAt"),
+                    "likeCount": counts.get("likes", 0),
+                    "repostCount": counts.get("reposts", 0),
+                    "replyCount": counts.get("replies", 0),
+                    "quoteCount": counts.get("quotes", 0),
+                }
+            )
+        return Reply(200, {"posts": posts})
+
 
 def _validate_post(record: dict[str, Any]) -> Reply | None:
     text = record.get("text")
@@ -298,6 +367,11 @@ def _validate_post(record: dict[str, Any]) -> Reply | None:
         if not facet.get("features"):
             return _err(400, "InvalidRecord", f"Record/facets/{i}/features must not be empty")
     embed = record.get("embed")
+    if embed is not None and embed.get("$type") == "app.bsky.embed.images":
+        images = embed.get("images") or []
+        if not images or any("$link" not in (i.get("image") or {}).get("ref", {}) for i in images):
+            return _err(400, "InvalidRecord", "Record/embed/images must hold blob refs")
+        return None
     if embed is not None:
         if embed.get("$type") != "app.bsky.embed.external":
             return _err(400, "InvalidRecord", "Record/embed has an unknown $type")

@@ -8,6 +8,9 @@ Prints one JSON line: for each fake its base URL and the environment a channel n
 SIGTERM/SIGINT
 (or, with --stdin, until stdin closes). Drive faults and read what arrived over HTTP on each fake:
 GET /_fake/received, POST /_fake/faults {"kind": "drop", "count": 1, "store": true}.
+Listener counts move with POST /_fake/counts on bluesky, POST /_fake/metrics and
+/_fake/read_refused on x, and Mastodon's own favourite/reblog/reply API (as bob_token).
+Threads too: `--only threads`, channel name "threads" (its `api_url` and `user_id` printed).
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from .mastodon import FakeMastodon
 from .nostr_relay import FakeRelay
 from .pds import FakePDS
 from .podping import FakePodping
+from .threads import FakeThreads
 from .webhook import FakeWebhook
 from .xapi import FakeX
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve")
-    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,nostr,linkedin")
+    parser.add_argument("--only", default="x,mastodon,bluesky,webhook,nostr,linkedin,threads")
     parser.add_argument(
         "--stdin", action="store_true", help="also stop when stdin closes (for a parent process)"
     )
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             "handle": pds.handle,
             "env": pds.env("bluesky"),
         }
+    if "threads" in wanted:
+        th = FakeThreads().start()
+        started.append(th)
+        info["threads"] = {"url": th.url, "api_url": th.api_url, "user_id": th.user_id,
+                           "env": th.env("threads")}  # fmt: skip
     if "webhook" in wanted:
         hook = FakeWebhook().start()
         started.append(hook)

@@ -1,4 +1,8 @@
-"""A fake X (Twitter) API v2: POST /2/tweets, GET /2/users/me, GET /2/users/:id/tweets.
+"""A fake X (Twitter) API v2: POST /2/tweets, GET /2/users/me, GET /2/users/:id/tweets,
+GET /2/tweets?ids=...&tweet.fields=public_metrics (counts from `Tweet.metrics`; with
+`read_refused = True` it answers the 403 "client-not-enrolled" of X's lower API tiers).
+and image uploads (POST /2/media/upload, multipart; POST /2/media/metadata for alt text):
+`uploads` keeps each upload's bytes by media id, a tweet its `media_ids`.
 
 Requests must carry an OAuth 1.0a user-context header whose HMAC-SHA1 signature checks
 out against the fake's consumer and token secrets (else 401, as X answers). Posting the
@@ -17,7 +21,7 @@ import html
 import itertools
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +29,7 @@ from urllib.parse import unquote
 
 from oauthlib.oauth1.rfc5849 import signature
 
-from .base import FakeServer, Received, Reply
+from .base import FakeServer, Received, Reply, multipart_parts
 
 _URL = re.compile(r"https?://\S+")
 
@@ -36,6 +40,9 @@ class Tweet:
     text: str  # as posted
     created_at: datetime
     author_id: str
+    # public_metrics: like_count, retweet_count, reply_count, quote_count, impression_count
+    metrics: dict[str, int] = field(default_factory=dict)
+    media_ids: tuple[str, ...] = ()
 
     @property
     def shown_text(self) -> str:
@@ -70,8 +77,21 @@ class FakeX(FakeServer):
         self.duplicate_check = duplicate_check
         self.max_length = max_length
         self.tweets: list[Tweet] = []
+        self.uploads: dict[str, bytes] = {}  # media id -> the uploaded bytes
+        self.alt_texts: dict[str, str] = {}  # media id -> alt text
         self._ids = itertools.count(1_800_000_000_000_000_000)
         self.verify_signatures = True
+        self.read_refused = False  # GET /2/tweets answers X's tier 403
+
+    def set_metrics(self, tweet_id: str, **metrics: int) -> None:
+        """What listeners did with a tweet (like_count=3, retweet_count=1, ...)."""
+        with self.lock:
+            tweet = next(t for t in self.tweets if t.id == tweet_id)
+            tweet.metrics.update(metrics)
+
+    def delete_tweet(self, tweet_id: str) -> None:
+        with self.lock:
+            self.tweets = [t for t in self.tweets if t.id != tweet_id]
 
     def env(self, channel: str) -> dict[str, str]:
         """The environment a syndicator channel named `channel` needs to talk to this fake."""
@@ -89,6 +109,18 @@ class FakeX(FakeServer):
             t = Tweet(str(next(self._ids)), text, created_at or datetime.now(UTC), self.user_id)
             self.tweets.append(t)
             return t
+
+    def control(self, req: Received) -> Reply:
+        """POST /_fake/metrics {"id": ..., "like_count": 3, ...} (set_metrics over HTTP);
+        POST /_fake/read_refused {"refused": true} (X's tier 403 on reads)."""
+        spec = dict(req.json() or {}) if req.method == "POST" else {}
+        if req.path == "/_fake/metrics" and spec:
+            self.set_metrics(str(spec.pop("id")), **{k: int(v) for k, v in spec.items()})
+            return Reply(200, {"ok": True})
+        if req.path == "/_fake/read_refused" and spec:
+            self.read_refused = bool(spec.get("refused"))
+            return Reply(200, {"ok": True})
+        return super().control(req)
 
     def rate_limit_reply(self, reset_in: float, retry_after: float | None) -> Reply:
         reply = _problem(429, "Too Many Requests", "Too Many Requests")
@@ -137,17 +169,45 @@ class FakeX(FakeServer):
             return _problem(401, "Unauthorized", "Unauthorized")
         if req.method == "POST" and req.path == "/2/tweets":
             return self._create(req)
+        if req.method == "POST" and req.path == "/2/media/upload":
+            return self._upload(req)
+        if req.method == "POST" and req.path == "/2/media/metadata":
+            data = req.json() or {}
+            with self.lock:
+                if data.get("id") not in self.uploads:
+                    return _problem(400, "Invalid Request", "no such media id")
+                self.alt_texts[data["id"]] = data["metadata"]["alt_text"]["text"]
+            return Reply(200, {"data": {"associated_metadata": True}})
         if req.method == "GET" and req.path == "/2/users/me":
             return Reply(
                 200, {"data": {"id": self.user_id, "name": "Pod", "username": self.username}}
             )
+        if req.method == "GET" and req.path == "/2/tweets":
+            return self._lookup(req)
         m = re.fullmatch(r"/2/users/(\d+)/tweets", req.path)
         if req.method == "GET" and m:
             return self._timeline(m.group(1), req)
         return _problem(404, "Not Found Error", f"no route {req.method} {req.path}")
 
+    def _upload(self, req: Received) -> Reply:
+        parts = multipart_parts(req)
+        media = parts.get("media")
+        if not media:
+            return _problem(400, "Invalid Request", "media: required")
+        with self.lock:
+            media_id = str(next(self._ids))
+            self.uploads[media_id] = media
+        return Reply(
+            200,
+            {"data": {"id": media_id, "media_key": f"3_{media_id}", "expires_after_secs": 86400}},
+        )
+
     def _create(self, req: Received) -> Reply:
         data = req.json() or {}
+        media_ids = tuple((data.get("media") or {}).get("media_ids") or ())
+        with self.lock:
+            if any(m not in self.uploads for m in media_ids):
+                return _problem(400, "Invalid Request", "media.media_ids: unknown media id")
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
             return Reply(
@@ -169,6 +229,7 @@ class FakeX(FakeServer):
                     "You are not allowed to create a Tweet with duplicate content.",
                 )
             t = self.add_tweet(text)
+            t.media_ids = media_ids
         return Reply(
             201, {"data": {"id": t.id, "text": t.shown_text, "edit_history_tweet_ids": [t.id]}}
         )
@@ -203,4 +264,56 @@ class FakeX(FakeServer):
                 }
                 for t in page
             ]
+        return Reply(200, body)
+
+    def _lookup(self, req: Received) -> Reply:
+        if self.read_refused:
+            return Reply(
+                403,
+                {
+                    "client_id": "1",
+                    "detail": "When authenticating requests to the Twitter API v2 endpoints, "
+                    "you must use keys and tokens from a Twitter developer App that is "
+                    "attached to a Project.",
+                    "reason": "client-not-enrolled",
+                    "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+                    "title": "Client Forbidden",
+                    "required_enrollment": "Appropriate Level of API Access",
+                    "type": "https://api.twitter.com/2/problems/client-forbidden",
+                },
+            )
+        ids = [i for i in (req.arg("ids") or "").split(",") if i]
+        if not 1 <= len(ids) <= 100:
+            return _problem(400, "Invalid Request", "ids must hold 1 to 100 tweet ids")
+        fields = (req.arg("tweet.fields") or "").split(",")
+        with self.lock:
+            found = {t.id: t for t in self.tweets if t.id in ids}
+        data, errors = [], []
+        for i in ids:
+            t = found.get(i)
+            if t is None:
+                errors.append(
+                    {
+                        "value": i, "detail": f"Could not find tweet with ids: [{i}].",
+                        "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
+                        "resource_id": i, "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                )  # fmt: skip
+                continue
+            item: dict[str, Any] = {
+                "id": t.id,
+                "text": t.shown_text,
+                "edit_history_tweet_ids": [t.id],
+            }
+            if "public_metrics" in fields:
+                item["public_metrics"] = {
+                    "retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0,
+                    "bookmark_count": 0, "impression_count": 0, **t.metrics,
+                }  # fmt: skip
+            data.append(item)
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data
+        if errors:
+            body["errors"] = errors
         return Reply(200, body)

@@ -16,7 +16,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -140,6 +140,21 @@ def _html_page_problem(url: str, body: bytes) -> ProblemData:
     )
 
 
+# Reads a body into feedparser's result shape (`feedparser_read` below); another reader
+# (a candidate fast parser, bench/compare_parsers.py) is compared through the same code.
+Reader = Callable[[bytes, dict[str, str]], Any]
+
+
+def feedparser_read(body: bytes, headers: dict[str, str]) -> Any:
+    # A file object, never bytes: feedparser opens a bytes value that names a file.
+    return feedparser.parse(
+        io.BytesIO(body),
+        response_headers=headers,
+        sanitize_html=False,  # nh3 does it below, faster
+        resolve_relative_uris=False,  # nh3 rewrites relative links in show notes
+    )
+
+
 def parse_feed(
     body: bytes,
     url: str,
@@ -147,10 +162,11 @@ def parse_feed(
     content_type: str = "",
     categories: Iterable[str] = (),
     tz: tzinfo = UTC,
+    reader: Reader = feedparser_read,
 ) -> ParsedFeed:
     """Parse one feed body into episodes and problems. Never raises for bad input."""
     started, cpu = time.perf_counter(), time.thread_time()
-    result = _parse_feed(body, url, content_type, list(categories), tz)
+    result = _parse_feed(body, url, content_type, list(categories), tz, reader)
     result.episodes = [clean_episode(e) for e in result.episodes]
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = time.thread_time() - cpu
@@ -163,7 +179,7 @@ def _first_three(items: list[str], sep: str) -> str:
 
 
 def _parse_feed(
-    body: bytes, url: str, content_type: str, categories: list[str], tz: tzinfo
+    body: bytes, url: str, content_type: str, categories: list[str], tz: tzinfo, reader: Reader
 ) -> ParsedFeed:
     if not body.strip():
         return ParsedFeed(
@@ -200,13 +216,7 @@ def _parse_feed(
     # time); the few URLs we keep are made absolute below instead.
     headers = {"content-type": content_type} if content_type else {}
     try:
-        # A file object, never bytes: feedparser opens a bytes value that names a file.
-        d = feedparser.parse(
-            io.BytesIO(body),
-            response_headers=headers,
-            sanitize_html=False,  # nh3 does it below, faster
-            resolve_relative_uris=False,  # nh3 rewrites relative links in show notes
-        )
+        d = reader(body, headers)
     except Exception as exc:  # feedparser promises not to raise; contain it if it does
         return ParsedFeed(
             ok=False,

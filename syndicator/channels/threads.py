@@ -1,0 +1,446 @@
+"""Threads (Meta's Threads API): a text post is a container, created and then published.
+
+    POST /{user-id}/threads          media_type=TEXT, text, link_attachment -> {"id": container}
+    POST /{user-id}/threads_publish  creation_id=container                  -> {"id": media}
+
+Threads has no idempotency key, so the two steps are made safe by the row: the
+container's id is recorded on the delivery (`post.progress`) before it is published.
+A later attempt, after a crash or a lost answer, asks the container's status first
+(`GET /{container-id}?fields=status`): PUBLISHED means the post is out (it is then found
+on the account's recent threads for its id and link), FINISHED means it can still be
+published — the same container, never a second post. A container that was created but
+whose id was never recorded is never published; it expires on Meta's side in 24 hours.
+
+An `unknown` row is reconciled the same way, and by reading the account's recent threads
+(`GET /{user-id}/threads?fields=id,text,permalink,timestamp`) for the frozen text.
+
+Plain HTTP with httpx: the API is four small JSON calls, and the Python wrappers for it
+can neither be pointed at another base URL nor tell a refused connection from a lost
+answer, which is what the outbox needs to know.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import emoji
+import grapheme
+import httpx
+from pydantic import field_validator
+
+from syndicator.channels import _net
+from syndicator.channels.base import (
+    PermanentError,
+    Post,
+    SendError,
+    Sent,
+    TransientError,
+    UnknownOutcome,
+)
+from syndicator.channels.kind import ChannelKind
+from syndicator.channels.registry import ConfigurationError
+from syndicator.config import ChannelConfig, secret
+
+DEFAULT_API_URL = "https://graph.threads.net/v1.0"
+DEFAULT_LIMIT = 500
+# How far before the row's frozen time a matching thread may be (clock skew with Meta).
+_SKEW = timedelta(minutes=10)
+# Recent threads read back before concluding "not posted": pages of _PAGE.
+_MAX_PAGES = 3
+_PAGE = 50
+# Meta's error codes for "too many calls"; they may come with HTTP 400 or 403, not 429.
+_RATE_CODES = {4, 17, 32, 613}
+# Meta's error codes for a token that is invalid, expired or lacks a permission.
+_AUTH_CODES = {102, 190, 200, 10}
+# A container still being processed: Meta suggests waiting about this long.
+_IN_PROGRESS_WAIT = 30.0
+COUNT_METRICS = ("views", "likes", "replies", "reposts", "quotes")
+
+
+class _Failed(Exception):
+    """An answer that isn't a success: carries the response for `_error`."""
+
+    def __init__(self, resp: httpx.Response) -> None:
+        super().__init__(resp.status_code)
+        self.resp = resp
+
+
+def _meta_error(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _describe(resp: httpx.Response) -> str:
+    """Meta's own words: "Threads answered 400: <message> (code 100, subcode 2207051)"."""
+    err = _meta_error(resp)
+    words = str(err.get("error_user_msg") or err.get("message") or resp.reason_phrase or "")
+    codes = [f"code {err['code']}"] if err.get("code") is not None else []
+    if err.get("error_subcode") is not None:
+        codes.append(f"subcode {err['error_subcode']}")
+    text = f"Threads answered {resp.status_code}: {words[:300]}".rstrip(": ")
+    return text + (f" ({', '.join(codes)})" if codes else "")
+
+
+def _gone(resp: httpx.Response) -> bool:
+    """The object is not there (deleted): 404/410, or Meta's code 100, subcode 33."""
+    err = _meta_error(resp)
+    return resp.status_code in (404, 410) or (
+        err.get("code") == 100 and err.get("error_subcode") == 33
+    )
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Meta's "2023-10-17T05:42:03+0000"."""
+    try:
+        return _aware(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+class ThreadsChannel:
+    type = "threads"
+    unknown_policy = "readback"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        user_id: str,
+        access_token: str,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = 20.0,
+        limit: int | None = None,
+    ) -> None:
+        self.name = name
+        self._user = user_id
+        self._limit = limit
+        # The token goes in a header, never in the URL: httpx logs URLs.
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+
+    def limit(self) -> int:
+        return self._limit or DEFAULT_LIMIT
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ---- HTTP ----------------------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, *, params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The answer's JSON object; raises _Failed (an answer) or httpx.HTTPError (none)."""
+        resp = self._client.request(method, path, params=params, data=data)
+        if not resp.is_success:
+            raise _Failed(resp)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise _Failed(resp) from None
+        if not isinstance(body, dict):
+            raise _Failed(resp)
+        return body
+
+    def _error(self, exc: Exception, what: str, *, may_have_acted: bool) -> SendError:
+        """What a failure means. `may_have_acted`: the request could have published."""
+        if isinstance(exc, httpx.HTTPError):
+            if may_have_acted:
+                return _net.transport_error(exc, what)
+            return TransientError(f"{what}: {_net.describe(exc)} (nothing was published)")
+        assert isinstance(exc, _Failed)
+        resp = exc.resp
+        status, msg = resp.status_code, f"{what}: {_describe(resp)}"
+        err = _meta_error(resp)
+        if status < 300:  # a success we could not read
+            return UnknownOutcome(msg, status=status) if may_have_acted else TransientError(msg)
+        if status == 429 or err.get("code") in _RATE_CODES or err.get("is_transient") is True:
+            wait = _net.retry_after(resp.headers)
+            return TransientError(msg, retry_after=wait, status=status)
+        if status >= 500 or status in (408, 425):
+            # Safe to retry even after a publish: the next attempt asks the container's
+            # status before publishing it again.
+            return TransientError(msg, status=status)
+        if status in (401, 403) or err.get("code") in _AUTH_CODES:
+            msg += (
+                " (check SYNDICATOR_<NAME>_ACCESS_TOKEN: long-lived tokens expire after 60 "
+                "days, and it needs the threads_basic and threads_content_publish permissions)"
+            )
+        return PermanentError(msg, status=status)
+
+    # ---- send ----------------------------------------------------------------------------
+
+    def send(self, post: Post) -> Sent:
+        container = post.progress.get("container_id")
+        if container:
+            status, detail = self._container_status(container, reading=False)
+            if status == "PUBLISHED":
+                return self._published(post)
+            if status == "IN_PROGRESS":
+                raise TransientError(
+                    f"the Threads container {container} is still being processed; "
+                    "will publish it later",
+                    retry_after=_IN_PROGRESS_WAIT,
+                )
+            if status == "ERROR":
+                raise PermanentError(
+                    f"the Threads container {container} failed: {detail or 'no reason given'}"
+                )
+            if status == "EXPIRED":
+                container = None  # never published within Meta's 24 hours: make a new one
+        if not container:
+            container = self._create(post)
+            # Recorded before publishing: a retry publishes this container, never a new one.
+            post.progress.record(container_id=container)
+        return self._publish(container)
+
+    def _create(self, post: Post) -> str:
+        data = {"media_type": "TEXT", "text": post.text}
+        if post.url:
+            data["link_attachment"] = post.url
+        what = "creating the Threads post"
+        try:
+            body = self._call("POST", f"{self._user}/threads", data=data)
+        except (_Failed, httpx.HTTPError) as exc:
+            # An unpublished container is never seen and expires: retrying is safe.
+            raise self._error(exc, what, may_have_acted=False) from exc
+        if not body.get("id"):
+            raise TransientError(f"{what}: Threads answered without a container id")
+        return str(body["id"])
+
+    def _publish(self, container: str) -> Sent:
+        what = f"publishing the Threads container {container}"
+        try:
+            body = self._call(
+                "POST", f"{self._user}/threads_publish", params={"creation_id": container}
+            )
+        except (_Failed, httpx.HTTPError) as exc:
+            raise self._error(exc, what, may_have_acted=True) from exc
+        if not body.get("id"):
+            raise UnknownOutcome(f"{what}: Threads answered without the post's id")
+        media = str(body["id"])
+        return Sent(remote_id=media, remote_url=self._permalink(media))
+
+    def _permalink(self, media: str) -> str | None:
+        """The post's link; the post is out whatever happens here, so failures are None."""
+        try:
+            body = self._call("GET", media, params={"fields": "permalink"})
+        except (_Failed, httpx.HTTPError):
+            return None
+        link = body.get("permalink")
+        return str(link) if link else None
+
+    def _container_status(self, container: str, *, reading: bool) -> tuple[str, str]:
+        what = f"reading the status of the Threads container {container}"
+        try:
+            body = self._call("GET", container, params={"fields": "id,status,error_message"})
+        except (_Failed, httpx.HTTPError) as exc:
+            err = self._error(exc, what, may_have_acted=False)
+            if reading:
+                raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
+            raise err from exc
+        return str(body.get("status") or "").upper(), str(body.get("error_message") or "")
+
+    def _published(self, post: Post) -> Sent:
+        """A container known to be published: its thread, or an honest Sent without id."""
+        found = self._find(post)
+        return found if found is not None else Sent()
+
+    # ---- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, post: Post) -> Sent | None:
+        """For an `unknown` row: the thread if it was published, None if it surely wasn't."""
+        container = post.progress.get("container_id")
+        if container:
+            status, _ = self._container_status(container, reading=True)
+            if status == "PUBLISHED":
+                return self._published(post)
+            # Not published (FINISHED, IN_PROGRESS, EXPIRED, ERROR): send decides.
+            return None
+        # No container recorded means nothing was published by syndicator; the read-back
+        # also catches a post made by hand with the same text.
+        return self._find(post)
+
+    def _find(self, post: Post) -> Sent | None:
+        """The account's recent thread with the frozen text, or None."""
+        since = _aware(post.created_at) - _SKEW
+        params = {
+            "fields": "id,text,permalink,timestamp",
+            "limit": str(_PAGE),
+            "since": str(int(since.timestamp())),
+        }
+        what = "reading the account's recent threads"
+        for _ in range(_MAX_PAGES):
+            try:
+                body = self._call("GET", f"{self._user}/threads", params=params)
+            except (_Failed, httpx.HTTPError) as exc:
+                err = self._error(exc, what, may_have_acted=False)
+                raise UnknownOutcome(f"{err.message}; cannot tell whether it was posted") from exc
+            for item in body.get("data") or []:
+                if not isinstance(item, dict):
+                    continue
+                when = _timestamp(item.get("timestamp"))
+                if when is not None and when < since:
+                    return None  # newest first: the rest is older than the row
+                if _net.same_text(post.text, str(item.get("text") or "")):
+                    link = item.get("permalink")
+                    return Sent(remote_id=str(item.get("id")), remote_url=link or None)
+            after = ((body.get("paging") or {}).get("cursors") or {}).get("after")
+            if not after or not body.get("data"):
+                return None
+            params = {**params, "after": str(after)}
+        return None
+
+    # ---- counts --------------------------------------------------------------------------
+
+    def read_counts(self, remote_id: str) -> dict[str, int]:
+        """Views, likes, replies, reposts and quotes of one thread (media insights)."""
+        what = f"reading the insights of thread {remote_id}"
+        try:
+            body = self._call(
+                "GET", f"{remote_id}/insights", params={"metric": ",".join(COUNT_METRICS)}
+            )
+        except (_Failed, httpx.HTTPError) as exc:
+            err = self._error(exc, what, may_have_acted=False)
+            if isinstance(exc, _Failed) and _gone(exc.resp):
+                # Meta answers 400 "does not exist" for a deleted post: never ask again
+                raise PermanentError(err.message, status=404) from exc
+            raise err from exc
+        counts: dict[str, int] = {}
+        for item in body.get("data") or []:
+            if not isinstance(item, dict) or item.get("name") not in COUNT_METRICS:
+                continue
+            # "values": [{"value": n}] for a post's lifetime; "total_value": {"value": n} too
+            values = item.get("values") or []
+            raw = values[0].get("value") if values and isinstance(values[0], dict) else None
+            if raw is None:
+                raw = (item.get("total_value") or {}).get("value")
+            try:
+                counts[str(item["name"])] = int(raw)
+            except (TypeError, ValueError):
+                continue
+        return counts
+
+
+# --- the kind: config, secrets, length, handles ---------------------------------------------
+
+# Threads usernames are Instagram's: letters, digits, "." and "_", at most 30.
+_USERNAME = re.compile(r"[A-Za-z0-9._]{1,30}")
+_PROFILE_URL = re.compile(
+    r"^https?://(?:www\.)?threads\.(?:net|com)/@([A-Za-z0-9._]{1,30})/?(?:[?#].*)?$",
+    re.IGNORECASE,
+)
+
+
+def threads_handle(value: Any) -> str:
+    """ "@name", "name" or a profile URL (threads.net or threads.com) -> "name"; else ""."""
+    v = str(value or "").strip()
+    m = _PROFILE_URL.match(v)
+    v = (m.group(1) if m else v.lstrip("@")).lower()
+    if not _USERNAME.fullmatch(v) or v.startswith(".") or v.endswith(".") or ".." in v:
+        return ""
+    return v
+
+
+def threads_count(text: str) -> int:
+    """Threads' length: characters (grapheme clusters), an emoji as its UTF-8 bytes."""
+    return sum(
+        len(g.encode("utf-8")) if emoji.emoji_count(g) else 1 for g in grapheme.graphemes(text)
+    )
+
+
+class ThreadsConfig(ChannelConfig):
+    type: Literal["threads"]
+    api_url: str = DEFAULT_API_URL
+    user_id: str = ""  # the Threads user id (digits) the token belongs to
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id(cls, v: str) -> str:
+        v = v.strip()
+        if v and not (v.isdigit() or v == "me"):
+            raise ValueError(
+                f"user_id {v!r} is not a Threads user id: use the digits that "
+                'GET /me?fields=id answers with the token (or "me")'
+            )
+        return v
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"api_url {v!r} is not an http(s) URL, e.g. {DEFAULT_API_URL!r}")
+        return v.strip()
+
+
+class ThreadsKind(ChannelKind):
+    """Threads: 500 characters, an emoji counted as its UTF-8 bytes (Meta's rule)."""
+
+    name = "threads"
+    config = ThreadsConfig
+    secrets = ("ACCESS_TOKEN",)
+    default_limit = DEFAULT_LIMIT
+    unknown_policy = ThreadsChannel.unknown_policy
+    has_handles = True
+    # Threads is no podcast:socialInteract protocol, and the API tells no ActivityPub id
+    # for a post (fediverse sharing is the account's choice): no comment thread to name.
+    interact_protocol = None
+
+    def social_interact(
+        self, cfg: Any, remote_id: str | None, remote_url: str | None
+    ) -> dict[str, str] | None:
+        return None
+
+    def count(self, text: str) -> int:
+        return threads_count(text)
+
+    def source_handle(self, value: str) -> str:
+        m = _PROFILE_URL.match(value.strip())
+        return (m.group(1) if m else value.strip()).lstrip("@")
+
+    def handle(self, value: Any) -> str:
+        return threads_handle(value)
+
+    def check(self, cfg: Any) -> None:
+        if not cfg.user_id:
+            raise ConfigurationError(
+                f"channel {cfg.name!r} (threads) needs `user_id`, the Threads user id the "
+                'access token belongs to, e.g. user_id = "17841400000000000" '
+                "(GET /me?fields=id with the token tells it)"
+            )
+
+    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> ThreadsChannel:
+        return ThreadsChannel(
+            cfg.name,
+            user_id=cfg.user_id,
+            access_token=secrets["ACCESS_TOKEN"],
+            api_url=cfg.api_url or DEFAULT_API_URL,
+            timeout=timeout,
+            limit=cfg.limit,
+        )
+
+    def endpoint(self, cfg: Any) -> str:
+        return f"{cfg.api_url} as user {cfg.user_id}" if cfg.user_id else cfg.api_url
+
+    def account(self, cfg: Any) -> str | None:
+        # The numeric user id names the account (tokens are renewed every 60 days);
+        # "me" does not, so then the token does.
+        if cfg.user_id and cfg.user_id != "me":
+            return f"{cfg.api_url.rstrip('/')}|{cfg.user_id}"
+        token = secret(cfg.name, "access_token")
+        return token and f"{cfg.api_url.rstrip('/')}|{token}"
