@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syndicator.announce import cards, manual
+from syndicator.announce import approval, cards, manual
 from syndicator.announce.manual import ActionError
 from syndicator.announce.render import Renderer
 from syndicator.config import Settings
@@ -14,7 +14,7 @@ from syndicator.store.models import Delivery
 from syndicator.store.views import find_episode
 from syndicator.timeutil import utcnow
 
-__all__ = ["ActionError", "announce_episode", "episode_card"]
+__all__ = ["ActionError", "announce_episode", "edit_delivery", "episode_card"]
 
 
 def announce_episode(settings: Settings, ref: str, channel: str | None = None) -> list[Delivery]:
@@ -31,6 +31,16 @@ def announce_episode(settings: Settings, ref: str, channel: str | None = None) -
     return manual.announce_now(
         engine, settings, Renderer(settings), limits, ep.id or 0, now, channel
     )
+
+
+def edit_delivery(
+    settings: Settings, delivery_id: int, text: str, by: str = "cli"
+) -> approval.Edited:
+    """Replace a held row's text, fitted to its channel's limit (as a pass measures it)."""
+    engine = open_store(settings)
+    now = utcnow()
+    _, limits = build_channels(settings, None, now)
+    return approval.edit(engine, settings, limits, delivery_id, text, now, by)
 
 
 def episode_card(settings: Settings, ref: str, out: Path | None = None) -> cards.CardImage:

@@ -7,7 +7,9 @@ import logging
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from syndicator.announce.outbox import AWAITING_APPROVAL
 from syndicator.config import Settings, secret
 from syndicator.store import audio_checks, deliveries, feeds, meta, sources
 from syndicator.store.db import session
@@ -28,6 +30,7 @@ def _incidents(engine: Engine, settings: Settings) -> tuple[list[str], list[tupl
         for d, title in rows:
             lines.append(f"Delivery failed on {d.channel}: {title or d.target}: {d.last_error}")
             marks.append(("delivery", d.id))
+        _held(s, lines, marks)
         for src in sources.not_alerted(s):
             if src.disabled or src.consecutive_errors >= settings.alerts.source_errors:
                 why = src.disabled_reason or src.last_error
@@ -50,6 +53,21 @@ def _incidents(engine: Engine, settings: Settings) -> tuple[list[str], list[tupl
             elif not feed.last_error and told:
                 marks.append(("feed-ok", key))
     return lines, marks
+
+
+def _held(s: Session, lines: list[str], marks: list[tuple[str, object]]) -> None:
+    """Rows newly waiting for approval: one line per channel, not one per row (a
+    catch-up burst is one alert)."""
+    by_channel: dict[str, list[int]] = {}
+    for d in deliveries.held_unalerted(s, AWAITING_APPROVAL):
+        by_channel.setdefault(d.channel, []).append(d.id or 0)
+    for channel, ids in by_channel.items():
+        lines.append(
+            f"{len(ids)} announcement(s) on {channel} wait for approval (deliveries "
+            f"{', '.join(map(str, ids))}): `syndicator delivery approve|edit|reject ID` "
+            "or the web page"
+        )
+        marks.extend(("delivery", i) for i in ids)
 
 
 def _mark(engine: Engine, marks: list[tuple[str, object]], now: datetime) -> None:

@@ -75,7 +75,9 @@ _SUB: dict[str, Any] = {"cls": _Group, "no_args_is_help": True, "rich_markup_mod
 feed_app = typer.Typer(help="Build and check the published podcast feeds.", **_SUB)
 db_app = typer.Typer(help="Database maintenance.", **_SUB)
 delivery_app = typer.Typer(
-    help="Act on one delivery: retry, skip, or settle an unknown outcome.", **_SUB
+    help="Act on one delivery: retry, skip, settle an unknown outcome, or approve, edit or "
+    "reject one that waits for approval.",
+    **_SUB,
 )
 web_app = typer.Typer(help="Admin web page settings.", **_SUB)
 app.add_typer(feed_app, name="feed")
@@ -113,6 +115,7 @@ class DeliveryState(StrEnum):
     failed = "failed"
     skipped = "skipped"
     waiting = "waiting"  # a reply of a thread, until its parent is sent
+    awaiting_approval = "awaiting_approval"
     waiting_audio = "waiting_audio"
 
 
@@ -567,6 +570,71 @@ def delivery_mark_not_sent(delivery_id: int) -> None:
     from syndicator.announce.manual import mark_unknown
 
     _action(mark_unknown, delivery_id, was_sent=False)
+
+
+# A person in the loop (announce/approval.py): rows held in awaiting_approval.
+
+
+@delivery_app.command("approve")
+def delivery_approve(delivery_id: int) -> None:
+    """Let a delivery that waits for approval go out (the next pass sends it once due)."""
+    from syndicator.announce.approval import approve
+
+    _action(approve, delivery_id)
+
+
+@delivery_app.command("reject")
+def delivery_reject(
+    delivery_id: int, reason: Annotated[str, typer.Option(help="Why.")] = "rejected by hand"
+) -> None:
+    """Never send a delivery that waits for approval (it is kept as skipped)."""
+    from syndicator.announce.approval import reject
+
+    _action(reject, delivery_id, reason=reason)
+
+
+@delivery_app.command("edit")
+def delivery_edit(
+    delivery_id: int,
+    text: Annotated[
+        str | None, typer.Option(help="The new text; without it, $EDITOR opens the current one.")
+    ] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve it too.")] = False,
+) -> None:
+    """Change the text of a delivery that waits for approval; it is fitted to the channel's
+    limit and frozen again, and keeps waiting (unless --approve)."""
+    from syndicator.actions import ActionError, edit_delivery
+    from syndicator.announce.approval import approve as approve_row
+    from syndicator.store import deliveries as store_deliveries
+    from syndicator.store.db import open_store, session
+
+    settings = state.settings()
+    engine = open_store(settings)
+    if text is None:
+        with session(engine) as s:
+            row = store_deliveries.by_id(s, delivery_id)
+            current = row.text if row is not None else ""
+        import click
+
+        text = click.edit(current, extension=".txt", require_save=True)
+        if text is None:
+            err.print("error: the editor was closed without saving: nothing changed", markup=False)
+            raise typer.Exit(1)
+    try:
+        done = edit_delivery(settings, delivery_id, text)
+        if approve:
+            approve_row(engine, delivery_id, utcnow())
+    except ActionError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if done.shortened:
+        err.print(
+            f"note: the text was cut to fit {done.row.channel}'s limit of {done.limit}",
+            markup=False,
+        )
+    final = "planned" if approve else done.row.state
+    out.print(f"delivery {done.row.id} on {done.row.channel}: {final}", markup=False)
+    out.print(done.row.text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

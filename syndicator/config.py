@@ -242,6 +242,18 @@ class AnnounceConfig(_Base):
     lease: Dur = timedelta(minutes=2)  # how long a claimed delivery is held by one process
     retry_base: Dur = timedelta(seconds=30)  # first back-off; doubles per attempt
     retry_max: Dur = timedelta(hours=6)
+    # A person in the loop (issue #12): a grace period before a new episode's rows fall
+    # due, and what a pass does when more than `catch_up_limit` are due at once on a channel.
+    delay: Dur = timedelta(0)
+    catch_up_limit: int = Field(default=3, ge=1)
+    catch_up: Literal["hold", "send", "skip"] = "hold"
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0):
+            raise ValueError("a delay can't be negative: use 0 (no grace period) or e.g. 10m")
+        return v
 
     @field_validator("at")
     @classmethod
@@ -336,6 +348,10 @@ class ChannelConfig(_Base):
     # ("chapters": the episode's chapter list), and/or a template of the channel's own
     thread: list[Literal["chapters"]] = Field(default_factory=list)
     thread_template: str | None = None
+    # A person in the loop: every announcement waits in `awaiting_approval`; and this
+    # channel's catch-up policy (None: announce.catch_up).
+    approve: bool = False
+    catch_up: Literal["hold", "send", "skip"] | None = None
     # cards (issue 12): the image this channel attaches; None: the feed's, else [cards]'
     image: ImageMode | None = None
 

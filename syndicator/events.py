@@ -82,6 +82,8 @@ def _plan_events(report: PassReport) -> list[PassEvent]:
         )
     skipped: dict[tuple[str, str], int] = {}
     for p in report.planned:
+        if p.state == "awaiting_approval":
+            continue  # told below, as held for a person
         if p.state not in ("planned", "waiting_audio"):
             reason = (p.reason or "skipped").split(":")[0]
             skipped[(p.channel, reason)] = skipped.get((p.channel, reason), 0) + 1
@@ -93,6 +95,25 @@ def _plan_events(report: PassReport) -> list[PassEvent]:
                 {"channel": channel, "reason": reason, "count": n},
             )
         )
+    out += _held_events(report)
+    return out
+
+
+def _held_events(report: PassReport) -> list[PassEvent]:
+    """A person in the loop: rows planned into awaiting_approval, and what catch-up did."""
+    held: dict[str, int] = {}
+    for p in report.planned:
+        if p.state == "awaiting_approval":
+            held[p.channel] = held.get(p.channel, 0) + 1
+    out = [
+        PassEvent(
+            "held",
+            f"{channel}: holding {n} announcement(s) for approval",
+            {"channel": channel, "count": n},
+        )
+        for channel, n in sorted(held.items())
+    ]
+    out += [PassEvent("catch-up", line, {}) for line in report.catch_up]
     return out
 
 

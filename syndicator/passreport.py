@@ -45,6 +45,7 @@ class PassReport:
     attention: list[str] = field(default_factory=list)
     new_attention: list[str] = field(default_factory=list)  # first seen in this pass
     send_titles: list[str] = field(default_factory=list)  # episode of each sends.events
+    catch_up: list[str] = field(default_factory=list)  # what catch-up did (announce/approval)
     counts: CountsReport = field(default_factory=CountsReport)  # listener counts read
     seconds: float = 0.0
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syndicator import sourcelist
-from syndicator.announce import evergreen, outbox, sender
+from syndicator.announce import approval, evergreen, outbox, sender
 from syndicator.announce.outbox import PlannedRow
 from syndicator.config import FeedSourceConfig, JekyllSourceConfig, Settings
 from syndicator.passreport import PassReport, SourceOutcome
@@ -549,6 +549,17 @@ def _attention(engine: Engine, report: PassReport, since: datetime) -> None:
                 report.new_attention.append(line)
 
 
+def _catch_up(s: Session, settings: Settings, now: datetime, report: PassReport) -> None:
+    """A burst of due announcements (after downtime) is held, sent or skipped; a hold or
+    skip needs a person once: it is in this pass's attention (one cron mail, one alert)."""
+    for done in approval.catch_up(s, settings, now):
+        line = done.describe(settings.announce.catch_up_limit)
+        report.catch_up.append(line)
+        if done.policy != "send":
+            report.attention.append(line)
+            report.new_attention.append(line)
+
+
 def run_once(
     settings: Settings,
     *,
@@ -612,6 +623,8 @@ def run_once(
         )
         if dry_run:
             discard(s)  # nothing is written; the episodes stay readable for the report
+        else:
+            _catch_up(s, settings, now, report)
 
     if dry_run:
         report.would_send = _would_send(engine, now, report.planned)

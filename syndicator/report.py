@@ -52,6 +52,8 @@ def print_report(out: Console, err: Console, report: PassReport, *, verbose: boo
         kinds: dict[str, int] = {}
         for p in report.planned:
             key = "planned" if p.state == "planned" else (p.reason or "skipped").split(":")[0]
+            if p.state == "awaiting_approval":
+                key = "awaiting approval"
             kinds[key] = kinds.get(key, 0) + 1
         planned = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing new"
         out.print(
@@ -140,6 +142,7 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
     out.print(t)
     if data["deliveries"]:
         states = ["planned", "sending", "sent", "retrying", "unknown", "failed", "skipped"]
+        states += ["awaiting_approval"]  # a person in the loop
         if any(c.get("waiting_audio") for c in data["deliveries"].values()):
             states.append("waiting_audio")  # announcements whose audio is not there yet
         if any(c.get("waiting") for c in data["deliveries"].values()):
@@ -148,6 +151,12 @@ def print_status(out: Console, data: dict[str, Any], tz: ZoneInfo) -> None:
         for ch, counts in sorted(data["deliveries"].items()):
             t.add_row(escape(ch), *(str(counts.get(s, 0)) for s in states))
         out.print(t)
+    if data.get("awaiting_approval"):
+        out.print(
+            f"{data['awaiting_approval']} announcement(s) wait for approval: "
+            "syndicator deliveries --state awaiting_approval",
+            markup=False,
+        )
     for a in data.get("audio_waiting", []):
         late = ", past verify_audio_timeout" if a["timed_out"] else ""
         out.print(

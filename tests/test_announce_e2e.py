@@ -222,7 +222,8 @@ def test_permanent_errors_fail_and_attempts_are_capped(
 
 def test_pacing_spreads_a_backlog(tmp_path: Path, sqlite_url: str, site: Path, net: Net) -> None:
     settings = _settings(tmp_path, sqlite_url, site, net, x={"min_interval": "1h"},
-                         announce={"window": "365d"})  # fmt: skip
+                         announce={"window": "365d", "catch_up": "send"})  # fmt: skip
+    # (catch_up = "send": pacing, not a person, spreads this backlog; see test_approval.py)
     run_once(settings, now=NOW)
     assert len(net.x.tweets) == 1
     run_once(settings, now=NOW + timedelta(minutes=30))
@@ -286,7 +287,9 @@ def test_crash_at_random_moments_nothing_twice_nothing_lost(
             f'category: "podcast"\nmp3_bytes: "100"\nmp3_duration: "2:00"\n---\nBody {i}.\n'
         )
     cfg = tmp_path / "s.toml"
+    # catch_up = "send": a burst of 6+ announcements is what this test sends (not held)
     lines = [f'[database]\nurl = "sqlite:///s.db"\n[announce]\nlease = "1s"\nretry_base = "1s"\n'
+             'catch_up = "send"\n'
              f'[[sources]]\nname = "episodes"\ntype = "jekyll"\npath = "{site}"\n'
              "verify_audio = false\n"
              'episode_url = "{site.url}/podcast/{slug}"\n']  # fmt: skip

@@ -27,7 +27,13 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from syndicator.announce.outbox import PLANNED, WAITING_AUDIO, audio_unverified
+from syndicator.announce.outbox import (
+    APPROVE_REASON,
+    AWAITING_APPROVAL,
+    PLANNED,
+    WAITING_AUDIO,
+    audio_unverified,
+)
 from syndicator.backoff import backoff_seconds
 from syndicator.config import Settings
 from syndicator.sources.base import ProblemData
@@ -111,7 +117,7 @@ def _verify_one(
     if not unverified:
         # passed meanwhile (another process), no audio any more, or verify_audio = false
         with session(engine, write=True) as s:
-            deliveries.release_waiting(s, episode_id, WAITING_AUDIO, KIND, PLANNED, clock())
+            _release(s, settings, episode_id, clock())
         return
     result = probe(
         url, expected, allow_private=settings.fetch.allow_private_redirects, client=client
@@ -123,7 +129,7 @@ def _verify_one(
     with session(engine, write=True) as s:
         if result.ok:
             audio_checks.record_pass(s, episode_id, url, now, **answer)
-            deliveries.release_waiting(s, episode_id, WAITING_AUDIO, KIND, PLANNED, now)
+            _release(s, settings, episode_id, now)
             problems.resolve(s, source, url, now)  # a timed-out check's problem, if any
             if result.notice:
                 problems.record(
@@ -188,3 +194,25 @@ def _hold(
         ),
         now,
     )
+
+
+def _release(s: Session, settings: Settings, episode_id: int, now: datetime) -> None:
+    """The episode's audio is there: its waiting announcements go on. Audio first, then
+    approval: on an `approve = true` channel they now wait for a person, who approves
+    what will really go out (a row queued by a person, `approved_at`, is not held)."""
+    deliveries.release_waiting(s, episode_id, WAITING_AUDIO, KIND, PLANNED, now)
+    approve = {ch.name for ch in settings.channels if ch.approve}
+    if not approve:
+        return
+    for row in deliveries.of_episode(s, episode_id):
+        if (
+            row.channel in approve
+            and row.kind == KIND
+            and row.state == PLANNED
+            and not row.attempts
+            and not (row.payload or {}).get("approved_at")
+        ):
+            deliveries.save(
+                s, row, state=AWAITING_APPROVAL, skip_reason=APPROVE_REASON, alerted=False,
+                updated_at=now,
+            )  # fmt: skip

@@ -12,6 +12,7 @@ from syndicator.announce.outbox import (
     SKIPPED,
     PlannedRow,
     Renders,
+    awaiting_if_approve,
     filter_reason,
     plan_row,
 )
@@ -53,6 +54,7 @@ def plan_reshares(
         state, reason = (
             (SKIPPED, "dry-run channel: rendered, not sent") if ch.dry_run else (PLANNED, None)
         )
+        state, reason = awaiting_if_approve(ch, state, reason)
         planned = plan_row(
             s, settings, renderer, limits, now, "reshare", candidates[0], ch, state, reason,
             dry_run, extra=now.strftime("%Y%m%dT%H%M%S"),

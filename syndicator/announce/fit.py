@@ -137,3 +137,15 @@ def longest(n: int, fits: Callable[[int], bool]) -> int | None:
         else:
             hi = mid - 1
     return lo
+
+
+def fit_plain(text: str, network: str, limit: int) -> str:
+    """`text` itself when it fits `limit`, else its longest word (or grapheme) cut that
+    does; "" when not even one word fits. For text a person wrote (an edited delivery)."""
+    if count(text, network) <= limit:
+        return text
+    for cuts in (word_cuts(text), grapheme_cuts(text)):
+        best = longest(len(cuts), lambda i, c=cuts: count(c[i], network) <= limit)  # type: ignore[misc]
+        if best is not None:
+            return cuts[best]
+    return ""

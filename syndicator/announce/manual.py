@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from syndicator.announce.cards import Images
 from syndicator.announce.outbox import (
+    AWAITING_APPROVAL,
     FAILED,
     PLANNED,
     RETRYING,
@@ -51,6 +52,10 @@ def retry(engine: Engine, delivery_id: int, now: datetime) -> Delivery:
         if row.state == UNKNOWN:
             raise ActionError(
                 "its outcome is unknown: check the channel, then mark it sent or not sent"
+            )
+        if row.state == AWAITING_APPROVAL:
+            raise ActionError(
+                f"delivery {delivery_id} waits for approval: approve, edit or reject it"
             )
         if row.state == WAITING_AUDIO:
             # retry = check the audio now; only a passed check lets it go out
@@ -130,6 +135,8 @@ def announce_now(
             payload = row.payload or {}
             if not row.attempts:  # nothing went out: the image is frozen now, with the text
                 payload = {**payload, **image_payload(s, images, ep, ch, now)}
+            # queued by a person: approved (catch-up and `approve = true` don't hold it)
+            payload = {**payload, "approved_at": now.isoformat(), "approved_by": "announce"}
             deliveries.save(
                 s, row, text=rendered.text, text_length=rendered.length, payload=payload,
                 state=WAITING_AUDIO if waiting else PLANNED,

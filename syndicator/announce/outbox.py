@@ -37,10 +37,16 @@ PLANNED, SENDING, SENT = "planned", "sending", "sent"
 RETRYING, UNKNOWN, FAILED, SKIPPED = "retrying", "unknown", "failed", "skipped"
 # a reply of a thread whose parent is not sent yet (or failed: then it stays held)
 WAITING = "waiting"
+# A person in the loop (announce/approval.py): the row waits until approved by hand.
+# An announcement waits for its audio first (waiting_audio), then for approval: a person
+# approves what will really go out.
+AWAITING_APPROVAL = "awaiting_approval"
 # An announcement of an episode whose audio did not answer yet (announce/audio.py): never
-# claimed by the sender; checked again with back-off, then `planned`.
+# claimed by the sender; checked again with back-off, then `planned` (or
+# `awaiting_approval` on an `approve = true` channel).
 WAITING_AUDIO = "waiting_audio"
 STATES = (PLANNED, SENDING, SENT, RETRYING, UNKNOWN, FAILED, SKIPPED, WAITING, WAITING_AUDIO)
+STATES += (AWAITING_APPROVAL,)
 REPLY = "reply"  # the kind of a thread's reply rows
 WITHDRAWN = "episode withdrawn"  # the skip reason a restored episode's row can leave
 
@@ -126,6 +132,17 @@ def publish_time(episode_date: datetime | None, now: datetime, settings: Setting
     if at < local:
         at += timedelta(days=1)
     return at.astimezone(due.tzinfo)
+
+
+def due_time(ep: Episode, now: datetime, settings: Settings) -> datetime:
+    """When an episode's announcement falls due: its publish time, and never before
+    `announce.delay` has passed since the episode was first seen (a grace period in which
+    a post deleted or withdrawn goes out nowhere)."""
+    due = publish_time(ep.date, now, settings)
+    delay = settings.announce.delay
+    if delay and ep.first_seen_at is not None:
+        due = max(due, ep.first_seen_at + delay)
+    return due
 
 
 def backoff(settings: Settings, attempts: int, retry_after: float | None = None) -> timedelta:
@@ -278,7 +295,7 @@ def new_row(
         },
         planned_at=now,
         updated_at=now,
-        due_at=publish_time(ep.date, now, settings),
+        due_at=due_time(ep, now, settings),
     )
     return Delivery(**{**defaults, **values})
 
@@ -333,6 +350,7 @@ def plan(
                     state = SKIPPED
             if state == PLANNED and ch.dry_run:
                 state, reason = SKIPPED, "dry-run channel: rendered, not sent"
+            state, reason = awaiting_if_approve(ch, state, reason)
             planned = plan_row(
                 s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run,
                 images=images,
@@ -363,17 +381,20 @@ def plan_row(
     if rendered is None:
         return None
     replies: list[str] = []
-    if kind == "announce" and state == PLANNED:
+    held = state == AWAITING_APPROVAL and reason == APPROVE_REASON
+    if kind == "announce" and (state == PLANNED or held):
         got = _thread_or_report(s, settings, renderer, ep, ch, limits, now)
         if got is None:
             return None  # planned together or not at all: the next pass tries again
         replies = got
-    if state == PLANNED and kind == "announce" and audio_unverified(s, settings, ep):
-        # the audio check (this pass, once due) releases it
+    if (state == PLANNED or held) and kind == "announce" and audio_unverified(s, settings, ep):
+        # the audio check (this pass, once due) releases it; audio first, then approval
+        # (an `approve = true` channel holds it when released): approve what will go out
         state = WAITING_AUDIO
         reason = "waiting for audio: its enclosure is checked before it is announced"
     image: dict[str, Any] = {}
-    if state in (PLANNED, WAITING_AUDIO) and not dry_run:  # a dry run writes no card files
+    # a dry run writes no card files
+    if state in (PLANNED, WAITING_AUDIO, AWAITING_APPROVAL) and not dry_run:
         image = image_payload(s, images or Images(settings), ep, ch, now)
     due = {"due_at": None} if state == SKIPPED else {"due_at": now} if kind != "announce" else {}
     row = new_row(
@@ -510,22 +531,25 @@ def _refresh(
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
         if rendered is not None and not dry_run:
             waiting = row.kind == "announce" and audio_unverified(s, settings, ep)
+            again = {"state": WAITING_AUDIO, "skip_reason": None} if waiting else None
             deliveries.save(
-                s, row, state=WAITING_AUDIO if waiting else PLANNED, skip_reason=None,
-                text=rendered.text, text_length=rendered.length,
+                s, row, text=rendered.text, text_length=rendered.length,
                 payload={
                     **row.payload, **_card(ep),
                     **image_payload(s, images or Images(settings), ep, ch, now),
                 },
-                due_at=publish_time(ep.date, now, settings), updated_at=now,
+                due_at=due_time(ep, now, settings), updated_at=now,
+                **(again or _restored_state(ch)),
             )  # fmt: skip
         return
-    if row.state not in (PLANNED, RETRYING, WAITING_AUDIO) or row.attempts:
+    if row.state not in (PLANNED, RETRYING, WAITING_AUDIO, AWAITING_APPROVAL) or row.attempts:
         return
     if ep.withdrawn:
         if not dry_run:
             deliveries.save(s, row, state=SKIPPED, skip_reason=WITHDRAWN, updated_at=now)
         return
+    if row.payload.get("edited_at"):
+        return  # a person wrote this text: an edit of the post doesn't replace it
     if ep.last_changed_at and row.updated_at and ep.last_changed_at > row.updated_at:
         # Nothing went out yet: the announcement may follow the edit.
         rendered = render_or_report(s, renderer, ep, ch, limits, now)
@@ -540,9 +564,29 @@ def _refresh(
                     **row.payload, **_card(ep),
                     **image_payload(s, images or Images(settings), ep, ch, now),
                 },
-                due_at=publish_time(ep.date, now, settings),  # a moved date moves it
+                due_at=due_time(ep, now, settings),  # a moved date moves it
                 updated_at=now, **values,
             )  # fmt: skip
+
+
+# ---------------------------------------------------------------- a person in the loop
+
+APPROVE_REASON = "approve = true on this channel: waits for a person to approve, edit or reject"
+
+
+def awaiting_if_approve(
+    ch: ChannelConfig, state: str, reason: str | None
+) -> tuple[str, str | None]:
+    """A channel with `approve = true` holds every row it would send for a person."""
+    if state == PLANNED and ch.approve:
+        return AWAITING_APPROVAL, APPROVE_REASON
+    return state, reason
+
+
+def _restored_state(ch: ChannelConfig) -> dict[str, Any]:
+    """The state a restored episode's row takes again (held again on an approve channel)."""
+    state, reason = awaiting_if_approve(ch, PLANNED, None)
+    return {"state": state, "skip_reason": reason}
 
 
 def plan_ping(

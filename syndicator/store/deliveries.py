@@ -498,6 +498,40 @@ def release(s: Session, key: str, waiting: str, planned: str, now: datetime) -> 
     return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+# ---------------------------------------------------------------- a person in the loop
+
+
+def due_untried(
+    s: Session, channel: str, states: list[str], kinds: list[str], now: datetime
+) -> list[Delivery]:
+    """The channel's rows of `kinds` in `states` that are due now and never tried: what a
+    pass would start sending at once (catch-up counts them), oldest due first."""
+    q = (
+        select(Delivery)
+        .where(
+            Delivery.channel == channel,
+            Delivery.state.in_(states),  # type: ignore[attr-defined]
+            Delivery.kind.in_(kinds),  # type: ignore[attr-defined]
+            Delivery.attempts == 0,
+            sa.or_(Delivery.due_at.is_(None), Delivery.due_at <= now),  # type: ignore[union-attr,operator]
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
+        .order_by(Delivery.due_at, Delivery.id)  # type: ignore[arg-type]
+    )
+    return list(s.exec(q).all())
+
+
+def held_unalerted(s: Session, awaiting: str) -> list[Delivery]:
+    """Rows waiting for a person that no alert told of yet, oldest first."""
+    return list(
+        s.exec(
+            select(Delivery)
+            .where(Delivery.state == awaiting, Delivery.alerted == False)  # noqa: E712
+            .order_by(Delivery.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
 # ---------------------------------------------------------------- waiting for audio
 
 

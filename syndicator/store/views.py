@@ -105,6 +105,9 @@ def delivery_dict(d: Delivery, guid: str | None) -> dict[str, Any]:
         # reply threads: the reply's place (1, 2, ...) and the key of the row it answers
         "part": (d.payload or {}).get("part"),
         "parent": (d.payload or {}).get("parent"),
+        # a person in the loop: when a held row was approved, or its text edited
+        "approved_at": (d.payload or {}).get("approved_at"),
+        "edited_at": (d.payload or {}).get("edited_at"),
     }
 
 
@@ -271,6 +274,15 @@ def feeds_list(s: Session) -> list[dict[str, Any]]:
     ]
 
 
+def awaiting_count(s: Session) -> int:
+    """How many rows wait for a person's approval, on every channel."""
+    return int(
+        s.exec(
+            select(func.count()).select_from(Delivery).where(Delivery.state == "awaiting_approval")
+        ).one()
+    )
+
+
 def audio_waiting(s: Session) -> list[dict[str, Any]]:
     """Episodes whose announcements wait for their audio (announce/audio.py), oldest first."""
     from syndicator.store.audio_checks import failing
@@ -301,6 +313,7 @@ def status_dict(engine: Engine, now: datetime, stale_after: timedelta) -> dict[s
             "workers": workers_list(s, stale_after),
             "sources": sources_list(s),
             "deliveries": delivery_counts(s),
+            "awaiting_approval": awaiting_count(s),
             "audio_waiting": audio_waiting(s),
             "feeds": feeds_list(s),
             "problems": rows,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from syndicator.actions import announce_episode, episode_card
-from syndicator.announce import manual
+from syndicator.actions import announce_episode, edit_delivery, episode_card
+from syndicator.announce import approval, manual
 from syndicator.announce.manual import ActionError
 from syndicator.config import Settings
 from syndicator.previews import previews
@@ -19,6 +19,8 @@ from syndicator.store.views import daemon_dict, delivery_dict
 from syndicator.timeutil import utcnow
 
 DELIVERY_ACTIONS = ("retry", "skip", "mark-sent", "mark-not-sent")
+APPROVAL_ACTIONS = ("approve", "edit", "reject")  # a person in the loop
+DELIVERY_ACTIONS += APPROVAL_ACTIONS
 
 # Which buttons a row in a given state shows (the outbox decides what is allowed).
 ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
@@ -29,9 +31,27 @@ ACTIONS_BY_STATE: dict[str, tuple[str, ...]] = {
     "unknown": ("mark-sent", "mark-not-sent", "skip"),
     "sending": (),
     "sent": (),
+    "awaiting_approval": APPROVAL_ACTIONS,
     "waiting_audio": ("retry", "skip"),  # retry: check the audio now
     "waiting": ("retry", "skip"),  # a reply: retry sends it once its parent is sent
 }
+
+
+def approval_action(
+    settings: Settings, engine: Any, delivery_id: int, action: str, form: dict[str, Any]
+) -> dict[str, Any]:
+    """approve, edit (form "text"; "approve" too when set) or reject a held row."""
+    now = utcnow()
+    if action == "approve":
+        row = approval.approve(engine, delivery_id, now, by="web")
+    elif action == "reject":
+        reason = form.get("reason") or "rejected by hand (web page)"
+        row = approval.reject(engine, delivery_id, now, reason=reason)
+    else:
+        row = edit_delivery(settings, delivery_id, str(form.get("text") or ""), by="web").row
+        if form.get("approve"):
+            row = approval.approve(engine, delivery_id, now, by="web")
+    return delivery_dict(row, _guid(engine, row))
 
 
 def delivery_action(
@@ -65,6 +85,9 @@ def message_for(action: str, d: dict[str, Any]) -> str:
         "skip": "skipped; it won't be sent",
         "mark-sent": "marked as sent",
         "mark-not-sent": "marked as not sent; the next pass sends it",
+        "approve": "approved; the next pass sends it once due",
+        "edit": "edited",
+        "reject": "rejected; it won't be sent",
     }[action]
     return f"Delivery {d['id']} on {d['channel']} {verb} (now {d['state']})."
 

@@ -29,6 +29,7 @@ from syndicator.store.db import session
 from syndicator.store.history import for_episodes
 from syndicator.store.views import (
     audio_waiting,
+    awaiting_count,
     daemon_dict,
     delivery_counts,
     delivery_dict,
@@ -93,6 +94,7 @@ def dashboard(engine: Engine, settings: Settings, now: datetime) -> dict[str, An
             "notice_total": notice_total,
             "episode_total": int(episodes),
             "pings": pings(s),
+            "awaiting_approval": awaiting_count(s),  # a person in the loop
             "listeners": listeners.summary(s, settings, now, with_posts=False)["channels"],
             "listeners_days": settings.stats.days,
             "audio_waiting": audio_waiting(s),

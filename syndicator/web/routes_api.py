@@ -137,21 +137,29 @@ async def api_pass(request: Request, _: WebSession = Depends(require_csrf)) -> A
 
 @router.post(
     "/deliveries/{delivery_id}/{action}",
-    summary="retry, skip, mark-sent or mark-not-sent a delivery",
+    summary="retry, skip, mark-sent, mark-not-sent, approve, edit or reject a delivery",
 )
 async def api_delivery_action(
     request: Request,
     delivery_id: int,
     action: str,
     reason: str | None = Body(default=None, embed=True),
+    text: str | None = Body(default=None, embed=True),  # edit: the new text
+    approve: bool = Body(default=False, embed=True),  # edit: approve it too
     _: WebSession = Depends(require_csrf),
 ) -> dict[str, Any]:
     web = web_of(request)
     if action not in ops.DELIVERY_ACTIONS:
         raise HTTPException(404, f"no action {action!r}; use one of {list(ops.DELIVERY_ACTIONS)}")
-    row = await run_in_threadpool(ops.delivery_action, web.engine, delivery_id, action, reason)
+    if action in ops.APPROVAL_ACTIONS:
+        form = {"reason": reason, "text": text, "approve": approve}
+        row = await run_in_threadpool(
+            ops.approval_action, web.settings, web.engine, delivery_id, action, form
+        )
+    else:
+        row = await run_in_threadpool(ops.delivery_action, web.engine, delivery_id, action, reason)
     web.changes.poke("deliveries")
-    if web.wake and action in ("retry", "mark-not-sent"):
+    if web.wake and action in ("retry", "mark-not-sent", "approve"):
         web.wake()
     return {"ok": True, "message": ops.message_for(action, row), "delivery": row}
 

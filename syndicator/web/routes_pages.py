@@ -249,11 +249,16 @@ async def delivery_action(
     if action not in ops.DELIVERY_ACTIONS:
         raise HTTPException(404, f"no action {action!r}")
     form = await _form(request)
-    row = await run_in_threadpool(
-        ops.delivery_action, web.engine, delivery_id, action, form.get("reason")
-    )
+    if action in ops.APPROVAL_ACTIONS:
+        row = await run_in_threadpool(
+            ops.approval_action, web.settings, web.engine, delivery_id, action, form
+        )
+    else:
+        row = await run_in_threadpool(
+            ops.delivery_action, web.engine, delivery_id, action, form.get("reason")
+        )
     web.changes.poke("deliveries")
-    if web.wake and action in ("retry", "mark-not-sent"):
+    if web.wake and action in ("retry", "mark-not-sent", "approve"):
         web.wake()
     return _done(request, form, ops.message_for(action, row), {"delivery": row})
 

@@ -188,6 +188,7 @@ timezone = "UTC"
 url = "sqlite:///{tmp_path / "s.db"}"
 [announce]
 window = "400d"
+catch_up = "send"  # the back catalogue goes out at once (not held for a person)
 [[sources]]
 name = "episodes"
 type = "jekyll"

@@ -67,6 +67,7 @@ def test_a_webhook_token_is_in_no_column_output_api_or_log(
         extra=f"""
 [announce]
 window = "3650d"
+catch_up = "send"  # every channel tries at once (not held for a person)
 [[channels]]
 name = "discord"
 type = "apprise"

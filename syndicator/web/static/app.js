@@ -98,6 +98,8 @@
     var action = (button && button.getAttribute("formaction")) || form.getAttribute("action");
     var body = new FormData(form);
     body.set("csrf_token", csrf());
+    // the button that submitted counts too (e.g. "Save and approve")
+    if (button && button.name) body.set(button.name, button.value);
     if (button) button.disabled = true;
     fetch(action, {
       method: "POST",
