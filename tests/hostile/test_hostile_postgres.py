@@ -78,7 +78,10 @@ def test_two_passes_storing_the_same_new_posts_at_once_on_postgresql(
             t.start()
         for t in threads:
             t.join(60)
-        assert [o.status for o in outcomes] == ["ok", "ok"], outcomes  # type: ignore[attr-defined]
+        # On PostgreSQL a pass claims its sources (FOR UPDATE SKIP LOCKED): the other pass
+        # either skips the claimed source or reads what the first one stored.
+        statuses = sorted(o.status for o in outcomes)  # type: ignore[attr-defined]
+        assert statuses in (["ok", "ok"], ["ok", "skipped"]), outcomes
         with session(engine) as s:
             eps = s.exec(select(Episode).where(Episode.source == name)).all()
             probs = s.exec(select(Problem).where(Problem.source == name)).all()
