@@ -115,8 +115,8 @@ class DeliveryState(StrEnum):
     failed = "failed"
     skipped = "skipped"
     waiting = "waiting"  # a reply of a thread, until its parent is sent
-    awaiting_approval = "awaiting_approval"
     waiting_audio = "waiting_audio"
+    awaiting_approval = "awaiting_approval"
 
 
 class State:
