@@ -246,12 +246,11 @@ def test_hold_approve_and_send_on_both_stores(
     tmp_path: Path, site: Path, hook: FakeWebhook, db_url: str
 ) -> None:
     """The same hold → approve → send, in-process, on SQLite and on PostgreSQL."""
-    from conftest import make_settings
-
     from syndicator.announce import approval
     from syndicator.pipeline import run_once
     from syndicator.store import deliveries
     from syndicator.store.db import open_store, session
+    from tests.conftest import make_settings
 
     settings = make_settings(
         tmp_path, db_url,
