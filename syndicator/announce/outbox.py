@@ -449,12 +449,7 @@ def _thread_or_report(
     try:
         return thread_texts(renderer, settings, ep, ch, limits.get(ch.name))
     except TemplateProblem as exc:
-        problems.record(
-            s,
-            f"channel:{ch.name}",
-            ProblemData(exc.path or exc.template, "template", exc.message, exc.line),
-            now,
-        )
+        _template_problem(s, ch, exc, now)
         return None
 
 
@@ -482,6 +477,16 @@ def _reply_rows(
     return rows
 
 
+def _template_problem(s: Session, ch: ChannelConfig, exc: Any, now: datetime) -> None:
+    """A broken template of the channel is its problem (the next pass tries again)."""
+    problems.record(
+        s,
+        f"channel:{ch.name}",
+        ProblemData(exc.path or exc.template, "template", exc.message, exc.line),
+        now,
+    )
+
+
 def render_or_report(
     s: Session,
     renderer: Renders,
@@ -496,12 +501,7 @@ def render_or_report(
     try:
         return renderer.render(ep, ch, kind=kind, limit=limits.get(ch.name))
     except TemplateProblem as exc:
-        problems.record(
-            s,
-            f"channel:{ch.name}",
-            ProblemData(exc.path or exc.template, "template", exc.message, exc.line),
-            now,
-        )
+        _template_problem(s, ch, exc, now)
         return None
 
 
