@@ -533,3 +533,32 @@ def test_a_row_frozen_before_progress_sends_its_frozen_note(
     assert ch.send(p).remote_id == old["id"]
     [note] = relay.notes()
     assert note["sig"] == old["sig"]  # the note signed back then, not a new signature
+
+
+def test_marked_not_sent_a_damaged_note_is_signed_and_sent_anew(
+    sqlite_url: str, relay: FakeRelay, monkeypatch
+) -> None:
+    from syndicator.announce import manual, sender
+
+    ch = channel(monkeypatch, [relay.ws_url])
+    damaged = {**ch.sign(post()), "sig": "00" * 64}
+    engine, row_id = _claimed_row(
+        sqlite_url, {"url": "https://e.example/1", "progress": {"event": damaged}}
+    )
+    with pytest.raises(PermanentError, match="mark it not sent"):
+        ch.send(sender.to_post(_row(engine, row_id), sender._progress_saver(engine, row_id, "me")))
+    with session(engine, write=True) as s:  # what the sender records for that outcome
+        row = s.get(Delivery, row_id)
+        assert row is not None
+        row.state, row.lease_owner, row.lease_until = "failed", None, None
+        s.add(row)
+    now = datetime.now(UTC)
+    manual.mark_unknown(engine, row_id, now, was_sent=False)
+    stored = _row(engine, row_id)
+    assert stored.state == "retrying" and "progress" not in stored.payload
+    assert stored.payload["url"] == "https://e.example/1"  # the rest of the payload is kept
+    assert sender.claim(engine, row_id, "me", now, timedelta(minutes=1)) == "retrying"
+    again = sender.to_post(_row(engine, row_id), sender._progress_saver(engine, row_id, "me"))
+    sent = ch.send(again)
+    [note] = relay.notes()
+    assert note["id"] == sent.remote_id and note["sig"] != damaged["sig"]

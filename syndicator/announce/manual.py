@@ -87,6 +87,15 @@ def mark_unknown(engine: Engine, delivery_id: int, now: datetime, *, was_sent: b
         else:
             values = {"state": RETRYING, "next_attempt_at": now, "attempts": 0}
             values["last_error"] = "marked not sent by hand"
+            # What a multi-step send recorded (a signed note, a created container) belongs
+            # to the attempt a person just declared lost: the next attempt starts anew.
+            # Uploaded media stay: the image is still good.
+            # ("frozen" is the same thing on rows made before `progress` existed.)
+            payload = row.payload or {}
+            if "progress" in payload or "frozen" in payload:
+                values["payload"] = {
+                    k: v for k, v in payload.items() if k not in ("progress", "frozen")
+                }
         return deliveries.save(s, row, **values, updated_at=now)
 
 
