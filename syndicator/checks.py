@@ -44,6 +44,44 @@ def check_all(settings: Settings) -> tuple[list[ProblemData], list[str]]:
     problems.extend(_check_enclosures(settings, read))
     problems.extend(_check_channels(settings))
     problems.extend(_check_templates(settings))
+    stored_problems, stored_notes = _check_stored(settings)
+    problems.extend(stored_problems)
+    notes.extend(stored_notes)
+    return problems, notes
+
+
+def _check_stored(settings: Settings) -> tuple[list[ProblemData], list[str]]:
+    """What only the store knows: the stored sources' names (a feed's `sources` may name
+    them) and how many there are. The store is read as it is, never created or migrated."""
+    from syndicator.config import unknown_source_message
+    from syndicator.store import source_rows
+    from syndicator.store.db import open_current, session
+
+    outside = {f.name: settings.feed_sources_outside_config(f) for f in settings.feeds}
+    wanted = {n for names in outside.values() for n in names}
+    try:
+        engine = open_current(settings.database.url)
+    except Exception as exc:  # unreachable server, unreadable file: say so, go on
+        note = f"stored sources not checked: the database could not be read ({exc})"
+        problems = [ProblemData("[database] url", "store", note, severity="warning")]
+        return problems, []
+    if engine is None:
+        stored, total = set(), 0
+    else:
+        with session(engine) as s:
+            stored, total = source_rows.stored_names(s, wanted)
+    problems = [
+        ProblemData(f"[[feeds]] {feed}", "config", unknown_source_message(feed, n))
+        for feed, names in outside.items()
+        for n in names
+        if n not in stored
+    ]
+    notes = []
+    if total:
+        notes.append(
+            f"{total} stored source(s) (from `syndicator sources import|add`): not read by "
+            "check; `syndicator sources list` shows them and `run-once` polls them"
+        )
     return problems, notes
 
 

@@ -667,13 +667,17 @@ class Settings(_Base):
                     f"channel {c.name!r}: renamed_from {c.renamed_from!r} names a channel that "
                     "is still configured; remove the old one, or drop renamed_from"
                 )
-        names = {s.name for s in self.sources}
+        # A feed's `sources` may also name stored sources (`syndicator sources import`),
+        # which only the store knows: `check` and the feed build report unknown names.
         for feed in self.feeds:
-            for s in feed.sources:
-                if s not in names:
-                    raise ValueError(f"feed {feed.name!r} lists unknown source {s!r}")
             self._check_social_interact(feed)
         return self
+
+    def feed_sources_outside_config(self, feed: FeedConfig) -> list[str]:
+        """The names in a feed's `sources` that no [[sources]] table has (stored
+        sources, or typos), in the order listed."""
+        names = {s.name for s in self.sources}
+        return [n for n in dict.fromkeys(feed.sources) if n not in names]
 
     def _check_social_interact(self, feed: FeedConfig) -> None:
         if not isinstance(feed.social_interact, list):
@@ -747,6 +751,16 @@ def secret(owner: str, key: str, default: str | None = None) -> str | None:
 
 def default_config_path() -> Path:
     return Path(os.environ.get("SYNDICATOR_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def unknown_source_message(feed: str, source: str) -> str:
+    """What `check` and the feed build say of a feed's source name no one has."""
+    return (
+        f"feed {feed!r} lists unknown source {source!r}: no [[sources]] table and no "
+        "stored source has that name (`syndicator sources list` shows the stored ones); "
+        "fix the name in the feed's `sources`. Until then the feed is not rebuilt (the "
+        "file already published stays as it is)."
+    )
 
 
 def _resolve_paths(settings: Settings, base: Path) -> None:

@@ -220,3 +220,36 @@ def test_the_source_page_searches_and_counts(tmp_path: Path, db_url: str) -> Non
     assert past.total == 31 and past.rows == []
     assert none.total == 0 and none.rows == []
     assert len(due) == 120  # never polled: all due
+
+
+def test_a_feed_can_name_stored_sources_and_an_unknown_name_is_refused(tmp_path: Path) -> None:
+    from tests.feedserver import FeedServer
+    from tests.test_network import _feed, _item
+
+    with FeedServer() as srv:
+        base = srv.url("/grumpy")
+        srv.add_feed("/grumpy.xml", _feed("Grumpy Engineers", base, [_item(1, base)]))
+        net = (
+            '[[feeds]]\nname = "net"\npath = "public/net.xml"\nurl = "https://n.example/net.xml"\n'
+            'sources = ["grumpy", "night"]\n'
+        )
+        cfg = write_config(tmp_path, feed_source(srv.url("/none.xml"), name="night"), net)
+        # the config loads: "grumpy" may be a stored source, which only the store knows
+        before = _cli(cfg, "check")
+        assert before.returncode == 1, before.stdout
+        assert "feed 'net' lists unknown source 'grumpy'" in before.stderr
+        assert "sources list" in before.stderr and "Traceback" not in before.stderr
+        built = _cli(cfg, "feed", "build")
+        assert "lists unknown source 'grumpy'" in built.stdout + built.stderr
+        assert not (tmp_path / "public" / "net.xml").exists()  # refused, not built without it
+
+        added = _cli(cfg, "sources", "add", srv.url("/grumpy.xml"), "--name", "grumpy")
+        assert added.returncode == 0, added.stderr
+        after = _cli(cfg, "check")
+        assert "unknown source" not in after.stderr
+        assert "1 stored source(s)" in after.stdout
+        assert _cli(cfg, "run-once", "--force").returncode in (0, 1)
+        rebuilt = _cli(cfg, "feed", "build")  # (exit 1: the test podcast has no owner email)
+        assert "unknown source" not in rebuilt.stdout + rebuilt.stderr
+    text = (tmp_path / "public" / "net.xml").read_text()
+    assert f"{base}/e/1</guid>" in text  # the stored source's episode is in the feed

@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from syndicator.config import FeedConfig, Settings
+from syndicator.config import FeedConfig, Settings, unknown_source_message
 from syndicator.directory import chapters, interact, jsonfeed, rss
 from syndicator.directory.check import UNSAFE_URL, check_tree
 from syndicator.directory.extensions import RemoteItem
@@ -52,6 +52,7 @@ from syndicator.sources import episode_fields
 from syndicator.store import episodes as store_episodes
 from syndicator.store import feeds as store_feeds
 from syndicator.store import shows as store_shows
+from syndicator.store import source_rows
 from syndicator.store.db import session
 
 _TMP_COUNTER = itertools.count()
@@ -377,6 +378,23 @@ def publish_feeds(
     return outcomes
 
 
+class UnknownSourceError(ValueError):
+    """A feed's `sources` names a source that neither the config nor the store has."""
+
+
+def _check_sources(s: Session, settings: Settings, feed: FeedConfig) -> None:
+    # An unknown name is refused, not skipped: a typo must not publish a feed without
+    # that show's episodes (apps would drop them).
+    outside = settings.feed_sources_outside_config(feed)
+    if outside:
+        stored, _ = source_rows.stored_names(s, outside)
+        missing = [n for n in outside if n not in stored]
+        if missing:
+            raise UnknownSourceError(
+                "; ".join(unknown_source_message(feed.name, n) for n in missing)
+            )
+
+
 def _publish_one(
     engine: Engine, settings: Settings, feed: FeedConfig, now: datetime, *, check_only: bool
 ) -> FeedOutcome:
@@ -387,6 +405,7 @@ def _publish_one(
     written = False  # the feed file was replaced: it changed, whatever fails after
     try:
         with _gc_paused(), session(engine) as s:
+            _check_sources(s, settings, feed)
             state = store_feeds.by_name(s, feed.name)
             stored_guid = state.podcast_guid if state else None
             episodes = query_episodes(s, feed, now)
@@ -496,6 +515,8 @@ def _publish_one(
             _record(engine, feed, meta.podcast_guid, outcome, now)
     except Exception as exc:
         msg = f"feed {feed.name!r} was not built: {type(exc).__name__}: {exc}"
+        if isinstance(exc, UnknownSourceError):
+            msg = str(exc)  # says it all, and what to do
         outcome.error = msg
         outcome.problems.append(msg)
         outcome.changed = written  # a written feed still needs its pings

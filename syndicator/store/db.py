@@ -139,6 +139,21 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+def open_current(url: str) -> Engine | None:
+    """The store as it is, for a read that must change nothing (`check`): None when the
+    database does not exist yet or is not at the current schema (then nothing stored by
+    this version can be in it). Raises StoreUnavailable / SQLAlchemy errors as `upgrade`."""
+    key = normalize_url(url)
+    if key.startswith("sqlite"):
+        path = key.split(":///", 1)[1] if ":///" in key else ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    engine = get_engine(url)
+    if current_revision(engine) != head_revision(url):
+        return None
+    return engine
+
+
 def upgrade(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     """Apply pending migrations and return the engine.
 

@@ -75,6 +75,17 @@ def by_name(s: Session, name: str) -> StoredSource | None:
     return s.exec(select(StoredSource).where(StoredSource.name == name)).first()
 
 
+def stored_names(s: Session, among: Iterable[str]) -> tuple[set[str], int]:
+    """Which of `among` are stored sources, and how many stored sources there are."""
+    wanted = sorted(set(among))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):  # an IN list of bounded size
+        chunk = wanted[i : i + 500]
+        found.update(s.exec(select(StoredSource.name).where(StoredSource.name.in_(chunk))).all())  # type: ignore[attr-defined]
+    total = s.exec(select(sa.func.count()).select_from(StoredSource)).one()
+    return found, int(total)
+
+
 def all_rows(s: Session, *, enabled_only: bool = False) -> list[StoredSource]:
     q = select(StoredSource).order_by(StoredSource.name)
     if enabled_only:
