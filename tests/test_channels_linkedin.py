@@ -580,6 +580,7 @@ def test_upload_registers_then_puts_the_bytes_and_the_post_shows_the_image(
     assert init.headers["linkedin-version"] == "202611"
     [put] = li.requests("PUT", "^/dms-uploads/")
     assert put.headers["content-type"] == "image/png"
+    assert put.headers["authorization"] == f"Bearer {li.token}"  # LinkedIn's own host
     assert media == {"id": next(iter(li.images))}
     assert _sha(li.images[media["id"]] or b"") == p.image_sha256
     sent = ch.send(replace(p, media=media))
@@ -605,6 +606,15 @@ def test_a_text_without_the_link_keeps_the_article_with_the_image_as_thumbnail(
     assert article is not None and article["source"] == URL
     assert article["thumbnail"] == media["id"]
     assert article["thumbnailAltText"] == "Episode 107 card: Meteor"
+
+
+def test_the_token_goes_to_no_other_upload_host(li: FakeLinkedIn, monkeypatch, tmp_path) -> None:
+    li.upload_base = f"http://localhost:{li.port}"  # the same fake, by another host name
+    card = _png(tmp_path / "card.png", "#2980b9")
+    media = channel(li, monkeypatch).upload(image_post(card))
+    [put] = li.requests("PUT", "^/dms-uploads/")
+    assert "authorization" not in put.headers
+    assert _sha(li.images[media["id"]] or b"") == _sha(card.read_bytes())
 
 
 def test_the_fake_refuses_an_image_never_uploaded(li: FakeLinkedIn, monkeypatch) -> None:

@@ -117,6 +117,8 @@ class FakeLinkedIn(FakeServer):
         self._ids = itertools.count(7_300_000_000_000_000_000)
         self.images: dict[str, bytes | None] = {}  # image URN -> the bytes PUT, None before
         self._uploads: dict[str, str] = {}  # upload token -> image URN
+        # where upload URLs point (LinkedIn's are on another host than the API's)
+        self.upload_base: str | None = None
 
     def env(self, channel: str) -> dict[str, str]:
         """The environment a syndicator channel named `channel` needs to talk to this fake."""
@@ -242,7 +244,8 @@ class FakeLinkedIn(FakeServer):
             self.images[urn] = None
             self._uploads[token] = urn
         expires = int((time.time() + 86400) * 1000)
-        upload_url = f"{self.url}/dms-uploads/{token}/uploaded-image/0?ca=vector_feedshare"
+        base = self.upload_base or self.url
+        upload_url = f"{base}/dms-uploads/{token}/uploaded-image/0?ca=vector_feedshare"
         return Reply(200, {"value": {"uploadUrlExpiresAt": expires, "uploadUrl": upload_url,
                                      "image": urn}})  # fmt: skip
 
