@@ -186,6 +186,10 @@ def _retryable(err: SendError) -> SendError:
 class LinkedInChannel:
     type = "linkedin"
     unknown_policy = "readback"
+    # LinkedIn documents no lifetime for an uploaded image that no post uses yet; an
+    # upload older than this is done again (the same bytes) rather than risk a post
+    # refused for a stale URN.
+    media_ttl = 12 * 3600.0
 
     def __init__(
         self,
@@ -253,11 +257,6 @@ class LinkedInChannel:
         return entity
 
     # ---- the image -----------------------------------------------------------------------
-
-    # LinkedIn documents no lifetime for an uploaded image that no post uses yet; an
-    # upload older than this is done again (the same bytes) rather than risk a post
-    # refused for a stale URN.
-    media_ttl = 12 * 3600.0
 
     def upload(self, post: Post) -> dict[str, Any]:
         """initializeUpload, then PUT the bytes; an upload whose answer is lost is only an
