@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from fakes import FakeLinkedIn, refused_url
 from fakes.linkedin import little_error
 from pydantic import ValidationError
+from sqlmodel import select
 
 from syndicator.announce import fit
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
@@ -30,6 +33,10 @@ from syndicator.channels.linkedin import (
 from syndicator.channels.registry import ConfigurationError, make_channel
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig
+from syndicator.pipeline import run_once
+from syndicator.store.db import session, upgrade
+from syndicator.store.models import Delivery
+from tests.conftest import make_settings
 
 TIMEOUT = 0.5
 URL = "https://show.example/podcast/107"
@@ -536,3 +543,160 @@ def test_the_fake_runs_under_serve_with_http_fault_controls() -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         assert proc.wait(timeout=10) == 0
+
+
+# ---- image posts ---------------------------------------------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _png(path: Path, colour: str) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (400, 300), colour).save(path)
+    return path
+
+
+def image_post(image: Path, text: str = TEXT, media: dict | None = None) -> Post:
+    return replace(
+        post(text), image_file=str(image), image_sha256=_sha(image.read_bytes()),
+        image_alt="Episode 107 card: Meteor", image_type="image/png", media=media,
+    )  # fmt: skip
+
+
+def test_upload_registers_then_puts_the_bytes_and_the_post_shows_the_image(
+    li: FakeLinkedIn, monkeypatch, tmp_path: Path
+) -> None:
+    card = _png(tmp_path / "card.png", "#8e44ad")
+    ch = channel(li, monkeypatch)
+    p = image_post(card)
+    media = ch.upload(p)
+    [init] = li.requests("POST", "^/rest/images$")
+    assert init.arg("action") == "initializeUpload"
+    assert init.json() == {"initializeUploadRequest": {"owner": li.author}}
+    assert init.headers["linkedin-version"] == "202611"
+    [put] = li.requests("PUT", "^/dms-uploads/")
+    assert put.headers["content-type"] == "image/png"
+    assert put.headers["authorization"] == f"Bearer {li.token}"  # LinkedIn's own host
+    assert media == {"id": next(iter(li.images))}
+    assert _sha(li.images[media["id"]] or b"") == p.image_sha256
+    sent = ch.send(replace(p, media=media))
+    body = li.requests("POST", "^/rest/posts$")[0].json()
+    # an image post; the link is in the text (LinkedIn takes one kind of content)
+    assert body["content"] == {"media": {"id": media["id"], "altText": "Episode 107 card: Meteor"}}
+    assert URL in plain_text(body["commentary"])
+    [p_] = li.posts
+    assert sent.remote_id == p_.urn and p_.media == body["content"]["media"]
+    # a lost answer: the read-back finds the image post by its image and text
+    assert ch.reconcile(replace(p, media=media)) == sent
+
+
+def test_a_text_without_the_link_keeps_the_article_with_the_image_as_thumbnail(
+    li: FakeLinkedIn, monkeypatch, tmp_path: Path
+) -> None:
+    card = _png(tmp_path / "card.png", "#16a085")
+    ch = channel(li, monkeypatch)
+    p = image_post(card, text="New episode: Meteor (no link in this text)")
+    media = ch.upload(p)
+    ch.send(replace(p, media=media))
+    article = li.posts[0].article
+    assert article is not None and article["source"] == URL
+    assert article["thumbnail"] == media["id"]
+    assert article["thumbnailAltText"] == "Episode 107 card: Meteor"
+
+
+def test_the_token_goes_to_no_other_upload_host(li: FakeLinkedIn, monkeypatch, tmp_path) -> None:
+    li.upload_base = f"http://localhost:{li.port}"  # the same fake, by another host name
+    card = _png(tmp_path / "card.png", "#2980b9")
+    media = channel(li, monkeypatch).upload(image_post(card))
+    [put] = li.requests("PUT", "^/dms-uploads/")
+    assert "authorization" not in put.headers
+    assert _sha(li.images[media["id"]] or b"") == _sha(card.read_bytes())
+
+
+def test_the_fake_refuses_an_image_never_uploaded(li: FakeLinkedIn, monkeypatch) -> None:
+    ch = channel(li, monkeypatch)
+    with pytest.raises(PermanentError, match="is not an uploaded image"):
+        ch.send(replace(post(), media={"id": "urn:li:image:never"}))
+
+
+def test_upload_failures_are_retried_or_refused(
+    li: FakeLinkedIn, monkeypatch, tmp_path: Path
+) -> None:
+    card = _png(tmp_path / "card.png", "#c0392b")
+    ch = channel(li, monkeypatch)
+    li.fail_next(status=503, method="PUT", path="^/dms-uploads/")
+    with pytest.raises(TransientError, match="503"):
+        ch.upload(image_post(card))  # an orphan image at worst: try again
+    li.fail_next(status=500, method="POST", path="^/rest/images$")
+    with pytest.raises(TransientError):
+        ch.upload(image_post(card))
+    li.fail_next(status=403, method="POST", path="^/rest/images$")
+    with pytest.raises(PermanentError, match="403"):
+        ch.upload(image_post(card))  # refused: the sender posts without the image
+    assert li.posts == []
+
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _card_settings(tmp_path: Path, url: str, site: Path, li: FakeLinkedIn):  # type: ignore[no-untyped-def]
+    _png(tmp_path / "art.png", "#8e44ad")
+    return make_settings(
+        tmp_path, url,
+        podcast={"title": "Shipping It", "link": "https://show.example", "timezone": "UTC",
+                 "feed_url": "https://show.example/podcast/feed.xml", "image": "art.png"},
+        sources=[{"name": "episodes", "type": "jekyll", "verify_audio": False, "path": str(site),
+                  "episode_url": "{site.url}/podcast/{slug}", "guid": "{site.url}/podcast/{slug}"}],
+        channels=[{"name": "li", "type": "linkedin", "api_url": li.url, "author": li.author,
+                   "timeout": "2s"}],
+        feeds=[{"name": "main", "path": "public/podcast/feed.xml"}],
+        cards={"image": "card"},
+        announce={"window": "14d", "retry_base": "1s", "lease": "1s"},
+    )  # fmt: skip
+
+
+def _rows(url: str) -> list[Delivery]:
+    with session(upgrade(url)) as s:
+        return [d for d in s.exec(select(Delivery)).all() if d.state != "skipped"]
+
+
+def test_run_once_posts_the_card_and_a_retry_reuses_the_upload(
+    tmp_path: Path, db_url: str, site: Path, li: FakeLinkedIn, monkeypatch
+) -> None:
+    """Through the outbox: the image URN is on the row before the post; the post fails
+    (5xx: unknown), the read-back finds nothing, and the resend uses the same image."""
+    monkeypatch.setenv("SYNDICATOR_LI_ACCESS_TOKEN", li.token)
+    li.fail_next(2, status=500, method="POST", path="^/rest/posts$")
+    settings = _card_settings(tmp_path, db_url, site, li)
+    run_once(settings, now=NOW)
+    first = _rows(db_url)
+    assert {d.state for d in first} == {"unknown"} and li.posts == []
+    media = {d.id: d.payload["progress"]["media"] for d in first}
+    assert all(m["id"] in li.images and m["sha256"] for m in media.values())
+    run_once(settings, now=NOW + timedelta(minutes=10))
+    rows = _rows(db_url)
+    assert {d.state for d in rows} == {"sent"}, [(d.state, d.last_error) for d in rows]
+    assert len(li.requests("POST", "^/rest/images$")) == len(li.images) == 2  # no 2nd upload
+    by_urn = {d.remote_id: d for d in rows}
+    for p in li.posts:
+        row = by_urn[p.urn]
+        assert row.payload["progress"]["media"] == media[row.id]  # reused, not redone
+        assert p.media is not None and p.media["id"] == media[row.id]["id"]
+        assert _sha(li.images[p.media["id"]] or b"") == row.payload["image_sha256"]
+        assert p.media["altText"] == row.payload["image_alt"]
+
+
+def test_run_once_with_a_refused_image_still_posts_with_the_link_card(
+    tmp_path: Path, sqlite_url: str, site: Path, li: FakeLinkedIn, monkeypatch
+) -> None:
+    monkeypatch.setenv("SYNDICATOR_LI_ACCESS_TOKEN", li.token)
+    li.fail_next(status=403, method="POST", path="^/rest/images$")  # one upload refused
+    settings = _card_settings(tmp_path, sqlite_url, site, li)
+    report = run_once(settings, now=NOW)
+    assert report.sends.sent == 2
+    assert sorted(p.media is not None for p in li.posts) == [False, True]
+    assert all(p.article is not None for p in li.posts if p.media is None)  # the link card

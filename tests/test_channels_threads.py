@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
-from fakes import FakeThreads, refused_url
+from fakes import FakeServer, FakeThreads, Received, Reply, refused_url
 from sqlmodel import select
 
 from syndicator.announce.render import Renderer
@@ -390,7 +393,7 @@ def test_account_is_the_user_not_the_token(monkeypatch) -> None:
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def _settings(tmp_path: Path, url: str, site: Path, th: FakeThreads):  # type: ignore[no-untyped-def]
+def _settings(tmp_path: Path, url: str, site: Path, th: FakeThreads, **more: Any):  # type: ignore[no-untyped-def]
     return make_settings(
         tmp_path, url,
         sources=[{"name": "episodes", "type": "jekyll", "verify_audio": False, "path": str(site),
@@ -398,6 +401,7 @@ def _settings(tmp_path: Path, url: str, site: Path, th: FakeThreads):  # type: i
         channels=[{"name": "threads", "type": "threads", "api_url": th.api_url,
                    "user_id": th.user_id, "timeout": "2s"}],
         announce={"window": "14d", "retry_base": "1s", "lease": "1s"},
+        **more,
     )  # fmt: skip
 
 
@@ -582,3 +586,159 @@ def test_serve_runs_the_threads_fake_with_faults_over_http(monkeypatch) -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         assert proc.wait(timeout=10) == 0
+
+
+# ---- image posts ----------------------------------------------------------------------------
+
+
+class _Folder(FakeServer):
+    """The site: serves the files under `root` (Meta fetches the card from here)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def app(self, req: Received) -> Reply:
+        path = (self.root / req.path.lstrip("/")).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return Reply(404, b"", content_type="text/plain")
+        return Reply(200, path.read_bytes(), content_type="image/png")
+
+
+def _png(path: Path, colour: str) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (400, 300), colour).save(path)
+    return path
+
+
+def image_post(image: Path, url: str | None, save: Saved | None = None, **kw: Any) -> Post:
+    return replace(
+        post(save=save, **kw), image_file=str(image), image_sha256=_sha(image.read_bytes()),
+        image_alt="Episode 107 card: Hosting Meteor Apps", image_type="image/png",
+        image_url=url,
+    )  # fmt: skip
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_an_image_post_is_an_image_container_meta_fetches(
+    th: FakeThreads, monkeypatch, tmp_path: Path
+) -> None:
+    card = _png(tmp_path / "cards" / "card-107.png", "#8e44ad")
+    with _Folder(tmp_path) as site:
+        url = site.url + "/cards/card-107.png"
+        saved = Saved()
+        sent = channel(th, monkeypatch).send(image_post(card, url, saved))
+    [create] = th.creates()
+    form = parse_qs(create.body.decode())
+    assert form["media_type"] == ["IMAGE"] and form["image_url"] == [url]
+    assert form["alt_text"] == ["Episode 107 card: Hosting Meteor Apps"]
+    assert form["text"] == [TEXT] and "link_attachment" not in form  # text posts only
+    [thread] = th.threads
+    assert thread.media_type == "IMAGE" and sent.remote_id == thread.id
+    assert thread.image is not None and _sha(thread.image) == _sha(card.read_bytes())
+    # the container is recorded with its image before publishing
+    assert saved.values == [{"container_id": thread.container_id, "image_url": url}]
+
+
+def test_an_image_container_not_ready_is_published_later_not_made_again(
+    th: FakeThreads, monkeypatch, tmp_path: Path
+) -> None:
+    card = _png(tmp_path / "cards" / "c.png", "#16a085")
+    th.image_ready_after = 1  # Meta still processing the image when publishing at once
+    with _Folder(tmp_path) as site:
+        ch, saved = channel(th, monkeypatch), Saved()
+        p = image_post(card, site.url + "/cards/c.png", saved)
+        with pytest.raises(TransientError, match="not ready") as info:
+            ch.send(p)
+        assert info.value.retry_after == pytest.approx(30)
+        assert th.threads == []
+        sent = ch.send(image_post(card, p.image_url, Saved(), progress=saved.values[-1]))
+    assert len(th.creates()) == 1 and len(th.fetches) == 1  # the same container
+    [thread] = th.threads
+    assert sent.remote_id == thread.id and thread.media_type == "IMAGE"
+
+
+def test_an_image_meta_cant_fetch_goes_out_as_text(
+    th: FakeThreads, monkeypatch, tmp_path: Path, caplog
+) -> None:
+    card = _png(tmp_path / "cards" / "c.png", "#16a085")
+    with _Folder(tmp_path / "empty") as site:  # the cards folder is not published
+        ch, saved = channel(th, monkeypatch), Saved()
+        p = image_post(card, site.url + "/cards/c.png", saved)
+        with pytest.raises(TransientError, match="not ready"):
+            ch.send(p)  # Meta's container is in ERROR: it can't be published
+        with caplog.at_level("WARNING", logger="syndicator.channels.threads"):
+            sent = ch.send(image_post(card, p.image_url, saved, progress=saved.values[-1]))
+    [thread] = th.threads
+    assert thread.media_type == "TEXT" and thread.link == URL and sent.remote_id == thread.id
+    assert saved.values[-1] == {"container_id": thread.container_id, "image_failed": "UNKNOWN"}
+    assert "could not use the image" in caplog.text and p.image_url in caplog.text
+
+
+def test_without_a_public_url_the_post_is_text_and_says_so_once(
+    th: FakeThreads, monkeypatch, tmp_path: Path, caplog
+) -> None:
+    card = _png(tmp_path / "cards" / "c.png", "#16a085")
+    ch = channel(th, monkeypatch)
+    with caplog.at_level("WARNING", logger="syndicator.channels.threads"):
+        ch.send(image_post(card, None, Saved()))
+        ch.send(image_post(card, None, Saved(), text="Another episode"))
+    assert [t.media_type for t in th.threads] == ["TEXT", "TEXT"]
+    assert all(t.link == URL for t in th.threads)
+    told = [r for r in caplog.records if "public URL" in r.getMessage()]
+    assert len(told) == 1 and "[cards] base_url" in told[0].getMessage()
+
+
+def _card_settings(tmp_path: Path, url: str, site: Path, th: FakeThreads, **cards: Any):  # type: ignore[no-untyped-def]
+    _png(tmp_path / "art.png", "#8e44ad")
+    return _settings(
+        tmp_path, url, site, th,
+        podcast={"title": "Shipping It", "link": "https://show.example", "timezone": "UTC",
+                 "feed_url": "https://show.example/podcast/feed.xml", "image": "art.png"},
+        feeds=[{"name": "main", "path": "public/podcast/feed.xml"}],
+        cards={"image": "card", **cards},
+    )  # fmt: skip
+
+
+def test_run_once_posts_the_frozen_card_and_a_retry_reuses_the_container(
+    tmp_path: Path, db_url: str, site: Path, th: FakeThreads, monkeypatch
+) -> None:
+    """Through the outbox: the card goes out as an image post (Meta fetches the bytes the
+    row froze); a publish that fails is retried with the same container, never a second."""
+    monkeypatch.setenv("SYNDICATOR_THREADS_ACCESS_TOKEN", th.token)
+    th.fail_next(2, status=500, method="POST", path="threads_publish$")
+    with _Folder(tmp_path / "public") as web:
+        settings = _card_settings(tmp_path, db_url, site, th, base_url=web.url + "/podcast/cards/")
+        run_once(settings, now=NOW)
+        assert {d.state for d in _rows(db_url)} == {"retrying"} and th.threads == []
+        run_once(settings, now=NOW + timedelta(minutes=10))
+    rows = _rows(db_url)
+    assert {d.state for d in rows} == {"sent"}, [(d.state, d.last_error) for d in rows]
+    assert len(th.creates()) == len(rows) == len(th.fetches) == 2  # no second container
+    by_id = {d.remote_id: d for d in rows}
+    for t in th.threads:
+        frozen = by_id[t.id].payload
+        assert t.media_type == "IMAGE" and t.image_url == frozen["image_url"]
+        assert t.image is not None and _sha(t.image) == frozen["image_sha256"]
+        assert t.alt_text == frozen["image_alt"] and t.alt_text.startswith("Episode ")
+        assert frozen["progress"]["image_url"] == frozen["image_url"]
+
+
+def test_run_once_without_a_public_card_url_posts_text_and_says_so(
+    tmp_path: Path, db_url: str, site: Path, th: FakeThreads, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("SYNDICATOR_THREADS_ACCESS_TOKEN", th.token)
+    settings = _card_settings(tmp_path, db_url, site, th, dir="cards")  # no base_url
+    with caplog.at_level("WARNING", logger="syndicator.channels.threads"):
+        report = run_once(settings, now=NOW)
+    assert report.sends.sent == 2
+    rows = _rows(db_url)
+    assert all(d.payload["image_file"] and d.payload["image_url"] is None for d in rows)
+    assert [t.media_type for t in th.threads] == ["TEXT", "TEXT"] and th.fetches == []
+    told = [r.getMessage() for r in caplog.records if "public URL" in r.getMessage()]
+    assert len(told) == 1 and "set [cards] base_url" in told[0]

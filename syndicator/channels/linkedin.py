@@ -12,6 +12,17 @@ mention element `@[Name](urn:li:person:…)` as it is. LinkedIn measures the 3,0
 character limit on the commentary it receives, as Java string length, so `count` is the
 length of the escaped text in UTF-16 code units (never less than LinkedIn counts).
 
+An image (the episode's card) is uploaded first, with the Images API, as the channel's
+`upload` (the sender records the image URN on the row before the post):
+
+    POST /rest/images?action=initializeUpload  {"initializeUploadRequest": {"owner": author}}
+        -> {"value": {"uploadUrl": ..., "image": "urn:li:image:…"}}
+    PUT  <uploadUrl>  the bytes
+
+The post is then an image post, `content.media` {"id": urn, "altText": ...}, with the
+episode's link in its text; a text without the link keeps the article card instead,
+with the image as its `thumbnail`, so the link is never lost.
+
 There is no idempotency key. An `unknown` row is reconciled by reading the author's
 recent posts (the `author` finder) for the same text and article; on a resend,
 LinkedIn's 422 "Content is a duplicate of urn:li:share:…" names the post already there,
@@ -159,9 +170,26 @@ def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _image_urn(post: Post) -> str | None:
+    """The image URN an earlier `upload` recorded for this post, if any."""
+    urn = (post.media or {}).get("id")
+    return str(urn) if urn else None
+
+
+def _retryable(err: SendError) -> SendError:
+    """An upload is never an unknown outcome: at worst an orphan image, so try again."""
+    if isinstance(err, UnknownOutcome):
+        return TransientError(err.message, status=err.status)
+    return err
+
+
 class LinkedInChannel:
     type = "linkedin"
     unknown_policy = "readback"
+    # LinkedIn documents no lifetime for an uploaded image that no post uses yet; an
+    # upload older than this is done again (the same bytes) rather than risk a post
+    # refused for a stale URN.
+    media_ttl = 12 * 3600.0
 
     def __init__(
         self,
@@ -185,17 +213,20 @@ class LinkedInChannel:
         self._client.session.close()  # replaced: it would post to api.linkedin.com
         self._session = _Session(api_url, timeout)
         self._client.session = self._session
+        # image bytes go to the upload URL LinkedIn hands out (another host), as it is
+        self._uploads = requests.Session()
 
     def limit(self) -> int:
         return self._limit or DEFAULT_LIMIT
 
     def close(self) -> None:
         self._session.close()
+        self._uploads.close()
 
     # ---- the post ------------------------------------------------------------------------
 
     def build_post(self, post: Post) -> dict[str, Any]:
-        """The Posts API entity, from frozen data only."""
+        """The Posts API entity, from frozen data (and the image URN `upload` recorded)."""
         entity: dict[str, Any] = {
             "author": self.author,
             "commentary": little_text(post.text),
@@ -208,12 +239,81 @@ class LinkedInChannel:
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
-        if post.url:
+        image = _image_urn(post)
+        if image and (not post.url or post.url in post.text):
+            media = {"id": image}
+            if post.image_alt:
+                media["altText"] = post.image_alt
+            entity["content"] = {"media": media}
+        elif post.url:
             article = {"source": post.url, "title": post.title or post.url}
             if post.description:
                 article["description"] = post.description
+            if image:  # the link is only in the card: the image is its thumbnail
+                article["thumbnail"] = image
+                if post.image_alt:
+                    article["thumbnailAltText"] = post.image_alt
             entity["content"] = {"article": article}
         return entity
+
+    # ---- the image -----------------------------------------------------------------------
+
+    def upload(self, post: Post) -> dict[str, Any]:
+        """initializeUpload, then PUT the bytes; an upload whose answer is lost is only an
+        orphan, so every failure but a refusal is retried (TransientError)."""
+        assert post.image_file
+        what = "registering the image upload with LinkedIn"
+        try:
+            resp = self._client.action(
+                resource_path="/images",
+                action_name="initializeUpload",
+                action_params={"initializeUploadRequest": {"owner": self.author}},
+                access_token=self._token,
+                version_string=self._version,
+            )
+        except ResponseFormattingError as exc:
+            raise _retryable(
+                self._status_error(self._session.last_response, what, write=False)
+            ) from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {_net.describe(exc)}") from exc
+        if not 200 <= resp.status_code < 300:
+            raise _retryable(self._status_error(resp.response, what, write=False))
+        value = resp.value if isinstance(resp.value, dict) else {}
+        upload_url, image = str(value.get("uploadUrl") or ""), str(value.get("image") or "")
+        if not upload_url or not image:
+            raise TransientError(f"{what}: LinkedIn answered without an uploadUrl and image")
+        self._put(upload_url, post)
+        return {"id": image}
+
+    def _put(self, upload_url: str, post: Post) -> None:
+        what = "uploading the image to LinkedIn"
+        assert post.image_file
+        try:
+            with open(post.image_file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise PermanentError(f"{what}: {exc}") from exc
+        headers = {"Content-Type": post.image_type or "application/octet-stream"}
+        host = urlsplit(upload_url).hostname or ""
+        if host == urlsplit(self._session.base).hostname or host.endswith(".linkedin.com"):
+            # LinkedIn's own upload host takes the token, as its docs show; no other does
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            resp = self._uploads.put(
+                upload_url, data=data, headers=headers, timeout=self._session.timeout
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {_net.describe(exc)}") from exc
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientError(
+                f"{what}: LinkedIn answered {resp.status_code}",
+                retry_after=_net.retry_after(resp.headers), status=resp.status_code,
+            )  # fmt: skip
+        if not resp.ok:
+            _, message = _answer(resp)
+            raise PermanentError(f"{what}: LinkedIn answered {resp.status_code}: {message}",
+                                 status=resp.status_code)  # fmt: skip
 
     # ---- send ----------------------------------------------------------------------------
 
@@ -300,10 +400,12 @@ class LinkedInChannel:
     def _matches(el: dict[str, Any], post: Post, want: str) -> bool:
         if el.get("lifecycleState") not in (None, "PUBLISHED"):
             return False
-        if post.url:
-            article = ((el.get("content") or {}).get("article")) or {}
-            if article.get("source") != post.url:
-                return False
+        content = el.get("content") or {}
+        image = _image_urn(post)
+        # the image post this row sent, or its article card
+        sent_image = bool(image) and (content.get("media") or {}).get("id") == image
+        if not sent_image and post.url and (content.get("article") or {}).get("source") != post.url:
+            return False
         return _net.same_text(want, plain_text(str(el.get("commentary") or "")))
 
     # ---- counts --------------------------------------------------------------------------

@@ -1,7 +1,14 @@
-"""Threads (Meta's Threads API): a text post is a container, created and then published.
+"""Threads (Meta's Threads API): a post is a container, created and then published.
 
     POST /{user-id}/threads          media_type=TEXT, text, link_attachment -> {"id": container}
+                                     media_type=IMAGE, image_url, text, alt_text (an image post)
     POST /{user-id}/threads_publish  creation_id=container                  -> {"id": media}
+
+An image post has no byte upload: Meta fetches `image_url` itself, so the post's image
+must be where the site serves it (`post.image_url`, from [cards] base_url). Without a
+public URL the post goes out as text (said once per channel in the log); a container
+whose image Meta could not fetch (status ERROR) is replaced by a text one, so a missing
+picture never holds the announcement back.
 
 Threads has no idempotency key, so the two steps are made safe by the row: the
 container's id is recorded on the delivery (`post.progress`) before it is published.
@@ -21,6 +28,7 @@ answer, which is what the outbox needs to know.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +51,8 @@ from syndicator.channels.kind import ChannelKind
 from syndicator.channels.registry import ConfigurationError
 from syndicator.config import ChannelConfig, secret
 
+log = logging.getLogger(__name__)
+
 DEFAULT_API_URL = "https://graph.threads.net/v1.0"
 DEFAULT_LIMIT = 500
 # How far before the row's frozen time a matching thread may be (clock skew with Meta).
@@ -56,6 +66,8 @@ _RATE_CODES = {4, 17, 32, 613}
 _AUTH_CODES = {102, 190, 200, 10}
 # A container still being processed: Meta suggests waiting about this long.
 _IN_PROGRESS_WAIT = 30.0
+# Meta's answer to publishing a container that is not ready (an image still being fetched).
+_NOT_READY_CODE, _NOT_READY_SUBCODE = 9007, 2207027
 COUNT_METRICS = ("views", "likes", "replies", "reposts", "quotes")
 
 
@@ -124,6 +136,8 @@ class ThreadsChannel:
         self.name = name
         self._user = user_id
         self._limit = limit
+        # the "no public URL for the image" warning is given once per channel, not per post
+        self._told_no_url = False
         # The token goes in a header, never in the URL: httpx logs URLs.
         self._client = httpx.Client(
             base_url=api_url.rstrip("/") + "/",
@@ -170,6 +184,12 @@ class ThreadsChannel:
         if status == 429 or err.get("code") in _RATE_CODES or err.get("is_transient") is True:
             wait = _net.retry_after(resp.headers)
             return TransientError(msg, retry_after=wait, status=status)
+        if err.get("code") == _NOT_READY_CODE or err.get("error_subcode") == _NOT_READY_SUBCODE:
+            # nothing was published; the next attempt asks the recorded container's status
+            return TransientError(
+                f"{msg} (the container is not ready yet; will publish it later)",
+                retry_after=_IN_PROGRESS_WAIT, status=status,
+            )  # fmt: skip
         if status >= 500 or status in (408, 425):
             # Safe to retry even after a publish: the next attempt asks the container's
             # status before publishing it again.
@@ -195,22 +215,57 @@ class ThreadsChannel:
                     "will publish it later",
                     retry_after=_IN_PROGRESS_WAIT,
                 )
-            if status == "ERROR":
+            if status == "ERROR" and post.progress.get("image_url"):
+                # Meta could not fetch or read the image: the post goes out as text
+                # instead, in a new container (this one can never be published)
+                reason = detail or "no reason given"
+                log.warning(
+                    "channel %s: Threads could not use the image %s (%s); posting delivery "
+                    "%s without it (is the cards folder published where [cards] base_url "
+                    "says?)", self.name, post.progress.get("image_url"), reason,
+                    post.delivery_id,
+                )  # fmt: skip
+                post.progress.record(container_id=None, image_url=None, image_failed=reason)
+                container = None
+            elif status == "ERROR":
                 raise PermanentError(
                     f"the Threads container {container} failed: {detail or 'no reason given'}"
                 )
             if status == "EXPIRED":
                 container = None  # never published within Meta's 24 hours: make a new one
         if not container:
-            container = self._create(post)
-            # Recorded before publishing: a retry publishes this container, never a new one.
-            post.progress.record(container_id=container)
+            image = self._image_url(post)
+            container = self._create(post, image)
+            # Recorded before publishing: a retry publishes this container, never a new one
+            # (and knows whether it carries an image).
+            post.progress.record(container_id=container, image_url=image)
         return self._publish(container)
 
-    def _create(self, post: Post) -> str:
+    def _image_url(self, post: Post) -> str | None:
+        """The public URL Meta fetches the post's image from, or None: a text post."""
+        if not post.image_file or post.progress.get("image_failed"):
+            return None
+        if not post.image_url:
+            if not self._told_no_url:
+                self._told_no_url = True
+                log.warning(
+                    "channel %s: Threads takes images only from a public URL, and the image "
+                    "of delivery %s has none, so it is posted as text; set [cards] base_url "
+                    "to where the site serves [cards] dir (said once per channel)",
+                    self.name, post.delivery_id,
+                )  # fmt: skip
+            return None
+        return post.image_url
+
+    def _create(self, post: Post, image_url: str | None) -> str:
         data = {"media_type": "TEXT", "text": post.text}
-        if post.url:
-            data["link_attachment"] = post.url
+        if image_url:
+            data["media_type"] = "IMAGE"
+            data["image_url"] = image_url
+            if post.image_alt:
+                data["alt_text"] = post.image_alt
+        elif post.url:
+            data["link_attachment"] = post.url  # Meta takes a link card on text posts only
         if post.reply_to:  # a reply of a thread answers its parent post
             data["reply_to_id"] = post.reply_to.remote_id
         what = "creating the Threads post"

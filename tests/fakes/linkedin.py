@@ -1,4 +1,6 @@
-"""A fake LinkedIn Posts API: POST /rest/posts, the author finder, socialActions.
+"""A fake LinkedIn Posts API: POST /rest/posts, the author finder, socialActions, and
+the Images API's upload (POST /rest/images?action=initializeUpload, then a PUT of the
+bytes to the upload URL it hands out, which needs no LinkedIn-Version header).
 
 Requests must carry `Authorization: Bearer <token>` (else 401), an active
 `LinkedIn-Version` (missing: 400; one in `sunset`: 426) and
@@ -7,12 +9,15 @@ must be valid little text: a reserved character (`|{}@[]()<>#\\*_~`) outside a m
 `@[Name](urn:li:person:…)` or a hashtag template `{hashtag|\\#|tag}` must be escaped with
 a backslash (else 422), and at most 3,000 UTF-16 code units long (else 422). The same
 commentary and article twice by one author gets LinkedIn's 422 "Content is a duplicate
-of urn:li:share:…". A created post answers 201 with its URN in `x-restli-id`.
+of urn:li:share:…". A created post answers 201 with its URN in `x-restli-id`. A post's
+`content` is one of `article` and `media`; an image URN in `content.media.id` or
+`content.article.thumbnail` must have been uploaded (bytes PUT), else 422.
 
     with FakeLinkedIn() as li:
         env = li.env("li")            # SYNDICATOR_LI_ACCESS_TOKEN=... for a channel "li"
         ... api_url = li.url, author = li.author ...
         assert len(li.posts) == 1
+        li.images["urn:li:image:…"]   # the uploaded bytes (None: registered, never PUT)
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class LinkedInPost:
     last_modified: int = 0  # epoch milliseconds; 0: never edited (= created_at)
     likes: int = 0
     comments: int = 0
+    media: dict[str, Any] | None = None  # an image post: {"id": urn, "altText": ...}
 
     @property
     def modified_at(self) -> int:
@@ -86,6 +92,8 @@ class LinkedInPost:
         }
         if self.article is not None:
             el["content"] = {"article": dict(self.article)}
+        elif self.media is not None:
+            el["content"] = {"media": dict(self.media)}
         return el
 
 
@@ -107,6 +115,10 @@ class FakeLinkedIn(FakeServer):
         self.sunset = {"202301", "202302"}
         self.posts: list[LinkedInPost] = []
         self._ids = itertools.count(7_300_000_000_000_000_000)
+        self.images: dict[str, bytes | None] = {}  # image URN -> the bytes PUT, None before
+        self._uploads: dict[str, str] = {}  # upload token -> image URN
+        # where upload URLs point (LinkedIn's are on another host than the API's)
+        self.upload_base: str | None = None
 
     def env(self, channel: str) -> dict[str, str]:
         """The environment a syndicator channel named `channel` needs to talk to this fake."""
@@ -155,6 +167,9 @@ class FakeLinkedIn(FakeServer):
     # ---- the API -------------------------------------------------------------------------
 
     def app(self, req: Received) -> Reply:
+        m = re.fullmatch(r"/dms-uploads/([\w-]+)/uploaded-image/0", req.path)
+        if req.method == "PUT" and m:  # the signed upload URL: no version headers needed
+            return self._put_image(m.group(1), req)
         if req.headers.get("authorization") != f"Bearer {self.token}":
             return _error(401, "Invalid access token", 65600)
         version = req.headers.get("linkedin-version")
@@ -167,6 +182,8 @@ class FakeLinkedIn(FakeServer):
             return _error(400, "X-Restli-Protocol-Version 2.0.0 is required")
         if req.method == "POST" and req.path == "/rest/posts":
             return self._create(req)
+        if req.method == "POST" and req.path == "/rest/images":
+            return self._initialize_upload(req)
         if req.method == "GET" and req.path == "/rest/posts":
             return self._finder(req)
         m = re.fullmatch(r"/rest/socialActions/([^/]+)", req.path)
@@ -193,17 +210,54 @@ class FakeLinkedIn(FakeServer):
         why = little_error(commentary)
         if why:
             return _error(422, f"/commentary :: not valid little text: {why}")
-        article = (body.get("content") or {}).get("article")
+        content = body.get("content") or {}
+        article, media = content.get("article"), content.get("media")
+        if article is not None and media is not None:
+            return _error(422, "/content :: only one of article, media may be given")
         if article is not None and not article.get("source"):
             return _error(422, "/content/article/source :: field is required but not found")
+        if media is not None and not media.get("id"):
+            return _error(422, "/content/media/id :: field is required but not found")
+        image = (media or {}).get("id") or (article or {}).get("thumbnail")
         with self.lock:
+            if image is not None and self.images.get(image) is None:
+                return _error(422, f"/content :: {image} is not an uploaded image")
             for p in self.posts:
-                if p.author == author and p.commentary == commentary and p.article == article:
+                if (p.author, p.commentary, p.article, p.media) == (
+                    author, commentary, article, media
+                ):  # fmt: skip
                     return _error(422, f"Content is a duplicate of {p.urn}")
             p = LinkedInPost(f"urn:li:share:{next(self._ids)}", author, commentary, article,
-                             int(time.time() * 1000), body)  # fmt: skip
+                             int(time.time() * 1000), body, media=media)  # fmt: skip
             self.posts.append(p)
         return Reply(201, None, {"x-restli-id": p.urn, "x-linkedin-id": p.urn.rsplit(":", 1)[1]})
+
+    def _initialize_upload(self, req: Received) -> Reply:
+        if req.arg("action") != "initializeUpload":
+            return _error(400, f"Unsupported action {req.arg('action')!r}")
+        owner = ((req.json() or {}).get("initializeUploadRequest") or {}).get("owner")
+        if owner not in self.authors:
+            return _error(403, f"Not enough permissions to upload images as {owner}", 100)
+        with self.lock:
+            n = next(self._ids)
+            urn, token = f"urn:li:image:D4E10AQ{n}", f"up{n}"
+            self.images[urn] = None
+            self._uploads[token] = urn
+        expires = int((time.time() + 86400) * 1000)
+        base = self.upload_base or self.url
+        upload_url = f"{base}/dms-uploads/{token}/uploaded-image/0?ca=vector_feedshare"
+        return Reply(200, {"value": {"uploadUrlExpiresAt": expires, "uploadUrl": upload_url,
+                                     "image": urn}})  # fmt: skip
+
+    def _put_image(self, token: str, req: Received) -> Reply:
+        with self.lock:
+            urn = self._uploads.get(token)
+            if urn is None:
+                return _error(404, "No such upload")
+            if not req.body:
+                return _error(400, "The upload is empty")
+            self.images[urn] = req.body
+        return Reply(201, None)
 
     def _finder(self, req: Received) -> Reply:
         if req.arg("q") != "author":

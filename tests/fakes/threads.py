@@ -1,6 +1,7 @@
 """A fake Threads API (Meta's graph.threads.net) on 127.0.0.1, with the common fault injection.
 
     POST /v1.0/{user}/threads           media_type=TEXT, text, link_attachment -> container
+                                        media_type=IMAGE, image_url, text, alt_text
     POST /v1.0/{user}/threads_publish   creation_id                          -> the thread
     GET  /v1.0/{user}/threads           the user's threads, newest first (since, limit, after)
     GET  /v1.0/{id}                     a container (status, error_message) or a thread
@@ -9,12 +10,17 @@
 Parameters come in the query string or a form body, as Meta accepts both. Requests must
 carry the token (`Authorization: Bearer` or `access_token`), else Meta's code-190 error.
 A text over 500 characters (an emoji counts as its UTF-8 bytes) is refused at creation; a
-container publishes once (a second publish is refused, as Meta does).
+container publishes once (a second publish is refused, as Meta does). An IMAGE container
+fetches its `image_url` over HTTP at creation, as Meta does (a public URL, no upload) and
+keeps the bytes; one it can't fetch is in status ERROR. `image_ready_after = n` leaves an
+IMAGE container IN_PROGRESS for its first n status reads (publishing it then is refused
+with Meta's "not ready" error). `link_attachment` is refused on an IMAGE container.
 
     with FakeThreads() as th:
         env = th.env("threads")                 # SYNDICATOR_THREADS_ACCESS_TOKEN=...
         ... api_url = th.api_url, user_id = th.user_id ...
         assert [t.text for t in th.threads] == [...]
+        th.threads[0].image                     # the bytes Meta fetched for an image post
         th.set_status(container_id, "EXPIRED")  # or POST /_fake/containers/{id} {"status": ...}
 """
 
@@ -30,6 +36,7 @@ from urllib.parse import parse_qs
 
 import emoji
 import grapheme
+import httpx
 
 from .base import FakeServer, Received, Reply
 
@@ -59,6 +66,11 @@ class Container:
     error_message: str | None = None
     media_id: str | None = None
     reply_to: str | None = None  # reply_to_id: the post it answers
+    media_type: str = "TEXT"
+    image_url: str | None = None
+    alt_text: str | None = None
+    image: bytes | None = None  # what was fetched from image_url
+    reads_left: int = 0  # status reads before an IN_PROGRESS image container is FINISHED
 
 
 @dataclass
@@ -70,6 +82,10 @@ class Thread:
     container_id: str | None = None
     insights: dict[str, int] = field(default_factory=dict)
     reply_to: str | None = None  # the post it answers (reply_to_id)
+    media_type: str = "TEXT"
+    image_url: str | None = None
+    alt_text: str | None = None
+    image: bytes | None = None
 
     @property
     def shortcode(self) -> str:
@@ -88,6 +104,8 @@ class FakeThreads(FakeServer):
         self.threads: list[Thread] = []  # oldest first
         self._ids = itertools.count(18_000_000_000_000_001)
         self.insights_allowed = True  # False: the token lacks threads_manage_insights
+        self.image_ready_after = 0  # status reads an IMAGE container stays IN_PROGRESS
+        self.fetches: list[str] = []  # image URLs fetched, in order
 
     @property
     def api_url(self) -> str:
@@ -172,20 +190,44 @@ class FakeThreads(FakeServer):
         return _error(400, "Unsupported request - method type or path", 100)
 
     def _create(self, p: dict[str, str]) -> Reply:
-        if p.get("media_type") != "TEXT":
-            return _error(400, "The parameter media_type is required (TEXT)", 100)
+        kind = p.get("media_type")
+        if kind not in ("TEXT", "IMAGE"):
+            return _error(400, "The parameter media_type is required (TEXT, IMAGE)", 100)
         text = p.get("text", "")
-        if not text:
+        if kind == "TEXT" and not text:
             return _error(400, "The parameter text is required for TEXT posts", 100)
+        if kind == "IMAGE" and not p.get("image_url"):
+            return _error(400, "The parameter image_url is required for IMAGE posts", 100)
+        if kind == "IMAGE" and p.get("link_attachment"):
+            return _error(400, "The parameter link_attachment is only for TEXT posts", 100)
         if _meta_length(text) > self.max_length:
             return _error(400, "Param text must be at most 500 characters long.", 100,
                           error_subcode=2207006)  # fmt: skip
         parent = p.get("reply_to_id")
         if parent is not None and not any(t.id == parent for t in self.threads):
             return _error(400, "The reply_to_id post does not exist", 100)
-        c = Container(str(next(self._ids)), text, p.get("link_attachment"), reply_to=parent)
+        c = Container(str(next(self._ids)), text, p.get("link_attachment"), reply_to=parent,
+                      media_type=kind, image_url=p.get("image_url"),
+                      alt_text=p.get("alt_text"))  # fmt: skip
+        if kind == "IMAGE":
+            self._fetch(c)
         self.containers[c.id] = c
         return Reply(200, {"id": c.id})
+
+    def _fetch(self, c: Container) -> None:
+        """Meta cURLs the image from the public server: no answer or no 200 is an ERROR."""
+        assert c.image_url
+        self.fetches.append(c.image_url)
+        try:
+            resp = httpx.get(c.image_url, timeout=5, follow_redirects=True)
+        except httpx.HTTPError:
+            resp = None
+        if resp is None or resp.status_code != 200 or not resp.content:
+            c.status, c.error_message = "ERROR", "UNKNOWN"
+            return
+        c.image = resp.content
+        if self.image_ready_after:
+            c.status, c.reads_left = "IN_PROGRESS", self.image_ready_after
 
     def _publish(self, p: dict[str, str]) -> Reply:
         c = self.containers.get(p.get("creation_id", ""))
@@ -198,8 +240,9 @@ class FakeThreads(FakeServer):
             return _error(400, f"The media container is {c.status} and can't be published",
                           9007, error_subcode=2207027)  # fmt: skip
         t = Thread(
-            str(next(self._ids)), c.text, c.link, datetime.now(UTC), c.id, reply_to=c.reply_to
-        )
+            str(next(self._ids)), c.text, c.link, datetime.now(UTC), c.id, reply_to=c.reply_to,
+            media_type=c.media_type, image_url=c.image_url, alt_text=c.alt_text, image=c.image,
+        )  # fmt: skip
         self.threads.append(t)
         c.status, c.media_id = "PUBLISHED", t.id
         return Reply(200, {"id": t.id})
@@ -208,7 +251,9 @@ class FakeThreads(FakeServer):
         return {
             "id": t.id,
             "media_product_type": "THREADS",
-            "media_type": "TEXT_POST",
+            "media_type": "IMAGE" if t.media_type == "IMAGE" else "TEXT_POST",
+            "media_url": t.image_url,
+            "alt_text": t.alt_text,
             "permalink": f"https://www.threads.net/@{self.username}/post/{t.shortcode}",
             "username": self.username,
             "text": t.text,
@@ -238,6 +283,9 @@ class FakeThreads(FakeServer):
     def _object(self, oid: str) -> Reply:
         c = self.containers.get(oid)
         if c is not None:
+            if c.reads_left:
+                c.reads_left -= 1
+                c.status = "IN_PROGRESS" if c.reads_left else "FINISHED"
             body = {"id": c.id, "status": c.status}
             if c.error_message:
                 body["error_message"] = c.error_message
