@@ -113,7 +113,8 @@ class Post:
     progress: Progress = field(default_factory=Progress, compare=False)
     # the image frozen on the row (a card, the artwork or the episode's image): a local
     # file, its sha256 (the same bytes on every attempt), alt text, MIME type, and its
-    # public URL when the site serves it (Nostr links it). None: post without an image.
+    # public URL when the site serves it (Nostr links it, Threads has Meta fetch it).
+    # None: post without an image.
     image_file: str | None = None
     image_sha256: str | None = None
     image_alt: str | None = None
