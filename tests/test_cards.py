@@ -186,6 +186,20 @@ def test_made_once_per_content_and_size(show: Any) -> None:
     assert Image.open(other_size.path).size == (1200, 630)
 
 
+def test_a_renderer_reads_a_file_once_and_sees_it_change(show: Any, tmp_path: Path) -> None:
+    r = cards.CardRenderer(show.cards)
+    first = r.read("art.png", show)
+    assert r.read("art.png", show) is first  # every card of a pass: read and hashed once
+    a = cards.make_card(show, _episode(), (1200, 675), r)
+    _png(tmp_path / "art.png", "#16a085", (500, 500))  # a new artwork between two cards
+    st = (tmp_path / "art.png").stat()
+    os.utime(tmp_path / "art.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert r.read("art.png", show).sha256 != first.sha256
+    b = cards.make_card(show, _episode(), (1200, 675), r)
+    assert b.path != a.path
+    assert Image.open(b.path).convert("RGB").getpixel((200, 300)) == (0x16, 0xA0, 0x85)
+
+
 def test_missing_or_broken_artwork_is_a_clear_error(show: Any, tmp_path: Path) -> None:
     (tmp_path / "art.png").unlink()
     with pytest.raises(cards.CardError, match=r"art\.png: can't read it"):
