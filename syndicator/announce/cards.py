@@ -45,6 +45,7 @@ LAYOUT_VERSION = "2"
 PNG_LEVEL = 1  # zlib level: 2-9 cost up to 8x the time for 1-15 % smaller files (benchmarks.md)
 VS16 = "\ufe0f"  # "draw the character before me as an emoji"
 _BOUND = 256  # entries kept per renderer cache (faces, emoji, files): a pass draws thousands
+_FILE_BYTES = 64 << 20  # and bytes of files kept (artwork and avatars can be MBs each)
 MAX_GUESTS = 4  # guests drawn on a card; the alt text names every one
 _LAYOUT = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
 
@@ -362,6 +363,8 @@ class CardRenderer:
         self._cmaps: dict[Path, tuple[frozenset[int], int | None]] = {}
         # files by (path, mtime, size): every card of a pass reads the same artwork
         self._files: dict[tuple[str, int, int], Blob] = {}
+        # cards found in the folder, their sha256: channels of one size share one card
+        self._found: dict[tuple[str, int, int], str] = {}
 
     # The fonts' character maps take a while to read: only a card that is drawn (not one
     # found in the cards folder) needs them.
@@ -397,10 +400,27 @@ class CardRenderer:
         key = (str(path), st.st_mtime_ns, st.st_size)
         blob = self._files.get(key)
         if blob is None:
-            if len(self._files) > _BOUND:
+            held = sum(len(b.data) for b in self._files.values())
+            if len(self._files) > _BOUND or held > _FILE_BYTES:
                 self._files.clear()
             blob = self._files[key] = Blob.of(read_image(where, settings))
         return blob
+
+    def found(self, path: Path) -> str | None:
+        """The sha256 of a card already in the folder, or None when there is none."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in self._found:
+            if len(self._found) > _BOUND:
+                self._found.clear()
+            try:
+                self._found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                return None
+        return self._found[key]
 
     def render(self, spec: CardSpec) -> bytes:
         return encode(self.draw(spec))
@@ -621,15 +641,15 @@ def make_card(
     digest = spec.digest(settings.cards, renderer.title_font_bytes, renderer.logo_bytes)
     name = f"card-{ep.number if ep.number is not None else 'x'}-{digest[:20]}.png"
     path = cards_dir(settings) / name
-    if path.is_file():
-        data = path.read_bytes()
-    else:
+    sha = renderer.found(path)
+    if sha is None:
         data = renderer.render(spec)
         _write_atomic(path, data)
+        sha = hashlib.sha256(data).hexdigest()
     base = cards_url(settings)
     return CardImage(
         path,
-        hashlib.sha256(data).hexdigest(),
+        sha,
         alt or alt_text(ep),
         "image/png",
         base + name if base else None,
