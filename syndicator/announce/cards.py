@@ -42,7 +42,7 @@ HANGUL_FONT = FONTS / "NanumSquareR.ttf"  # Droid Sans Fallback has no Hangul sy
 EMOJI_FONT = FONTS / "NotoColorEmoji-subset.ttf"  # colour bitmaps (CBDT), one strike
 # bump when the drawing changes, so cached cards are drawn again
 LAYOUT_VERSION = "2"
-PNG_LEVEL = 1  # zlib level: 2-9 cost up to 8x the time for 1-15 % smaller files (benchmarks.md)
+PNG_LEVEL = 1  # zlib level: 2-9 cost up to 12x the time for 2-19 % smaller files (benchmarks.md)
 VS16 = "\ufe0f"  # "draw the character before me as an emoji"
 _BOUND = 256  # entries kept per renderer cache (faces, emoji, files): a pass draws thousands
 _FILE_BYTES = 64 << 20  # and bytes of files kept (artwork and avatars can be MBs each)
