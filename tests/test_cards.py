@@ -191,6 +191,8 @@ def test_a_renderer_reads_a_file_once_and_sees_it_change(show: Any, tmp_path: Pa
     first = r.read("art.png", show)
     assert r.read("art.png", show) is first  # every card of a pass: read and hashed once
     a = cards.make_card(show, _episode(), (1200, 675), r)
+    assert r.found(a.path) == a.sha256  # a second channel of this size: the same card
+    assert r.found(a.path.with_name("card-none.png")) is None
     _png(tmp_path / "art.png", "#16a085", (500, 500))  # a new artwork between two cards
     st = (tmp_path / "art.png").stat()
     os.utime(tmp_path / "art.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
