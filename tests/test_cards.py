@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from nostr_sdk import Keys
-from PIL import Image, ImageDraw
+from PIL import Image
 from sqlmodel import select
 
 from syndicator.announce import cards
@@ -87,7 +87,7 @@ def test_alt_text_names_episode_title_and_guests() -> None:
 def test_every_script_goes_to_a_font_that_has_it(show: Any) -> None:
     r = cards.CardRenderer(show.cards)
     fonts = r.title_fonts  # DejaVu Bold, then the CJK fallback
-    runs = fonts.runs("Névola 日本語 한국어 Ωμέγα ☕📄")
+    runs = fonts.runs("Névola 日本語 한국어 Ωμέγα ☕📄 ❤\ufe0f\U0001d800")
     by_font: dict[str, str] = {}
     for i, t in runs:
         by_font[fonts.paths[i].name] = by_font.get(fonts.paths[i].name, "") + t
@@ -95,15 +95,49 @@ def test_every_script_goes_to_a_font_that_has_it(show: Any) -> None:
     assert "Ωμέγα" in by_font["DejaVuSans-Bold.ttf"] and "☕" in by_font["DejaVuSans-Bold.ttf"]
     assert "日本語" in by_font["DroidSansFallback-CJK.ttf"]
     assert "한국어" in by_font["NanumSquareR.ttf"]
-    assert "📄" not in "".join(t for _, t in runs)  # no font has it: left out, not a box
+    # emoji: the colour font, and a text-style symbol asked for as emoji (U+FE0F) too
+    assert by_font["NotoColorEmoji-subset.ttf"] == "📄❤"
+    joined = "".join(t for _, t in runs)
+    assert "\U0001d800" not in joined and "\ufe0f" not in joined  # no glyph: left out
     # the CJK glyphs are really drawn (ink, not an empty or .notdef box per character)
     img = Image.new("L", (400, 100), 0)
-    fonts.draw(ImageDraw.Draw(img), (0, 0), "日本語", 60, "white")
+    fonts.draw(img, (0, 0), "日本語", 60, "white")
     ink = img.getbbox()
     assert ink is not None and ink[2] - ink[0] > 150
     boxes = Image.new("L", (400, 100), 0)
-    fonts.draw(ImageDraw.Draw(boxes), (0, 0), "日本", 60, "white")
+    fonts.draw(boxes, (0, 0), "日本", 60, "white")
     assert img.tobytes() != boxes.tobytes()
+
+
+def _colour_mask(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """White where a pixel in `box` is neither the background nor a blend of it with the
+    white title (those are all close to grey or navy): an emoji's colours."""
+    rgb = img.convert("RGB").crop(box)
+    data = rgb.tobytes()
+    out = bytearray(len(data) // 3)
+    for i in range(len(out)):
+        r, g, b = data[3 * i : 3 * i + 3]
+        out[i] = 255 if max(r, g, b) - min(r, g, b) > 60 and (r, g, b) != BG else 0
+    return Image.frombytes("L", rgb.size, bytes(out))
+
+
+def test_emoji_in_a_title_are_drawn_in_colour(show: Any) -> None:
+    r = cards.CardRenderer(show.cards)
+    spec = cards.spec_for(show, _episode(title="🚀🎙️ Launch day"), (1200, 675), r)
+    plain = cards.spec_for(show, _episode(title="Launch day"), (1200, 675), r)
+    # the title's box: right of the artwork, below "Episode 107", above the guests
+    box = (675, 101, 1200, 540)
+    mask = _colour_mask(r.draw(spec), box)
+    assert _colour_mask(r.draw(plain), box).getbbox() is None  # white text only
+    ink = mask.getbbox()
+    assert ink is not None  # drawn: not left out, not a white box (tofu)
+    w, h = ink[2] - ink[0], ink[3] - ink[1]
+    assert h > 40 and w > 1.5 * h  # two emoji side by side at the title's size
+    assert sum(mask.histogram()[255:]) > 2000
+    # not one box twice: the rocket and the microphone differ
+    left = mask.crop((ink[0], ink[1], ink[0] + w // 2, ink[3]))
+    right = mask.crop((ink[0] + w // 2, ink[1], ink[0] + 2 * (w // 2), ink[3]))
+    assert left.tobytes() != right.tobytes()
 
 
 def test_a_long_title_wraps_and_shrinks_to_fit(show: Any) -> None:
@@ -150,6 +184,22 @@ def test_made_once_per_content_and_size(show: Any) -> None:
     other_size = cards.make_card(show, _episode(), (1200, 630))
     assert len({a.path, edited.path, other_size.path}) == 3
     assert Image.open(other_size.path).size == (1200, 630)
+
+
+def test_a_renderer_reads_a_file_once_and_sees_it_change(show: Any, tmp_path: Path) -> None:
+    r = cards.CardRenderer(show.cards)
+    first = r.read("art.png", show)
+    assert r.read("art.png", show) is first  # every card of a pass: read and hashed once
+    a = cards.make_card(show, _episode(), (1200, 675), r)
+    assert r.found(a.path) == a.sha256  # a second channel of this size: the same card
+    assert r.found(a.path.with_name("card-none.png")) is None
+    _png(tmp_path / "art.png", "#16a085", (500, 500))  # a new artwork between two cards
+    st = (tmp_path / "art.png").stat()
+    os.utime(tmp_path / "art.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert r.read("art.png", show).sha256 != first.sha256
+    b = cards.make_card(show, _episode(), (1200, 675), r)
+    assert b.path != a.path
+    assert Image.open(b.path).convert("RGB").getpixel((200, 300)) == (0x16, 0xA0, 0x85)
 
 
 def test_missing_or_broken_artwork_is_a_clear_error(show: Any, tmp_path: Path) -> None:

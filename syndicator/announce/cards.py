@@ -9,7 +9,8 @@ file's path, sha256 and alt text (see `image_for`), so a retry sends the same by
 Text of any script is drawn with the fonts shipped in syndicator/fonts/: each run of
 characters goes to the first font that has their glyphs (DejaVu for Latin, Greek,
 Cyrillic and symbols; Droid Sans Fallback for Chinese and Japanese; Nanum Square for
-Korean); a character no font has is left out rather than drawn as a box.
+Korean; Noto Color Emoji for emoji, its 109 px bitmaps scaled to the text); a character no
+font has is left out rather than drawn as a box.
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ TITLE_FONT = FONTS / "DejaVuSans-Bold.ttf"
 BODY_FONT = FONTS / "DejaVuSans.ttf"
 CJK_FONT = FONTS / "DroidSansFallback-CJK.ttf"
 HANGUL_FONT = FONTS / "NanumSquareR.ttf"  # Droid Sans Fallback has no Hangul syllables
+EMOJI_FONT = FONTS / "NotoColorEmoji-subset.ttf"  # colour bitmaps (CBDT), one strike
 # bump when the drawing changes, so cached cards are drawn again
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
+PNG_LEVEL = 1  # zlib level: 2-9 cost up to 12x the time for 2-19 % smaller files (benchmarks.md)
+VS16 = "\ufe0f"  # "draw the character before me as an emoji"
+_BOUND = 256  # entries kept per renderer cache (faces, emoji, files): a pass draws thousands
+_FILE_BYTES = 64 << 20  # and bytes of files kept (artwork and avatars can be MBs each)
 MAX_GUESTS = 4  # guests drawn on a card; the alt text names every one
 _LAYOUT = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
 
@@ -69,14 +75,26 @@ class CardImage:
 
 
 @dataclass(frozen=True)
+class Blob:
+    """An image file's bytes with their sha256, computed once (a 3 MB artwork is ~5 ms to hash)."""
+
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Blob:
+        return cls(data, hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
 class CardSpec:
     """Everything a card shows; its hash names the file."""
 
     title: str
     number: int | None
     show: str
-    guests: tuple[tuple[str, bytes | None], ...]  # (name, avatar bytes or None)
-    artwork: bytes | None
+    guests: tuple[tuple[str, Blob | None], ...]  # (name, avatar or None)
+    artwork: Blob | None
     width: int
     height: int
 
@@ -92,8 +110,10 @@ class CardSpec:
             "colours": [layout.background, layout.foreground, layout.accent],
         }
         h.update(json.dumps(meta, sort_keys=True).encode())
-        for blob in (self.artwork, title_font, logo, *(g[1] for g in self.guests)):
-            h.update(hashlib.sha256(blob or b"").digest())
+        for raw in (title_font, logo):
+            h.update(hashlib.sha256(raw or b"").digest())
+        for blob in (self.artwork, *(g[1] for g in self.guests)):
+            h.update(bytes.fromhex(blob.sha256) if blob else hashlib.sha256(b"").digest())
         return h.hexdigest()
 
 
@@ -120,41 +140,68 @@ class _FontSet:
 
     paths: list[Path]
     cmaps: list[frozenset[int]]
+    # a colour bitmap font's one strike size (it loads at no other), else None
+    strikes: list[int | None]
     sized: dict[tuple[int, int], ImageFont.FreeTypeFont] = field(default_factory=dict)
     # measured widths: wrapping and shrinking measure the same words again and again
     widths: dict[tuple[str, int], float] = field(default_factory=dict)
+    # emoji runs drawn at the strike and scaled, per (text, size): titles repeat them
+    sprites: dict[tuple[str, int], Image.Image] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: list[Path], known: dict[Path, frozenset[int]]) -> _FontSet:
+    def load(
+        cls, paths: list[Path], known: dict[Path, tuple[frozenset[int], int | None]]
+    ) -> _FontSet:
         """`known`: character maps already read (the CJK fonts are in both sets)."""
         for p in paths:
             if p not in known:
                 with TTFont(p, lazy=True, fontNumber=0) as f:
-                    known[p] = frozenset(f.getBestCmap() or {})
-        return cls(paths, [known[p] for p in paths])
+                    strike = None
+                    if "CBLC" in f:
+                        strike = f["CBLC"].strikes[0].bitmapSizeTable.ppemY
+                    known[p] = (frozenset(f.getBestCmap() or {}), strike)
+        return cls(paths, [known[p][0] for p in paths], [known[p][1] for p in paths])
 
     def font(self, i: int, size: int) -> ImageFont.FreeTypeFont:
+        size = self.strikes[i] or size
         key = (i, size)
         if key not in self.sized:
             self.sized[key] = ImageFont.truetype(str(self.paths[i]), size, layout_engine=_LAYOUT)
         return self.sized[key]
 
+    def _pick(self, cp: int, emoji: bool) -> int | None:
+        if emoji:  # asked for emoji presentation: the colour font first, if it has it
+            for i, strike in enumerate(self.strikes):
+                if strike and cp in self.cmaps[i]:
+                    return i
+        return next((i for i, c in enumerate(self.cmaps) if cp in c), None)
+
     def runs(self, text: str) -> list[tuple[int, str]]:
         """(font index, text) runs; characters no font has are dropped."""
         out: list[tuple[int, str]] = []
-        for ch in text:
+        for k, ch in enumerate(text):
+            if ch == VS16:
+                continue  # a selector, not a glyph: it chose the font of the one before
             cp = ord(ch)
-            idx = next((i for i, c in enumerate(self.cmaps) if cp in c), None)
+            # emoji from U+1F000 on are pictures by default (DejaVu has some in black and
+            # white); older symbols (☕ ★) are text unless U+FE0F asks for the picture
+            idx = self._pick(cp, cp >= 0x1F000 or text[k + 1 : k + 2] == VS16)
             if idx is None:
                 if ch.isspace() and out:
                     idx = out[-1][0]
                 else:
-                    continue  # no glyph anywhere (e.g. a colour emoji): no box
+                    continue  # no glyph anywhere: no box
             if out and out[-1][0] == idx:
                 out[-1] = (idx, out[-1][1] + ch)
             else:
                 out.append((idx, ch))
         return out
+
+    def _run_width(self, i: int, t: str, size: int) -> float:
+        strike = self.strikes[i]
+        if strike:
+            return self.font(i, strike).getlength(t) * size / strike
+        return self.font(i, size).getlength(t)
 
     def width(self, text: str, size: int) -> float:
         key = (text, size)
@@ -162,18 +209,39 @@ class _FontSet:
         if w is None:
             if len(self.widths) > 50_000:
                 self.widths.clear()  # bounded: a renderer may draw thousands of cards
-            w = sum(self.font(i, size).getlength(t) for i, t in self.runs(text))
+            w = sum(self._run_width(i, t, size) for i, t in self.runs(text))
             self.widths[key] = w
         return w
 
+    def _sprite(self, i: int, t: str, size: int) -> Image.Image:
+        """A colour-bitmap run drawn at its strike and scaled to `size` (RGBA)."""
+        key = (t, size)
+        if key not in self.sprites:
+            if len(self.sprites) > _BOUND:
+                self.sprites.clear()
+            strike = self.strikes[i] or size
+            font = self.font(i, strike)
+            ascent, descent = font.getmetrics()
+            big = Image.new("RGBA", (max(round(font.getlength(t)), 1), ascent + descent))
+            ImageDraw.Draw(big).text((0, 0), t, font=font, embedded_color=True)
+            scale = size / strike
+            small = (max(round(big.width * scale), 1), max(round(big.height * scale), 1))
+            self.sprites[key] = big.resize(small, Image.Resampling.LANCZOS)
+        return self.sprites[key]
+
     def draw(
-        self, d: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int, fill: str
+        self, img: Image.Image, xy: tuple[float, float], text: str, size: int, fill: str
     ) -> None:
         x, y = xy
+        d = ImageDraw.Draw(img)
         for i, t in self.runs(text):
-            font = self.font(i, size)
-            d.text((x, y), t, font=font, fill=fill)
-            x += font.getlength(t)
+            if self.strikes[i]:
+                sprite = self._sprite(i, t, size)
+                # the emoji font's ascent is DejaVu's (0.928 em): same top, same baseline
+                img.paste(sprite, (round(x), round(y)), sprite)
+            else:
+                d.text((x, y), t, font=self.font(i, size), fill=fill)
+            x += self._run_width(i, t, size)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -232,10 +300,24 @@ def fit_title(
     """The largest size (step 4) at which the title fits the box; at the smallest size the
     last line that fits ends with an ellipsis."""
     big, small = sizes
-    for size in range(big, small - 1, -4):
+    grid = list(range(big, small - 1, -4))  # largest first
+
+    def fits(size: int) -> list[str] | None:
         lines = wrap(fonts, text, size, max_width)
-        if len(lines) * size * 1.2 <= max_height:
-            return size, lines
+        return lines if len(lines) * size * 1.2 <= max_height else None
+
+    # binary search for the first size that fits: wrapping at each of ~12 sizes per card
+    # was most of the layout time; fitting only gets easier as the size goes down
+    lo, hi, best = 0, len(grid) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        lines = fits(grid[mid])
+        if lines is not None:
+            best, hi = (grid[mid], lines), mid - 1
+        else:
+            lo = mid + 1
+    if best is not None:
+        return best
     lines = wrap(fonts, text, small, max_width)
     keep = max(int(max_height // (small * 1.2)), 1)
     if len(lines) > keep:
@@ -258,14 +340,10 @@ def _open(blob: bytes, what: str) -> Image.Image:
     return img.convert("RGBA")
 
 
-def _round_mask(size: int) -> Image.Image:
-    mask = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(mask).ellipse((0, 0, size - 1, size - 1), fill=255)
-    return mask
-
-
 class CardRenderer:
-    """Draws cards; holds loaded fonts (one per process is enough, but nothing is global)."""
+    """Draws cards, and keeps what every card of a pass shares: the fonts, the artwork
+    scaled and flattened, avatars, the files read (one per process is enough, but nothing
+    is global)."""
 
     def __init__(self, layout: CardsConfig) -> None:
         self.layout = layout
@@ -279,7 +357,14 @@ class CardRenderer:
         self._title_fonts: _FontSet | None = None
         self._body_fonts: _FontSet | None = None
         self._art: dict[tuple[str, int], Image.Image] = {}
-        self._cmaps: dict[Path, frozenset[int]] = {}
+        self._faces: dict[tuple[str, int], Image.Image | None] = {}
+        self._masks: dict[int, Image.Image] = {}
+        self._logo: dict[int, Image.Image] = {}
+        self._cmaps: dict[Path, tuple[frozenset[int], int | None]] = {}
+        # files by (path, mtime, size): every card of a pass reads the same artwork
+        self._files: dict[tuple[str, int, int], Blob] = {}
+        # cards found in the folder, their sha256: channels of one size share one card
+        self._found: dict[tuple[str, int, int], str] = {}
 
     # The fonts' character maps take a while to read: only a card that is drawn (not one
     # found in the cards folder) needs them.
@@ -289,7 +374,7 @@ class CardRenderer:
             title = [self.layout.font] if self.layout.font else []
             try:
                 self._title_fonts = _FontSet.load(
-                    [*title, TITLE_FONT, CJK_FONT, HANGUL_FONT], self._cmaps
+                    [*title, TITLE_FONT, CJK_FONT, HANGUL_FONT, EMOJI_FONT], self._cmaps
                 )
             except Exception as exc:  # fontTools raises many kinds on a bad file
                 raise CardError(
@@ -300,10 +385,48 @@ class CardRenderer:
     @property
     def body_fonts(self) -> _FontSet:
         if self._body_fonts is None:
-            self._body_fonts = _FontSet.load([BODY_FONT, CJK_FONT, HANGUL_FONT], self._cmaps)
+            self._body_fonts = _FontSet.load(
+                [BODY_FONT, CJK_FONT, HANGUL_FONT, EMOJI_FONT], self._cmaps
+            )
         return self._body_fonts
 
+    def read(self, where: str, settings: Settings) -> Blob:
+        """`read_image`, with its sha256, once per file version for this renderer."""
+        path = _local_path(where, settings)
+        try:
+            st = path.stat()
+        except OSError:
+            return Blob.of(read_image(where, settings))  # not there (yet): its errors
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        blob = self._files.get(key)
+        if blob is None:
+            held = sum(len(b.data) for b in self._files.values())
+            if len(self._files) > _BOUND or held > _FILE_BYTES:
+                self._files.clear()
+            blob = self._files[key] = Blob.of(read_image(where, settings))
+        return blob
+
+    def found(self, path: Path) -> str | None:
+        """The sha256 of a card already in the folder, or None when there is none."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in self._found:
+            if len(self._found) > _BOUND:
+                self._found.clear()
+            try:
+                self._found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                return None
+        return self._found[key]
+
     def render(self, spec: CardSpec) -> bytes:
+        return encode(self.draw(spec))
+
+    def draw(self, spec: CardSpec) -> Image.Image:
+        """The card as an RGB image (`encode` makes the PNG)."""
         lay = self.layout
         w, h = spec.width, spec.height
         img = Image.new("RGB", (w, h), lay.background)
@@ -312,19 +435,17 @@ class CardRenderer:
         art = round(h - 2 * pad)
         x0 = pad
         if spec.artwork is not None:
-            cover = self._fitted(spec.artwork, art)
-            img.paste(cover, (pad, pad), cover)
+            img.paste(self._fitted(spec.artwork, art), (pad, pad))
             x0 = pad + art + pad
         # a strip of the accent colour, so the card reads as the show's at a glance
         d.rectangle((0, h - pad // 3, w, h), fill=lay.accent)
         text_w = w - x0 - pad
         y = pad
         label = f"Episode {spec.number}" if spec.number is not None else spec.show
-        self.body_fonts.draw(d, (x0, y), label, round(h * 0.05), lay.accent)
+        self.body_fonts.draw(img, (x0, y), label, round(h * 0.05), lay.accent)
         y += round(h * 0.05 * 1.6)
         if self.logo_bytes:
-            logo = _open(self.logo_bytes, "the logo")
-            logo.thumbnail((round(h * 0.12), round(h * 0.12)))
+            logo = self._scaled_logo(round(h * 0.12))
             img.paste(logo, (w - pad - logo.width, pad), logo)
         guest_h = round(h * 0.12) if spec.guests else 0
         box_h = h - y - pad - guest_h - (pad // 2 if guest_h else 0)
@@ -332,48 +453,77 @@ class CardRenderer:
             self.title_fonts, spec.title, text_w, box_h, (round(h * 0.107), round(h * 0.042))
         )
         for line in lines:
-            self.title_fonts.draw(d, (x0, y), line, size, lay.foreground)
+            self.title_fonts.draw(img, (x0, y), line, size, lay.foreground)
             y += size * 1.2
         if spec.guests:
-            self._guests(img, d, spec, x0, h - pad - guest_h, guest_h, text_w)
-        out = io.BytesIO()
-        img.save(out, "PNG", compress_level=1)  # fast; cards are written once and cached
-        return out.getvalue()
+            self._guests(img, spec, x0, h - pad - guest_h, guest_h, text_w)
+        return img
 
-    def _fitted(self, blob: bytes, size: int) -> Image.Image:
-        """The artwork scaled to `size`, kept: every card of a show has the same one."""
-        key = (hashlib.sha256(blob).hexdigest(), size)
+    def _fitted(self, art: Blob, size: int) -> Image.Image:
+        """The artwork scaled to `size` and flattened on the background (a plain paste, no
+        alpha blend per card), kept: every card of a show has the same one."""
+        key = (art.sha256, size)
         if key not in self._art:
             self._art.clear()  # one artwork at a time is what a show has
-            self._art[key] = ImageOps.fit(_open(blob, "the artwork"), (size, size))
+            cover = ImageOps.fit(_open(art.data, "the artwork"), (size, size))
+            flat = Image.new("RGB", cover.size, self.layout.background)
+            flat.paste(cover, (0, 0), cover)
+            self._art[key] = flat
         return self._art[key]
 
+    def _scaled_logo(self, size: int) -> Image.Image:
+        if size not in self._logo:
+            logo = _open(self.logo_bytes or b"", "the logo")
+            logo.thumbnail((size, size))
+            self._logo[size] = logo
+        return self._logo[size]
+
+    def _face(self, name: str, avatar: Blob, size: int) -> Image.Image | None:
+        """A guest's avatar scaled to `size`, or None when it isn't an image."""
+        key = (avatar.sha256, size)
+        if key not in self._faces:
+            if len(self._faces) > _BOUND:
+                self._faces.clear()
+            try:
+                self._faces[key] = ImageOps.fit(
+                    _open(avatar.data, f"{name}'s avatar"), (size, size)
+                )
+            except CardError:
+                self._faces[key] = None  # a bad avatar leaves the name alone on the card
+        return self._faces[key]
+
+    def _round_mask(self, size: int) -> Image.Image:
+        if size not in self._masks:
+            mask = Image.new("L", (size, size), 0)
+            ImageDraw.Draw(mask).ellipse((0, 0, size - 1, size - 1), fill=255)
+            self._masks[size] = mask
+        return self._masks[size]
+
     def _guests(
-        self,
-        img: Image.Image,
-        d: ImageDraw.ImageDraw,
-        spec: CardSpec,
-        x: int,
-        y: int,
-        size: int,
-        max_w: int,
+        self, img: Image.Image, spec: CardSpec, x: int, y: int, size: int, max_w: int
     ) -> None:
         font = round(size * 0.4)
         for name, avatar in spec.guests[:MAX_GUESTS]:
-            if avatar is not None:
-                try:
-                    face = ImageOps.fit(_open(avatar, f"{name}'s avatar"), (size, size))
-                    img.paste(face, (x, y), _round_mask(size))
-                    x += size + size // 4
-                except CardError:
-                    pass  # a bad avatar leaves the name alone on the card
+            face = self._face(name, avatar, size) if avatar is not None else None
+            if face is not None:
+                img.paste(face, (x, y), self._round_mask(size))
+                x += size + size // 4
             width = self.body_fonts.width(name, font)
             if x + width > spec.width - size // 2 and x > 0:
                 break
-            self.body_fonts.draw(d, (x, y + (size - font) / 2), name, font, self.layout.foreground)
+            self.body_fonts.draw(
+                img, (x, y + (size - font) / 2), name, font, self.layout.foreground
+            )
             x += round(width) + size // 2
             if x > img.width - size:
                 break
+
+
+def encode(img: Image.Image, level: int = PNG_LEVEL) -> bytes:
+    """The card as PNG bytes; most of a card's time is here (zlib and PNG's row filters)."""
+    out = io.BytesIO()
+    img.save(out, "PNG", compress_level=level)
+    return out.getvalue()
 
 
 # ---- where the bytes come from ----------------------------------------------------------
@@ -404,7 +554,7 @@ def read_image(where: str, settings: Settings, base: Path | None = None) -> byte
     kept in the cards folder (a pass never waits long on a slow host)."""
     cfg = settings.cards
     if urlsplit(where).scheme in ("http", "https"):
-        cache = cards_dir(settings) / ".fetched" / hashlib.sha256(where.encode()).hexdigest()
+        cache = _local_path(where, settings)
         if cache.is_file():
             return cache.read_bytes()
         try:
@@ -425,13 +575,19 @@ def read_image(where: str, settings: Settings, base: Path | None = None) -> byte
             raise CardError(f"{where}: could not download ({exc})") from exc
         _write_atomic(cache, bytes(buf))
         return bytes(buf)
-    path = Path(where).expanduser()
-    if not path.is_absolute():
-        path = (base or settings.base_dir) / path
+    path = _local_path(where, settings, base)
     try:
         return path.read_bytes()
     except OSError as exc:
         raise CardError(f"{path}: can't read it ({exc.strerror or exc})") from exc
+
+
+def _local_path(where: str, settings: Settings, base: Path | None = None) -> Path:
+    """Where `read_image` finds the bytes: the file, or a URL's copy in the cards folder."""
+    if urlsplit(where).scheme in ("http", "https"):
+        return cards_dir(settings) / ".fetched" / hashlib.sha256(where.encode()).hexdigest()
+    path = Path(where).expanduser()
+    return path if path.is_absolute() else (base or settings.base_dir) / path
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -442,7 +598,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _avatar(settings: Settings, guest: dict[str, Any]) -> bytes | None:
+def _avatar(settings: Settings, guest: dict[str, Any], renderer: CardRenderer) -> Blob | None:
     avatar = str(guest.get("avatar") or "").strip()
     if not avatar:
         return None
@@ -451,18 +607,21 @@ def _avatar(settings: Settings, guest: dict[str, Any]) -> bytes | None:
     if pattern and "/" not in avatar:
         where = pattern.replace("{avatar}", avatar)
     try:
-        return read_image(where, settings)
+        return renderer.read(where, settings)
     except CardError:
         return None  # a missing avatar is not worth a problem: the name is drawn alone
 
 
-def spec_for(settings: Settings, ep: Episode, size: tuple[int, int]) -> CardSpec:
+def spec_for(
+    settings: Settings, ep: Episode, size: tuple[int, int], renderer: CardRenderer | None = None
+) -> CardSpec:
+    renderer = renderer or CardRenderer(settings.cards)
     art = settings.cards.artwork or settings.podcast.image
     if not art:
         raise CardError("no artwork: set podcast.image or [cards] artwork")
-    artwork = read_image(art, settings)
+    artwork = renderer.read(art, settings)
     guests = tuple(
-        (str(g.get("name") or "").strip(), _avatar(settings, g))
+        (str(g.get("name") or "").strip(), _avatar(settings, g, renderer))
         for g in ep.guests or []
         if str(g.get("name") or "").strip()
     )
@@ -478,19 +637,19 @@ def make_card(
 ) -> CardImage:
     """The episode's card at `size`, drawn once and reused while nothing on it changes."""
     renderer = renderer or CardRenderer(settings.cards)
-    spec = spec_for(settings, ep, size)
+    spec = spec_for(settings, ep, size, renderer)
     digest = spec.digest(settings.cards, renderer.title_font_bytes, renderer.logo_bytes)
     name = f"card-{ep.number if ep.number is not None else 'x'}-{digest[:20]}.png"
     path = cards_dir(settings) / name
-    if path.is_file():
-        data = path.read_bytes()
-    else:
+    sha = renderer.found(path)
+    if sha is None:
         data = renderer.render(spec)
         _write_atomic(path, data)
+        sha = hashlib.sha256(data).hexdigest()
     base = cards_url(settings)
     return CardImage(
         path,
-        hashlib.sha256(data).hexdigest(),
+        sha,
         alt or alt_text(ep),
         "image/png",
         base + name if base else None,
