@@ -114,6 +114,7 @@ class ParsePool:
         self._thread: ThreadPoolExecutor | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._modes: set[str] = set()
+        self._reported = False
 
     def __enter__(self) -> ParsePool:
         return self
@@ -148,6 +149,19 @@ class ParsePool:
         return mode
 
     def close(self, wait: bool = True) -> None:
+        if self.load and not self._reported:
+            self._reported = True
+            # Where the pass's parsing went, per worker (benchmarks read `parse_load`).
+            log.debug(
+                "%s parsing: %s; %s",
+                self.name,
+                self.modes,
+                ", ".join(
+                    f"worker {pid}: {w.jobs} jobs, {w.cpu_seconds:.1f} s CPU"
+                    for pid, w in sorted(self.load.items())
+                ),
+                extra={"parse_load": dict(self.load), "parse_modes": self.modes},
+            )
         for ex in (self._thread, self._pool):
             if ex is not None:
                 ex.shutdown(wait=wait, cancel_futures=True)
