@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
@@ -185,7 +185,7 @@ class ParsePool:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
         return self._pool
 
-    def _broken(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
+    def _broken(self, pool: ProcessPoolExecutor | None, exc: BaseException) -> None:
         if not self.failed:
             log.warning(
                 "%s parser processes failed (%s: %s); parsing the rest of the pass in this "
@@ -195,9 +195,11 @@ class ParsePool:
                 exc,
             )
         self.failed = True
-        if self._pool is pool:
+        if pool is not None and self._pool is pool:
             self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            # No cancel_futures: a broken pool fails its pending jobs itself, and cancelling
+            # them here could race with that and turn a job's failure into a cancellation.
+            pool.shutdown(wait=False)
         self._modes.add(self.small)
 
     async def run(self, fn: Callable[[J], R], job: J, size: int) -> R:
@@ -205,8 +207,9 @@ class ParsePool:
         mode = self.choose(size)
         loop = asyncio.get_running_loop()
         if mode == "process":
-            pool = self._process_pool()
+            pool = None
             try:
+                pool = self._process_pool()
                 return await loop.run_in_executor(pool, fn, job)
             except POOL_ERRORS as exc:
                 self._broken(pool, exc)
@@ -225,11 +228,12 @@ class ParsePool:
             for job in jobs:
                 yield fn(job)
             return
-        pool = self._process_pool()
         size = max(1, min(MAX_CHUNK, len(jobs) // (self.workers * 8)))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         futures: list[Future[tuple[int, float, list[R]]]] = []
+        pool = None
         try:
+            pool = self._process_pool()
             for chunk in chunks:
                 futures.append(pool.submit(_run_chunk, fn, chunk))
         except POOL_ERRORS as exc:
@@ -240,7 +244,7 @@ class ParsePool:
                 if i < len(futures):
                     try:
                         pid, cpu, out = futures[i].result()
-                    except POOL_ERRORS as exc:
+                    except (*POOL_ERRORS, CancelledError) as exc:
                         # Chunks finished before the failure keep their results; this one
                         # and the rest are parsed here.
                         self._broken(pool, exc)
