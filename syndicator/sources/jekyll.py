@@ -2,7 +2,8 @@
 
 `scan()` walks `_posts/` (recursively: posts move between folders), skips files whose
 stat stamp is unchanged without reading them, skips touched files whose bytes hash the
-same, and parses the rest into EpisodeData. One bad file is one ProblemData and never
+same, and parses the rest into EpisodeData: in this process, or on every core when a
+pass has many to parse (sources/pool.py). One bad file is one ProblemData and never
 stops the scan; the store keeps what it had for that file.
 """
 
