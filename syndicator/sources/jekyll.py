@@ -2,7 +2,8 @@
 
 `scan()` walks `_posts/` (recursively: posts move between folders), skips files whose
 stat stamp is unchanged without reading them, skips touched files whose bytes hash the
-same, and parses the rest into EpisodeData. One bad file is one ProblemData and never
+same, and parses the rest into EpisodeData: in this process, or on every core when a
+pass has many to parse (sources/pool.py). One bad file is one ProblemData and never
 stops the scan; the store keeps what it had for that file.
 """
 
@@ -35,6 +36,7 @@ from syndicator.sources.base import (
     ScanResult,
 )
 from syndicator.sources.kinds import PollContext, Polled, PollJob
+from syndicator.sources.pool import Mode, ParsePool, mode_from_env
 from syndicator.sources.text import (
     RenderLimits,
     RenderStopped,
@@ -57,6 +59,11 @@ log = logging.getLogger(__name__)
 
 # Bump when parsing changes what an unchanged file yields: part of SiteInfo.fingerprint.
 PARSER_VERSION = "2"
+
+# auto: parse in this process until a pass has this much post text to read, then in a pool
+# sized to the cores. A post parses at ~1 KB/ms, so this is about 1 s of parsing: what a
+# pool costs to start.
+PROCESS_AFTER_BYTES = 1024 * 1024
 
 MARKDOWN_EXTS = frozenset({".md", ".markdown", ".mkd", ".mkdn", ".mkdown"})
 POST_EXTS = MARKDOWN_EXTS | {".html", ".htm"}
@@ -302,18 +309,60 @@ def _expand(
 
 
 @dataclass
-class _ScanState:
+class _PostContext:
+    """What every post of one scan is parsed with; sent to the parser processes."""
+
     cfg: Any
     site: SiteInfo
     tz: ZoneInfo
     categories: frozenset[str]
     enclosure_template: str
     transcripts: dict[str, list[str]] | None
-    problems: list[ProblemData]
     limits: RenderLimits = field(default_factory=RenderLimits)
     should_stop: Callable[[], bool] | None = None
-    noticed: set[tuple[str, str]] = field(default_factory=set)  # (kind, message) this pass
-    audio_without_template: int = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process cannot ask this one whether to stop (nor pickle the callable):
+        # there the render limits bound a post, and scan() checks should_stop between posts.
+        return {**self.__dict__, "should_stop": None}
+
+
+@dataclass
+class _ReadJob:
+    """One changed post file to read and parse (in this process or a worker)."""
+
+    ctx: _PostContext
+    path: str
+    rel: str
+    name: str
+    ext: str
+    dirs: tuple[str, ...]
+    mtime_ns: int
+    size: int
+    old: FileStamp | None  # the stored stamp, to skip a touched file whose bytes are the same
+
+
+@dataclass
+class _Read:
+    """What reading one file gave: its result (None: deleted since the listing), its
+    problems (a bad file's one error, a good one's warnings) and whether it had audio
+    fields but no enclosure template."""
+
+    file: FileResult | None
+    problems: list[ProblemData] = field(default_factory=list)
+    audio_without_template: bool = False
+
+
+def parse_pool(mode: Mode | None = None, workers: int | None = None) -> ParsePool:
+    """Where a pass parses its changed posts: `mode` (default: $SYNDICATOR_PARSE_IN, else
+    auto: in this process, or in a pool of `workers` processes, default the cores, once the
+    pass has more than PROCESS_AFTER_BYTES of posts to read)."""
+    return ParsePool(
+        mode or mode_from_env(),
+        auto_after_bytes=PROCESS_AFTER_BYTES,
+        workers=workers,
+        name="jekyll",
+    )
 
 
 def render_limits(cfg: JekyllSourceConfig) -> RenderLimits:
@@ -334,6 +383,7 @@ def scan(
     force: bool = False,
     on_parse: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    pool: ParsePool | None = None,
 ) -> ScanResult:
     """Walk the posts folder and report every post file; never raises for bad input.
 
@@ -346,6 +396,9 @@ def scan(
     file that had to be read (progress for a long cold scan). When `should_stop()`
     turns true (the daemon is shutting down) the scan raises RenderStopped, even in the
     middle of rendering a post: store nothing of it, the next pass reads it again.
+    `pool` parses the changed files (in a process pool when there are many); without one,
+    the scan makes its own (mode from $SYNDICATOR_PARSE_IN, default auto). Results do not
+    depend on where posts were parsed.
     """
     tz = tz or ZoneInfo("UTC")
     if not Path(cfg.path).is_dir():
@@ -388,14 +441,13 @@ def scan(
     enclosure_template = cfg.enclosure_url or (
         "{site.mp3_url_path}{number}.mp3" if site.site.get("mp3_url_path") else ""
     )
-    state = _ScanState(
+    ctx = _PostContext(
         cfg=cfg,
         site=site,
         tz=tz,
         categories=frozenset(c.lower() for c in cfg.categories),
         enclosure_template=enclosure_template,
         transcripts=_list_transcripts(cfg, result.problems),
-        problems=result.problems,
         limits=render_limits(cfg),
         should_stop=should_stop,
     )
@@ -404,6 +456,7 @@ def scan(
     seen_dirs: set[tuple[int, int]] = set()
     stack: list[tuple[str, str, tuple[str, ...]]] = [(str(site.posts_dir), prefix, ())]
     files = result.files
+    jobs: list[_ReadJob] = []  # changed files, in listing order: parsed after the walk
     while stack:
         dir_path, rel_prefix, dirs = stack.pop()
         try:
@@ -449,20 +502,35 @@ def scan(
             ):
                 files.append(FileResult(rel, old, "unchanged"))
                 continue
+            jobs.append(
+                _ReadJob(ctx, entry.path, rel, name, ext, dirs, st.st_mtime_ns, st.st_size,
+                         None if force else old)
+            )  # fmt: skip
+
+    audio_without_template = 0
+    noticed: set[tuple[str, str]] = set()  # (kind, message) of the notices already kept
+    with contextlib.ExitStack() as owned:
+        if pool is None:
+            pool = owned.enter_context(parse_pool())
+        # Results come back in the jobs' order whatever the mode, so problems and files
+        # are recorded exactly as an in-process scan would.
+        reads = pool.map(_read_post, jobs, [job.size for job in jobs])
+        for job, read in zip(jobs, reads, strict=True):
             if should_stop is not None and should_stop():
                 raise RenderStopped()
-            fr = _process(state, entry.path, rel, name, ext, dirs, st, None if force else old)
-            if fr is not None:
-                files.append(fr)
+            if read.file is not None:
+                files.append(read.file)
+            result.problems.extend(_first_notices(noticed, read.problems))
+            audio_without_template += read.audio_without_template
             if on_parse is not None:
-                on_parse(rel)
+                on_parse(job.rel)
     files.sort(key=lambda f: f.path)
-    if state.audio_without_template:
+    if audio_without_template:
         result.problems.append(
             ProblemData(
                 f"source '{cfg.name}'",
                 "config",
-                f"{state.audio_without_template} episode(s) have mp3_bytes/mp3_duration but "
+                f"{audio_without_template} episode(s) have mp3_bytes/mp3_duration but "
                 "no enclosure URL can be built: set enclosure_url (e.g. "
                 '"{site.url}/audio/{number}.mp3") or mp3_url_path in _config.yml',
                 severity="warning",
@@ -505,46 +573,36 @@ def _list_transcripts(cfg: Any, problems: list[ProblemData]) -> dict[str, list[s
     return found
 
 
-def _process(
-    state: _ScanState,
-    path: str,
-    rel: str,
-    name: str,
-    ext: str,
-    dirs: tuple[str, ...],
-    st: os.stat_result,
-    old: FileStamp | None,
-) -> FileResult | None:
-    limit = state.cfg.max_file_bytes
-    if st.st_size > limit:
+def _read_post(job: _ReadJob) -> _Read:
+    """Read, hash and parse one changed file; never raises (a worker runs it)."""
+    ctx, rel = job.ctx, job.rel
+    limit = ctx.cfg.max_file_bytes
+    if job.size > limit:
         return _bad(
-            state,
             rel,
-            FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
+            FileStamp(job.mtime_ns, job.size, "", ok=False),
             _Bad(
                 "too-large",
-                f"the file is {st.st_size:,} bytes, over max_file_bytes "
+                f"the file is {job.size:,} bytes, over max_file_bytes "
                 f"({limit:,}): shrink it or raise max_file_bytes for this source",
             ),
         )
     try:
-        with open(path, "rb") as fh:
+        with open(job.path, "rb") as fh:
             raw = fh.read(limit + 1)
     except FileNotFoundError:
-        return None  # deleted since the listing
+        return _Read(None)  # deleted since the listing
     except OSError as exc:
         return _bad(
-            state,
             rel,
-            FileStamp(st.st_mtime_ns, st.st_size, "", ok=False),
+            FileStamp(job.mtime_ns, job.size, "", ok=False),
             _Bad("read", f"cannot read the file: {exc.strerror or exc}"),
         )
     digest = hashlib.sha256(raw).hexdigest()
-    stamp = FileStamp(st.st_mtime_ns, st.st_size, digest)
+    stamp = FileStamp(job.mtime_ns, job.size, digest)
     if len(raw) > limit:
         stamp.ok = False
         return _bad(
-            state,
             rel,
             stamp,
             _Bad(
@@ -552,20 +610,20 @@ def _process(
                 f"the file is over max_file_bytes ({limit:,}): shrink it or raise the limit",
             ),
         )
+    old = job.old
     if old is not None and old.content_hash == digest:
         stamp.ok = old.ok
-        return FileResult(rel, stamp, "same-hash")
+        return _Read(FileResult(rel, stamp, "same-hash"))
     try:
-        episode, warnings = _parse_post(state, raw, rel, name, ext, dirs)
+        episode, warnings, no_audio = _parse_post(ctx, raw, rel, job.name, job.ext, job.dirs)
     except _Bad as bad:
         stamp.ok = False
-        return _bad(state, rel, stamp, bad)
+        return _bad(rel, stamp, bad)
     except RenderStopped:
         raise  # shutting down: not this file's fault
     except Exception as exc:  # one file must never stop the scan
         stamp.ok = False
         return _bad(
-            state,
             rel,
             stamp,
             _Bad(
@@ -574,27 +632,26 @@ def _process(
             ),
         )
     if episode is None:
-        return FileResult(rel, stamp, "ignored")
+        return _Read(FileResult(rel, stamp, "ignored"))
     episode.file_hash = digest
-    state.problems.extend(_first_notices(state, warnings))
-    return FileResult(rel, stamp, "parsed", episode)
+    return _Read(FileResult(rel, stamp, "parsed", episode), warnings, no_audio)
 
 
-def _first_notices(state: _ScanState, problems: list[ProblemData]) -> list[ProblemData]:
+def _first_notices(noticed: set[tuple[str, str]], problems: list[ProblemData]) -> list[ProblemData]:
     """Drop a notice already recorded this pass: a plugin tag in 100 posts is one notice."""
     kept = []
     for p in problems:
         if p.severity == "notice":
-            if (p.kind, p.message) in state.noticed:
+            if (p.kind, p.message) in noticed:
                 continue
-            state.noticed.add((p.kind, p.message))
+            noticed.add((p.kind, p.message))
         kept.append(p)
     return kept
 
 
-def _bad(state: _ScanState, rel: str, stamp: FileStamp, bad: _Bad) -> FileResult:
-    state.problems.append(ProblemData(rel, bad.kind, bad.message, line=bad.line))
-    return FileResult(rel, stamp, "bad")
+def _bad(rel: str, stamp: FileStamp, bad: _Bad) -> _Read:
+    problem = ProblemData(rel, bad.kind, bad.message, line=bad.line)
+    return _Read(FileResult(rel, stamp, "bad"), [problem])
 
 
 # ---------------------------------------------------------------------------
@@ -795,13 +852,19 @@ def _title_from_slug(slug: str) -> str:
 
 
 def _parse_post(
-    state: _ScanState, raw: bytes, rel: str, name: str, ext: str, dirs: tuple[str, ...]
-) -> tuple[EpisodeData | None, list[ProblemData]]:
-    """One post's bytes -> (episode or None when ignored, warnings); raises _Bad."""
+    state: _PostContext,
+    raw: bytes,
+    rel: str,
+    name: str,
+    ext: str,
+    dirs: tuple[str, ...],
+) -> tuple[EpisodeData | None, list[ProblemData], bool]:
+    """One post's bytes -> (episode or None when ignored, warnings, whether it has audio
+    fields but no enclosure template to use); raises _Bad."""
     stem = name[: -len(ext)] if ext else name
     m = _POST_NAME.match(stem)
     if not m:
-        return None, []  # Jekyll only builds YYYY-MM-DD-name files in _posts
+        return None, [], False  # Jekyll only builds YYYY-MM-DD-name files in _posts
     y, mo, d, slug = m.groups()
     try:
         file_date = date(int(y), int(mo), int(d))
@@ -834,7 +897,7 @@ def _parse_post(
     if not categories:
         categories = list(dirs)  # `_posts/podcast/x.md` with no category: "podcast"
     if state.categories and not state.categories.intersection(c.lower() for c in categories):
-        return None, []
+        return None, [], False
 
     fm_slug = _text(fm.get("slug"))
     if fm_slug:
@@ -940,9 +1003,10 @@ def _parse_post(
         )
 
     enclosure = None
+    no_audio = False
     if mp3_bytes is not None or duration is not None:
         if not state.enclosure_template:
-            state.audio_without_template += 1
+            no_audio = True
         else:
             try:
                 enclosure = Enclosure(
@@ -1072,7 +1136,7 @@ def _parse_post(
         withdrawn_reason=reason,
         image_alt=_text(fm.get("image_alt")),
     )
-    return clean_episode(episode), warnings
+    return clean_episode(episode), warnings, no_audio
 
 
 class JekyllKind:
@@ -1083,6 +1147,11 @@ class JekyllKind:
     scheduled = False  # read every pass: an unchanged post costs one stat
 
     def poll(self, jobs: Sequence[PollJob], ctx: PollContext) -> Iterator[Polled]:
+        # One pool for the pass: it starts at most once, when the pass has much to parse.
+        with parse_pool() as pool:
+            yield from self._poll(jobs, ctx, pool)
+
+    def _poll(self, jobs: Sequence[PollJob], ctx: PollContext, pool: ParsePool) -> Iterator[Polled]:
         for job in jobs:
             src = job.config
             ctx.progress.step(f"reading {src.name} ({src.path})")
@@ -1095,6 +1164,7 @@ class JekyllKind:
                     src, job.known.files, site, tz=ctx.tz,
                     force=reparse and bool(job.known.files),
                     on_parse=lambda _path: ctx.progress.advance(), should_stop=ctx.should_stop,
+                    pool=pool,
                 )  # fmt: skip
             except RenderStopped:
                 log.warning("source %s: reading stopped for shutdown", src.name)

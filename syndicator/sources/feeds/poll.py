@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,13 +25,15 @@ from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome
 from syndicator.sources.feeds.parse import ParsedFeed, parse_job
 from syndicator.sources.feeds.safety import Resolver, problem
 from syndicator.sources.kinds import PollContext, Polled, PollJob
+from syndicator.sources.pool import ParsePool, mode_from_env
 
 if TYPE_CHECKING:  # config pulls in pydantic; process-pool workers need not import it
     from syndicator.config import FeedSourceConfig, FetchConfig
 
 log = logging.getLogger(__name__)
 
-ParseIn = Literal["auto", "loop", "thread", "process"]
+# "loop" is "inline": parsed in the event loop's thread, blocking it
+ParseIn = Literal["auto", "loop", "inline", "thread", "process"]
 
 # auto: parse in one thread until a pass has received this much feed text, then start a
 # process pool for the rest (at ~3.5 MB/s per core, that is a few seconds of parsing)
@@ -124,82 +124,17 @@ class _Poller:
         fetcher: Fetcher,
         tz: tzinfo,
         progress: Callable[[PollResult], None] | None,
-        parse_in: str,
-        workers: int,
+        parsers: ParsePool,
         stats: PollStats,
     ) -> None:
         self.fetcher = fetcher
         self.tz = tz
         self.progress = progress
-        self.parse_in = parse_in  # loop | thread | process | auto
-        self.workers = workers
+        self.parsers = parsers
         self.stats = stats
-        self._thread: ThreadPoolExecutor | None = None
-        self._pool: ProcessPoolExecutor | None = None
-        self._pool_failed = False
-        self._bytes_seen = 0
-        self._modes: set[str] = set()
-
-    def _thread_executor(self) -> ThreadPoolExecutor:
-        if self._thread is None:
-            # one thread: parsing holds the GIL, more threads would only contend
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="feed-parse")
-        return self._thread
-
-    def _process_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            import multiprocessing
-
-            # forkserver, not fork: forking a process that runs threads (the event loop, a
-            # scheduler, a test server) can deadlock in the child. Like any spawn-style pool it
-            # imports the main module in the workers, so scripts need `if __name__ == ...`.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["syndicator.sources.feeds.parse"])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-        return self._pool
-
-    def _choose(self, size: int) -> str:
-        self._bytes_seen += size
-        mode = self.parse_in
-        if mode == "auto":
-            # A pool costs ~0.5-1 s to start: worth it only once this pass has shown a lot of
-            # parsing to do. All-304 passes and a few changed feeds stay in the thread.
-            big = self._bytes_seen > AUTO_PROCESS_AFTER_BYTES and (os.cpu_count() or 1) > 1
-            mode = "process" if big else "thread"
-        if mode == "process" and self._pool_failed:
-            mode = "thread"
-        self._modes.add(mode)
-        return mode
-
-    @property
-    def modes(self) -> str:
-        names = [m if m != "process" else f"process x{self.workers}" for m in sorted(self._modes)]
-        return "+".join(names) or "none"
-
-    def close(self) -> None:
-        for ex in (self._thread, self._pool):
-            if ex is not None:
-                ex.shutdown(wait=True, cancel_futures=True)
 
     async def parse(self, job: tuple[bytes, str, str, list[str], tzinfo]) -> ParsedFeed:
-        mode = self._choose(len(job[0]))
-        if mode == "loop":
-            return parse_job(job)
-        loop = asyncio.get_running_loop()
-        if mode == "process":
-            pool = self._process_pool()
-            try:
-                return await loop.run_in_executor(pool, parse_job, job)
-            except (BrokenProcessPool, RuntimeError, OSError):
-                # a worker died (killed, out of memory) or could not start: every job in flight
-                # fails with it. Finish the pass in the thread rather than fail the feeds.
-                log.warning("feed parser processes failed; parsing in a thread instead")
-                self._pool_failed = True
-                if self._pool is pool:
-                    self._pool = None
-                    pool.shutdown(wait=False, cancel_futures=True)
-                self._modes.add("thread")
-        return await loop.run_in_executor(self._thread_executor(), parse_job, job)
+        return await self.parsers.run(parse_job, job, len(job[0]))
 
     async def poll(self, req: PollRequest) -> PollResult:
         src = req.source
@@ -338,15 +273,22 @@ async def poll_feeds(
     `tz` is the zone for feed dates that carry none. `progress` is called (in the event loop)
     with each result as it completes. `parse_in` picks where bodies are parsed: "thread" (one
     worker thread, keeps the loop responsive), "process" (a forkserver pool of `parse_workers`
-    processes, default min(cpus, 4)), "loop" (inline, blocks the loop) or "auto" (a thread,
+    processes, default the cores), "inline" or "loop" (blocks the loop) or "auto" (a thread,
     plus a process pool once the pass has received more than 8 MB of feeds on a multi-core
-    machine). `stats`, when given, is filled in. `client` (an httpx.AsyncClient) replaces the
-    internally created one (the caller then closes it). `resolver` replaces the DNS lookup
+    machine). When a pool worker dies, the rest of the pass parses in the thread. `stats`,
+    when given, is filled in. `client` (an httpx.AsyncClient) replaces the internally created
+    one (the caller then closes it). `resolver` replaces the DNS lookup
     used to tell private redirect targets (tests).
     """
     st = stats if stats is not None else PollStats()
     started = time.perf_counter()
-    workers = max(1, parse_workers or min(os.cpu_count() or 1, 4))
+    parsers = ParsePool(
+        "inline" if parse_in == "loop" else parse_in,
+        auto_after_bytes=AUTO_PROCESS_AFTER_BYTES,
+        small="thread",
+        workers=parse_workers,
+        name="feed",
+    )
     st.feeds += len(requests)
     async with Fetcher(
         user_agent=fetch.user_agent,
@@ -356,12 +298,12 @@ async def poll_feeds(
         allow_private_redirects=fetch.allow_private_redirects,
         resolver=resolver,
     ) as fetcher:
-        poller = _Poller(fetcher, tz, progress, parse_in, workers, st)
+        poller = _Poller(fetcher, tz, progress, parsers, st)
         try:
             results = await asyncio.gather(*(poller.poll(r) for r in requests))
         finally:
-            poller.close()
-            st.parse_mode = poller.modes
+            parsers.close()
+            st.parse_mode = parsers.modes
     st.wall_seconds += time.perf_counter() - started
     return list(results)
 
@@ -404,8 +346,12 @@ class FeedKind:
         if not requests:
             return
         ctx.progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
+        # $SYNDICATOR_PARSE_IN=inline keeps parsing in this process: in the thread beside
+        # the event loop, which must keep fetching.
+        mode = mode_from_env()
         results = poll_feeds_sync(
-            requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance()
-        )
+            requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance(),
+            parse_in="thread" if mode == "inline" else mode,
+        )  # fmt: skip
         for job, result in zip(jobs, results, strict=True):
             yield Polled(job, result.url, result)
