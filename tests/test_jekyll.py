@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -958,7 +957,7 @@ def test_bare_folder_of_posts(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_generated_posts_parse_and_warm_scan_is_fast(tmp_path: Path) -> None:
+def test_generated_posts_parse_and_a_warm_scan_parses_nothing(tmp_path: Path) -> None:
     gen_posts.generate(tmp_path / "bench", 400)
     cfg = make_cfg(tmp_path / "bench", enclosure_url="")
     cold = scan(cfg, {})
@@ -971,11 +970,9 @@ def test_generated_posts_parse_and_warm_scan_is_fast(tmp_path: Path) -> None:
     assert ep is not None and ep.enclosure is not None  # mp3_url_path in its _config.yml
     assert len(ep.chapters) > 5
     known = {f.path: f.stamp for f in cold.files}
-    start = time.perf_counter()
-    warm = scan(cfg, known)
-    elapsed = time.perf_counter() - start
+    warm = scan(cfg, known)  # its speed is bench/bench_jekyll.py's, not a test's
     assert {f.status for f in warm.files} == {"unchanged"}
-    assert elapsed < 0.5, elapsed
+    assert [f.episode for f in warm.files] == [None] * 400  # stat/hash only: nothing parsed
 
 
 def test_known_stamps_roundtrip_types(site: Path) -> None:
