@@ -8,7 +8,7 @@ import pytest
 
 from syndicator.channels.apprise import AppriseChannel
 from syndicator.channels.base import PermanentError
-from syndicator.channels.bluesky import BlueskyChannel
+from syndicator.channels.bluesky.client import BlueskyChannel
 from syndicator.channels.mastodon.client import MastodonChannel
 from syndicator.channels.registry import ConfigurationError, env_var, make_channel
 from syndicator.channels.twitter.client import TwitterChannel
