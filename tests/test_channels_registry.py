@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from syndicator.channels.apprise import AppriseChannel
+from syndicator.channels.apprise.client import AppriseChannel
 from syndicator.channels.base import PermanentError
 from syndicator.channels.bluesky.client import BlueskyChannel
 from syndicator.channels.mastodon.client import MastodonChannel
