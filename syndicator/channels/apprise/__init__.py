@@ -33,6 +33,7 @@ class AppriseKind(ChannelKind):
     default_limit = DISCORD_LIMIT
     unknown_policy = "none"  # webhooks can't be read back: a person decides
     aliases = ("discord",)
+    reads_counts = False  # a webhook tells nothing back
 
     def check(self, cfg: Any) -> None:
         from syndicator.channels.registry import ConfigurationError, env_var
