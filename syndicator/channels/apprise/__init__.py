@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from syndicator.channels.apprise.shared import DISCORD_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.kind import ChannelKind
 from syndicator.config import ChannelConfig
 
 if TYPE_CHECKING:
     from syndicator.channels.apprise.client import AppriseChannel
-
-DISCORD_LIMIT = 2000
 
 
 class AppriseConfig(ChannelConfig):
@@ -31,7 +30,7 @@ class AppriseKind(ChannelKind):
     config = AppriseConfig
     secrets = ()  # the URL: from `url`, or SYNDICATOR_<NAME>_URL when it holds a secret
     default_limit = DISCORD_LIMIT
-    unknown_policy = "none"  # webhooks can't be read back: a person decides
+    unknown_policy = UNKNOWN_POLICY
     aliases = ("discord",)
     reads_counts = False  # a webhook tells nothing back
 

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
-from syndicator.channels.apprise import DISCORD_LIMIT, AppriseKind
+from syndicator.channels.apprise.shared import DISCORD_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.base import (
     PermanentError,
     Post,
@@ -119,7 +119,7 @@ def _response_text(raw: str) -> str:
 
 class AppriseChannel:
     type = "apprise"
-    unknown_policy = AppriseKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

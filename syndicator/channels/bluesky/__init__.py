@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
+from syndicator.channels.bluesky.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.kind import ChannelKind
 from syndicator.channels.registry import ConfigurationError, env_var
 from syndicator.config import ChannelConfig
 
 if TYPE_CHECKING:
     from syndicator.channels.bluesky.client import BlueskyChannel
-
-DEFAULT_LIMIT = 300  # graphemes
 
 
 _PROFILE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)", re.IGNORECASE)
@@ -72,7 +71,7 @@ class BlueskyKind(ChannelKind):
     config = BlueskyConfig
     secrets = ("APP_PASSWORD",)
     default_limit = DEFAULT_LIMIT
-    unknown_policy = "readback"  # reconcile reads the record at its frozen key
+    unknown_policy = UNKNOWN_POLICY
     has_handles = True
     hashed_when_absent = True  # a Guest field before handles were a map
     card_size = (1200, 630)  # the link card's 1.91:1 picture

@@ -40,7 +40,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.bluesky import DEFAULT_LIMIT, BlueskyKind
+from syndicator.channels.bluesky.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.tids import is_valid_tid
 
 COLLECTION = "app.bsky.feed.post"
@@ -77,7 +77,7 @@ def _describe(status: int | None, name: str, message: str) -> str:
 
 class BlueskyChannel:
     type = "bluesky"
-    unknown_policy = BlueskyKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

@@ -44,11 +44,11 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.linkedin import (
+from syndicator.channels.linkedin.shared import (
     DEFAULT_API_URL,
     DEFAULT_LIMIT,
     DEFAULT_VERSION,
-    LinkedInKind,
+    UNKNOWN_POLICY,
     little_text,
     plain_text,
 )
@@ -117,7 +117,7 @@ def _aware(dt: datetime) -> datetime:
 
 class LinkedInChannel:
     type = "linkedin"
-    unknown_policy = LinkedInKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

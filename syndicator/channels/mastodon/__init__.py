@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from syndicator.channels.kind import ChannelKind
+from syndicator.channels.mastodon.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.registry import ConfigurationError
 from syndicator.config import ChannelConfig, secret
 
 if TYPE_CHECKING:
     from syndicator.channels.mastodon.client import MastodonChannel
-
-DEFAULT_LIMIT = 500
 
 
 # Mastodon counts every link as this many characters, whatever its real length.
@@ -104,7 +103,7 @@ class MastodonKind(ChannelKind):
     config = MastodonConfig
     secrets = ("ACCESS_TOKEN",)
     default_limit = DEFAULT_LIMIT
-    unknown_policy = "idempotent"  # the Idempotency-Key makes a resend safe
+    unknown_policy = UNKNOWN_POLICY
     has_handles = True
     hashed_when_absent = True  # a Guest field before handles were a map
 

@@ -43,7 +43,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.mastodon import DEFAULT_LIMIT, MastodonKind
+from syndicator.channels.mastodon.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 
 # A failed instance lookup is retried after this long (limit() is called while planning).
 _LIMIT_RETRY = 300.0
@@ -87,7 +87,7 @@ def _api_error_parts(exc: MastodonAPIError) -> tuple[int | None, str]:
 
 class MastodonChannel:
     type = "mastodon"
-    unknown_policy = MastodonKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from syndicator.channels.kind import ChannelKind
+from syndicator.channels.nostr.shared import DEFAULT_LIMIT, UNKNOWN_POLICY, event_uri
 from syndicator.channels.registry import ConfigurationError, env_var
 from syndicator.config import ChannelConfig, secret
 
@@ -22,22 +23,7 @@ if TYPE_CHECKING:
 
     from syndicator.channels.nostr.client import NostrChannel
 
-DEFAULT_LIMIT = 1000  # Nostr has no hard limit; long notes read badly in clients
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def event_uri(event_id: str, author: str | None, relays: list[str]) -> str:
-    """`nostr:nevent1…` (NIP-19/21) with the author and relay hints, for links and feeds."""
-    from nostr_sdk import EventId, Kind, Nip19Event, NostrSdkError, PublicKey, RelayUrl
-
-    pk = PublicKey.parse(author) if author else None
-    hints: list[RelayUrl] = []
-    for r in relays[:3]:
-        try:
-            hints.append(RelayUrl.parse(r))
-        except NostrSdkError:
-            continue
-    return Nip19Event(EventId.parse(event_id), pk, Kind(1), hints).to_nostr_uri()
 
 
 def relay_url_problem(url: str) -> str | None:
@@ -93,7 +79,7 @@ class NostrKind(ChannelKind):
     config = NostrConfig
     secrets = ("NSEC",)
     default_limit = DEFAULT_LIMIT
-    unknown_policy = "idempotent"  # the note is signed once; relays answer "duplicate"
+    unknown_policy = UNKNOWN_POLICY
     has_handles = True
     # podcast:socialInteract: a note hosts replies (NIP-10)
     interact_protocol: ClassVar[str | None] = "nostr"

@@ -51,7 +51,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.nostr import DEFAULT_LIMIT, NostrKind, event_uri
+from syndicator.channels.nostr.shared import DEFAULT_LIMIT, UNKNOWN_POLICY, event_uri
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _genuine(ev: dict[str, Any]) -> bool:
 
 class NostrChannel:
     type = "nostr"
-    unknown_policy = NostrKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

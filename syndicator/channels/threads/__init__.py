@@ -15,13 +15,11 @@ from pydantic import field_validator
 from syndicator.channels import _net
 from syndicator.channels.kind import ChannelKind
 from syndicator.channels.registry import ConfigurationError
+from syndicator.channels.threads.shared import DEFAULT_API_URL, DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.config import ChannelConfig, secret
 
 if TYPE_CHECKING:
     from syndicator.channels.threads.client import ThreadsChannel
-
-DEFAULT_API_URL = "https://graph.threads.net/v1.0"
-DEFAULT_LIMIT = 500
 
 
 # Threads usernames are Instagram's: letters, digits, "." and "_", at most 30.
@@ -81,7 +79,7 @@ class ThreadsKind(ChannelKind):
     config = ThreadsConfig
     secrets = ("ACCESS_TOKEN",)
     default_limit = DEFAULT_LIMIT
-    unknown_policy = "readback"  # reconcile reads the container and recent threads
+    unknown_policy = UNKNOWN_POLICY
     has_handles = True
     # Threads is no podcast:socialInteract protocol, and the API tells no ActivityPub id
     # for a post (fediverse sharing is the account's choice): no comment thread to name.

@@ -36,7 +36,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.threads import DEFAULT_API_URL, DEFAULT_LIMIT, ThreadsKind
+from syndicator.channels.threads.shared import DEFAULT_API_URL, DEFAULT_LIMIT, UNKNOWN_POLICY
 
 # How far before the row's frozen time a matching thread may be (clock skew with Meta).
 _SKEW = timedelta(minutes=10)
@@ -102,7 +102,7 @@ def _timestamp(value: Any) -> datetime | None:
 
 class ThreadsChannel:
     type = "threads"
-    unknown_policy = ThreadsKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,

@@ -11,12 +11,11 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from syndicator.channels.kind import ChannelKind
+from syndicator.channels.twitter.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.config import ChannelConfig, secret
 
 if TYPE_CHECKING:
     from syndicator.channels.twitter.client import TwitterChannel
-
-DEFAULT_LIMIT = 280
 
 
 _TWITTER_URL = re.compile(
@@ -68,7 +67,7 @@ class TwitterKind(ChannelKind):
     config = TwitterConfig
     secrets = ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
     default_limit = DEFAULT_LIMIT
-    unknown_policy = "readback"  # reconcile reads the account's timeline
+    unknown_policy = UNKNOWN_POLICY
     has_handles = True
     hashed_when_absent = True  # a Guest field before handles were a map
     aliases = ("x",)

@@ -42,7 +42,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.twitter import DEFAULT_LIMIT, TwitterKind
+from syndicator.channels.twitter.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 
 # How far before the row's frozen time a matching tweet may be (clock skew between us and X).
 _SKEW = timedelta(minutes=10)
@@ -91,7 +91,7 @@ def _message(exc: HTTPException) -> str:
 
 class TwitterChannel:
     type = "twitter"
-    unknown_policy = TwitterKind.unknown_policy
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,
