@@ -23,15 +23,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from fontTools.ttLib import TTFont
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError, features
 
 from syndicator.config import CardsConfig, ChannelConfig, ImageMode, Settings
 from syndicator.store.models import Episode
+
+# Pillow and fontTools are imported where a card is drawn: planning asks this module
+# for every row, and most passes draw no card.
+if TYPE_CHECKING:
+    from PIL import Image, ImageDraw, ImageFont
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 TITLE_FONT = FONTS / "DejaVuSans-Bold.ttf"
@@ -41,7 +44,6 @@ HANGUL_FONT = FONTS / "NanumSquareR.ttf"  # Droid Sans Fallback has no Hangul sy
 # bump when the drawing changes, so cached cards are drawn again
 LAYOUT_VERSION = "1"
 MAX_GUESTS = 4  # guests drawn on a card; the alt text names every one
-_LAYOUT = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
 
 
 class CardError(Exception):
@@ -127,6 +129,8 @@ class _FontSet:
     @classmethod
     def load(cls, paths: list[Path], known: dict[Path, frozenset[int]]) -> _FontSet:
         """`known`: character maps already read (the CJK fonts are in both sets)."""
+        from fontTools.ttLib import TTFont
+
         for p in paths:
             if p not in known:
                 with TTFont(p, lazy=True, fontNumber=0) as f:
@@ -134,9 +138,13 @@ class _FontSet:
         return cls(paths, [known[p] for p in paths])
 
     def font(self, i: int, size: int) -> ImageFont.FreeTypeFont:
+        from PIL import ImageFont, features
+
         key = (i, size)
         if key not in self.sized:
-            self.sized[key] = ImageFont.truetype(str(self.paths[i]), size, layout_engine=_LAYOUT)
+            raqm = features.check("raqm")
+            layout = ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC
+            self.sized[key] = ImageFont.truetype(str(self.paths[i]), size, layout_engine=layout)
         return self.sized[key]
 
     def runs(self, text: str) -> list[tuple[int, str]]:
@@ -250,6 +258,8 @@ def fit_title(
 
 
 def _open(blob: bytes, what: str) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         img = Image.open(io.BytesIO(blob))
         img.load()
@@ -259,6 +269,8 @@ def _open(blob: bytes, what: str) -> Image.Image:
 
 
 def _round_mask(size: int) -> Image.Image:
+    from PIL import Image, ImageDraw
+
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).ellipse((0, 0, size - 1, size - 1), fill=255)
     return mask
@@ -304,6 +316,8 @@ class CardRenderer:
         return self._body_fonts
 
     def render(self, spec: CardSpec) -> bytes:
+        from PIL import Image, ImageDraw
+
         lay = self.layout
         w, h = spec.width, spec.height
         img = Image.new("RGB", (w, h), lay.background)
@@ -342,6 +356,8 @@ class CardRenderer:
 
     def _fitted(self, blob: bytes, size: int) -> Image.Image:
         """The artwork scaled to `size`, kept: every card of a show has the same one."""
+        from PIL import ImageOps
+
         key = (hashlib.sha256(blob).hexdigest(), size)
         if key not in self._art:
             self._art.clear()  # one artwork at a time is what a show has
@@ -358,6 +374,8 @@ class CardRenderer:
         size: int,
         max_w: int,
     ) -> None:
+        from PIL import ImageOps
+
         font = round(size * 0.4)
         for name, avatar in spec.guests[:MAX_GUESTS]:
             if avatar is not None:
