@@ -47,7 +47,10 @@ def importtime(env: dict[str, str], cfg: Path) -> tuple[int, float, float, set[s
     """(modules, summed self import time in s, wall s, top-level packages) of one pass."""
     cmd = [sys.executable, "-X", "importtime", "-c", RUN, "--config", str(cfg)]
     t = time.perf_counter()
-    proc = subprocess.run([*cmd, "run-once", "--force"], env=env, capture_output=True, text=True)
+    # run from the config's folder: `-c` puts the working directory first on sys.path
+    proc = subprocess.run(
+        [*cmd, "run-once", "--force"], env=env, cwd=cfg.parent, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"run-once exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
