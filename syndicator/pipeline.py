@@ -449,9 +449,11 @@ class PassChannels:
     Building a channel imports its network's library (tweepy, Mastodon.py, the atproto
     SDK...), so a pass with nothing to render, send or read builds none. What can be
     checked without building (the kind's settings, every secret) is checked for every
-    channel at once, so a missing secret is reported on every pass as before. A channel
-    that can't be made is reported (report.channel_errors and a problem) and left out;
-    the others go on.
+    channel at once, so a missing secret is reported on every pass as before (and its
+    problem resolved once they pass); a failure that only building shows (a library
+    refusing a setting) is reported by the pass that builds the channel. A channel that
+    can't be made is reported (report.channel_errors and a problem) and left out; the
+    others go on.
     """
 
     def __init__(
