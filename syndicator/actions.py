@@ -8,7 +8,7 @@ from syndicator.announce import approval, cards, manual
 from syndicator.announce.manual import ActionError
 from syndicator.announce.render import Renderer
 from syndicator.config import Settings
-from syndicator.pipeline import build_channels
+from syndicator.pipeline import PassChannels
 from syndicator.store.db import open_store, session
 from syndicator.store.models import Delivery
 from syndicator.store.views import find_episode
@@ -27,10 +27,13 @@ def announce_episode(settings: Settings, ref: str, channel: str | None = None) -
             raise ActionError(f"no episode {ref!r}: give a guid, #id, number or slug")
     if channel and channel not in {c.name for c in settings.channels}:
         raise ActionError(f"no channel named {channel!r}")
-    _, limits = build_channels(settings, None, now)
-    return manual.announce_now(
-        engine, settings, Renderer(settings), limits, ep.id or 0, now, channel
-    )
+    channels = PassChannels(settings, None, now)
+    try:
+        return manual.announce_now(
+            engine, settings, Renderer(settings), channels.limits, ep.id or 0, now, channel
+        )
+    finally:
+        channels.close()
 
 
 def edit_delivery(
@@ -39,8 +42,11 @@ def edit_delivery(
     """Replace a held row's text, fitted to its channel's limit (as a pass measures it)."""
     engine = open_store(settings)
     now = utcnow()
-    _, limits = build_channels(settings, None, now)
-    return approval.edit(engine, settings, limits, delivery_id, text, now, by)
+    channels = PassChannels(settings, None, now)
+    try:
+        return approval.edit(engine, settings, channels.limits, delivery_id, text, now, by)
+    finally:
+        channels.close()
 
 
 def episode_card(settings: Settings, ref: str, out: Path | None = None) -> cards.CardImage:

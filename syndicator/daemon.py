@@ -100,6 +100,11 @@ class Daemon:
         self.last_pass_at: datetime | None = None
         self.next_due: datetime | None = None
         self.scheduler: BackgroundScheduler | None = None
+        # APScheduler's shutdown(wait=True) holds its job-store lock while it waits for the
+        # running jobs, and get_jobs() needs that lock: a heartbeat asking get_jobs() then
+        # would never finish. This lock and flag keep get_jobs() away once shutdown begins.
+        self._jobs_lock = threading.Lock()
+        self._jobs_closed = False
         self.watch_stop = threading.Event()
         self.watch_thread: threading.Thread | None = None
         self.web_server: Any = None
@@ -200,10 +205,11 @@ class Daemon:
 
     def _next_scheduled(self) -> datetime | None:
         times = []
-        if self.scheduler is not None:
-            for job in self.scheduler.get_jobs():
-                if job.id.startswith("poll:") and job.next_run_time is not None:
-                    times.append(job.next_run_time)
+        with self._jobs_lock:
+            jobs = [] if self.scheduler is None or self._jobs_closed else self.scheduler.get_jobs()
+        for job in jobs:
+            if job.id.startswith("poll:") and job.next_run_time is not None:
+                times.append(job.next_run_time)
         if self.next_due is not None:
             times.append(self.next_due)
         return min(times) if times else None
@@ -471,6 +477,8 @@ class Daemon:
         # the web server and the database connections are gone: the time it really took.
         t0 = self.stop_asked if self.stop_asked is not None else time.monotonic()
         if self.scheduler is not None:
+            with self._jobs_lock:
+                self._jobs_closed = True
             self.scheduler.shutdown(wait=True)
         self._stop_watcher()
         if self.web_server is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -422,7 +422,8 @@ class ChannelPool:
     def __init__(self) -> None:
         self._items: dict[str, tuple[str, Any]] = {}
 
-    def get(self, cfg: Any) -> Any:
+    def get(self, cfg: Any, build: Callable[[], Any] | None = None) -> Any:
+        """The channel for `cfg`, made with `build` (else `make_channel`) when it is new."""
         from syndicator.channels.registry import make_channel
 
         key = cfg.model_dump_json()
@@ -431,7 +432,7 @@ class ChannelPool:
             return hit[1]
         if hit is not None:
             hit[1].close()
-        channel = make_channel(cfg)
+        channel = build() if build is not None else make_channel(cfg)
         self._items[cfg.name] = (key, channel)
         return channel
 
@@ -441,50 +442,167 @@ class ChannelPool:
         self._items.clear()
 
 
-def build_channels(
-    settings: Settings,
-    engine: Engine | None,
-    now: datetime,
-    report: PassReport | None = None,
-    pool: ChannelPool | None = None,
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """Live channel objects (not dry-run ones) and each channel's length limit.
+class PassChannels:
+    """A pass's live channels (enabled, not dry-run), each built the first time the pass
+    needs it: for the length limit of a text it renders, or to send or read counts.
 
-    A channel that can't be made (a missing secret) is reported; the others go on.
+    Building a channel imports its network's library (tweepy, Mastodon.py, the atproto
+    SDK...), so a pass with nothing to render, send or read builds none. What can be
+    checked without building (the kind's settings, every secret) is checked for every
+    channel at once, so a missing secret is reported on every pass as before (and its
+    problem resolved once they pass); a failure that only building shows (a library
+    refusing a setting) is reported by the pass that builds the channel. A channel that
+    can't be made is reported (report.channel_errors and a problem) and left out; the
+    others go on.
     """
-    from syndicator.announce.fit import default_limit
 
-    live: dict[str, Any] = {}
-    limits: dict[str, int] = {}
-    for ch in settings.channels:
-        if not ch.enabled:
-            continue
-        limits[ch.name] = ch.limit or default_limit(ch.type)
-        if ch.dry_run:
-            continue
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine | None,
+        now: datetime,
+        report: PassReport | None = None,
+        pool: ChannelPool | None = None,
+    ) -> None:
+        from syndicator.channels.registry import prepare_channel
+
+        self._engine, self._now, self._report, self._pool = engine, now, report, pool
+        self._cfgs: dict[str, Any] = {}  # enabled channels by name, dry-run ones too
+        self._builders: dict[str, Callable[[], Any]] = {}  # live channels not built yet
+        self._built: dict[str, Any] = {}
+        self._limits: dict[str, int] = {}  # a built channel's own limit
+        self._unrecorded: list[tuple[str, str]] = []  # failures not yet stored as problems
+        for ch in settings.channels:
+            if not ch.enabled:
+                continue
+            self._cfgs[ch.name] = ch
+            if ch.dry_run:
+                continue
+            try:
+                self._builders[ch.name] = prepare_channel(ch)
+            except Exception as exc:
+                self._fail(ch.name, exc)
+                continue
+            self._store(resolve=ch.name)
+        self.limits = _Limits(self)
+
+    def names(self) -> list[str]:
+        """The live channels that passed their checks (built or not)."""
+        return [n for n in self._cfgs if n in self._builders or n in self._built]
+
+    def get(self, name: str, *, record: bool = True) -> Any | None:
+        """The channel, built now if it was not; None when it can't be (reported).
+        `record=False` keeps a failure's problem row for `record_failures()` (while the
+        caller holds a write session)."""
+        if name in self._built:
+            return self._built[name]
+        build = self._builders.pop(name, None)
+        if build is None:
+            return None
         try:
-            if pool is not None:
-                channel = pool.get(ch)
-            else:
-                from syndicator.channels.registry import make_channel
-
-                channel = make_channel(ch)
-            limits[ch.name] = channel.limit()
-            live[ch.name] = channel
+            cfg = self._cfgs[name]
+            channel = self._pool.get(cfg, build) if self._pool is not None else build()
+            self._limits[name] = channel.limit()  # Mastodon asks its instance once
         except Exception as exc:
-            msg = f"channel {ch.name}: {getattr(exc, 'message', None) or exc}"
-            if report is not None:
-                report.channel_errors.append(msg)
-            if engine is not None:
-                with session(engine, write=True) as s:
-                    problem_store.record(
-                        s, f"channel:{ch.name}", ProblemData(ch.name, "channel", msg), now
-                    )
-            continue
-        if engine is not None:
-            with session(engine, write=True) as s:
-                problem_store.resolve(s, f"channel:{ch.name}", ch.name, now)
-    return live, limits
+            self._fail(name, exc, record=record)
+            return None
+        self._built[name] = channel
+        return channel
+
+    def live(self, names: list[str]) -> dict[str, Any]:
+        """These channels, built (those that can't be are left out)."""
+        out = {}
+        for name in names:
+            channel = self.get(name)
+            if channel is not None:
+                out[name] = channel
+        return out
+
+    def lazy(self) -> Mapping[str, Any]:
+        """Every live channel as a mapping that builds one when it is looked up."""
+        return _Lazy(self)
+
+    def limit(self, name: str, *, record: bool = False) -> int:
+        from syndicator.announce.fit import default_limit
+
+        if name in self._builders:
+            self.get(name, record=record)
+        if name in self._limits:
+            return self._limits[name]
+        ch = self._cfgs[name]
+        return ch.limit or default_limit(ch.type)
+
+    def record_failures(self) -> None:
+        """Store the problems of channels that failed while `record=False`."""
+        pending, self._unrecorded = self._unrecorded, []
+        for name, msg in pending:
+            self._store(record=(name, msg))
+
+    def close(self) -> None:
+        """Close the channels built (a pool keeps its own)."""
+        if self._pool is None:
+            for channel in self._built.values():
+                channel.close()
+
+    def _fail(self, name: str, exc: Exception, *, record: bool = True) -> None:
+        msg = f"channel {name}: {getattr(exc, 'message', None) or exc}"
+        if self._report is not None:
+            self._report.channel_errors.append(msg)
+        if record:
+            self._store(record=(name, msg))
+        else:
+            self._unrecorded.append((name, msg))
+
+    def _store(self, *, record: tuple[str, str] | None = None, resolve: str = "") -> None:
+        if self._engine is None:
+            return
+        with session(self._engine, write=True) as s:
+            if record is not None:
+                name, msg = record
+                problem_store.record(
+                    s, f"channel:{name}", ProblemData(name, "channel", msg), self._now
+                )
+            else:
+                problem_store.resolve(s, f"channel:{resolve}", resolve, self._now)
+
+
+class _Limits(Mapping[str, int]):
+    """Each enabled channel's length limit; a live channel is built when its limit is
+    first asked for (rendering), since the network may say (a Mastodon instance)."""
+
+    def __init__(self, channels: PassChannels) -> None:
+        self._channels = channels
+
+    def __getitem__(self, name: str) -> int:
+        if name not in self._channels._cfgs:
+            raise KeyError(name)
+        # while planning holds a write session: the problem is stored afterwards
+        return self._channels.limit(name, record=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._channels._cfgs)
+
+    def __len__(self) -> int:
+        return len(self._channels._cfgs)
+
+
+class _Lazy(Mapping[str, Any]):
+    """The live channels by name; looking one up builds it (a failed one is missing)."""
+
+    def __init__(self, channels: PassChannels) -> None:
+        self._channels = channels
+
+    def __getitem__(self, name: str) -> Any:
+        channel = self._channels.get(name)
+        if channel is None:
+            raise KeyError(name)
+        return channel
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._channels.names())
+
+    def __len__(self) -> int:
+        return len(self._channels.names())
 
 
 def _would_send(engine: Engine, now: datetime, planned: list[PlannedRow]) -> list[dict[str, Any]]:
@@ -607,7 +725,7 @@ def run_once(
         )
 
     progress.step("planning announcements")
-    live, limits = build_channels(settings, engine, now, report, pool)
+    channels = PassChannels(settings, engine, now, report, pool)
     from syndicator.announce.render import Renderer
 
     renderer = Renderer(settings)
@@ -617,16 +735,18 @@ def run_once(
         # and waits its turn, so every worker's new episodes are planned in its own pass.
         if not dry_run:
             store_workers.take_duty(s, "planning", wait=True)
-        report.planned = outbox.plan(s, settings, renderer, limits, now, dry_run=dry_run)
+        report.planned = outbox.plan(s, settings, renderer, channels.limits, now, dry_run=dry_run)
         report.planned += evergreen.plan_reshares(
-            s, settings, renderer, limits, now, dry_run=dry_run
+            s, settings, renderer, channels.limits, now, dry_run=dry_run
         )
         if dry_run:
             discard(s)  # nothing is written; the episodes stay readable for the report
         else:
             _catch_up(s, settings, now, report)
 
+    channels.record_failures()  # those built for a limit while planning held the session
     if dry_run:
+        channels.close()
         report.would_send = _would_send(engine, now, report.planned)
         publish(engine, settings, now, report, dry_run=True)
         report.seconds = time.monotonic() - t0
@@ -642,6 +762,9 @@ def run_once(
         from syndicator.announce.audio import verify_waiting
 
         report.audio = verify_waiting(engine, settings, clock, should_stop=should_stop)
+    # only the channels with a row due are built: a pass that sends nothing imports no
+    # network library
+    live = channels.live(sender.due_channels(engine, settings, channels.names(), clock()))
     if live:
         progress.step("sending announcements")
         report.sends = sender.send_due(
@@ -669,19 +792,17 @@ def run_once(
         report.sends.events.extend(pings.events)
     if sent_ids:
         report.send_titles = _episode_titles(engine, sent_ids)
-    if live and settings.stats.enabled and not should_stop():
+    if channels.names() and settings.stats.enabled and not should_stop():
         from syndicator.announce.listeners import read_due
 
         progress.step("reading listener counts")
-        report.counts = read_due(engine, settings, live, clock, should_stop)
+        report.counts = read_due(engine, settings, channels.lazy(), clock, should_stop)
         if report.counts.read or report.counts.gone:
             log.info(
                 "listener counts: %d post(s) read, %d gone",
                 report.counts.read, report.counts.gone,
             )  # fmt: skip
-    if pool is None:
-        for ch in live.values():
-            ch.close()
+    channels.close()
     from syndicator.alerts import notify_operator
 
     with store_workers.duty(engine, "alerts") as mine:

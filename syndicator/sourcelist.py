@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from syndicator.config import FeedSourceConfig, Settings
-from syndicator.sources import opml
 from syndicator.sources.base import PollResult, ProblemData
 from syndicator.store import problems as problem_store
 from syndicator.store import shows as store_shows
@@ -100,6 +99,8 @@ def import_opml(
     now: datetime | None = None,
 ) -> ImportReport:
     """Add every feed of an OPML file not already followed; one transaction."""
+    from syndicator.sources import opml  # lxml: only for OPML, not for every pass
+
     started = time.perf_counter()
     listing = opml.read(path)  # OpmlError: nothing is added
     report = ImportReport(skipped=list(listing.skipped))
@@ -266,6 +267,8 @@ def record_show(s: Session, name: str, result: PollResult, now: datetime) -> Non
 
 def export(engine: Engine, settings: Settings) -> bytes:
     """Every feed source (config and stored), as OPML 2.0, with each show's title."""
+    from syndicator.sources import opml
+
     feeds: list[opml.OpmlFeed] = []
     with session(engine) as s:
         stored = source_rows.all_rows(s)

@@ -75,3 +75,33 @@ def partner_feed(
 </item>
 </channel></rss>
 """.encode()
+
+
+def every_kind_channels(base: str) -> tuple[list[str], dict[str, str]]:
+    """A live (not dry-run) [[channels]] table of every built-in kind, each pointed at
+    `base` (a 127.0.0.1 URL) and with its `limit` set so building one asks no network,
+    and the environment holding their secrets."""
+    ws = base.replace("http://", "ws://", 1)
+    tables = [
+        f'[[channels]]\nname = "x"\ntype = "twitter"\napi_url = "{base}"\nlimit = 280\n',
+        f'[[channels]]\nname = "toot"\ntype = "mastodon"\ninstance = "{base}"\nlimit = 500\n',
+        f'[[channels]]\nname = "sky"\ntype = "bluesky"\nservice = "{base}"\n'
+        'handle = "show.example.com"\nlimit = 300\n',
+        f'[[channels]]\nname = "li"\ntype = "linkedin"\napi_url = "{base}"\n'
+        'author = "urn:li:person:AbC123"\nlimit = 3000\n',
+        f'[[channels]]\nname = "chat"\ntype = "apprise"\nurl = "json://{base[7:]}/hook"\n'
+        "limit = 2000\n",
+        f'[[channels]]\nname = "relay"\ntype = "nostr"\nrelays = ["{ws}"]\nlimit = 1000\n',
+        f'[[channels]]\nname = "thr"\ntype = "threads"\napi_url = "{base}"\n'
+        'user_id = "1234"\nlimit = 500\n',
+    ]
+    env = {
+        **{f"SYNDICATOR_X_{k}": "v" for k in ("API_KEY", "API_SECRET", "ACCESS_TOKEN")},
+        "SYNDICATOR_X_ACCESS_TOKEN_SECRET": "v",
+        "SYNDICATOR_TOOT_ACCESS_TOKEN": "t",
+        "SYNDICATOR_SKY_APP_PASSWORD": "p",
+        "SYNDICATOR_LI_ACCESS_TOKEN": "t",
+        "SYNDICATOR_RELAY_NSEC": "01" * 32,
+        "SYNDICATOR_THR_ACCESS_TOKEN": "t",
+    }
+    return tables, env

@@ -19,7 +19,7 @@ import pytest
 from nostr_sdk import Keys
 from sqlmodel import select
 
-from syndicator.channels.linkedin import plain_text
+from syndicator.channels.linkedin.shared import plain_text
 from syndicator.channels.tids import is_valid_tid
 from syndicator.pipeline import run_once
 from syndicator.store.db import session, upgrade

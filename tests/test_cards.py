@@ -616,7 +616,7 @@ def test_episode_and_artwork_modes_copy_the_file_by_content(show: Any, tmp_path:
 
 def test_a_post_without_a_link_gets_an_images_embed() -> None:
     from syndicator.channels.base import Post
-    from syndicator.channels.bluesky import BlueskyChannel
+    from syndicator.channels.bluesky.client import BlueskyChannel
 
     blob = {"$type": "blob", "ref": {"$link": "bafkreiabc"}, "mimeType": "image/png", "size": 9}
     ch = BlueskyChannel("b", handle="a.example", app_password="x", service="http://127.0.0.1:9")

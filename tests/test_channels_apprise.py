@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes import FakeWebhook, refused_url
 
-from syndicator.channels.apprise import AppriseChannel, with_timeouts
+from syndicator.channels.apprise.client import AppriseChannel, with_timeouts
 from syndicator.channels.base import PermanentError, Post, TransientError, UnknownOutcome
 from syndicator.channels.registry import make_channel
 from syndicator.config import ChannelConfig

@@ -10,7 +10,7 @@ import pytest
 from fakes import FakePDS, refused_url
 
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
-from syndicator.channels.bluesky import BlueskyChannel, created_at
+from syndicator.channels.bluesky.client import BlueskyChannel, created_at
 from syndicator.channels.registry import make_channel
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig

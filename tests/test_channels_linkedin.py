@@ -23,13 +23,9 @@ from sqlmodel import select
 
 from syndicator.announce import fit
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
-from syndicator.channels.linkedin import (
-    LinkedInChannel,
-    LinkedInKind,
-    little_text,
-    plain_text,
-    post_url,
-)
+from syndicator.channels.linkedin import LinkedInKind
+from syndicator.channels.linkedin.client import LinkedInChannel, post_url
+from syndicator.channels.linkedin.shared import little_text, plain_text
 from syndicator.channels.registry import ConfigurationError, make_channel
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig

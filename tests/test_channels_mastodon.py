@@ -11,7 +11,7 @@ import pytest
 from fakes import FakeMastodon, refused_url
 
 from syndicator.channels.base import PermanentError, Post, TransientError, UnknownOutcome
-from syndicator.channels.mastodon import MastodonChannel, html_to_text
+from syndicator.channels.mastodon.client import MastodonChannel, html_to_text
 from syndicator.channels.registry import make_channel
 from syndicator.channels.tids import make_tid
 from syndicator.config import ChannelConfig

@@ -31,7 +31,8 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.nostr import DEFAULT_LIMIT, NostrChannel, NostrKind
+from syndicator.channels.nostr import DEFAULT_LIMIT, NostrKind
+from syndicator.channels.nostr.client import NostrChannel
 from syndicator.channels.registry import ConfigurationError, kind, make_channel
 from syndicator.config import ChannelConfig
 from syndicator.store.db import session, upgrade

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from syndicator.channels.apprise import AppriseChannel
+from syndicator.channels.apprise.client import AppriseChannel
 from syndicator.channels.base import PermanentError
-from syndicator.channels.bluesky import BlueskyChannel
-from syndicator.channels.mastodon import MastodonChannel
+from syndicator.channels.bluesky.client import BlueskyChannel
+from syndicator.channels.mastodon.client import MastodonChannel
 from syndicator.channels.registry import ConfigurationError, env_var, make_channel
-from syndicator.channels.twitter import TwitterChannel
+from syndicator.channels.twitter.client import TwitterChannel
 from syndicator.config import ChannelConfig
 
 TWITTER_KEYS = ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")

@@ -24,7 +24,8 @@ from syndicator.channels.base import (
     UnknownOutcome,
 )
 from syndicator.channels.registry import ConfigurationError, make_channel
-from syndicator.channels.threads import ThreadsChannel, ThreadsKind, threads_count, threads_handle
+from syndicator.channels.threads import ThreadsKind, threads_count, threads_handle
+from syndicator.channels.threads.client import ThreadsChannel
 from syndicator.config import ChannelConfig
 from syndicator.pipeline import run_once
 from syndicator.store import deliveries

@@ -12,7 +12,7 @@ from fakes import FakeX, refused_url
 from syndicator.channels.base import PermanentError, Post, Sent, TransientError, UnknownOutcome
 from syndicator.channels.registry import make_channel
 from syndicator.channels.tids import make_tid
-from syndicator.channels.twitter import TwitterChannel
+from syndicator.channels.twitter.client import TwitterChannel
 from syndicator.config import ChannelConfig
 
 TIMEOUT = 0.5

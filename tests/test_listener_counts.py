@@ -310,9 +310,9 @@ def test_another_process_moves_the_counts_over_http() -> None:
     import httpx
 
     from syndicator.channels.base import PermanentError, Post
-    from syndicator.channels.bluesky import BlueskyChannel
+    from syndicator.channels.bluesky.client import BlueskyChannel
     from syndicator.channels.tids import make_tid
-    from syndicator.channels.twitter import TwitterChannel
+    from syndicator.channels.twitter.client import TwitterChannel
 
     def post(text: str) -> Post:
         return Post(1, text, "k", make_tid(NOW, 1), NOW)

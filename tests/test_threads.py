@@ -25,8 +25,8 @@ from syndicator.announce.manual import announce_now, retry
 from syndicator.announce.render import Renderer
 from syndicator.announce.thread import MAX_PARTS, clock, pack, time_link
 from syndicator.channels.base import PermanentError, Post, ReplyRef
-from syndicator.channels.bluesky import reply_ref
-from syndicator.channels.nostr import reply_tags
+from syndicator.channels.bluesky.client import reply_ref
+from syndicator.channels.nostr.client import reply_tags
 from syndicator.config import ChannelConfig
 from syndicator.pipeline import run_once
 from syndicator.previews import previews

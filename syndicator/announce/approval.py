@@ -9,6 +9,7 @@ approved row goes back to `planned` and the sender treats it like any other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,7 +73,7 @@ class Edited:
 def edit(
     engine: Engine,
     settings: Settings,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     delivery_id: int,
     text: str,
     now: datetime,

@@ -24,15 +24,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from fontTools.ttLib import TTFont
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError, features
 
 from syndicator.config import CardsConfig, ChannelConfig, ImageMode, Settings
 from syndicator.store.models import Episode
+
+# Pillow and fontTools are imported where a card is drawn: planning asks this module
+# for every row, and most passes draw no card.
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 TITLE_FONT = FONTS / "DejaVuSans-Bold.ttf"
@@ -47,7 +50,6 @@ VS16 = "\ufe0f"  # "draw the character before me as an emoji"
 _BOUND = 256  # entries kept per renderer cache (faces, emoji, files): a pass draws thousands
 _FILE_BYTES = 64 << 20  # and bytes of files kept (artwork and avatars can be MBs each)
 MAX_GUESTS = 4  # guests drawn on a card; the alt text names every one
-_LAYOUT = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
 
 
 class CardError(Exception):
@@ -153,6 +155,8 @@ class _FontSet:
         cls, paths: list[Path], known: dict[Path, tuple[frozenset[int], int | None]]
     ) -> _FontSet:
         """`known`: character maps already read (the CJK fonts are in both sets)."""
+        from fontTools.ttLib import TTFont
+
         for p in paths:
             if p not in known:
                 with TTFont(p, lazy=True, fontNumber=0) as f:
@@ -163,10 +167,14 @@ class _FontSet:
         return cls(paths, [known[p][0] for p in paths], [known[p][1] for p in paths])
 
     def font(self, i: int, size: int) -> ImageFont.FreeTypeFont:
+        from PIL import ImageFont, features
+
         size = self.strikes[i] or size
         key = (i, size)
         if key not in self.sized:
-            self.sized[key] = ImageFont.truetype(str(self.paths[i]), size, layout_engine=_LAYOUT)
+            raqm = features.check("raqm")
+            layout = ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC
+            self.sized[key] = ImageFont.truetype(str(self.paths[i]), size, layout_engine=layout)
         return self.sized[key]
 
     def _pick(self, cp: int, emoji: bool) -> int | None:
@@ -215,6 +223,8 @@ class _FontSet:
 
     def _sprite(self, i: int, t: str, size: int) -> Image.Image:
         """A colour-bitmap run drawn at its strike and scaled to `size` (RGBA)."""
+        from PIL import Image, ImageDraw
+
         key = (t, size)
         if key not in self.sprites:
             if len(self.sprites) > _BOUND:
@@ -232,6 +242,8 @@ class _FontSet:
     def draw(
         self, img: Image.Image, xy: tuple[float, float], text: str, size: int, fill: str
     ) -> None:
+        from PIL import ImageDraw
+
         x, y = xy
         d = ImageDraw.Draw(img)
         for i, t in self.runs(text):
@@ -332,6 +344,8 @@ def fit_title(
 
 
 def _open(blob: bytes, what: str) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         img = Image.open(io.BytesIO(blob))
         img.load()
@@ -427,6 +441,8 @@ class CardRenderer:
 
     def draw(self, spec: CardSpec) -> Image.Image:
         """The card as an RGB image (`encode` makes the PNG)."""
+        from PIL import Image, ImageDraw
+
         lay = self.layout
         w, h = spec.width, spec.height
         img = Image.new("RGB", (w, h), lay.background)
@@ -462,6 +478,8 @@ class CardRenderer:
     def _fitted(self, art: Blob, size: int) -> Image.Image:
         """The artwork scaled to `size` and flattened on the background (a plain paste, no
         alpha blend per card), kept: every card of a show has the same one."""
+        from PIL import Image, ImageOps
+
         key = (art.sha256, size)
         if key not in self._art:
             self._art.clear()  # one artwork at a time is what a show has
@@ -480,6 +498,8 @@ class CardRenderer:
 
     def _face(self, name: str, avatar: Blob, size: int) -> Image.Image | None:
         """A guest's avatar scaled to `size`, or None when it isn't an image."""
+        from PIL import ImageOps
+
         key = (avatar.sha256, size)
         if key not in self._faces:
             if len(self._faces) > _BOUND:
@@ -493,6 +513,8 @@ class CardRenderer:
         return self._faces[key]
 
     def _round_mask(self, size: int) -> Image.Image:
+        from PIL import Image, ImageDraw
+
         if size not in self._masks:
             mask = Image.new("L", (size, size), 0)
             ImageDraw.Draw(mask).ellipse((0, 0, size - 1, size - 1), fill=255)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -24,7 +25,7 @@ def plan_reshares(
     s: Session,
     settings: Settings,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     *,
     dry_run: bool = False,

@@ -108,16 +108,26 @@ def read_due(
     clock: Callable[[], datetime],
     should_stop: Callable[[], bool] = lambda: False,
 ) -> CountsReport:
-    """Read the counts that are due on every channel that can read them."""
+    """Read the counts that are due on every channel that can read them.
+
+    A channel is looked up in `channels` only when it has posts due a read (the pass's
+    mapping builds it then, importing its network's library), and not at all when its
+    kind says its channels never read counts (`reads_counts = False`)."""
+    from syndicator.plugins import kinds
+
     report = CountsReport()
     if not settings.stats.enabled:
         return report
-    for name, channel in channels.items():
-        reader = getattr(channel, "read_counts", None)
-        if reader is None or should_stop():
+    found = kinds()
+    for name in channels:
+        try:
+            k = found.get(settings.channel(name).type)
+        except KeyError:
+            k = None  # not configured (a test's channel): ask the channel itself
+        if not getattr(k, "reads_counts", True) or should_stop():
             continue
         try:
-            _read_channel(engine, settings, name, reader, clock, should_stop, report)
+            _read_channel(engine, settings, name, channels, clock, should_stop, report)
         except Exception as exc:  # one channel's failure never stops the others
             log.exception("channel %s: reading listener counts failed", name)
             report.errors.append(f"channel {name}: reading counts failed: {exc}")
@@ -128,7 +138,7 @@ def _read_channel(
     engine: Engine,
     settings: Settings,
     name: str,
-    reader: Callable[[str], dict[str, int]],
+    channels: Mapping[str, Any],
     clock: Callable[[], datetime],
     should_stop: Callable[[], bool],
     report: CountsReport,
@@ -138,7 +148,7 @@ def _read_channel(
     with session(engine) as s:
         wait = read_wait(store_meta.get(s, wait_key(name)))
         if wait is not None and wait.until > now:
-            report.waiting.append(name)
+            report.waiting.append(name)  # only a channel that reads counts has a wait
             return
         due = store_counts.due(
             s,
@@ -148,6 +158,11 @@ def _read_channel(
             read_before=now - cfg.every,
             limit=MAX_READS_PER_PASS,
         )
+    if not due:
+        return
+    reader = getattr(channels.get(name), "read_counts", None)
+    if reader is None:
+        return
     read_any = False
     for item in due:
         if should_stop():

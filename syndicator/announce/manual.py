@@ -3,6 +3,7 @@ retry, skip, settle an `unknown` row, announce an episode now."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -103,7 +104,7 @@ def announce_now(
     engine: Engine,
     settings: Settings,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     episode_id: int,
     now: datetime,
     channel: str | None = None,

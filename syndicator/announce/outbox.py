@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
@@ -304,7 +305,7 @@ def plan(
     s: Session,
     settings: Settings,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     *,
     dry_run: bool = False,
@@ -364,7 +365,7 @@ def plan_row(
     s: Session,
     settings: Settings,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     kind: str,
     ep: Episode,
@@ -417,7 +418,7 @@ def plan_thread(
     s: Session,
     settings: Settings,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     ep: Episode,
     ch: ChannelConfig,
@@ -439,7 +440,7 @@ def _thread_or_report(
     renderer: Renders,
     ep: Episode,
     ch: ChannelConfig,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
 ) -> list[str] | None:
     """The channel's reply texts for the episode; None when its template is broken (a
@@ -492,7 +493,7 @@ def render_or_report(
     renderer: Renders,
     ep: Episode,
     ch: ChannelConfig,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     kind: str = "announce",
 ) -> Any:
@@ -512,7 +513,7 @@ def _refresh(
     ep: Episode,
     ch: ChannelConfig,
     renderer: Renders,
-    limits: dict[str, int],
+    limits: Mapping[str, int],
     now: datetime,
     dry_run: bool,
     images: Images | None = None,

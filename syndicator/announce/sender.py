@@ -259,6 +259,32 @@ def _pacing_wait(s: Session, ch: ChannelConfig | None, now: datetime) -> datetim
     return None
 
 
+def _sendable(policy: str, cfg: ChannelConfig | None) -> list[str]:
+    """The states a channel's due rows are sent from: an `unknown` one only when its
+    kind can settle it or the channel says to resend."""
+    states = [PLANNED, RETRYING]
+    if policy != "none" or (cfg is not None and cfg.on_unknown == "resend"):
+        states.append(UNKNOWN)
+    return states
+
+
+def due_channels(engine: Engine, settings: Settings, names: list[str], now: datetime) -> list[str]:
+    """Those of these channels with a row `send_due` would send now (quiet hours and
+    pacing aside), so a pass builds, and imports the library of, only those."""
+    from syndicator.plugins import kinds
+
+    found = kinds()
+    out: list[str] = []
+    with session(engine) as s:
+        for name in names:
+            cfg = settings.channel(name)
+            k = found.get(cfg.type)
+            states = _sendable(k.unknown_policy if k is not None else "none", cfg)
+            if deliveries.due_ids(s, name, states, now, 1):
+                out.append(name)
+    return out
+
+
 def send_due(
     engine: Engine,
     settings: Settings,
@@ -281,10 +307,7 @@ def send_due(
             cfg: ChannelConfig | None = settings.channel(name)
         except KeyError:
             cfg = None
-        states = [PLANNED, RETRYING]
-        policy = getattr(channel, "unknown_policy", "none")
-        if policy != "none" or (cfg is not None and cfg.on_unknown == "resend"):
-            states.append(UNKNOWN)
+        states = _sendable(getattr(channel, "unknown_policy", "none"), cfg)
         if shared(engine):
             budget = _send_claimed(
                 engine, settings, channel, cfg, name, states, owner, clock, should_stop,

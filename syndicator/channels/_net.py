@@ -19,8 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import requests
-import urllib3.exceptions
 
 from syndicator.channels.base import SendError, TransientError, UnknownOutcome
 from syndicator.retry_after import clamp_wait, parse_retry_after
@@ -101,25 +99,35 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-_NOT_SENT = (
-    requests.exceptions.ConnectTimeout,
-    requests.exceptions.SSLError,  # the TLS handshake failed: no request was written
-    urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
-    urllib3.exceptions.ConnectTimeoutError,
-    ConnectionRefusedError,
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
+def _not_sent() -> tuple[type[BaseException], ...]:
+    # requests is imported here, on a failure: the kinds' configs use this module on
+    # every pass, and only the clients (imported to send) need requests
+    import requests
+    import urllib3.exceptions
+
+    return (
+        requests.exceptions.ConnectTimeout,
+        requests.exceptions.SSLError,  # the TLS handshake failed: no request was written
+        urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
+        urllib3.exceptions.ConnectTimeoutError,
+        ConnectionRefusedError,
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+    )
 
 
 def never_sent(exc: BaseException) -> bool:
     """True when the failure happened before a byte of the request could reach the server."""
-    return any(isinstance(e, _NOT_SENT) for e in _chain(exc))
+    not_sent = _not_sent()
+    return any(isinstance(e, not_sent) for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:
     """A short, human reason for a transport failure."""
+    import requests
+    import urllib3.exceptions
+
     chain = _chain(exc)
     for e in chain:
         if isinstance(e, ConnectionRefusedError | urllib3.exceptions.NewConnectionError):

@@ -58,6 +58,9 @@ class ChannelKind:
     # the episode card's size in pixels on this network (None: [cards] width x height);
     # the channel gets it as Post.image_file when the channel's `image` is "card"
     card_size: ClassVar[tuple[int, int] | None] = None
+    # False: the kind's channels have no `read_counts`, so a pass never builds one (and
+    # imports its library) only to find that out when its sent posts are due a read
+    reads_counts: ClassVar[bool] = True
 
     # -- counting
 

@@ -1,6 +1,7 @@
 """Building a channel from its [[channels]] config, with the kind its `type` names.
 
     make_channel(cfg) -> Channel
+    prepare_channel(cfg) -> build()  the same checks now, the build (the client's import) later
     implicit_channels(settings) -> {name: Channel}   channels without [[channels]] (pings)
 
 The installed kinds themselves are found by `syndicator.plugins` (entry points).
@@ -12,6 +13,7 @@ channels log in or read instance data on first use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from syndicator.channels.base import Channel, PermanentError
@@ -29,6 +31,7 @@ __all__ = [
     "kind",
     "kinds",
     "make_channel",
+    "prepare_channel",
     "reserved_names",
 ]
 
@@ -69,8 +72,12 @@ def _secrets(cfg: ChannelConfig, keys: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def make_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Channel:
-    """The channel for `cfg`; `timeout` (seconds) overrides cfg.timeout for every request."""
+def prepare_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Callable[[], Channel]:
+    """Everything `make_channel` checks (the timeout, the kind, its settings, every
+    secret), leaving the build for later: the function returned builds the channel.
+
+    Checking is cheap; building imports the network's library (a kind's client module),
+    so a pass checks every channel at once and builds only those it needs."""
     seconds = timeout if timeout is not None else cfg.timeout.total_seconds()
     if seconds <= 0:
         raise ConfigurationError(f"channel {cfg.name!r}: timeout must be more than 0 seconds")
@@ -79,10 +86,20 @@ def make_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Channel
     except KeyError:
         raise ConfigurationError(f"channel {cfg.name!r}: unknown type {cfg.type!r}") from None
     k.check(cfg)
-    try:
-        return k.build(cfg, _secrets(cfg, k.secrets), seconds)
-    except ValueError as exc:  # a library refusing a URL or a setting
-        raise ConfigurationError(f"channel {cfg.name!r} ({cfg.type}): {exc}") from exc
+    secrets = _secrets(cfg, k.secrets)
+
+    def build() -> Channel:
+        try:
+            return k.build(cfg, secrets, seconds)
+        except ValueError as exc:  # a library refusing a URL or a setting
+            raise ConfigurationError(f"channel {cfg.name!r} ({cfg.type}): {exc}") from exc
+
+    return build
+
+
+def make_channel(cfg: ChannelConfig, *, timeout: float | None = None) -> Channel:
+    """The channel for `cfg`; `timeout` (seconds) overrides cfg.timeout for every request."""
+    return prepare_channel(cfg, timeout=timeout)()
 
 
 def implicit_channels(settings: Any, *, timeout: float = 10.0) -> dict[str, Channel]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from syndicator import config
-from syndicator.channels.apprise import AppriseChannel
+from syndicator.channels.apprise.client import AppriseChannel
 from syndicator.channels.base import PermanentError, TransientError
 from syndicator.channels.registry import make_channel
 from syndicator.config import ChannelConfig

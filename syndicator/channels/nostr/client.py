@@ -14,6 +14,9 @@ row (`post.progress`, key "event"); every later attempt sends that same event. A
 that already has it answers `OK true "duplicate: …"`, so a resend is a no-op on every
 relay (unknown_policy "idempotent"). Sent means at least `min_relays` relays said OK; a
 relay that fails beyond that is a warning in the log, not a failure.
+
+The kind (config, keys, handles) is the package, `syndicator.channels.nostr`; this module
+is imported by its `build()` only.
 """
 
 from __future__ import annotations
@@ -26,23 +29,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 from nostr_sdk import (
     Event,
     EventBuilder,
-    EventId,
     Keys,
     Kind,
-    Nip19Event,
     NostrSdkError,
     PublicKey,
-    RelayUrl,
     Tag,
     Timestamp,
 )
-from pydantic import Field, field_validator, model_validator
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
@@ -53,17 +51,13 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.kind import ChannelKind
-from syndicator.channels.registry import ConfigurationError, env_var
-from syndicator.config import ChannelConfig, secret
+from syndicator.channels.nostr.shared import DEFAULT_LIMIT, UNKNOWN_POLICY, event_uri
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 1000  # Nostr has no hard limit; long notes read badly in clients
 MAX_MESSAGE = 1 << 20  # bytes in one relay message (the note, an event read back)
 MAX_COUNT_EVENTS = 5000  # reactions, replies and reposts read from one relay for counts
 MAX_RELAY_THREADS = 16  # relays contacted at once
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # A '#tag' at the start or after a space or bracket (not a URL's '#fragment').
 _HASHTAG = re.compile(r"(?<![^\s(\[])#(\w+)")
 # NIP-27 references to people in the text: nostr:npub1… / nostr:nprofile1…
@@ -147,18 +141,6 @@ def build_event(keys: Keys, post: Post) -> Event:
     return builder.custom_created_at(created).finalize(keys)
 
 
-def event_uri(event_id: str, author: str | None, relays: list[str]) -> str:
-    """`nostr:nevent1…` (NIP-19/21) with the author and relay hints, for links and feeds."""
-    pk = PublicKey.parse(author) if author else None
-    hints: list[RelayUrl] = []
-    for r in relays[:3]:
-        try:
-            hints.append(RelayUrl.parse(r))
-        except NostrSdkError:
-            continue
-    return Nip19Event(EventId.parse(event_id), pk, Kind(1), hints).to_nostr_uri()
-
-
 def _frame(kind: str, *parts: Any) -> str:
     return json.dumps([kind, *parts], ensure_ascii=False, separators=(",", ":"))
 
@@ -193,7 +175,7 @@ def _genuine(ev: dict[str, Any]) -> bool:
 
 class NostrChannel:
     type = "nostr"
-    unknown_policy = "idempotent"
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,
@@ -411,129 +393,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return str(exc) or type(exc).__name__
-
-
-# --- the kind: config, secrets, length, handles ---------------------------------------------
-
-
-def relay_url_problem(url: str) -> str | None:
-    """Why `url` is not a usable relay address, or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("wss", "ws") or not parts.hostname:
-        return "a relay URL starts with wss:// and names a host"
-    if parts.scheme == "ws" and parts.hostname not in _LOOPBACK:
-        return "ws:// (unencrypted) is only for a relay on this machine; use wss://"
-    return None
-
-
-class NostrConfig(ChannelConfig):
-    type: Literal["nostr"]
-    relays: list[str] = Field(default_factory=list)  # wss:// URLs (ws:// on 127.0.0.1)
-    min_relays: int = Field(default=1, ge=1)  # OKs needed before a note counts as sent
-
-    @field_validator("relays")
-    @classmethod
-    def _relays(cls, v: list[str]) -> list[str]:
-        out: list[str] = []
-        for url in (u.strip() for u in v):
-            problem = relay_url_problem(url)
-            if problem:
-                raise ValueError(f"{url!r}: {problem}")
-            if url not in out:
-                out.append(url)
-        return out
-
-    @model_validator(mode="after")
-    def _enough_relays(self) -> NostrConfig:
-        if self.relays and self.min_relays > len(self.relays):
-            raise ValueError(
-                f"min_relays = {self.min_relays} but only {len(self.relays)} relays are listed; "
-                "add relays or lower min_relays"
-            )
-        return self
-
-
-def _keys(value: str) -> Keys | None:
-    try:
-        return Keys.parse(value.strip())
-    except NostrSdkError:
-        return None
-
-
-class NostrKind(ChannelKind):
-    """Code points of the whole note; no hard limit, `limit` (default 1,000) keeps it short."""
-
-    name = "nostr"
-    config = NostrConfig
-    secrets = ("NSEC",)
-    default_limit = DEFAULT_LIMIT
-    unknown_policy = NostrChannel.unknown_policy
-    has_handles = True
-    # podcast:socialInteract: a note hosts replies (NIP-10)
-    interact_protocol: ClassVar[str | None] = "nostr"
-    threads = True  # NIP-10 marked `e` tags (root, reply) and a `p` tag
-
-    def handle(self, value: Any) -> str:
-        """An npub, hex key, nprofile or nostr: URI -> the npub; anything else is ""."""
-        v = str(value or "").strip().lstrip("@")
-        if not v:
-            return ""
-        try:
-            return str(PublicKey.parse(v).to_bech32())
-        except NostrSdkError:
-            return ""
-
-    def mention(self, handle: str) -> str:
-        return f"nostr:{handle}" if handle else ""  # NIP-27; the p tag comes from it
-
-    def check(self, cfg: Any) -> None:
-        if not cfg.relays:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (nostr) needs `relays`, the relays to publish to, "
-                'e.g. relays = ["wss://relay.example.org"]'
-            )
-
-    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> NostrChannel:
-        keys = _keys(secrets["NSEC"])
-        if keys is None:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (nostr): {env_var(cfg.name, 'NSEC')} is not a Nostr "
-                "private key; set it to the nsec1… key or its 64 hex digits"
-            )
-        return NostrChannel(
-            cfg.name,
-            relays=cfg.relays,
-            keys=keys,
-            min_relays=cfg.min_relays,
-            timeout=timeout,
-            limit=cfg.limit,
-        )
-
-    def endpoint(self, cfg: Any) -> str:
-        return ", ".join(cfg.relays)
-
-    def account(self, cfg: Any) -> str | None:
-        keys = _keys(secret(cfg.name, "nsec") or "")
-        return keys.public_key().to_hex() if keys else None  # the public key names it
-
-    def social_interact(
-        self, cfg: Any, remote_id: str | None, remote_url: str | None
-    ) -> dict[str, str] | None:
-        """The note as `nostr:nevent1…` and the author's npub."""
-        uri = remote_url if remote_url and remote_url.startswith("nostr:nevent1") else None
-        author: PublicKey | None = None
-        try:
-            if uri:
-                author = Nip19Event.from_nostr_uri(uri).author()
-            elif remote_id and re.fullmatch(r"[0-9a-f]{64}", remote_id):
-                account = self.account(cfg)
-                uri = event_uri(remote_id, account, list(getattr(cfg, "relays", [])))
-                author = PublicKey.parse(account) if account else None
-        except NostrSdkError:
-            return None
-        if not uri:
-            return None
-        out = {"uri": uri}
-        if author is not None:
-            out["accountId"] = str(author.to_bech32())
-        return out

@@ -8,17 +8,16 @@ service resolves its handle to a DID (a definite "unable to resolve" drops it, a
 other failure postpones the send so the record stays the same on every attempt).
 
 Logging in happens once per channel (lazily, at the first send); the SDK refreshes the
-session before its access token expires.
+session before its access token expires. The kind (config, length, handles) is the
+package, `syndicator.channels.bluesky`; this module is imported by its `build()` only.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import grapheme
 import httpx
 from atproto_client import Client, models
 from atproto_client.exceptions import (
@@ -31,8 +30,6 @@ from atproto_client.exceptions import (
 )
 from atproto_client.request import Request
 from atproto_client.utils import facet_detection
-from atproto_core.exceptions import InvalidAtUriError
-from atproto_core.uri import AtUri
 
 from syndicator.channels import _net
 from syndicator.channels.base import (
@@ -43,12 +40,9 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.kind import ChannelKind
-from syndicator.channels.registry import ConfigurationError, env_var
+from syndicator.channels.bluesky.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.tids import is_valid_tid
-from syndicator.config import ChannelConfig
 
-DEFAULT_LIMIT = 300  # graphemes
 COLLECTION = "app.bsky.feed.post"
 _TOKEN_ERRORS = {"ExpiredToken", "InvalidToken"}
 
@@ -83,7 +77,7 @@ def _describe(status: int | None, name: str, message: str) -> str:
 
 class BlueskyChannel:
     type = "bluesky"
-    unknown_policy = "readback"
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,
@@ -345,13 +339,6 @@ class BlueskyChannel:
         return UnknownOutcome(f"{what}: {exc}")
 
 
-# --- the kind: config, secrets, length, handles ---------------------------------------------
-
-_PROFILE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#\s]+)", re.IGNORECASE)
-_SOURCE_URL = re.compile(r"^https?://(?:www\.)?bsky\.app/profile/([^/?#]+)")
-_HANDLE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
-
-
 def _cid(resp: Any) -> dict[str, str]:
     """A reply to this post names it by uri and cid (a strong ref): keep the cid."""
     cid = getattr(resp, "cid", None)
@@ -374,92 +361,3 @@ def reply_ref(post: Post) -> dict[str, Any] | None:
             )
         refs[name] = {"uri": ref.remote_id, "cid": cid}
     return refs
-
-
-def bluesky_handle(value: Any) -> str:
-    """ "@name.bsky.social", "name.bsky.social" or a profile URL -> "name.bsky.social".
-
-    Bluesky handles are domain names; anything else (a bare name, a DID) is "".
-    """
-    v = str(value or "").strip()
-    m = _PROFILE_URL.match(v)
-    v = (m.group(1) if m else v.lstrip("@")).lower()
-    return v if _HANDLE.fullmatch(v) and len(v) <= 253 else ""
-
-
-class BlueskyConfig(ChannelConfig):
-    type: Literal["bluesky"]
-    service: str = "https://bsky.social"
-    handle: str = ""  # the login handle (password from SYNDICATOR_<NAME>_APP_PASSWORD)
-
-
-def post_interact(cfg: Any, remote_id: str | None, remote_url: str | None) -> dict[str, str] | None:
-    """podcast:socialInteract for a post: its at:// URI, the author's DID (from that URI)
-    and their bsky.app profile (the handle of the post's URL, else the configured one)."""
-    raw = (remote_id or "").strip()
-    try:
-        uri = AtUri.from_str(raw) if raw.startswith("at://") else None
-    except (InvalidAtUriError, ValueError):
-        uri = None
-    if uri is None or not (uri.host and uri.collection and uri.rkey):
-        return None  # the SDK parses leniently: a post's URI has all three parts
-    out = {"uri": str(uri), "accountId": uri.host}
-    m = _PROFILE_URL.match(remote_url or "")
-    handle = m.group(1) if m else bluesky_handle(getattr(cfg, "handle", ""))
-    if handle:
-        out["accountUrl"] = f"https://bsky.app/profile/{handle}"
-    return out
-
-
-class BlueskyKind(ChannelKind):
-    """Grapheme clusters of the whole text (links count in full)."""
-
-    name = "bluesky"
-    interact_protocol = "atproto"
-    threads = True  # a `reply` ref with root and parent (uri + cid)
-    config = BlueskyConfig
-    secrets = ("APP_PASSWORD",)
-    default_limit = DEFAULT_LIMIT
-    unknown_policy = BlueskyChannel.unknown_policy
-    has_handles = True
-    hashed_when_absent = True  # a Guest field before handles were a map
-    card_size = (1200, 630)  # the link card's 1.91:1 picture
-
-    def count(self, text: str) -> int:
-        return grapheme.length(text)
-
-    def source_handle(self, value: str) -> str:
-        m = _SOURCE_URL.match(value)
-        return (m.group(1) if m else value).lstrip("@")
-
-    def handle(self, value: Any) -> str:
-        return bluesky_handle(value)
-
-    def check(self, cfg: Any) -> None:
-        if not cfg.handle:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (bluesky) needs `handle`, the account to log in as, "
-                'e.g. handle = "mypodcast.bsky.social"'
-            )
-
-    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> BlueskyChannel:
-        return BlueskyChannel(
-            cfg.name,
-            handle=cfg.handle.lstrip("@"),
-            app_password=secrets["APP_PASSWORD"],
-            service=cfg.service or "https://bsky.social",
-            timeout=timeout,
-            limit=cfg.limit,
-            password_env=env_var(cfg.name, "APP_PASSWORD"),
-        )
-
-    def endpoint(self, cfg: Any) -> str:
-        return cfg.service + (f" as {cfg.handle}" if cfg.handle else "")
-
-    def account(self, cfg: Any) -> str | None:
-        return cfg.handle and f"{cfg.service.rstrip('/')}|{cfg.handle.lower()}"
-
-    def social_interact(
-        self, cfg: Any, remote_id: str | None, remote_url: str | None
-    ) -> dict[str, str] | None:
-        return post_interact(cfg, remote_id, remote_url)

@@ -16,6 +16,9 @@ an `unknown` row is held for a person unless the channel says on_unknown = "rese
 Timeouts: Apprise URLs take `cto` (connect) and `rto` (read) seconds; the channel adds
 them unless the URL sets its own. Endpoints: an Apprise plugin's fixed service host
 (e.g. discord.com) is replaced by `api_base` when one is given (tests, proxies).
+
+The kind (config) is the package, `syndicator.channels.apprise`; this module is
+imported by its `build()` only.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
+from syndicator.channels.apprise.shared import DISCORD_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.base import (
     PermanentError,
     Post,
@@ -41,10 +45,7 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.kind import ChannelKind
-from syndicator.config import ChannelConfig
 
-DISCORD_LIMIT = 2000
 _STATUS = re.compile(r"error=(\d{3})\b")
 _DETAILS = re.compile(r"^Response Details:\s*(.*)$", re.S)
 _SOCKET = re.compile(r"^(?:Socket|I/O) Exception:\s*(.*)$", re.S)
@@ -118,7 +119,7 @@ def _response_text(raw: str) -> str:
 
 class AppriseChannel:
     type = "apprise"
-    unknown_policy = "none"
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,
@@ -294,56 +295,3 @@ def _short(text: str) -> str:
         if m:
             return m.group(0)
     return text if len(text) <= 240 else text[:237] + "..."
-
-
-# --- the kind: config, secrets, length -------------------------------------------------------
-
-
-class AppriseConfig(ChannelConfig):
-    type: Literal["apprise"]
-    url: str = ""  # the Apprise URL when it holds no secret; else SYNDICATOR_<NAME>_URL
-    api_url: str | None = None  # send a plugin's requests to this host instead (tests, proxies)
-
-
-class AppriseKind(ChannelKind):
-    """Chat and mail through Apprise: code points; a person decides an `unknown` row."""
-
-    name = "apprise"
-    config = AppriseConfig
-    secrets = ()  # the URL: from `url`, or SYNDICATOR_<NAME>_URL when it holds a secret
-    default_limit = DISCORD_LIMIT
-    unknown_policy = AppriseChannel.unknown_policy
-    aliases = ("discord",)
-
-    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> AppriseChannel:
-        from syndicator.channels.registry import ConfigurationError, env_var
-        from syndicator.config import secret
-
-        url = cfg.url or secret(cfg.name, "URL")
-        if not url:
-            var = env_var(cfg.name, "URL")
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (apprise) needs an Apprise URL: set `url` in the config, "
-                f"or {var} in the environment when the URL holds a token "
-                f"(export {var}=discord://...)",
-                env=[var],
-            )
-        try:
-            return AppriseChannel(
-                cfg.name, url=url, timeout=timeout, limit=cfg.limit, api_base=cfg.api_url
-            )
-        except PermanentError as exc:
-            raise ConfigurationError(exc.message) from exc
-
-    def endpoint(self, cfg: Any) -> str:
-        if cfg.url:
-            # Apprise URLs often carry tokens in the path even when they shouldn't: show
-            # the scheme only.
-            scheme = urlsplit(cfg.url).scheme or "apprise"
-            return f"{scheme}://…"
-        return "(URL from the environment)"
-
-    def account(self, cfg: Any) -> str | None:
-        from syndicator.config import secret
-
-        return cfg.url or secret(cfg.name, "url")

@@ -7,16 +7,17 @@ signature is computed by requests on the final URL, so it stays valid.
 
 X has no idempotency key. For a row whose outcome is unknown, `reconcile` reads the
 account's own timeline for the frozen text; on a resend, X's "duplicate content" 403
-means the text is already there, which counts as sent.
+means the text is already there, which counts as sent. The kind (config, length,
+handles) is the package, `syndicator.channels.twitter`; this module is imported by its
+`build()` only.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -31,7 +32,6 @@ from tweepy.errors import (
     TwitterServerError,
     Unauthorized,
 )
-from twitter_text import parse_tweet
 
 from syndicator.channels import _net
 from syndicator.channels.base import (
@@ -42,10 +42,8 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.kind import ChannelKind
-from syndicator.config import ChannelConfig, secret
+from syndicator.channels.twitter.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 
-DEFAULT_LIMIT = 280
 # How far before the row's frozen time a matching tweet may be (clock skew between us and X).
 _SKEW = timedelta(minutes=10)
 # Timeline pages (100 tweets each) read back before concluding "not posted".
@@ -93,7 +91,7 @@ def _message(exc: HTTPException) -> str:
 
 class TwitterChannel:
     type = "twitter"
-    unknown_policy = "readback"
+    unknown_policy = UNKNOWN_POLICY
 
     def __init__(
         self,
@@ -310,96 +308,3 @@ class TwitterChannel:
 
 def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-# --- the kind: config, secrets, length, handles ---------------------------------------------
-
-_TWITTER_URL = re.compile(
-    r"^(?:https?://)?(?:www\.|mobile\.)?(?:twitter|x)\.com/@?([A-Za-z0-9_]+)", re.IGNORECASE
-)
-_TWITTER = re.compile(r"[A-Za-z0-9_]{1,15}")
-_PROFILE_URL = re.compile(r"^https?://(?:www\.)?(?:twitter\.com|x\.com)/([^/?#]+)")
-# a tweet's page: https://x.com/<name>/status/<id> (or /i/web/status/<id>)
-_TWEET_URL = re.compile(
-    r"^(https?://(?:www\.)?(?:twitter\.com|x\.com))/([^/?#]+)/(?:web/)?status/\d+"
-)
-
-
-def twitter_handle(value: Any) -> str:
-    """ "@name", "name" or a profile URL -> "name"; "" when it is not a valid X handle."""
-    v = str(value or "").strip()
-    m = _TWITTER_URL.match(v)
-    v = m.group(1) if m else v.lstrip("@")
-    return v if _TWITTER.fullmatch(v) else ""
-
-
-class TwitterConfig(ChannelConfig):
-    type: Literal["twitter"]
-    api_url: str = "https://api.x.com"
-
-
-def tweet_interact(remote_id: str | None, remote_url: str | None) -> dict[str, str] | None:
-    """podcast:socialInteract for a tweet: its URL as the uri (made from the id when none
-    was stored), the account as `@name` and its profile page when the URL names it."""
-    url = (remote_url or "").strip()
-    tid = (remote_id or "").strip()
-    if not url and tid.isdigit():
-        url = f"https://x.com/i/web/status/{tid}"
-    m = _TWEET_URL.match(url)
-    if not m:
-        return None
-    out = {"uri": url}
-    user = m.group(2)
-    if user.lower() != "i" and _TWITTER.fullmatch(user):  # /i/web/status/: no account named
-        out["accountId"] = "@" + user
-        out["accountUrl"] = f"{m.group(1)}/{user}"
-    return out
-
-
-class TwitterKind(ChannelKind):
-    """X: twitter-text v3 weighted length (URLs 23, CJK and emoji 2)."""
-
-    name = "twitter"
-    config = TwitterConfig
-    secrets = ("API_KEY", "API_SECRET", "ACCESS_TOKEN", "ACCESS_TOKEN_SECRET")
-    default_limit = DEFAULT_LIMIT
-    unknown_policy = TwitterChannel.unknown_policy
-    has_handles = True
-    hashed_when_absent = True  # a Guest field before handles were a map
-    aliases = ("x",)
-    interact_protocol = "twitter"
-    threads = True  # in_reply_to_tweet_id
-
-    def count(self, text: str) -> int:
-        return parse_tweet(text).weightedLength
-
-    def source_handle(self, value: str) -> str:
-        m = _PROFILE_URL.match(value)
-        return (m.group(1) if m else value).lstrip("@")
-
-    def handle(self, value: Any) -> str:
-        return twitter_handle(value)
-
-    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> TwitterChannel:
-        return TwitterChannel(
-            cfg.name,
-            api_key=secrets["API_KEY"],
-            api_secret=secrets["API_SECRET"],
-            access_token=secrets["ACCESS_TOKEN"],
-            access_token_secret=secrets["ACCESS_TOKEN_SECRET"],
-            api_url=cfg.api_url or "https://api.x.com",
-            timeout=timeout,
-            limit=cfg.limit,
-        )
-
-    def endpoint(self, cfg: Any) -> str:
-        return cfg.api_url
-
-    def account(self, cfg: Any) -> str | None:
-        token = secret(cfg.name, "access_token")
-        return token and f"{cfg.api_url.rstrip('/')}|{token}"
-
-    def social_interact(
-        self, cfg: Any, remote_id: str | None, remote_url: str | None
-    ) -> dict[str, str] | None:
-        return tweet_interact(remote_id, remote_url)

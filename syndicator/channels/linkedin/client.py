@@ -30,7 +30,8 @@ which counts as sent.
 
 The official client (linkedin-api-client) builds every URL on api.linkedin.com and sets
 no timeout; `_Session` moves each request onto the configured `api_url` (keeping the
-route) and always sets one.
+route) and always sets one. The kind (config, length, mentions) is the package,
+`syndicator.channels.linkedin`; this module is imported by its `build()` only.
 """
 
 from __future__ import annotations
@@ -38,13 +39,12 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from linkedin_api.clients.restli.client import RestliClient
 from linkedin_api.common.errors import ResponseFormattingError
-from pydantic import field_validator
 
 from syndicator.channels import _net
 from syndicator.channels.base import (
@@ -55,66 +55,22 @@ from syndicator.channels.base import (
     TransientError,
     UnknownOutcome,
 )
-from syndicator.channels.kind import ChannelKind
-from syndicator.channels.registry import ConfigurationError, env_var
-from syndicator.config import ChannelConfig
+from syndicator.channels.linkedin.shared import (
+    DEFAULT_API_URL,
+    DEFAULT_LIMIT,
+    DEFAULT_VERSION,
+    UNKNOWN_POLICY,
+    little_text,
+    plain_text,
+)
 
-DEFAULT_LIMIT = 3000
-DEFAULT_API_URL = "https://api.linkedin.com"
-# LinkedIn keeps each monthly version for about a year; a config may name a newer one.
-DEFAULT_VERSION = "202611"
 # How far before the row's frozen time a matching post may be (clock skew with LinkedIn).
 _SKEW = timedelta(minutes=10)
 # The author finder is read this many posts a page, for at most this many pages.
 _PAGE = 50
 _MAX_PAGES = 3
 
-_RESERVED = frozenset("|{}@[]()<>#\\*_~")
-_URN = r"urn:li:(?:person|organization):[A-Za-z0-9_-]+"
-_AUTHOR = re.compile(rf"^{_URN}$")
-_VERSION = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(?:\.(\d{2}))?$")
-# What little text keeps as elements; everything else is escaped text. URLs are text
-# (escaped like the rest) so a '#' or '_' in one never becomes a hashtag.
-_TOKEN = re.compile(
-    r"(?P<url>https?://\S+)"
-    rf"|@\[(?P<name>[^\[\]()\\\n]+)\]\((?P<urn>{_URN})\)"
-    r"|(?<![\w&#])#(?P<tag>\w*[^\W\d_]\w*)"  # a hashtag has a letter: "#1" is text
-)
-_HASHTAG_BACK = re.compile(r"\{hashtag\|\\?[#＃]\|((?:\\.|[^}\\])*)\}")
-_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 _DUPLICATE = re.compile(r"duplicate of (urn:li:[A-Za-z]+:[0-9A-Za-z_-]+)", re.IGNORECASE)
-
-
-def escape(text: str) -> str:
-    """Plain text as little text: every reserved character behind a backslash."""
-    return "".join("\\" + c if c in _RESERVED else c for c in text)
-
-
-def little_text(text: str) -> str:
-    """The frozen text as LinkedIn's commentary: escaped, with #tags and mentions kept."""
-    out: list[str] = []
-    pos = 0
-    for m in _TOKEN.finditer(text):
-        out.append(escape(text[pos : m.start()]))
-        if m["url"]:
-            out.append(escape(m["url"]))
-        elif m["urn"]:
-            out.append(f"@[{escape(m['name'])}]({m['urn']})")
-        else:
-            out.append("{hashtag|\\#|" + escape(m["tag"]) + "}")
-        pos = m.end()
-    out.append(escape(text[pos:]))
-    return "".join(out)
-
-
-def plain_text(commentary: str) -> str:
-    """A commentary read back as plain text (hashtag templates as #tag, escapes undone)."""
-    text = _HASHTAG_BACK.sub(lambda m: "#" + m.group(1), commentary)
-    return _ESCAPED.sub(lambda m: m.group(1), text)
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def post_url(urn: str) -> str:
@@ -185,7 +141,7 @@ def _retryable(err: SendError) -> SendError:
 
 class LinkedInChannel:
     type = "linkedin"
-    unknown_policy = "readback"
+    unknown_policy = UNKNOWN_POLICY
     # LinkedIn documents no lifetime for an uploaded image that no post uses yet; an
     # upload older than this is done again (the same bytes) rather than risk a post
     # refused for a stale URN.
@@ -509,107 +465,3 @@ def _older(el: Any, since: datetime) -> bool:
     if isinstance(el, dict) and el.get("lastModifiedAt") is None:
         return _created_before(el, since)
     return _before(el, "lastModifiedAt", since)
-
-
-# --- the kind: config, secrets, length, handles ---------------------------------------------
-
-
-class LinkedInConfig(ChannelConfig):
-    type: Literal["linkedin"]
-    author: str = ""  # "urn:li:person:…" or "urn:li:organization:…"
-    api_url: str = DEFAULT_API_URL
-    version: str = DEFAULT_VERSION  # LinkedIn-Version, YYYYMM
-
-    @field_validator("author")
-    @classmethod
-    def _author(cls, v: str) -> str:
-        v = v.strip()
-        if v and not _AUTHOR.fullmatch(v):
-            raise ValueError(
-                f"{v!r} is not a LinkedIn person or organization URN: use "
-                '"urn:li:person:<id>" (the member\'s id from /v2/userinfo `sub`) or '
-                '"urn:li:organization:<id>" (the number in the page\'s admin URL)'
-            )
-        return v
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        v = v.strip()
-        if not _VERSION.fullmatch(v):
-            raise ValueError(
-                f"{v!r} is not a LinkedIn API version: use the month as YYYYMM "
-                f'(e.g. "{DEFAULT_VERSION}") or YYYYMM.RR'
-            )
-        return v
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_url(cls, v: str) -> str:
-        return _net.http_url(v, DEFAULT_API_URL)
-
-
-class LinkedInKind(ChannelKind):
-    """Little text in UTF-16 code units (reserved characters escaped, #tags as templates)."""
-
-    name = "linkedin"
-    config = LinkedInConfig
-    secrets = ("ACCESS_TOKEN",)
-    default_limit = DEFAULT_LIMIT
-    unknown_policy = LinkedInChannel.unknown_policy
-    has_handles = True
-    # podcast:socialInteract has no protocol for LinkedIn posts.
-    interact_protocol: ClassVar[str | None] = None
-    # No reply threads: the Posts API makes posts, not replies; a comment (socialActions)
-    # is another resource with its own permission and is not shown as a thread.
-    threads = False
-
-    def count(self, text: str) -> int:
-        return utf16_length(little_text(text))
-
-    def handle(self, value: Any) -> str:
-        """A person or organization URN; anything else (a profile URL, a vanity name)
-        can't be mentioned through the API, so the guest's plain name is shown."""
-        v = str(value or "").strip()
-        return v if _AUTHOR.fullmatch(v) else ""
-
-    def mention_for(self, handle: str, name: str) -> str:
-        # The Posts API's mention element needs the entity's name as well as its URN.
-        name = " ".join(name.split())
-        if not handle or not name or any(c in "[]()\\" for c in name):
-            return ""
-        return f"@[{name}]({handle})"
-
-    def mention(self, handle: str) -> str:
-        return ""  # a URN alone is no readable mention; see mention_for
-
-    def social_interact(
-        self, cfg: Any, remote_id: str | None, remote_url: str | None
-    ) -> dict[str, str] | None:
-        return None  # no podcast:socialInteract protocol covers LinkedIn
-
-    def check(self, cfg: Any) -> None:
-        if not cfg.author:
-            raise ConfigurationError(
-                f"channel {cfg.name!r} (linkedin) needs `author`, who posts: "
-                'author = "urn:li:person:<id>" or "urn:li:organization:<id>"'
-            )
-
-    def build(self, cfg: Any, secrets: dict[str, str], timeout: float) -> LinkedInChannel:
-        return LinkedInChannel(
-            cfg.name,
-            author=cfg.author,
-            access_token=secrets["ACCESS_TOKEN"],
-            api_url=cfg.api_url or DEFAULT_API_URL,
-            version=cfg.version,
-            timeout=timeout,
-            limit=cfg.limit,
-            token_env=env_var(cfg.name, "ACCESS_TOKEN"),
-        )
-
-    def endpoint(self, cfg: Any) -> str:
-        return cfg.api_url + (f" as {cfg.author}" if cfg.author else "")
-
-    def account(self, cfg: Any) -> str | None:
-        # The author URN is the account; a refreshed token (every 60 days) is the same one.
-        return cfg.author and f"{cfg.api_url.rstrip('/')}|{cfg.author}"
