@@ -171,3 +171,32 @@ def leased(s: Session, owner: str | None = None) -> dict[str, str]:
     if owner is not None:
         q = q.where(Source.lease_owner == owner)  # type: ignore[arg-type]
     return {n: o for n, o in s.execute(q).all()}
+
+
+def seed_polled(
+    s: Session,
+    validators: list[tuple[str, str | None, str | None]],
+    polled_at: datetime,
+    next_due_at: datetime,
+) -> None:
+    """As if each named source had been polled once at `polled_at` and answered with
+    these validators (name, etag, last_modified): benchmarks prime 100,000 sources this
+    way instead of a first pass that reads every feed."""
+    if not validators:
+        return
+    t = Source.__table__  # type: ignore[attr-defined]
+    stmt = (
+        sa.update(t)
+        .where(t.c.name == sa.bindparam("b_name"))
+        .values(
+            etag=sa.bindparam("b_etag"),
+            last_modified=sa.bindparam("b_lm"),
+            last_poll_at=polled_at,
+            last_ok_at=polled_at,
+            first_pass_at=polled_at,
+            next_due_at=next_due_at,
+            polls=t.c.polls + 1,
+        )
+    )
+    rows = [{"b_name": n, "b_etag": e, "b_lm": lm} for n, e, lm in validators]
+    s.connection().execute(stmt, rows)
