@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
 from syndicator.store.db import now_sql
-from syndicator.store.models import Source, UTCDateTime
+from syndicator.store.models import Source, SourceFile, UTCDateTime
 
 
 def by_name(s: Session, name: str) -> Source:
@@ -20,6 +21,77 @@ def by_name(s: Session, name: str) -> Source:
 
 def by_id(s: Session, source_id: int) -> Source | None:
     return s.get(Source, source_id)
+
+
+IN_CHUNK = 500  # names per IN list: well under every engine's bound-parameter limit
+
+
+def by_names(s: Session, names: list[str]) -> dict[str, Source]:
+    """The rows of these sources by name, a few queries for any number of them."""
+    out: dict[str, Source] = {}
+    for i in range(0, len(names), IN_CHUNK):
+        chunk = names[i : i + IN_CHUNK]
+        out.update(
+            (row.name, row)
+            for row in s.exec(select(Source).where(Source.name.in_(chunk)))  # type: ignore[attr-defined]
+        )
+    return out
+
+
+def having_files(s: Session, names: list[str]) -> set[str]:
+    """Which of these sources have a stat cache (local scans do; feeds never)."""
+    out: set[str] = set()
+    for i in range(0, len(names), IN_CHUNK):
+        q = (
+            sa.select(SourceFile.source)
+            .where(SourceFile.source.in_(names[i : i + IN_CHUNK]))  # type: ignore[attr-defined]
+            .distinct()
+        )
+        out.update(name for (name,) in s.execute(q).all())
+    return out
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A feed that answered 304: its validators (None keeps the stored one) and when it
+    is due next."""
+
+    name: str
+    etag: str | None
+    last_modified: str | None
+    next_due_at: datetime
+
+
+def not_modified_many(s: Session, rows: list[Unchanged], now: datetime) -> None:
+    """Store many 304 answers in one executemany UPDATE: what `ingest.apply_poll` writes
+    for a "not-modified" poll with no problems and no redirect (last polled, last ok,
+    next due, the validators; an error run ends). A worker on the 304 path spends most
+    of its time here otherwise: a transaction, an ORM load and a commit per feed."""
+    if not rows:
+        return
+    t = Source.__table__  # type: ignore[attr-defined]
+    stmt = (
+        sa.update(t)
+        .where(t.c.name == sa.bindparam("b_name"))
+        .values(
+            last_poll_at=now,
+            last_ok_at=now,
+            next_due_at=sa.bindparam("b_due", type_=UTCDateTime()),
+            polls=t.c.polls + 1,
+            consecutive_errors=0,
+            last_error=None,
+            alerted=False,
+            etag=sa.func.coalesce(sa.bindparam("b_etag", type_=sa.String()), t.c.etag),
+            last_modified=sa.func.coalesce(
+                sa.bindparam("b_lm", type_=sa.String()), t.c.last_modified
+            ),
+        )
+    )
+    params = [
+        {"b_name": r.name, "b_due": r.next_due_at, "b_etag": r.etag, "b_lm": r.last_modified}
+        for r in rows
+    ]
+    s.connection().execute(stmt, params)
 
 
 def count_error(s: Session, name: str, error: str) -> None:
