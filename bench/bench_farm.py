@@ -39,6 +39,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from syndicator.config import FetchConfig, WorkersConfig  # noqa: E402
 from syndicator.store import source_rows  # noqa: E402
 from syndicator.store import sources as store_sources  # noqa: E402
 from syndicator.store.db import dispose_all, normalize_url, session, upgrade  # noqa: E402
@@ -253,9 +254,13 @@ def main() -> None:
         "--workers", type=int, action="append", help="PostgreSQL workers (default 1, 2, 4)"
     )
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    ap.add_argument("--claim-batch", type=int, default=100)
+    ap.add_argument(
+        "--claim-batch", type=int, default=WorkersConfig().claim_batch, help="default: the config's"
+    )
+    # one host stands for thousands here: more than the default 4 at once, as a worker
+    # polling many hosts would have in flight
     ap.add_argument("--max-per-host", type=int, default=16)
-    ap.add_argument("--max-connections", type=int, default=50)
+    ap.add_argument("--max-connections", type=int, default=FetchConfig().max_connections)
     ap.add_argument("--json", action="store_true", help="also print each result as JSON")
     args = ap.parse_args()
     engines = args.engine or ["sqlite", "postgres"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import PollResult
-from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome
+from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome, tls_context
 from syndicator.sources.feeds.parse import ParsedFeed, parse_job
 from syndicator.sources.feeds.safety import Resolver, problem
 from syndicator.sources.kinds import PollContext, Polled, PollJob
@@ -332,6 +333,7 @@ async def poll_feeds(
     stats: PollStats | None = None,
     client: Any = None,
     resolver: Resolver | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> list[PollResult]:
     """Poll every request concurrently; return one PollResult per request, in order.
 
@@ -342,7 +344,8 @@ async def poll_feeds(
     plus a process pool once the pass has received more than 8 MB of feeds on a multi-core
     machine). `stats`, when given, is filled in. `client` (an httpx.AsyncClient) replaces the
     internally created one (the caller then closes it). `resolver` replaces the DNS lookup
-    used to tell private redirect targets (tests).
+    used to tell private redirect targets (tests). `tls` is the TLS context to use
+    (fetch.tls_context(); default: a new one).
     """
     st = stats if stats is not None else PollStats()
     started = time.perf_counter()
@@ -355,6 +358,7 @@ async def poll_feeds(
         client=client,
         allow_private_redirects=fetch.allow_private_redirects,
         resolver=resolver,
+        tls=tls,
     ) as fetcher:
         poller = _Poller(fetcher, tz, progress, parse_in, workers, st)
         try:
@@ -404,8 +408,11 @@ class FeedKind:
         if not requests:
             return
         ctx.progress.step(f"polling {len(requests)} feed(s)", total=len(requests))
+        if ctx.tls is None:  # one per pass: a worker calls this once per claimed batch
+            ctx.tls = tls_context()
         results = poll_feeds_sync(
-            requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance()
-        )
+            requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance(),
+            tls=ctx.tls,
+        )  # fmt: skip
         for job, result in zip(jobs, results, strict=True):
             yield Polled(job, result.url, result)
