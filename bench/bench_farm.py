@@ -16,7 +16,8 @@ run-once` processes run at once (on PostgreSQL they share the feeds by claims; S
 one writer, so one process). Reported: wall time to the last exit, polls per second, CPU
 seconds per poll (user + system of the worker processes, start-up included), 304s and
 200s, whether every feed was polled exactly once (the farm's counts) and its next due
-time stored, the PostgreSQL time per claim (the workers' log), and whether one worker's
+time stored, the PostgreSQL time per claim (the workers' log; and one claim alone before
+the run, with and without the list of names a worker sends), and whether one worker's
 rate keeps 100,000 feeds fresh every hour (27.8 polls/s).
 """
 
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +45,13 @@ sys.path.insert(0, str(ROOT))
 from syndicator.config import FetchConfig, WorkersConfig  # noqa: E402
 from syndicator.store import source_rows  # noqa: E402
 from syndicator.store import sources as store_sources  # noqa: E402
-from syndicator.store.db import dispose_all, normalize_url, session, upgrade  # noqa: E402
+from syndicator.store.db import (  # noqa: E402
+    dispose_all,
+    make_engine,
+    normalize_url,
+    session,
+    upgrade,
+)
 from syndicator.timeutil import utcnow  # noqa: E402
 from tests.feedserver import (  # noqa: E402
     FARM_LAST_MODIFIED,
@@ -94,6 +103,25 @@ def drop_pg(admin_url: str) -> None:
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
     admin.dispose()
+
+
+def claim_ms(url: str, names: list[str], batch: int, samples: int = 10) -> tuple[float, float]:
+    """PostgreSQL time per claim, as the client sees one round trip (median, rolled back
+    so every sample finds the same due sources): (the worker's statement, which lists
+    every source it polls, the statement without the list)."""
+    engine = make_engine(url)
+    out = []
+    for listed in (names, None):
+        times = []
+        for _ in range(samples):
+            with Session(engine) as s:
+                t = time.perf_counter()
+                store_sources.claim_due(s, "bench", listed, timedelta(minutes=5), batch)
+                times.append(1000 * (time.perf_counter() - t))
+                s.rollback()
+        out.append(statistics.median(times))
+    engine.dispose()
+    return out[0], out[1]
 
 
 def write_config(path: Path, db_url: str, args: argparse.Namespace) -> Path:
@@ -188,6 +216,10 @@ def one_run(farm: Farm, engine: str, workers: int, args: argparse.Namespace) -> 
             make_store(url, farm)
             print(f"  store of {farm.feeds} primed sources made in {time.perf_counter() - t:.1f} s")
             cfg = write_config(cwd / "syndicator.toml", url, args)
+            per_claim = (0.0, 0.0)
+            if engine == "postgres":
+                names = [_name(i) for i in range(farm.feeds)]
+                per_claim = claim_ms(url, names, args.claim_batch)
             farm.reset()
             since = utcnow().replace(tzinfo=None)
             load = os.getloadavg()
@@ -221,6 +253,8 @@ def one_run(farm: Farm, engine: str, workers: int, args: argparse.Namespace) -> 
         "still_leased": leased,
         "claims": claims,
         "ms_per_claim": round(ms_per_claim, 2),
+        "idle_ms_per_claim_listed": round(per_claim[0], 2),
+        "idle_ms_per_claim_unlisted": round(per_claim[1], 2),
         "load_before": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
     }
 
@@ -237,11 +271,19 @@ def report(r: dict[str, object]) -> None:
         f"polled twice {r['polled_twice']}, next due stored {r['stored']}/{r['feeds']}, "
         f"still leased {r['still_leased']}"
         + (f" | {r['claims']} claims, {r['ms_per_claim']} ms each" if r["claims"] else "")
+        + (
+            f"\n  one claim alone before the run: {r['idle_ms_per_claim_listed']} ms "
+            f"(naming all {r['feeds']} sources, as a worker does), "
+            f"{r['idle_ms_per_claim_unlisted']} ms (no names)"
+            if r["engine"] == "postgres"
+            else ""
+        )
         + f" | load before {r['load_before']}"
     )
     if r["feeds"] != 100_000:
-        hours = 100_000 / max(per_worker, 1e-9) / 3600
-        print(f"  extrapolated: one worker polls 100,000 such feeds in {hours:.2f} h")
+        hours = 100_000 / max(rate, 1e-9) / 3600
+        who = "one worker polls" if r["workers"] == 1 else f"{r['workers']} workers poll"
+        print(f"  extrapolated: {who} 100,000 such feeds in {hours:.2f} h")
 
 
 def main() -> None:
