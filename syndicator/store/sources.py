@@ -157,6 +157,8 @@ def claim_statement(
     *,
     due_only: bool,
     at: datetime | None = None,
+    type_: str | None = None,
+    exclude: list[str] | None = None,
 ) -> Any:
     """The UPDATE that `claim_due` runs (bench/bench_claims.py EXPLAINs it too)."""
     now = now_sql() if at is None else sa.bindparam("at", at, UTCDateTime())
@@ -164,6 +166,10 @@ def claim_statement(
         sa.select(Source.id)
         .where(
             _named(names),
+            sa.true() if type_ is None else Source.type == type_,
+            sa.true()
+            if not exclude
+            else Source.name != sa.all_(sa.bindparam("exclude", exclude, type_=ARRAY(sa.String))),
             Source.disabled == False,  # noqa: E712
             sa.or_(Source.lease_until.is_(None), Source.lease_until < now),  # type: ignore[union-attr,operator]
         )
@@ -193,17 +199,23 @@ def claim_due(
     *,
     due_only: bool = True,
     at: datetime | None = None,
+    type_: str | None = None,
+    exclude: list[str] | None = None,
 ) -> list[str]:
     """Claim up to `limit` of the named sources (PostgreSQL): due now (`due_only`), not
     disabled, and not leased by a live claim; returns the names this worker now holds.
     "Now" is the database's clock, or `at` when a pass is run at a chosen time
-    (`run-once --now … --force`, tests).
+    (`run-once --now … --force`, tests). `names=None` claims any source (of `type_`,
+    when given) but those in `exclude`.
 
     `FOR UPDATE SKIP LOCKED` lets concurrent workers take disjoint batches without
     waiting on each other; the lease (the database's clock) keeps the claim after this
     transaction commits, and expires by itself if the worker dies.
     """
-    res = s.execute(claim_statement(owner, names, lease, limit, due_only=due_only, at=at))
+    stmt = claim_statement(
+        owner, names, lease, limit, due_only=due_only, at=at, type_=type_, exclude=exclude
+    )
+    res = s.execute(stmt)
     return [name for (name,) in res.all()]
 
 
