@@ -28,11 +28,20 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from syndicator.store.db import dispose_all, upgrade
+from syndicator.store import sources as store_sources
+from syndicator.store.db import dispose_all, session, upgrade
+from syndicator.store.ingest import ensure_source
 from tests.daemon_support import cli, wait
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.webhook import FakeWebhook
-from tests.feedserver import FeedServer, make_feed_xml
+from tests.feedserver import (
+    FARM_LAST_MODIFIED,
+    Farm,
+    FeedServer,
+    farm_etag,
+    make_feed_xml,
+    serve_farm,
+)
 
 FEEDS = 24
 NEW = 20  # feeds that get a new episode
@@ -164,10 +173,10 @@ def network(pg_url: str, tmp_path: Path) -> Iterator[Net]:
 
 
 @contextmanager
-def workers(net: Net) -> Iterator[list[subprocess.Popen[str]]]:
-    env = dict(os.environ, SYNDICATOR_MASTO_ACCESS_TOKEN=net.masto.token, PYTHONUNBUFFERED="1")
+def workers(configs: list[Path], token: str = "") -> Iterator[list[subprocess.Popen[str]]]:
+    env = dict(os.environ, SYNDICATOR_MASTO_ACCESS_TOKEN=token, PYTHONUNBUFFERED="1")
     procs = []
-    for cfg in net.configs:
+    for cfg in configs:
         cmd = [sys.executable, "-m", "syndicator.cli", "--config", str(cfg), "--log-format"]
         cmd += ["json", "--log-level", "info", "run"]
         # the log goes to a file: a pipe nobody reads would fill and stall the worker
@@ -220,7 +229,7 @@ def _assert_announced_once(net: Net, guids: set[str]) -> None:
 
 def test_three_workers_share_the_feeds_and_announce_once(pg_url: str, tmp_path: Path) -> None:
     with network(pg_url, tmp_path) as net:
-        with workers(net) as procs:
+        with workers(net.configs, net.masto.token) as procs:
             assert wait(lambda: _all_polled(net), timeout=60), "not every feed was polled"
             guids = _add_new_episodes(net)
             assert wait(lambda: net.sent() >= 2 * NEW, timeout=60, every=0.3)
@@ -255,7 +264,7 @@ def test_a_killed_workers_sources_are_taken_over(pg_url: str, tmp_path: Path) ->
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     victims_leases = sa.text("SELECT name FROM sources WHERE lease_owner LIKE :o")
     with network(pg_url, tmp_path) as net:
-        with workers(net) as procs:
+        with workers(net.configs, net.masto.token) as procs:
             assert wait(lambda: _all_polled(net), timeout=60), "not every feed was polled"
             # slow answers: the victim is still reading when it is killed
             guids = _add_new_episodes(net, delay=1.5)
@@ -299,3 +308,111 @@ def test_a_killed_workers_sources_are_taken_over(pg_url: str, tmp_path: Path) ->
     rows = {w["pid"]: w for w in status["workers"]}
     assert rows[victim.pid]["alive"] is False  # its heartbeat stopped
     assert all(rows[p.pid]["alive"] for p in procs[:2])
+
+
+# ---- the 304 path against a feed farm (bench/bench_farm.py's farm) ------------------------
+
+FARM_FEEDS = 300
+
+
+def _farm_config(path: Path, pg_url: str, farm: Farm) -> Path:
+    # [[sources]] rather than stored ones: a worker wakes for these when they fall due
+    # (or a dead worker's lease ends); stored ones wait for the daemon's `poll:stored` look
+    sources = "".join(
+        f'\n[[sources]]\nname = "farm-{i:03d}"\ntype = "feed"\nurl = "{farm.url(i)}"\n'
+        'every = "1h"\n'
+        for i in range(FARM_FEEDS)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""
+[podcast]
+title = "A farm"
+timezone = "UTC"
+
+[database]
+url = "{pg_url}"
+
+[daemon]
+heartbeat = "0.3s"
+jitter = "0s"
+
+[workers]
+source_lease = "{LEASE}"
+claim_batch = 10
+{sources}""")
+    return path
+
+
+def test_a_304_pass_stores_every_feed_once_even_when_a_worker_is_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Three workers poll 300 feeds (95% answer 304) that are all due; one is
+    killed mid-pass. Every feed ends up polled, with its poll stored as `status` and the
+    dashboard show it (last polled, next due an interval later, the validators); only
+    the victim's claimed batch is polled twice, and nothing is left leased."""
+    engine = upgrade(pg_url)
+    with serve_farm(FARM_FEEDS, changed_every=20) as farm:
+        t0 = datetime.now(UTC)
+        naive = t0.replace(tzinfo=None)  # as the store keeps times (UTC) for raw SQL
+        with session(engine, write=True) as s:
+            for i in range(FARM_FEEDS):
+                ensure_source(s, f"farm-{i:03d}", "feed", farm.url(i))
+        with session(engine, write=True) as s:
+            store_sources.seed_polled(
+                s,
+                [(f"farm-{i:03d}", farm_etag(i), None) for i in range(FARM_FEEDS)],
+                t0 - timedelta(hours=1),
+                t0 - timedelta(seconds=1),
+            )
+        dispose_all()
+        configs = [
+            _farm_config(tmp_path / f"w{n}" / "syndicator.toml", pg_url, farm) for n in (1, 2, 3)
+        ]
+        leases = sa.text("SELECT name FROM sources WHERE lease_owner LIKE :o")
+        with workers(configs) as procs:
+            victim = procs[2]
+            assert wait(lambda: sum(farm.counts()) >= FARM_FEEDS // 5, timeout=60)
+            # stopped first, so the leases read are all it holds when it dies
+            victim.send_signal(signal.SIGSTOP)
+            with engine.connect() as c:
+                held = {n for (n,) in c.execute(leases, {"o": f"%:{victim.pid}:%"})}
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            assert held, "the victim held no sources when it was killed"
+
+            def all_stored() -> bool:
+                with engine.connect() as c:
+                    return (
+                        c.execute(
+                            # stored, and released: the victim's leases too, once taken over
+                            sa.text(
+                                "SELECT count(*) FROM sources WHERE last_poll_at >= :t "
+                                "AND lease_owner IS NULL"
+                            ),
+                            {"t": naive},
+                        ).scalar_one()
+                        == FARM_FEEDS
+                    )
+
+            assert wait(all_stored, timeout=90, every=0.3), "not every feed's poll was stored"
+            counts = farm.counts()
+            with engine.connect() as c:
+                rows = c.execute(
+                    sa.text(
+                        "SELECT name, etag, last_modified, last_poll_at, next_due_at, polls, "
+                        "consecutive_errors, lease_owner FROM sources ORDER BY name"
+                    )
+                ).all()
+    assert all(n >= 1 for n in counts)
+    twice = {f"farm-{i:03d}" for i, n in enumerate(counts) if n > 1}
+    assert twice <= held, twice - held  # only what the victim held is read again
+    assert len(rows) == FARM_FEEDS
+    for i, (name, etag, lm, polled, due, polls, errors, owner) in enumerate(rows):
+        assert name == f"farm-{i:03d}"
+        assert polled >= naive and due - polled == timedelta(hours=1), (name, polled, due)
+        assert polls == 2 and errors == 0 and owner is None, (name, polls, errors, owner)
+        if farm.changed(i):
+            assert etag.startswith(f'"c{i}-'), (name, etag)  # the new body's validator
+        else:
+            assert (etag, lm) == (farm_etag(i), FARM_LAST_MODIFIED), (name, etag, lm)
+    engine.dispose()

@@ -61,6 +61,23 @@ def test_claims_are_disjoint_and_leased_by_the_database_clock(pg_url: str) -> No
     assert sorted(c) == sorted(a)
 
 
+def test_a_claim_by_kind_names_no_source_but_skips_the_excluded(pg_url: str) -> None:
+    """What a worker with 100,000 sources claims (no list of names in the statement):
+    the kind's due sources, but none it handed back already."""
+    engine = upgrade(pg_url)
+    names = _sources(engine, 6)
+    with session(engine, write=True) as s:
+        ensure_source(s, "posts", "jekyll")
+    with session(engine, write=True) as s:
+        got = store_sources.claim_due(
+            s, "a", None, timedelta(seconds=30), 10, type_="feed", exclude=names[:2]
+        )
+    assert sorted(got) == names[2:]  # no jekyll source, none of the excluded
+    with session(engine, write=True) as s:
+        rest = store_sources.claim_due(s, "b", None, timedelta(seconds=30), 10, type_="feed")
+    assert sorted(rest) == names[:2]
+
+
 def test_a_dead_workers_claims_expire_and_due_comes_from_the_database(pg_url: str) -> None:
     engine = upgrade(pg_url)
     future = db_now(engine) + timedelta(hours=1)

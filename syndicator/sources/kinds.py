@@ -70,6 +70,7 @@ class PollContext:
     fetch: Any  # config.FetchConfig: the shared HTTP settings
     progress: Progress
     should_stop: Callable[[], bool] | None = None  # a shutdown: stop reading early
+    tls: Any = None  # the pass's TLS context, made at first use (feeds: ~20 ms of CPU)
 
 
 class SourceKind(Protocol):

@@ -62,6 +62,21 @@ def resolve(
     return n
 
 
+def with_open(s: Session, owners: list[str]) -> set[str]:
+    """Which of these sources have any open problem (one query per call)."""
+    if not owners:
+        return set()
+    q = (
+        sa.select(Problem.source)
+        .where(
+            Problem.source.in_(owners),  # type: ignore[attr-defined]
+            Problem.resolved_at.is_(None),  # type: ignore[union-attr]
+        )
+        .distinct()
+    )
+    return {name for (name,) in s.execute(q).all()}
+
+
 def open_kinds(s: Session, owner: str, location: str, *, exclude_severity: str) -> set[str]:
     """The kinds of the open problems of one file or URL, but those of one severity."""
     return set(

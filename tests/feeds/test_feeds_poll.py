@@ -82,3 +82,24 @@ def test_async_api_and_sync_wrapper_inside_a_loop(srv: FeedServer) -> None:
 
     a, b = asyncio.run(main())
     assert a[0].status == b[0].status == "ok"
+
+
+def test_a_pass_loads_the_tls_context_once_for_all_its_batches(srv: FeedServer) -> None:
+    """A worker polls batch after batch in one pass: the CA bundle (~20 ms of CPU) is
+    loaded for the first and reused, and every batch is still polled."""
+    from datetime import UTC
+
+    from syndicator.progress import NoProgress
+    from syndicator.sources.feeds.poll import FeedKind
+    from syndicator.sources.kinds import PollContext, PollJob
+
+    for i in range(4):
+        srv.add_feed(f"/b/{i}.xml", make_feed_xml(1, seed=i))
+    ctx = PollContext(UTC, FetchConfig(), NoProgress())
+    assert ctx.tls is None
+    first = list(FeedKind().poll([PollJob(src(srv.url(f"/b/{i}.xml"))) for i in (0, 1)], ctx))
+    tls = ctx.tls
+    assert tls is not None
+    second = list(FeedKind().poll([PollJob(src(srv.url(f"/b/{i}.xml"))) for i in (2, 3)], ctx))
+    assert ctx.tls is tls
+    assert [p.result.status for p in first + second] == ["ok"] * 4  # type: ignore[union-attr]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from syndicator.retry_after import parse_retry_after
 from syndicator.sources.base import PollResult
-from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome
+from syndicator.sources.feeds.fetch import Fetcher, FetchOutcome, tls_context
 from syndicator.sources.feeds.parse import ParsedFeed, parse_job
 from syndicator.sources.feeds.safety import Resolver, problem
 from syndicator.sources.kinds import PollContext, Polled, PollJob
@@ -267,6 +268,7 @@ async def poll_feeds(
     stats: PollStats | None = None,
     client: Any = None,
     resolver: Resolver | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> list[PollResult]:
     """Poll every request concurrently; return one PollResult per request, in order.
 
@@ -277,8 +279,9 @@ async def poll_feeds(
     plus a process pool once the pass has received more than 8 MB of feeds on a multi-core
     machine). When a pool worker dies, the rest of the pass parses in the thread. `stats`,
     when given, is filled in. `client` (an httpx.AsyncClient) replaces the internally created
-    one (the caller then closes it). `resolver` replaces the DNS lookup
-    used to tell private redirect targets (tests).
+    one (the caller then closes it). `resolver` replaces the DNS lookup used to tell private
+    redirect targets (tests). `tls` is the TLS context to use (fetch.tls_context(); default:
+    a new one).
     """
     st = stats if stats is not None else PollStats()
     started = time.perf_counter()
@@ -297,6 +300,7 @@ async def poll_feeds(
         client=client,
         allow_private_redirects=fetch.allow_private_redirects,
         resolver=resolver,
+        tls=tls,
     ) as fetcher:
         poller = _Poller(fetcher, tz, progress, parsers, st)
         try:
@@ -349,9 +353,11 @@ class FeedKind:
         # $SYNDICATOR_PARSE_IN=inline keeps parsing in this process: in the thread beside
         # the event loop, which must keep fetching.
         mode = mode_from_env()
+        if ctx.tls is None:  # one per pass: a worker calls this once per claimed batch
+            ctx.tls = tls_context()
         results = poll_feeds_sync(
             requests, ctx.fetch, tz=ctx.tz, progress=lambda _result: ctx.progress.advance(),
-            parse_in="thread" if mode == "inline" else mode,
+            parse_in="thread" if mode == "inline" else mode, tls=ctx.tls,
         )  # fmt: skip
         for job, result in zip(jobs, results, strict=True):
             yield Polled(job, result.url, result)
