@@ -331,9 +331,7 @@ def plan(
     window = settings.announce.window
     images = Images(settings)
     episodes = store_episodes.all_by_date(s)
-    # Held for the whole planning: the session keeps loaded rows only while something
-    # refers to them, and rendering looks up each episode's show (one query each, else).
-    shows_held = store_shows.by_sources(s, {ep.source for ep in episodes})
+    store_shows.hold(s, {ep.source for ep in episodes})  # each render asks for its show
     pending: list[Delivery] = []  # inserted in batches, in planning order
     for ep in episodes:
         for ch in channels:
@@ -369,7 +367,6 @@ def plan(
                 deliveries.insert_ignore_many(s, pending)
                 pending.clear()
     deliveries.insert_ignore_many(s, pending)
-    del shows_held
     return out
 
 
