@@ -12,9 +12,11 @@ timed), then `syndicator run-once --force` runs as a fresh process, as cron runs
 Mastodon channel (tests/fakes/mastodon.py) so the pass plans for a channel; every item is
 older than the announce window, so nothing is posted.
 
-Printed per run: wall seconds, CPU seconds of the run-once process and every process it
-waited for (its parse workers; getrusage of children), items stored per wall second, and the
-episodes in the database afterwards (a check that the pass stored them all).
+Printed per run: wall seconds, CPU seconds of the run-once process (getrusage of children:
+the parse pool's processes are the forkserver's children, which nobody reaps, so they are
+not counted: this is the main process's storing, planning and threads), items stored per
+wall second, and the episodes and deliveries in the database afterwards (a check that the
+pass stored them all).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def write_config(tmp: Path, base: str, feeds: int, masto: str) -> Path:
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, the process and the children it waited for)."""
+    """Wall and CPU seconds (user + system of the process and the children it reaped)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
