@@ -30,6 +30,7 @@ from syndicator.config import ChannelConfig, Settings
 from syndicator.sources.base import ProblemData
 from syndicator.store import audio_checks, deliveries, problems
 from syndicator.store import episodes as store_episodes
+from syndicator.store import shows as store_shows
 from syndicator.store.models import Delivery, Episode
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,9 @@ def new_row(
     return Delivery(**{**defaults, **values})
 
 
+_INSERT_BATCH = 1000  # planned rows per executemany: bounded memory, few round trips
+
+
 def plan(
     s: Session,
     settings: Settings,
@@ -328,6 +332,8 @@ def plan(
     window = settings.announce.window
     images = Images(settings)
     episodes = store_episodes.all_by_date(s)
+    store_shows.hold(s, {ep.source for ep in episodes})  # each render asks for its show
+    pending: list[Delivery] = []  # inserted in batches, in planning order
     for ep in episodes:
         for ch in channels:
             row = have.get((ep.id, ch.name))  # type: ignore[arg-type]
@@ -354,10 +360,14 @@ def plan(
             state, reason = awaiting_if_approve(ch, state, reason)
             planned = plan_row(
                 s, settings, renderer, limits, now, "announce", ep, ch, state, reason, dry_run,
-                images=images,
+                images=images, pending=pending,
             )  # fmt: skip
             if planned is not None:
                 out.append(planned)
+            if len(pending) >= _INSERT_BATCH:
+                deliveries.insert_ignore_many(s, pending)
+                pending.clear()
+    deliveries.insert_ignore_many(s, pending)
     return out
 
 
@@ -375,9 +385,11 @@ def plan_row(
     dry_run: bool,
     extra: str = "",
     images: Images | None = None,
+    pending: list[Delivery] | None = None,
 ) -> PlannedRow | None:
     """Render, freeze and (unless dry-run) insert one row; None when the template is
-    broken (a problem is recorded and the next pass tries again)."""
+    broken (a problem is recorded and the next pass tries again). With `pending`, the
+    rows to insert are appended to it instead (the caller inserts them in a batch)."""
     rendered = render_or_report(s, renderer, ep, ch, limits, now, kind=kind)
     if rendered is None:
         return None
@@ -405,9 +417,12 @@ def plan_row(
     if image:  # frozen with the text: a retry sends the same bytes
         row.payload = {**row.payload, **image}
     if not dry_run:
-        deliveries.insert_ignore(s, row)
-        for reply in _reply_rows(ep, ch, now, settings, row.key, replies):
-            deliveries.insert_ignore(s, reply)
+        rows = [row, *_reply_rows(ep, ch, now, settings, row.key, replies)]
+        if pending is not None:
+            pending.extend(rows)
+        else:
+            for r in rows:
+                deliveries.insert_ignore(s, r)
     return PlannedRow(
         ep, ch.name, state, rendered.text, rendered.length, rendered.limit, rendered.fits,
         row.due_at, reason, replies,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +33,23 @@ def _hashed_guest(g: Guest) -> dict[str, Any]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """What `dataclasses.asdict` makes of a field's value, without its deep copies (a
+    cold pass hashes every item; the copies were most of the hash's time)."""
+    if hasattr(type(value), "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as asdict does
+        return type(value)(*(_plain(v) for v in value))
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
 def _content_hash(self: Any) -> str:
     """A hash of everything the episode shows, to tell a real change from a touch."""
-    data = asdict(self)
+    data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
     for k in ("file_hash", "path", "guid", "chapters_url"):
         data.pop(k, None)
     if not data.get("persons"):

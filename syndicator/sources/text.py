@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, urljoin
 
 import ftfy
+import ftfy.badness
 from liquid import Environment
 from liquid.ast import BlockNode, IllegalNode, Node
 from liquid.context import RenderContext
@@ -113,8 +114,38 @@ def _fix_mac_letter(m: re.Match[str]) -> str:
     return ch if ch.isalpha() else s
 
 
+# ftfy changes a line only when its badness regex matches it (it gates every repair on
+# `ftfy.badness.is_bad`; C1 controls match it too). That regex has ~40 branches tried at
+# every position of the text, which made it a fifth of a feed's parse time. Every branch
+# matches a non-ASCII character within its first three characters (its classes are
+# non-ASCII, and the ASCII-led branches such as `[a-z]\s?[ÃÂ][ ]` need one by the
+# third), so trying it only where that can be gives the same answer; a line that is
+# mostly non-ASCII is searched whole (tests/test_text.py compares the two).
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_BADNESS_REACH = 2  # characters a badness match can start before its first non-ASCII one
+
+
+def _looks_bad(line: str) -> bool:
+    """`ftfy.badness.is_bad(line)`, trying the regex only near non-ASCII characters."""
+    bad = ftfy.badness.BADNESS_RE
+    starts: set[int] = set()
+    for m in _NON_ASCII.finditer(line):
+        p = m.start()
+        starts.update(range(max(0, p - _BADNESS_REACH), p + 1))
+        if len(starts) * 4 > len(line):  # as many tries as a plain search: do that
+            return bad.search(line) is not None
+    return any(bad.match(line, p) for p in sorted(starts))
+
+
 def _fix_line(line: str) -> str:
-    fixed = ftfy.fix_text(line, _FTFY)
+    # ftfy splits past max_decode_length; those rare lines go to it as they are
+    if len(line) <= _FTFY.max_decode_length and not _looks_bad(line):
+        return repair_after_ftfy(line)  # what ftfy returns: it repairs nothing not "bad"
+    return repair_after_ftfy(ftfy.fix_text(line, _FTFY))
+
+
+def repair_after_ftfy(fixed: str) -> str:
+    """What ftfy leaves alone and we repair: headless emoji, Mac Roman letters."""
     if "ü" in fixed or "Ÿ" in fixed:
         fixed = _HEADLESS_EMOJI.sub(_fix_headless_emoji, fixed)
     if "√" in fixed or "ƒ" in fixed or "≈" in fixed:

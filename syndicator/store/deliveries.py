@@ -253,16 +253,32 @@ def by_key(s: Session, key: str) -> Delivery | None:
     return s.exec(select(Delivery).where(Delivery.key == key)).first()
 
 
-def insert_ignore(s: Session, row: Delivery) -> bool:
-    """INSERT unless the key exists (another process planned it first); True if written."""
-    values = {c.name: getattr(row, c.name) for c in Delivery.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
+def _row_values(row: Delivery) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in Delivery.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
+
+
+def _insert_or_nothing(s: Session, table: Any) -> Any:
+    """INSERT ... ON CONFLICT (key) DO NOTHING in the session's dialect."""
+    if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(Delivery).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return insert(table).on_conflict_do_nothing(index_elements=["key"])
+
+
+def insert_ignore(s: Session, row: Delivery) -> bool:
+    """INSERT unless the key exists (another process planned it first); True if written."""
+    stmt = _insert_or_nothing(s, Delivery).values(**_row_values(row))
     return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def insert_ignore_many(s: Session, rows: Sequence[Delivery]) -> None:
+    """`insert_ignore` for many rows in one executemany, in their order (so their ids are
+    what one insert at a time would give): planning a cold pass writes tens of thousands.
+    A plain Core statement on the table: the ORM's bulk path costs more than the insert."""
+    if rows:
+        stmt = _insert_or_nothing(s, Delivery.__table__)  # type: ignore[attr-defined]
+        s.connection().execute(stmt, [_row_values(r) for r in rows])
 
 
 def of_kind_on(s: Session, kind: str, channels: list[str]) -> list[Delivery]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from syndicator.backoff import backoff_seconds
 from syndicator.sources import episode_fields
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
+from syndicator.store import episodes as store_episodes
 from syndicator.store import history, identity, problems
 from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
 
@@ -171,6 +172,37 @@ def _is_backlog(data: EpisodeData, first_pass: bool, now: datetime, window: time
     return first_pass and data.date is not None and data.date < now - window
 
 
+def _new_values(
+    source: str, data: EpisodeData, now: datetime, backlog: bool, taken: dict[str, str]
+) -> dict[str, Any]:
+    """A new episode's columns: what `_upsert` gives the Episode constructor."""
+    return dict(
+        guid=_free_guid(taken, source, data.guid),
+        source=source,
+        item_key=data.key,
+        path=data.path,
+        first_seen_at=now,
+        last_changed_at=now,
+        content_hash=data.content_hash(),
+        backlog=backlog,
+        **episode_fields.stored_values(data),
+    )
+
+
+def _bulk_safe(source: str, items: list[EpisodeData]) -> bool:
+    """Whether a poll's new items can be inserted together (`store_episodes.insert_many`):
+    no item can match another one's new row, i.e. keys and guids are each distinct and no
+    guid has the `<source>:` form a renamed guid gets (`_free_guid`). Feeds always are
+    (parse_feed drops repeated keys); anything else takes the row-object path."""
+    keys = [d.key for d in items]
+    guids = [d.guid for d in items]
+    return (
+        len(set(keys)) == len(keys)
+        and len(set(guids)) == len(guids)
+        and not any(g.startswith(f"{source}:") for g in guids)
+    )
+
+
 def _upsert(
     s: Session,
     source: str,
@@ -183,24 +215,14 @@ def _upsert(
     events: list[Event],
 ) -> tuple[Episode, bool]:
     """Insert or update; returns (episode, is_new). New rows get their id at the next flush."""
-    digest = data.content_hash()
     if ep is None:
         # Every field given to the constructor: one SQLModel would fill from a
         # default_factory costs a pydantic signature inspection per row (a third of a cold
         # pass's time), and setting fields afterwards costs a validation hook each.
-        ep = Episode(
-            guid=_free_guid(taken, source, data.guid),
-            source=source,
-            item_key=data.key,
-            path=data.path,
-            first_seen_at=now,
-            last_changed_at=now,
-            content_hash=digest,
-            backlog=backlog,
-            **episode_fields.stored_values(data),
-        )
+        ep = Episode(**_new_values(source, data, now, backlog, taken))
         s.add(ep)
         return ep, True
+    digest = data.content_hash()
     if ep.content_hash != digest or ep.path != data.path or ep.withdrawn != data.withdrawn:
         if ep.withdrawn and not data.withdrawn:
             # The same file back (even byte for byte): the episode is live again.
@@ -504,7 +526,12 @@ def _store_items(
     window: timedelta,
     stats: IngestStats,
 ) -> _Stored:
-    """Upsert a poll's items in one batch, else item by item when the database refuses one."""
+    """Upsert a poll's items in one batch, else item by item when the database refuses one.
+
+    In the batch, new episodes go in with one executemany (`store_episodes.insert_many`),
+    changed ones through their row objects; item by item, every row is an object in its
+    own savepoint, so a refused item costs only itself."""
+    bulk = _bulk_safe(name, result.episodes)
     for careful in (False, True):
         refused: list[str] = []
         dups: list[str] = []
@@ -516,6 +543,7 @@ def _store_items(
                 by_guid = {e.guid: e for e in eps}
                 taken = _taken_guids_for(s, name, result.episodes)
                 new_eps: list[Episode] = []
+                new_rows: list[dict[str, Any]] = []
                 events: list[Event] = []
                 for data in result.episodes:
                     found = by_key.get(data.key) or by_guid.get(data.guid)
@@ -524,6 +552,9 @@ def _store_items(
                         dups.append(dup)
                         continue
                     backlog = _is_backlog(data, first_pass, now, window)
+                    if found is None and bulk and not careful:
+                        new_rows.append(_new_values(name, data, now, backlog, taken))
+                        continue
                     upsert = partial(
                         _upsert, s, name, found, data, now, backlog, stats, taken, events
                     )
@@ -545,9 +576,10 @@ def _store_items(
                         by_key[data.key] = ep
                 s.flush()
                 stats.new = [e.id for e in new_eps]  # type: ignore[misc]
+                stats.new += store_episodes.insert_many(s, new_rows)
                 for ep, event, detail in events:
                     history.add(s, ep.id, event, detail, now)  # type: ignore[arg-type]
-            return _Stored(refused, dups, bool(eps or new_eps))
+            return _Stored(refused, dups, bool(eps or new_eps or new_rows))
         except Exception as exc:
             if careful or _is_race(exc):
                 raise

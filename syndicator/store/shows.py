@@ -14,7 +14,20 @@ from syndicator.store.models import Show
 FIELDS = tuple(ShowData.__dataclass_fields__)
 
 
+_HELD = "syndicator.shows"  # Session.info key: the shows `hold` loaded, by source
+
+
+def hold(s: Session, names: Iterable[str]) -> None:
+    """Load the shows of `names` once for the rest of this session's work, and remember
+    which sources have none: planning renders every episode, and each render asks for
+    its show (a query per episode otherwise, also for a source without a show)."""
+    names = set(names)
+    found = by_sources(s, names)
+    s.info[_HELD] = {n: found.get(n) for n in names}
+
+
 def upsert(s: Session, source: str, data: ShowData, feed_url: str, now: datetime) -> Show:
+    s.info.pop(_HELD, None)  # what `hold` loaded is stale now
     row = s.get(Show, source) or Show(source=source)
     for name, value in asdict(data).items():
         setattr(row, name, value)
@@ -25,6 +38,9 @@ def upsert(s: Session, source: str, data: ShowData, feed_url: str, now: datetime
 
 
 def get(s: Session, source: str) -> Show | None:
+    held = s.info.get(_HELD)
+    if held is not None and source in held:
+        return held[source]  # type: ignore[no-any-return]
     return s.get(Show, source)
 
 
