@@ -52,7 +52,9 @@ def test_send_posts_the_exact_text_signed_with_oauth1(x: FakeX, monkeypatch) -> 
     assert auth.startswith("OAuth ") and 'oauth_signature_method="HMAC-SHA1"' in auth
     assert [t.text for t in x.tweets] == [p.text]
     assert sent.remote_id == x.tweets[0].id
-    assert sent.remote_url and sent.remote_url.endswith(f"/status/{x.tweets[0].id}")
+    assert sent.remote_url == f"https://x.com/i/web/status/{x.tweets[0].id}"
+    named = channel(x, monkeypatch, username="https://x.com/podbot").send(post("again"))
+    assert named.remote_url == f"https://x.com/podbot/status/{named.remote_id}"
 
 
 def test_wrong_secret_is_permanent_401(x: FakeX, monkeypatch) -> None:

@@ -272,6 +272,14 @@ def test_each_kind_says_what_its_post_is() -> None:
         "accountUrl": "https://x.com/pod",
     }
     assert x.social_interact(None, "42", None) == {"uri": "https://x.com/i/web/status/42"}
+    named = config.ChannelConfig(name="x", type="twitter", username="@PodBot")
+    assert x.social_interact(named, "42", "https://x.com/i/web/status/42") == {
+        "uri": "https://x.com/PodBot/status/42",
+        "accountId": "@PodBot",
+        "accountUrl": "https://x.com/PodBot",
+    }
+    with pytest.raises(ValueError, match="not an X user name"):
+        config.ChannelConfig(name="x", type="twitter", username="no spaces allowed")
     assert x.social_interact(None, None, None) is None
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import field_validator
+
 from syndicator.channels.kind import ChannelKind
 from syndicator.channels.twitter.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.config import ChannelConfig, secret
@@ -40,13 +42,35 @@ def twitter_handle(value: Any) -> str:
 class TwitterConfig(ChannelConfig):
     type: Literal["twitter"]
     api_url: str = "https://api.x.com"
+    # the account's @name: tweets are linked as x.com/<username>/status/<id> and the feed's
+    # podcast:socialInteract names the account. Unset: x.com/i/web/status/<id> and no
+    # account (learning it costs an API call that X's free tier counts)
+    username: str | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        name = twitter_handle(value)
+        if not name:
+            raise ValueError(
+                f"username {value!r} is not an X user name (1-15 letters, digits or _, "
+                'e.g. "@podbot" or "https://x.com/podbot")'
+            )
+        return name
 
 
-def tweet_interact(remote_id: str | None, remote_url: str | None) -> dict[str, str] | None:
+def tweet_interact(
+    remote_id: str | None, remote_url: str | None, username: str | None = None
+) -> dict[str, str] | None:
     """podcast:socialInteract for a tweet: its URL as the uri (made from the id when none
-    was stored), the account as `@name` and its profile page when the URL names it."""
+    was stored, with the channel's `username` when it has one), the account as `@name` and
+    its profile page when the URL names it."""
     url = (remote_url or "").strip()
     tid = (remote_id or "").strip()
+    if username and tid.isdigit() and (not url or "/i/web/status/" in url):
+        url = f"https://x.com/{username}/status/{tid}"
     if not url and tid.isdigit():
         url = f"https://x.com/i/web/status/{tid}"
     m = _TWEET_URL.match(url)
@@ -98,6 +122,7 @@ class TwitterKind(ChannelKind):
             api_url=cfg.api_url or "https://api.x.com",
             timeout=timeout,
             limit=cfg.limit,
+            username=cfg.username,
         )
 
     def endpoint(self, cfg: Any) -> str:
@@ -110,4 +135,4 @@ class TwitterKind(ChannelKind):
     def social_interact(
         self, cfg: Any, remote_id: str | None, remote_url: str | None
     ) -> dict[str, str] | None:
-        return tweet_interact(remote_id, remote_url)
+        return tweet_interact(remote_id, remote_url, getattr(cfg, "username", None))

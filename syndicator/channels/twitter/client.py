@@ -104,9 +104,11 @@ class TwitterChannel:
         api_url: str = "https://api.x.com",
         timeout: float = 20.0,
         limit: int | None = None,
+        username: str | None = None,
     ) -> None:
         self.name = name
         self._limit = limit
+        self._username = username  # the config's; else learned when the account is read
         self._client = _XClient(
             api_url=api_url,
             timeout=timeout,
@@ -246,7 +248,7 @@ class TwitterChannel:
         return self._me
 
     def _tweet_url(self, tweet_id: str) -> str:
-        user = (self._me or {}).get("username") or "i/web"
+        user = (self._me or {}).get("username") or self._username or "i/web"
         return f"https://x.com/{user}/status/{tweet_id}"
 
     # ---- what listeners did ----------------------------------------------------------------
