@@ -630,3 +630,26 @@ def test_a_post_without_a_link_gets_an_images_embed() -> None:
                                   media={"blob": blob}))  # fmt: skip
     assert linked["embed"]["external"]["thumb"] == blob
     ch.close()
+
+
+def test_a_cached_card_is_found_by_its_recorded_hash_while_it_is_that_file(show: Any) -> None:
+    import hashlib
+    import os
+
+    a = cards.make_card(show, _episode(), (1200, 675))
+    record = a.path.with_name(f".{a.path.name}.sha256")
+    size, mtime, sha = record.read_text().split()
+    assert (int(size), sha) == (a.path.stat().st_size, a.sha256)
+    # a later pass (a new renderer) trusts the record for that size and mtime: no re-hash
+    record.write_text(f"{size} {mtime} {'f' * 64}\n")
+    assert cards.CardRenderer(show.cards).found(a.path) == "f" * 64
+    # the file replaced by other bytes: the record no longer matches, the file is hashed
+    a.path.write_bytes(b"not the card")
+    os.utime(a.path, ns=(int(mtime) + 10**9, int(mtime) + 10**9))
+    assert (
+        cards.CardRenderer(show.cards).found(a.path) == hashlib.sha256(b"not the card").hexdigest()
+    )
+    size2, _, sha2 = record.read_text().split()  # and recorded again for the next pass
+    assert (
+        int(size2) == len(b"not the card") and sha2 == hashlib.sha256(b"not the card").hexdigest()
+    )

@@ -430,10 +430,14 @@ class CardRenderer:
         if key not in self._found:
             if len(self._found) > _BOUND:
                 self._found.clear()
-            try:
-                self._found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                return None
+            sha = _recorded_sha(path, st)
+            if sha is None:
+                try:
+                    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+                except OSError:
+                    return None
+                _record_sha(path, sha)
+            self._found[key] = sha
         return self._found[key]
 
     def render(self, spec: CardSpec) -> bytes:
@@ -612,6 +616,32 @@ def _local_path(where: str, settings: Settings, base: Path | None = None) -> Pat
     return path if path.is_absolute() else (base or settings.base_dir) / path
 
 
+def _sha_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256")
+
+
+def _record_sha(path: Path, sha: str) -> None:
+    """Keep a card's sha256 beside it with the size and mtime it is for: a pass then
+    finds a cached card by one small read instead of hashing hundreds of KB each time
+    (best effort: without the record the card is hashed)."""
+    try:
+        st = path.stat()
+        _write_atomic(_sha_file(path), f"{st.st_size} {st.st_mtime_ns} {sha}\n".encode())
+    except OSError:
+        pass
+
+
+def _recorded_sha(path: Path, st: os.stat_result) -> str | None:
+    """The recorded sha256 while the card is the file it was recorded for, else None."""
+    try:
+        size, mtime, sha = _sha_file(path).read_text(encoding="ascii").split()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if size != str(st.st_size) or mtime != str(st.st_mtime_ns) or len(sha) != 64:
+        return None
+    return sha
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -668,6 +698,7 @@ def make_card(
         data = renderer.render(spec)
         _write_atomic(path, data)
         sha = hashlib.sha256(data).hexdigest()
+        _record_sha(path, sha)
     base = cards_url(settings)
     return CardImage(
         path,
