@@ -778,6 +778,9 @@ class Images:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._renderer: CardRenderer | None = None
+        # problem owners ("card:<channel>") -> whether any of their problems is open: asked
+        # once a pass, so a pass of cached cards doesn't query the problems once per row
+        self.open_problems: dict[str, bool] = {}
 
     def for_row(self, ep: Episode, ch: ChannelConfig) -> CardImage | None:
         """CardError when the image can't be made."""

@@ -237,12 +237,14 @@ def image_payload(
     """The image frozen with the text; a card that can't be made is a problem and the
     post goes out without one (it never holds the announcement back)."""
     where = f"episode {ep.number}" if ep.number is not None else (ep.url or ep.guid)
+    owner = f"card:{ch.name}"
     try:
         img = images.for_row(ep, ch)
     except CardError as exc:
+        images.open_problems[owner] = True
         problems.record(
             s,
-            f"card:{ch.name}",
+            owner,
             ProblemData(
                 where,
                 "card",
@@ -253,7 +255,10 @@ def image_payload(
             now,
         )
         return dict.fromkeys(IMAGE_KEYS)
-    problems.resolve(s, f"card:{ch.name}", where, now)
+    if owner not in images.open_problems:
+        images.open_problems[owner] = bool(problems.with_open(s, [owner]))
+    if images.open_problems[owner]:
+        problems.resolve(s, owner, where, now)
     return img.payload() if img is not None else dict.fromkeys(IMAGE_KEYS)
 
 
