@@ -24,6 +24,19 @@ DESCRIPTION_MAX_BYTES = 4000
 _LAST_SPACE = re.compile(r"\s+\S*$")
 
 
+def grapheme_length(text: str) -> int:
+    """The number of user-perceived characters (extended grapheme clusters) in `text`.
+
+    ASCII text without a carriage return is one cluster per character (CR LF is the only
+    ASCII pair that joins), which is most announcements: counted with `len`, not with the
+    grapheme library's per-character walk (a fifth of planning's CPU on a cold pass)."""
+    if text.isascii() and "\r" not in text:
+        return len(text)
+    import grapheme  # ~grapheme tables: only for text that needs them
+
+    return int(grapheme.length(text))
+
+
 def html_to_text(value: str, *, lines: bool = False) -> str:
     """HTML -> plain text: tags dropped (script/style with their content), entities decoded.
 

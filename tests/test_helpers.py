@@ -91,3 +91,27 @@ def test_html_to_text_lines_keeps_breaks_and_spacing() -> None:
 def test_text_excerpt_keeps_within_bytes() -> None:
     cut = text_excerpt("word " * 2000)
     assert len(cut.encode()) <= 4000 and cut.endswith("…")
+
+
+def test_grapheme_length_fast_path_counts_what_the_grapheme_library_counts() -> None:
+    import random
+
+    import emoji
+    import grapheme
+
+    from syndicator.channels.threads import threads_count
+    from syndicator.textutil import grapheme_length
+
+    rng = random.Random(14)
+    ascii_chars = [chr(c) for c in range(128)]
+    other = ["é", "e\u0301", "🎙️", "👩‍💻", "🇫🇷", "日本", "\r\n", "\u200d", "1\ufe0f\u20e3"]
+    texts = ["", "plain", "line\r\nnext", "\r", "\n\r", "a\rb"]
+    for _ in range(3000):
+        pool = ascii_chars if rng.random() < 0.7 else ascii_chars + other
+        texts.append("".join(rng.choice(pool) for _ in range(rng.randint(0, 40))))
+    for text in texts:
+        assert grapheme_length(text) == grapheme.length(text), repr(text)
+        slow = sum(
+            len(g.encode("utf-8")) if emoji.emoji_count(g) else 1 for g in grapheme.graphemes(text)
+        )
+        assert threads_count(text) == slow, repr(text)

@@ -42,10 +42,6 @@ def count(text: str, network: str) -> int:
     return _kind(network).count(text)
 
 
-def grapheme_length(text: str) -> int:
-    return grapheme.length(text)
-
-
 # --- shortening -----------------------------------------------------------------------------
 
 _WORD = re.compile(r"\S+")

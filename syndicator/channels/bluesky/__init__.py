@@ -14,6 +14,7 @@ from syndicator.channels.bluesky.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.kind import ChannelKind
 from syndicator.channels.registry import ConfigurationError, env_var
 from syndicator.config import ChannelConfig
+from syndicator.textutil import grapheme_length
 
 if TYPE_CHECKING:
     from syndicator.channels.bluesky.client import BlueskyChannel
@@ -77,9 +78,7 @@ class BlueskyKind(ChannelKind):
     card_size = (1200, 630)  # the link card's 1.91:1 picture
 
     def count(self, text: str) -> int:
-        import grapheme  # only once a text is counted
-
-        return grapheme.length(text)
+        return grapheme_length(text)
 
     def source_handle(self, value: str) -> str:
         m = _SOURCE_URL.match(value)

@@ -14,6 +14,7 @@ from syndicator.channels.kind import ChannelKind
 from syndicator.channels.mastodon.shared import DEFAULT_LIMIT, UNKNOWN_POLICY
 from syndicator.channels.registry import ConfigurationError
 from syndicator.config import ChannelConfig, secret
+from syndicator.textutil import grapheme_length
 
 if TYPE_CHECKING:
     from syndicator.channels.mastodon.client import MastodonChannel
@@ -108,9 +109,7 @@ class MastodonKind(ChannelKind):
     hashed_when_absent = True  # a Guest field before handles were a map
 
     def count(self, text: str) -> int:
-        import grapheme  # only once a text is counted
-
-        return grapheme.length(mastodon_countable(text))
+        return grapheme_length(mastodon_countable(text))
 
     def handle(self, value: Any) -> str:
         return mastodon_handle(value)

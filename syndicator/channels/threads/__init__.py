@@ -42,6 +42,8 @@ def threads_handle(value: Any) -> str:
 
 def threads_count(text: str) -> int:
     """Threads' length: characters (grapheme clusters), an emoji as its UTF-8 bytes."""
+    if text.isascii() and "\r" not in text:
+        return len(text)  # no emoji and one cluster per character (see grapheme_length)
     import emoji  # only once a text is counted
     import grapheme
 
