@@ -3,11 +3,11 @@ a cron pass and the web page can share one file; PostgreSQL uses the same code."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -16,6 +16,16 @@ from sqlmodel import Session
 
 import syndicator
 from syndicator.store.faults import StoreUnavailable
+
+T = TypeVar("T")
+IN_LIST_MAX = 500  # values per IN (...) list: well under every engine's bound-parameter limit
+
+
+def in_lists(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most IN_LIST_MAX, one per `IN (...)` query."""
+    for i in range(0, len(values), IN_LIST_MAX):
+        yield values[i : i + IN_LIST_MAX]
+
 
 if TYPE_CHECKING:
     from syndicator.config import Settings

@@ -30,6 +30,7 @@ from syndicator.sources import episode_fields
 from syndicator.sources.base import EpisodeData, FileStamp, PollResult, ProblemData, ScanResult
 from syndicator.store import episodes as store_episodes
 from syndicator.store import history, identity, problems
+from syndicator.store.db import in_lists
 from syndicator.store.models import Episode, EpisodePath, Problem, Source, SourceFile
 
 Event = tuple[Episode, str, str]  # episode, event, detail: written once ids exist
@@ -112,8 +113,8 @@ def _taken_guids_for(s: Session, source: str, items: list[EpisodeData]) -> dict[
     out: dict[str, str] = {}
     own = {d.guid for d in items}
     wanted = list(own | {f"{source}:{g}" for g in own})
-    for i in range(0, len(wanted), 500):  # well under every engine's bound-parameter limit
-        lookup(Episode.guid.in_(wanted[i : i + 500]), out)  # type: ignore[attr-defined]
+    for chunk in in_lists(wanted):
+        lookup(Episode.guid.in_(chunk), out)  # type: ignore[attr-defined]
     for g in own:
         if f"{source}:{g}" in out:
             lookup(Episode.guid.startswith(f"{source}:{g}#", autoescape=True), out)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from syndicator.store.db import in_lists
 from syndicator.store.models import Meta
 
 
@@ -18,8 +19,8 @@ def get(s: Session, key: str) -> str | None:
 def get_many(s: Session, keys: list[str]) -> dict[str, str]:
     """The values of those of `keys` that are set, in a few queries."""
     out: dict[str, str] = {}
-    for i in range(0, len(keys), 500):  # well under every engine's bound-parameter limit
-        q = select(Meta).where(Meta.key.in_(keys[i : i + 500]))  # type: ignore[attr-defined]
+    for chunk in in_lists(keys):
+        q = select(Meta).where(Meta.key.in_(chunk))  # type: ignore[attr-defined]
         out.update((row.key, row.value) for row in s.exec(q))
     return out
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from syndicator.store.db import in_lists
 from syndicator.store.models import RemoteChapters
 
 
@@ -15,10 +16,8 @@ def cached(s: Session, urls: Iterable[str]) -> dict[str, RemoteChapters]:
     """The stored outcome of each of these URLs that was fetched before, by URL."""
     wanted = list(dict.fromkeys(urls))
     out: dict[str, RemoteChapters] = {}
-    for i in range(0, len(wanted), 500):  # bounded IN lists
-        q = select(RemoteChapters).where(
-            RemoteChapters.url.in_(wanted[i : i + 500])  # type: ignore[union-attr]
-        )
+    for chunk in in_lists(wanted):
+        q = select(RemoteChapters).where(RemoteChapters.url.in_(chunk))  # type: ignore[union-attr]
         out.update({row.url: row for row in s.exec(q).all()})
     return out
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from syndicator.store.db import in_lists
 from syndicator.store.models import Episode, Show, Source, StoredSource
 
 INSERT_BATCH = 500  # rows per INSERT statement (SQLite allows 32,766 bound values)
@@ -79,8 +80,7 @@ def stored_names(s: Session, among: Iterable[str]) -> tuple[set[str], int]:
     """Which of `among` are stored sources, and how many stored sources there are."""
     wanted = sorted(set(among))
     found: set[str] = set()
-    for i in range(0, len(wanted), 500):  # an IN list of bounded size
-        chunk = wanted[i : i + 500]
+    for chunk in in_lists(wanted):
         found.update(s.exec(select(StoredSource.name).where(StoredSource.name.in_(chunk))).all())  # type: ignore[attr-defined]
     total = s.exec(select(sa.func.count()).select_from(StoredSource)).one()
     return found, int(total)

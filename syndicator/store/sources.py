@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
-from syndicator.store.db import now_sql
+from syndicator.store.db import in_lists, now_sql
 from syndicator.store.models import Source, SourceFile, UTCDateTime
 
 
@@ -23,14 +23,10 @@ def by_id(s: Session, source_id: int) -> Source | None:
     return s.get(Source, source_id)
 
 
-IN_CHUNK = 500  # names per IN list: well under every engine's bound-parameter limit
-
-
 def by_names(s: Session, names: list[str]) -> dict[str, Source]:
     """The rows of these sources by name, a few queries for any number of them."""
     out: dict[str, Source] = {}
-    for i in range(0, len(names), IN_CHUNK):
-        chunk = names[i : i + IN_CHUNK]
+    for chunk in in_lists(names):
         out.update(
             (row.name, row)
             for row in s.exec(select(Source).where(Source.name.in_(chunk)))  # type: ignore[attr-defined]
@@ -41,10 +37,10 @@ def by_names(s: Session, names: list[str]) -> dict[str, Source]:
 def having_files(s: Session, names: list[str]) -> set[str]:
     """Which of these sources have a stat cache (local scans do; feeds never)."""
     out: set[str] = set()
-    for i in range(0, len(names), IN_CHUNK):
+    for chunk in in_lists(names):
         q = (
             sa.select(SourceFile.source)
-            .where(SourceFile.source.in_(names[i : i + IN_CHUNK]))  # type: ignore[attr-defined]
+            .where(SourceFile.source.in_(chunk))  # type: ignore[attr-defined]
             .distinct()
         )
         out.update(name for (name,) in s.execute(q).all())
