@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -37,34 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from feedserver import FeedServer, make_feed_xml, serve_in_process  # noqa: E402
+# the same farm and config as the side-by-side run with feed2toot
+from bench_vs_feed2toot import setup  # noqa: E402
+from bench_vs_feed2toot import syndicator_config as write_config  # noqa: E402
+from feedserver import serve_in_process  # noqa: E402
 
 from tests.fakes.mastodon import FakeMastodon  # noqa: E402
-
-
-def setup(srv: FeedServer, feeds: int, items: int) -> None:
-    """In the server process: feed i at /feeds/i.xml, its own guids, all items in 2020-21."""
-    start = datetime(2020, 1, 1, 9, 0, tzinfo=UTC)
-    for i in range(feeds):
-        site = f"https://show{i}.example.com"
-        body = make_feed_xml(items, seed=i, title=f"Show {i}", start=start, base_url=site)
-        srv.add_feed(f"/feeds/{i}.xml", body)
-
-
-def write_config(tmp: Path, base: str, feeds: int, masto: str) -> Path:
-    lines = [
-        '[podcast]\ntitle = "Bench"\ntimezone = "UTC"\n',
-        '[database]\nurl = "sqlite:///bench.db"\n',
-        '[announce]\nwindow = "14d"\n',
-        f'[[channels]]\nname = "masto"\ntype = "mastodon"\ninstance = "{masto}"\n',
-    ]
-    lines += [
-        f'[[sources]]\nname = "f{i}"\ntype = "feed"\nurl = "{base}/feeds/{i}.xml"\n'
-        for i in range(feeds)
-    ]
-    cfg = tmp / "syndicator.toml"
-    cfg.write_text("\n".join(lines))
-    return cfg
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
