@@ -57,24 +57,22 @@ def _check_stored(settings: Settings) -> tuple[list[ProblemData], list[str]]:
     from syndicator.store import source_rows
     from syndicator.store.db import open_current, session
 
-    outside = {f.name: settings.feed_sources_outside_config(f) for f in settings.feeds}
-    wanted = {n for names in outside.values() for n in names}
+    unknown = {f.name: settings.feed_sources_outside_config(f) for f in settings.feeds}
     try:
         engine = open_current(settings.database.url)
     except Exception as exc:  # unreachable server, unreadable file: say so, go on
         note = f"stored sources not checked: the database could not be read ({exc})"
         problems = [ProblemData("[database] url", "store", note, severity="warning")]
         return problems, []
-    if engine is None:
-        stored, total = set(), 0
-    else:
+    total = 0  # no store yet: no stored source, every name outside the config is unknown
+    if engine is not None:
         with session(engine) as s:
-            stored, total = source_rows.stored_names(s, wanted)
+            unknown = {feed: source_rows.not_stored(s, names) for feed, names in unknown.items()}
+            total = source_rows.count(s)
     problems = [
         ProblemData(f"[[feeds]] {feed}", "config", unknown_source_message(feed, n))
-        for feed, names in outside.items()
+        for feed, names in unknown.items()
         for n in names
-        if n not in stored
     ]
     notes = []
     if total:

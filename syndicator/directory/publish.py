@@ -385,14 +385,9 @@ class UnknownSourceError(ValueError):
 def _check_sources(s: Session, settings: Settings, feed: FeedConfig) -> None:
     # An unknown name is refused, not skipped: a typo must not publish a feed without
     # that show's episodes (apps would drop them).
-    outside = settings.feed_sources_outside_config(feed)
-    if outside:
-        stored, _ = source_rows.stored_names(s, outside)
-        missing = [n for n in outside if n not in stored]
-        if missing:
-            raise UnknownSourceError(
-                "; ".join(unknown_source_message(feed.name, n) for n in missing)
-            )
+    missing = source_rows.not_stored(s, settings.feed_sources_outside_config(feed))
+    if missing:
+        raise UnknownSourceError("; ".join(unknown_source_message(feed.name, n) for n in missing))
 
 
 def _publish_one(

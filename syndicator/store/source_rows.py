@@ -76,14 +76,13 @@ def by_name(s: Session, name: str) -> StoredSource | None:
     return s.exec(select(StoredSource).where(StoredSource.name == name)).first()
 
 
-def stored_names(s: Session, among: Iterable[str]) -> tuple[set[str], int]:
-    """Which of `among` are stored sources, and how many stored sources there are."""
-    wanted = sorted(set(among))
+def not_stored(s: Session, names: Iterable[str]) -> list[str]:
+    """Those of `names` that no stored source has, in their order."""
+    wanted = list(dict.fromkeys(names))
     found: set[str] = set()
     for chunk in in_lists(wanted):
         found.update(s.exec(select(StoredSource.name).where(StoredSource.name.in_(chunk))).all())  # type: ignore[attr-defined]
-    total = s.exec(select(sa.func.count()).select_from(StoredSource)).one()
-    return found, int(total)
+    return [n for n in wanted if n not in found]
 
 
 def all_rows(s: Session, *, enabled_only: bool = False) -> list[StoredSource]:
